@@ -1,0 +1,169 @@
+"""Broker configuration, by Apache Kafka's own config names.
+
+Sources, later ones winning: built-in defaults, a YAML file (``--config``),
+``KAFKACOMPAT_*`` environment variables (``KAFKACOMPAT_LOG_RETENTION_MS`` sets
+``log.retention.ms``), ``-o name=value`` flags, and the dedicated CLI flags
+(``--host``, ``--port``, ``--data-dir``, ``--advertised-host/-port``), which map
+onto ``listeners``, ``log.dirs`` and ``advertised.listeners``.
+
+Defaults are Kafka's, except where a dev broker should differ (said per entry).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import yaml
+
+ENV_PREFIX = "KAFKACOMPAT_"
+
+
+@dataclass(frozen=True)
+class ConfigDef:
+    name: str
+    type: str  # Kafka's config types: boolean, string, int, short, long, double, list
+    default: str
+    doc: str
+    # The topic-level config this broker config supplies the default for.
+    topic_config: str | None = None
+
+
+_DEFS = [
+    ConfigDef("node.id", "int", "1", "Id of this broker in Metadata and DescribeCluster."),
+    ConfigDef("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Where the broker accepts connections."),
+    ConfigDef("advertised.listeners", "list", "", "Address handed to clients in Metadata; empty means the listener."),
+    ConfigDef("log.dirs", "string", "./kafkacompat-data", "Directory holding topics, offsets and broker metadata."),
+    ConfigDef("num.partitions", "int", "1", "Partitions of an auto-created or -1-partition topic."),
+    ConfigDef("default.replication.factor", "short", "1", "Replication factor used when a request asks for -1."),
+    ConfigDef("auto.create.topics.enable", "boolean", "true", "Create unknown topics on Metadata or Produce."),
+    ConfigDef("delete.topic.enable", "boolean", "true", "Allow DeleteTopics."),
+    ConfigDef("message.max.bytes", "int", "1048588", "Largest record batch accepted.", "max.message.bytes"),
+    ConfigDef("log.segment.bytes", "int", "1073741824", "Size at which a segment is rolled.", "segment.bytes"),
+    ConfigDef("log.roll.ms", "long", "604800000", "Age at which a segment is rolled.", "segment.ms"),
+    ConfigDef("log.retention.ms", "long", "604800000", "Age after which closed segments are deleted.", "retention.ms"),
+    ConfigDef("log.retention.bytes", "long", "-1", "Partition size above which old segments are deleted.", "retention.bytes"),
+    ConfigDef("log.cleanup.policy", "list", "delete", "delete, compact, or both.", "cleanup.policy"),
+    ConfigDef("log.cleaner.delete.retention.ms", "long", "86400000", "How long tombstones survive compaction.", "delete.retention.ms"),
+    ConfigDef("log.index.interval.bytes", "int", "4096", "Bytes between sparse offset index entries.", "index.interval.bytes"),
+    ConfigDef("log.message.timestamp.type", "string", "CreateTime", "CreateTime or LogAppendTime.", "message.timestamp.type"),
+    ConfigDef("log.flush.interval.messages", "long", "9223372036854775807", "Records between forced flushes.", "flush.messages"),
+    ConfigDef("log.flush.interval.ms", "long", "9223372036854775807", "Milliseconds between forced flushes.", "flush.ms"),
+    ConfigDef("min.insync.replicas", "int", "1", "Replicas that must acknowledge acks=all.", "min.insync.replicas"),
+    ConfigDef("compression.type", "string", "producer", "Compression kept on disk; producer keeps what was sent.", "compression.type"),
+    ConfigDef("socket.request.max.bytes", "int", "104857600", "Largest request frame; larger closes the connection."),
+    ConfigDef("connections.max.idle.ms", "long", "600000", "Idle connections are closed after this long."),
+    # Dev-broker default: Kafka waits 3 s before the first rebalance of a new group.
+    ConfigDef("group.initial.rebalance.delay.ms", "int", "0", "Delay before the first rebalance of an empty group."),
+    ConfigDef("group.min.session.timeout.ms", "int", "6000", "Smallest session timeout a member may ask for."),
+    ConfigDef("group.max.session.timeout.ms", "int", "1800000", "Largest session timeout a member may ask for."),
+    ConfigDef("offsets.retention.minutes", "int", "10080", "How long an empty group keeps committed offsets."),
+]
+
+BROKER_CONFIGS: dict[str, ConfigDef] = {d.name: d for d in _DEFS}
+
+
+class ConfigError(ValueError):
+    """A config name or value the broker cannot use."""
+
+
+def _check_value(definition: ConfigDef, value: str) -> str:
+    if definition.type in ("int", "short", "long"):
+        try:
+            int(value)
+        except ValueError:
+            raise ConfigError(f"{definition.name} must be an integer, got {value!r}") from None
+    elif definition.type == "boolean" and value.lower() not in ("true", "false"):
+        raise ConfigError(f"{definition.name} must be true or false, got {value!r}")
+    return value.lower() if definition.type == "boolean" else value
+
+
+def _as_config_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def parse_listener(listener: str) -> tuple[str, int]:
+    """``PLAINTEXT://host:port`` (or ``host:port``) -> (host, port)."""
+    address = listener.split(",")[0].strip()
+    if "://" in address:
+        address = address.split("://", 1)[1]
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"cannot read a host:port from listener {listener!r}")
+    return host.strip("[]"), int(port)
+
+
+class BrokerConfig:
+    """Validated broker settings; values are kept as Kafka-style strings."""
+
+    def __init__(self, overrides: Mapping[str, object] | None = None) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in (overrides or {}).items():
+            definition = BROKER_CONFIGS.get(name)
+            if definition is None:
+                raise ConfigError(f"unknown broker config {name!r}")
+            self._values[name] = _check_value(definition, _as_config_string(value))
+
+    @classmethod
+    def load(
+        cls,
+        config_file: Path | None = None,
+        overrides: Mapping[str, object] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> "BrokerConfig":
+        merged: dict[str, object] = {}
+        if config_file is not None:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{config_file}: expected a mapping of config names to values")
+            merged.update(loaded)
+        for key, value in (os.environ if environ is None else environ).items():
+            if key.startswith(ENV_PREFIX):
+                merged[key[len(ENV_PREFIX):].lower().replace("_", ".")] = value
+        merged.update(overrides or {})
+        return cls(merged)
+
+    def get(self, name: str) -> str:
+        if name in self._values:
+            return self._values[name]
+        return BROKER_CONFIGS[name].default
+
+    def get_int(self, name: str) -> int:
+        return int(self.get(name))
+
+    def get_bool(self, name: str) -> bool:
+        return self.get(name).lower() == "true"
+
+    def is_default(self, name: str) -> bool:
+        return name not in self._values
+
+    def items(self) -> Iterator[tuple[str, str, bool]]:
+        """(name, value, is_default) for every known broker config."""
+        for name in BROKER_CONFIGS:
+            yield name, self.get(name), self.is_default(name)
+
+    def broker_config_names(self) -> list[str]:
+        return list(BROKER_CONFIGS)
+
+    def topic_defaults(self) -> dict[str, str]:
+        """Topic config name -> broker-level default, as the log engine wants them."""
+        return {d.topic_config: self.get(d.name) for d in _DEFS if d.topic_config}
+
+    @property
+    def listener(self) -> tuple[str, int]:
+        return parse_listener(self.get("listeners"))
+
+    @property
+    def advertised_listener(self) -> tuple[str, int]:
+        advertised = self.get("advertised.listeners")
+        return parse_listener(advertised) if advertised else self.listener
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.get("log.dirs").split(",")[0])

@@ -1,0 +1,67 @@
+"""The dispatch table: which API keys and versions this broker serves.
+
+Every handler module exports ``API_HANDLERS``, a list of :class:`ApiHandler`.
+ApiVersions answers from this table, so what is advertised is exactly what is
+routed — never a hand-kept list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+
+from kafkacompat.protocol.frames import RequestHeader
+
+if TYPE_CHECKING:
+    from kafkacompat.broker import Broker
+
+
+@dataclass(frozen=True)
+class Request:
+    """One decoded request: its header and its body (a construct Container)."""
+
+    header: RequestHeader
+    body: Any
+
+    @property
+    def version(self) -> int:
+        return self.header.api_version
+
+
+@dataclass
+class RequestContext:
+    """What a handler may use: the broker's engines and the calling connection's identity."""
+
+    broker: "Broker"
+    client_host: str
+
+
+# A handler returns the response body as a plain mapping (one shape for all
+# versions; the codec keeps the fields of the negotiated version), or None when
+# no response is sent at all (Produce with acks=0).
+HandlerFunc = Callable[[Request, RequestContext], Awaitable[Mapping[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class ApiHandler:
+    api_key: int
+    min_version: int
+    max_version: int
+    handle: HandlerFunc
+    # Versions inside [min_version, max_version] that are advertised but refused
+    # on use with UNSUPPORTED_VERSION (Kafka 4 keeps Produce v0-2 advertised).
+    min_usable_version: int | None = None
+
+    def supports(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version
+
+
+def build_registry(modules: list[Any]) -> dict[int, ApiHandler]:
+    """Collect ``API_HANDLERS`` from handler modules, refusing duplicate keys."""
+    registry: dict[int, ApiHandler] = {}
+    for module in modules:
+        for handler in module.API_HANDLERS:
+            if handler.api_key in registry:
+                raise ValueError(f"API key {handler.api_key} registered twice")
+            registry[handler.api_key] = handler
+    return registry
