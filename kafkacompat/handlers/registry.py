@@ -48,9 +48,6 @@ class ApiHandler:
     min_version: int
     max_version: int
     handle: HandlerFunc
-    # Versions inside [min_version, max_version] that are advertised but refused
-    # on use with UNSUPPORTED_VERSION (Kafka 4 keeps Produce v0-2 advertised).
-    min_usable_version: int | None = None
 
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version

@@ -1,0 +1,84 @@
+"""Command line: ``kafkacompat serve`` runs a broker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import trio
+
+from kafkacompat.config import BrokerConfig, ConfigError
+
+
+def _override(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kafkacompat", description="A Kafka-compatible broker in Python.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a broker")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 9092; 0 picks a free one)")
+    serve.add_argument("--data-dir", type=Path, help="where topics and offsets live (default ./kafkacompat-data)")
+    serve.add_argument("--config", type=Path, help="YAML file of broker configs by Kafka's names")
+    serve.add_argument("--advertised-host", help="host handed to clients in Metadata")
+    serve.add_argument("--advertised-port", type=int, help="port handed to clients in Metadata")
+    serve.add_argument(
+        "-o", "--override", type=_override, action="append", default=[], metavar="NAME=VALUE",
+        help="set any broker config by its Kafka name, e.g. -o num.partitions=3",
+    )
+    serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def _serve_config(args: argparse.Namespace) -> BrokerConfig:
+    overrides: dict[str, object] = dict(args.override)
+    base = BrokerConfig.load(args.config, overrides)
+    if args.host is not None or args.port is not None:
+        host, port = base.listener
+        overrides["listeners"] = f"PLAINTEXT://{args.host or host}:{port if args.port is None else args.port}"
+    if args.advertised_host is not None or args.advertised_port is not None:
+        host, port = base.advertised_listener
+        overrides["advertised.listeners"] = (
+            f"PLAINTEXT://{args.advertised_host or host}:{args.advertised_port or port}"
+        )
+    if args.data_dir is not None:
+        overrides["log.dirs"] = str(args.data_dir)
+    return BrokerConfig.load(args.config, overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from kafkacompat.broker import Broker
+    from kafkacompat.server.listener import run
+
+    try:
+        config = _serve_config(args)
+    except (ConfigError, OSError) as exc:
+        print(f"kafkacompat: {exc}", file=sys.stderr)
+        return 2
+    host, port = config.listener
+    broker = Broker(config)
+    trio.run(run, broker, host, port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "serve":
+        return serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Fetch (key 1): serve byte ranges of partition logs, long-polling for data.
+
+Records go out as the bytes read from segment files. A fetch that finds
+fewer than ``min_bytes`` waits on the broker's append signal until data
+arrives or ``max_wait_ms`` runs out — no polling loop. Incremental fetch
+sessions are declined (session id 0), which every client handles by sending
+full fetches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+
+API_KEY = 1
+# Fetch v13 switched topics from names to ids.
+FIRST_TOPIC_ID_VERSION = 13
+
+
+class _FetchPlan:
+    """The partitions of one request, resolved once, read on every wake-up."""
+
+    def __init__(self, request: Request, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        body = request.body
+        self.use_ids = request.version >= FIRST_TOPIC_ID_VERSION
+        self.max_bytes = body.max_bytes if request.version >= 3 else 2**31 - 1
+        self.topics: list[tuple[Any, Any, list[Any]]] = []
+        manager = ctx.broker.log_manager
+        for wanted in body.topics:
+            topic = manager.topic_by_id(wanted.topic_id) if self.use_ids else manager.topic(wanted.topic)
+            self.topics.append((wanted, topic, list(wanted.partitions)))
+
+    def read(self) -> tuple[list[dict[str, Any]], int, bool]:
+        """Read every partition now: (topic responses, bytes found, any error)."""
+        budget = self.max_bytes
+        total = 0
+        failed = False
+        responses = []
+        for wanted, topic, partitions in self.topics:
+            answers = []
+            for p in partitions:
+                answer, size = self._read_partition(topic, p, budget, first=total == 0)
+                failed |= answer["error_code"] != ErrorCode.NONE
+                budget -= size
+                total += size
+                answers.append(answer)
+            responses.append({
+                "topic": wanted.topic if not self.use_ids else (topic.name if topic else ""),
+                "topic_id": wanted.topic_id if self.use_ids else (topic.topic_id if topic else None),
+                "partitions": answers,
+            })
+        return responses, total, failed
+
+    def _read_partition(self, topic: Any, p: Any, budget: int, first: bool) -> tuple[dict[str, Any], int]:
+        missing = ErrorCode.UNKNOWN_TOPIC_ID if self.use_ids else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if topic is None or not 0 <= p.partition < len(topic.partitions):
+            return _empty_partition(p.partition, missing), 0
+        log = topic.partitions[p.partition]
+        answer = _empty_partition(p.partition, ErrorCode.NONE)
+        answer.update(
+            high_watermark=log.high_watermark,
+            last_stable_offset=log.high_watermark,
+            log_start_offset=log.log_start_offset,
+        )
+        if budget <= 0 and not first:
+            return answer, 0
+        try:
+            data = log.read(p.fetch_offset, min(p.partition_max_bytes, budget) if not first else p.partition_max_bytes)
+        except KafkaError as exc:
+            answer["error_code"] = exc.code
+            return answer, 0
+        if not first and len(data) > budget:
+            # Only the first non-empty partition may exceed the response budget (KIP-74).
+            return answer, 0
+        answer["records"] = data
+        return answer, len(data)
+
+
+def _empty_partition(index: int, code: ErrorCode) -> dict[str, Any]:
+    return {
+        "partition_index": index,
+        "error_code": code,
+        "high_watermark": -1,
+        "last_stable_offset": -1,
+        "log_start_offset": -1,
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": b"",
+    }
+
+
+async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    body = request.body
+    if request.version >= 7 and body.session_id != 0:
+        # We never hand out a session, so any id a client names is unknown.
+        return {"error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND, "session_id": 0, "responses": []}
+    plan = _FetchPlan(request, ctx)
+    deadline = trio.current_time() + max(body.max_wait_ms, 0) / 1000
+    while True:
+        responses, total, failed = plan.read()
+        remaining = deadline - trio.current_time()
+        if total >= body.min_bytes or failed or remaining <= 0:
+            break
+        await ctx.broker.appended.wait(remaining)
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
+
+
+API_HANDLERS = [ApiHandler(API_KEY, 4, 17, handle_fetch)]

@@ -1,0 +1,60 @@
+"""ListOffsets (key 2): offsets by position (earliest, latest) or by time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
+from kafkacompat.protocol.errors import ErrorCode
+
+API_KEY = 2
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+
+
+def _lookup(log: Any, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) as Kafka answers them; -1 where there is none."""
+    if timestamp == LATEST:
+        return log.high_watermark, -1
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return log.log_start_offset, -1
+    if timestamp == LATEST_TIERED:
+        # Nothing is tiered here, so the tiered log ends just before the local one starts.
+        return log.log_start_offset - 1, -1
+    found = log.max_timestamp_offset() if timestamp == MAX_TIMESTAMP else log.offset_for_timestamp(timestamp)
+    if found is None:
+        return -1, -1
+    return found
+
+
+async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    manager = ctx.broker.log_manager
+    topics = []
+    for wanted in request.body.topics:
+        partitions = []
+        for p in wanted.partitions:
+            log = manager.partition(wanted.name, p.partition_index)
+            if log is None:
+                partitions.append({
+                    "partition_index": p.partition_index,
+                    "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                    "timestamp": -1, "offset": -1, "leader_epoch": -1,
+                })
+                continue
+            offset, timestamp = _lookup(log, p.timestamp)
+            partitions.append({
+                "partition_index": p.partition_index,
+                "error_code": ErrorCode.NONE,
+                "timestamp": timestamp,
+                "offset": offset,
+                "leader_epoch": 0,
+            })
+        topics.append({"name": wanted.name, "partitions": partitions})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+API_HANDLERS = [ApiHandler(API_KEY, 1, 10, handle_list_offsets)]

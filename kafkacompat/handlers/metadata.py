@@ -1,0 +1,107 @@
+"""Metadata (key 3): brokers, topics and partition leaders.
+
+We are the only broker, so every partition's leader, replica set and ISR is
+this node. Unknown topics are created here when auto-creation is on, as
+Kafka does, and answered as ready since creation is immediate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+
+log = logging.getLogger("kafkacompat.metadata")
+
+API_KEY = 3
+# Metadata v4 added allow_auto_topic_creation; before that creation was implied.
+FIRST_AUTO_CREATE_FLAG_VERSION = 4
+UNSET_AUTHORIZED_OPERATIONS = -2147483648
+
+
+def _topic_answer(topic: Any, node_id: int) -> dict[str, Any]:
+    replicas = [node_id]
+    return {
+        "error_code": ErrorCode.NONE,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": False,
+        "partitions": [
+            {
+                "error_code": ErrorCode.NONE,
+                "partition_index": index,
+                "leader_id": node_id,
+                "leader_epoch": 0,
+                "replica_nodes": replicas,
+                "isr_nodes": replicas,
+                "offline_replicas": [],
+            }
+            for index in range(len(topic.partitions))
+        ],
+        "topic_authorized_operations": UNSET_AUTHORIZED_OPERATIONS,
+    }
+
+
+def _missing(name: str | None, code: ErrorCode, topic_id: Any = None) -> dict[str, Any]:
+    return {"error_code": code, "name": name, "topic_id": topic_id, "is_internal": False, "partitions": []}
+
+
+def _auto_create(ctx: RequestContext, name: str) -> dict[str, Any]:
+    broker = ctx.broker
+    try:
+        topic = broker.log_manager.create_topic(name, broker.config.get_int("num.partitions"))
+    except KafkaError as exc:
+        if exc.code == ErrorCode.TOPIC_ALREADY_EXISTS:
+            return _topic_answer(broker.log_manager.topic(name), broker.node_id)
+        return _missing(name, exc.code)
+    log.info("auto-created topic %s with %d partition(s)", name, len(topic.partitions))
+    return _topic_answer(topic, broker.node_id)
+
+
+def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, Any]]:
+    broker = ctx.broker
+    manager = broker.log_manager
+    body = request.body
+    if body.topics is None or (request.version == 0 and not body.topics):
+        return [_topic_answer(t, broker.node_id) for t in manager.topics()]
+    may_create = broker.config.get_bool("auto.create.topics.enable") and (
+        request.version < FIRST_AUTO_CREATE_FLAG_VERSION or body.allow_auto_topic_creation
+    )
+    answers = []
+    for wanted in body.topics:
+        name = wanted.name
+        topic_id = getattr(wanted, "topic_id", None)
+        if name is None and topic_id is not None and topic_id.int != 0:
+            topic = manager.topic_by_id(topic_id)
+            answers.append(
+                _topic_answer(topic, broker.node_id) if topic
+                else _missing(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id)
+            )
+            continue
+        topic = manager.topic(name)
+        if topic is not None:
+            answers.append(_topic_answer(topic, broker.node_id))
+        elif may_create:
+            answers.append(_auto_create(ctx, name))
+        else:
+            answers.append(_missing(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+    return answers
+
+
+async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    broker = ctx.broker
+    return {
+        "throttle_time_ms": 0,
+        "brokers": [
+            {"node_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port, "rack": None}
+        ],
+        "cluster_id": broker.cluster_id,
+        "controller_id": broker.node_id,
+        "topics": _requested_topics(request, ctx),
+        "cluster_authorized_operations": UNSET_AUTHORIZED_OPERATIONS,
+    }
+
+
+API_HANDLERS = [ApiHandler(API_KEY, 0, 12, handle_metadata)]

@@ -1,0 +1,85 @@
+"""Produce (key 0): append record batches to partition logs.
+
+The records travel as bytes from the request buffer into the segment file;
+the log engine validates each batch header and CRC and patches its base
+offset — no record is decoded here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+
+log = logging.getLogger("kafkacompat.produce")
+
+API_KEY = 0
+# Kafka 4 still advertises v0-2 (librdkafka picks its message format from the
+# advertised range) but refuses them on use.
+MIN_USABLE_VERSION = 3
+VALID_ACKS = (-1, 0, 1)
+
+
+def _partition_error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+    return {
+        "index": index,
+        "error_code": code,
+        "base_offset": -1,
+        "log_append_time_ms": -1,
+        "log_start_offset": -1,
+        "error_message": message,
+    }
+
+
+def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) -> dict[str, Any]:
+    partition = ctx.broker.log_manager.partition(topic, index)
+    if partition is None:
+        return _partition_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    if not records:
+        return _partition_error(index, ErrorCode.CORRUPT_MESSAGE, "empty record set")
+    try:
+        result = partition.append(records, now_ms=ctx.broker.clock())
+    except KafkaError as exc:
+        log.info("produce to %s-%d refused: %s", topic, index, exc)
+        return _partition_error(index, exc.code, exc.message or None)
+    return {
+        "index": index,
+        "error_code": ErrorCode.NONE,
+        "base_offset": result.base_offset,
+        "log_append_time_ms": result.log_append_time,
+        "log_start_offset": result.log_start_offset,
+        "error_message": None,
+    }
+
+
+async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any] | None:
+    body = request.body
+    refuse: ErrorCode | None = None
+    if request.version < MIN_USABLE_VERSION:
+        refuse = ErrorCode.UNSUPPORTED_VERSION
+    elif body.acks not in VALID_ACKS:
+        refuse = ErrorCode.INVALID_REQUIRED_ACKS
+    elif body.transactional_id is not None:
+        refuse = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    responses = []
+    appended = False
+    for topic in body.topic_data:
+        partitions = []
+        for data in topic.partition_data:
+            if refuse is not None:
+                partitions.append(_partition_error(data.index, refuse))
+                continue
+            answer = _append(ctx, topic.name, data.index, data.records)
+            appended |= answer["error_code"] == ErrorCode.NONE
+            partitions.append(answer)
+        responses.append({"name": topic.name, "partition_responses": partitions})
+    if appended:
+        ctx.broker.appended.notify()
+    if body.acks == 0:
+        return None
+    return {"responses": responses, "throttle_time_ms": 0}
+
+
+API_HANDLERS = [ApiHandler(API_KEY, 0, 11, handle_produce)]

@@ -1,0 +1,109 @@
+"""One client connection: read size-prefixed frames, answer them in order.
+
+Like Kafka, a connection has at most one request in flight at the broker:
+the next frame is read only after the previous answer is written, so
+pipelined requests are answered in the order they arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import trio
+
+from kafkacompat.handlers.dispatch import CloseConnection, dispatch
+from kafkacompat.handlers.registry import RequestContext
+
+log = logging.getLogger("kafkacompat.connection")
+
+_SIZE = struct.Struct(">i")
+_RECEIVE_CHUNK = 256 * 1024
+# api_key + api_version + correlation_id: the least a header can be.
+_MIN_FRAME = 8
+
+
+class ConnectionClosed(Exception):
+    """The peer went away; nothing more to read."""
+
+
+class FrameReader:
+    """Buffers stream bytes and hands out whole frames."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+
+    async def _fill(self, needed: int) -> None:
+        while len(self._buffer) < needed:
+            chunk = await self._stream.receive_some(max(_RECEIVE_CHUNK, needed - len(self._buffer)))
+            if not chunk:
+                raise ConnectionClosed()
+            self._buffer += chunk
+
+    async def read_size(self) -> int:
+        await self._fill(_SIZE.size)
+        (size,) = _SIZE.unpack_from(self._buffer)
+        return size
+
+    async def read_frame(self, size: int) -> bytes:
+        end = _SIZE.size + size
+        await self._fill(end)
+        frame = bytes(self._buffer[_SIZE.size:end])
+        del self._buffer[:end]
+        return frame
+
+
+class Connection:
+    """Serves one socket until the peer leaves, a limit trips or the broker drains."""
+
+    def __init__(self, stream: trio.SocketStream, ctx: RequestContext, max_frame: int, idle_ms: int) -> None:
+        self.stream = stream
+        self.ctx = ctx
+        self.max_frame = max_frame
+        self.idle_s = idle_ms / 1000
+        self.draining = False
+        # Cancelled by the listener at shutdown, only while we wait for a request.
+        self.idle_scope: trio.CancelScope | None = None
+
+    def drain(self) -> None:
+        """Finish the request in progress, then close; close at once if idle."""
+        self.draining = True
+        if self.idle_scope is not None:
+            self.idle_scope.cancel()
+
+    async def serve(self) -> None:
+        peer = self.ctx.client_host
+        reader = FrameReader(self.stream)
+        try:
+            while not self.draining:
+                with trio.move_on_after(self.idle_s) as self.idle_scope:
+                    size = await reader.read_size()
+                waited = self.idle_scope
+                self.idle_scope = None
+                if waited.cancelled_caught:
+                    if not self.draining:
+                        log.info("closing %s: idle longer than connections.max.idle.ms", peer)
+                    break
+                if size > self.max_frame:
+                    log.warning(
+                        "closing %s: frame of %d bytes exceeds socket.request.max.bytes %d",
+                        peer, size, self.max_frame,
+                    )
+                    break
+                if size < _MIN_FRAME:
+                    log.warning("closing %s: frame of %d bytes cannot hold a request header", peer, size)
+                    break
+                frame = await reader.read_frame(size)
+                response = await dispatch(frame, self.ctx)
+                if response is not None:
+                    await self.stream.send_all(response)
+        except CloseConnection as exc:
+            log.warning("closing %s: %s", peer, exc)
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("closing %s: unexpected error while serving a request", peer)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()

@@ -1,0 +1,116 @@
+"""Accept connections and shut down gracefully.
+
+Two nurseries, as structured concurrency wants: the accept loop lives in one,
+connections in the other. On SIGINT/SIGTERM we stop accepting, let every
+connection finish the request it is serving (bounded by a drain deadline),
+then flush and close the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Awaitable, Callable
+
+import trio
+
+from kafkacompat.broker import Broker
+from kafkacompat.handlers.registry import RequestContext
+from kafkacompat.server.connection import Connection
+
+log = logging.getLogger("kafkacompat.server")
+
+DRAIN_DEADLINE_S = 10.0
+
+
+def _peer_host(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "?"
+
+
+class Listener:
+    """Owns the listening sockets and the set of live connections."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.connections: set[Connection] = set()
+        self.max_frame = broker.config.get_int("socket.request.max.bytes")
+        self.idle_ms = broker.config.get_int("connections.max.idle.ms")
+
+    async def _serve_one(self, stream: trio.SocketStream) -> None:
+        ctx = RequestContext(broker=self.broker, client_host=_peer_host(stream))
+        connection = Connection(stream, ctx, self.max_frame, self.idle_ms)
+        self.connections.add(connection)
+        try:
+            await connection.serve()
+        finally:
+            self.connections.discard(connection)
+
+    async def _accept_loop(self, listeners: list[trio.SocketListener], conn_nursery: trio.Nursery) -> None:
+        async with trio.open_nursery() as accept_nursery:
+            for listener in listeners:
+                accept_nursery.start_soon(self._accept_from, listener, conn_nursery)
+
+    async def _accept_from(self, listener: trio.SocketListener, conn_nursery: trio.Nursery) -> None:
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    # Out of file descriptors and friends: back off, keep serving.
+                    log.warning("accept failed: %s", exc)
+                    await trio.sleep(0.1)
+                    continue
+                conn_nursery.start_soon(self._serve_one, stream)
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        until: Callable[[], Awaitable[None]],
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until ``until()`` returns, then drain. Reports the bound port."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound_port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as conn_nursery:
+            async with trio.open_nursery() as service:
+                service.start_soon(self._accept_loop, listeners, conn_nursery)
+                service.start_soon(self.broker.run_group_timers)
+                task_status.started(bound_port)
+                await until()
+                service.cancel_scope.cancel()
+            log.info("shutting down: draining %d connection(s)", len(self.connections))
+            for connection in list(self.connections):
+                connection.drain()
+            conn_nursery.cancel_scope.deadline = trio.current_time() + DRAIN_DEADLINE_S
+
+
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
+
+
+async def run(broker: Broker, host: str, port: int) -> None:
+    """Run a broker until SIGINT/SIGTERM; the log is flushed and closed on the way out."""
+    listener = Listener(broker)
+    try:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+            async def until_stop_signal() -> None:
+                async for signum in signals:
+                    log.info("received %s", signal.Signals(signum).name)
+                    return
+
+            async with trio.open_nursery() as nursery:
+                bound = await nursery.start(listener.serve, host, port, until_stop_signal)
+                if broker.config.is_default("advertised.listeners"):
+                    # Clients must be handed an address they can dial, never a wildcard.
+                    broker.set_advertised("127.0.0.1" if host in _WILDCARD_HOSTS else host, bound)
+                log.info(
+                    "kafkacompat listening on %s:%d (advertised %s:%d), data in %s",
+                    host, bound, broker.advertised_host, broker.advertised_port, broker.data_dir.resolve(),
+                )
+    finally:
+        broker.close()
+        log.info("stopped; log flushed and closed")
