@@ -1,0 +1,58 @@
+"""Fixtures that run the real broker as a child process for stock clients to talk to.
+
+`broker` is one broker per test module (tests share it through unique topic
+names); `broker_factory` starts private brokers for tests that restart,
+kill or reconfigure theirs. Both always stop what they started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from compat_helpers import BrokerProcess
+
+# Applied to every broker the fixtures start: tests should not sit through
+# Kafka's 3 s initial rebalance delay.
+DEFAULT_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
+
+BrokerFactory = Callable[[dict[str, str] | None], BrokerProcess]
+
+
+def _shut_down(process: BrokerProcess) -> None:
+    """Teardown still demands a clean SIGTERM exit from a broker a test left running."""
+    try:
+        if process.running:
+            process.stop()
+    finally:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    process = BrokerProcess(tmp_path_factory.mktemp("broker"), DEFAULT_OVERRIDES)
+    try:
+        process.start()
+        yield process
+    finally:
+        _shut_down(process)
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
+    """Call with Kafka config overrides, e.g. `broker_factory({"num.partitions": "4"})`."""
+    numbers = itertools.count()
+    with contextlib.ExitStack() as teardown:
+
+        def start(overrides: dict[str, str] | None = None) -> BrokerProcess:
+            process = BrokerProcess(tmp_path / f"broker{next(numbers)}",
+                                    {**DEFAULT_OVERRIDES, **(overrides or {})})
+            teardown.callback(_shut_down, process)
+            process.start()
+            return process
+
+        yield start
