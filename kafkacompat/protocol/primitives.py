@@ -36,7 +36,6 @@ __all__ = [
     "TaggedMember",
     "FieldStruct",
     "read_uvarint",
-    "write_uvarint",
     "encode_uvarint",
 ]
 
@@ -85,10 +84,6 @@ def encode_uvarint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def write_uvarint(stream, value: int) -> None:
-    stream.write(encode_uvarint(value))
 
 
 class Fixed(Construct):

@@ -27,7 +27,7 @@ from construct import Construct, ConstructError, Container
 
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.primitives import Array, Blob, FieldStruct, Fixed, Member, TaggedMember, Uuid
-from kafkacompat.protocol.specs import ApiSpec, FieldSpec, SpecError, load_data_specs, load_specs
+from kafkacompat.protocol.specs import ApiSpec, FieldSpec, SpecError, data_spec, load_specs
 
 __all__ = [
     "DecodeError",
@@ -159,7 +159,9 @@ def response_schema(api_key: int, version: int) -> FieldStruct:
 
 
 def data_schema(name: str, version: int) -> FieldStruct:
-    return _schema("data", name, version, load_data_specs().get(name))
+    """``name`` is the spec name or the file name (``consumer_protocol_assignment``)."""
+    spec = data_spec(name)
+    return _schema("data", spec.name if spec else name, version, spec)
 
 
 _DECODE_FAILURES = (ConstructError, struct.error, UnicodeDecodeError, ValueError)
@@ -205,7 +207,7 @@ def decode_data(name: str, version: int, data: bytes | bytearray | memoryview) -
     bytes begin with everything our newest version has, and trailing bytes
     are tolerated.
     """
-    spec = load_data_specs().get(name)
+    spec = data_spec(name)
     readable = min(version, spec.max_version) if spec is not None else version
     return _decode(data_schema(name, readable), data, f"{name} v{version}")
 

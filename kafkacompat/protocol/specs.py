@@ -218,3 +218,10 @@ def load_specs() -> dict[int, ApiSpec]:
 def load_data_specs() -> dict[str, ApiSpec]:
     """The non-API data schemas (consumer-protocol bytes) by name."""
     return _load_all()[1]
+
+
+def data_spec(name: str) -> ApiSpec | None:
+    """A data schema by its spec name or its file name: ``ConsumerProtocolAssignment``
+    and ``consumer_protocol_assignment`` are the same schema."""
+    wanted = snake_case(name)
+    return next((spec for spec in load_data_specs().values() if snake_case(spec.name) == wanted), None)
