@@ -9,6 +9,7 @@ from pathlib import Path
 
 import trio
 
+from kafkacompat import groups_cli
 from kafkacompat.config import BrokerConfig, ConfigError
 
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="set any broker config by its Kafka name, e.g. -o num.partitions=3",
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    groups_cli.add_subcommands(sub)
     return parser
 
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return serve(args)
-    return 2
+    return groups_cli.run(args)
 
 
 if __name__ == "__main__":
