@@ -9,6 +9,7 @@ full fetches.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import trio
@@ -19,6 +20,7 @@ from kafkacompat.protocol.errors import ErrorCode, KafkaError
 API_KEY = 1
 # Fetch v13 switched topics from names to ids.
 FIRST_TOPIC_ID_VERSION = 13
+NO_TOPIC_ID = uuid.UUID(int=0)
 
 
 class _FetchPlan:
@@ -51,7 +53,7 @@ class _FetchPlan:
                 answers.append(answer)
             responses.append({
                 "topic": wanted.topic if not self.use_ids else (topic.name if topic else ""),
-                "topic_id": wanted.topic_id if self.use_ids else (topic.topic_id if topic else None),
+                "topic_id": wanted.topic_id if self.use_ids else (topic.topic_id if topic else NO_TOPIC_ID),
                 "partitions": answers,
             })
         return responses, total, failed

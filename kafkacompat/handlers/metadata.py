@@ -8,6 +8,7 @@ Kafka does, and answered as ready since creation is immediate.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
@@ -19,6 +20,7 @@ API_KEY = 3
 # Metadata v4 added allow_auto_topic_creation; before that creation was implied.
 FIRST_AUTO_CREATE_FLAG_VERSION = 4
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
+NO_TOPIC_ID = uuid.UUID(int=0)
 
 
 def _topic_answer(topic: Any, node_id: int) -> dict[str, Any]:
@@ -44,7 +46,7 @@ def _topic_answer(topic: Any, node_id: int) -> dict[str, Any]:
     }
 
 
-def _missing(name: str | None, code: ErrorCode, topic_id: Any = None) -> dict[str, Any]:
+def _missing(name: str | None, code: ErrorCode, topic_id: uuid.UUID = NO_TOPIC_ID) -> dict[str, Any]:
     return {"error_code": code, "name": name, "topic_id": topic_id, "is_internal": False, "partitions": []}
 
 

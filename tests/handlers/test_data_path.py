@@ -1,0 +1,186 @@
+"""Dispatch and the data-path handlers, driven with real frames and a real broker object.
+
+Only the sockets are absent: frames go through ``dispatch`` exactly as the
+connection task hands them over, into a real log on a temp dir.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import trio
+import trio.testing
+
+from kafkacompat.broker import Broker
+from kafkacompat.config import BrokerConfig
+from kafkacompat.handlers.dispatch import REGISTRY, CloseConnection, dispatch
+from kafkacompat.handlers.registry import RequestContext
+from kafkacompat.protocol import decode_response, encode_request, encode_request_frame, parse_response_frame
+from kafkacompat.protocol.errors import ErrorCode
+from tests.log.batch_builder import RecordSpec, build_batch
+
+PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, INIT_PRODUCER_ID = 0, 1, 2, 3, 18, 22
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    broker = Broker(BrokerConfig({"log.dirs": str(tmp_path), "num.partitions": "2"}))
+    yield RequestContext(broker=broker, client_host="127.0.0.1")
+    broker.close()
+
+
+def frame(api_key: int, version: int, body: dict, correlation_id: int = 7) -> bytes:
+    # dispatch receives frames without their size prefix.
+    return encode_request_frame(api_key, version, correlation_id, "test", encode_request(api_key, version, body))[4:]
+
+
+async def call(ctx, api_key: int, version: int, body: dict):
+    raw = await dispatch(frame(api_key, version, body), ctx)
+    correlation_id, payload = parse_response_frame(api_key, version, raw[4:])
+    assert correlation_id == 7
+    return decode_response(api_key, version, payload)
+
+
+def produce_body(topic: str, partition: int, records: bytes, acks: int = -1) -> dict:
+    return {"acks": acks, "timeout_ms": 1000,
+            "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}]}
+
+
+def fetch_body(topic: str, offset: int, max_wait_ms: int = 0, min_bytes: int = 1) -> dict:
+    return {"max_wait_ms": max_wait_ms, "min_bytes": min_bytes, "max_bytes": 1 << 20, "session_epoch": -1,
+            "topics": [{"topic": topic, "partitions": [
+                {"partition": 0, "fetch_offset": offset, "partition_max_bytes": 1 << 20}]}]}
+
+
+async def test_api_versions_lists_the_registry(ctx):
+    response = await call(ctx, API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
+    advertised = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+    assert advertised == {key: (h.min_version, h.max_version) for key, h in REGISTRY.items()}
+    assert advertised[PRODUCE] == (0, 11) and advertised[FETCH] == (4, 17)
+
+
+async def test_api_versions_too_new_gets_v0_answer_with_unsupported_version(ctx):
+    raw = await dispatch(struct.pack(">hhih", API_VERSIONS, 99, 7, 1) + b"x" + b"\x00", ctx)
+    correlation_id, payload = parse_response_frame(API_VERSIONS, 0, raw[4:])
+    response = decode_response(API_VERSIONS, 0, payload)
+    assert correlation_id == 7
+    assert response.error_code == ErrorCode.UNSUPPORTED_VERSION
+    assert any(k.api_key == API_VERSIONS and k.max_version == 4 for k in response.api_keys)
+
+
+async def test_unknown_api_key_and_unsupported_version_close_the_connection(ctx):
+    with pytest.raises(CloseConnection, match="unknown API key 9999"):
+        await dispatch(struct.pack(">hhih", 9999, 0, 1, -1), ctx)
+    fetch_v3 = struct.pack(">hh", FETCH, 3) + frame(FETCH, 4, fetch_body("t", 0))[4:]
+    with pytest.raises(CloseConnection, match="unsupported version 3 of API key 1"):
+        await dispatch(fetch_v3, ctx)
+
+
+async def test_produce_then_fetch_returns_the_same_bytes_with_assigned_offsets(ctx):
+    await call(ctx, METADATA, 12, {"topics": [{"name": "orders"}], "allow_auto_topic_creation": True})
+    batch = build_batch([RecordSpec(b"v1", key=b"k1"), RecordSpec(b"v2", key=b"k2")])
+    for expected_base in (0, 2):
+        produced = await call(ctx, PRODUCE, 9, produce_body("orders", 0, batch))
+        answer = produced.responses[0].partition_responses[0]
+        assert (answer.error_code, answer.base_offset) == (ErrorCode.NONE, expected_base)
+    fetched = await call(ctx, FETCH, 12, fetch_body("orders", 0))
+    part = fetched.responses[0].partitions[0]
+    assert part.high_watermark == 4 and part.log_start_offset == 0
+    first, second = part.records[: len(batch)], part.records[len(batch):]
+    assert first[8:] == batch[8:] and second[8:] == batch[8:]
+    assert struct.unpack(">q", second[:8])[0] == 2
+
+
+async def test_produce_v2_is_refused_and_acks_zero_gets_no_answer(ctx):
+    await call(ctx, METADATA, 1, {"topics": [{"name": "t"}]})
+    batch = build_batch([RecordSpec(b"v")])
+    old = await call(ctx, PRODUCE, 2, produce_body("t", 0, batch))
+    assert old.responses[0].partition_responses[0].error_code == ErrorCode.UNSUPPORTED_VERSION
+    assert await dispatch(frame(PRODUCE, 9, produce_body("t", 0, batch, acks=0)), ctx) is None
+    assert ctx.broker.log_manager.partition("t", 0).log_end_offset == 1
+
+
+async def test_bad_crc_is_corrupt_message_and_nothing_is_written(ctx):
+    await call(ctx, METADATA, 1, {"topics": [{"name": "t"}]})
+    batch = bytearray(build_batch([RecordSpec(b"value")]))
+    batch[-1] ^= 0xFF
+    produced = await call(ctx, PRODUCE, 9, produce_body("t", 0, bytes(batch)))
+    assert produced.responses[0].partition_responses[0].error_code == ErrorCode.CORRUPT_MESSAGE
+    assert ctx.broker.log_manager.partition("t", 0).log_end_offset == 0
+
+
+async def test_unknown_topic_without_auto_create(tmp_path):
+    broker = Broker(BrokerConfig({"log.dirs": str(tmp_path), "auto.create.topics.enable": "false"}))
+    ctx = RequestContext(broker=broker, client_host="127.0.0.1")
+    try:
+        meta = await call(ctx, METADATA, 12, {"topics": [{"name": "nope"}], "allow_auto_topic_creation": True})
+        assert meta.topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        produced = await call(ctx, PRODUCE, 9, produce_body("nope", 0, build_batch([RecordSpec(b"v")])))
+        assert produced.responses[0].partition_responses[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        assert broker.log_manager.topic("nope") is None
+    finally:
+        broker.close()
+
+
+async def test_fetch_long_polls_until_data_arrives(ctx, autojump_clock):
+    await call(ctx, METADATA, 12, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True})
+    results = {}
+
+    async def fetcher():
+        started = trio.current_time()
+        results["response"] = await call(ctx, FETCH, 12, fetch_body("t", 0, max_wait_ms=5000))
+        results["waited"] = trio.current_time() - started
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(fetcher)
+        await trio.sleep(1.5)
+        assert "response" not in results
+        await call(ctx, PRODUCE, 9, produce_body("t", 0, build_batch([RecordSpec(b"late")])))
+    assert 1.5 <= results["waited"] < 2.0
+    assert results["response"].responses[0].partitions[0].high_watermark == 1
+
+
+async def test_fetch_with_no_data_waits_max_wait_ms(ctx, autojump_clock):
+    await call(ctx, METADATA, 12, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True})
+    started = trio.current_time()
+    response = await call(ctx, FETCH, 12, fetch_body("t", 0, max_wait_ms=500))
+    assert trio.current_time() - started == pytest.approx(0.5)
+    assert response.responses[0].partitions[0].records in (b"", None)
+
+
+async def test_fetch_offset_out_of_range(ctx):
+    await call(ctx, METADATA, 12, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True})
+    response = await call(ctx, FETCH, 12, fetch_body("t", 5, max_wait_ms=1000))
+    assert response.responses[0].partitions[0].error_code == ErrorCode.OFFSET_OUT_OF_RANGE
+
+
+async def test_list_offsets_earliest_latest_and_by_time(ctx):
+    await call(ctx, METADATA, 12, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True})
+    batch = build_batch([RecordSpec(b"a", timestamp=1000), RecordSpec(b"b", timestamp=2000),
+                         RecordSpec(b"c", timestamp=3000)], base_timestamp=1000)
+    await call(ctx, PRODUCE, 9, produce_body("t", 0, batch))
+
+    async def lookup(timestamp):
+        response = await call(ctx, LIST_OFFSETS, 7, {"replica_id": -1, "topics": [
+            {"name": "t", "partitions": [{"partition_index": 0, "timestamp": timestamp}]}]})
+        p = response.topics[0].partitions[0]
+        return p.offset, p.timestamp
+
+    assert await lookup(-2) == (0, -1)
+    assert await lookup(-1) == (3, -1)
+    assert await lookup(1500) == (1, 2000)
+    assert await lookup(-3) == (2, 3000)
+    assert await lookup(9999) == (-1, -1)
+
+
+async def test_init_producer_id_allocates_and_bumps(ctx):
+    first = await call(ctx, INIT_PRODUCER_ID, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
+                                                  "producer_id": -1, "producer_epoch": -1})
+    second = await call(ctx, INIT_PRODUCER_ID, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
+                                                   "producer_id": -1, "producer_epoch": -1})
+    assert first.error_code == second.error_code == ErrorCode.NONE
+    assert second.producer_id != first.producer_id and first.producer_epoch == 0
+    bumped = await call(ctx, INIT_PRODUCER_ID, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
+                                                   "producer_id": first.producer_id, "producer_epoch": 0})
+    assert (bumped.producer_id, bumped.producer_epoch) == (first.producer_id, 1)
