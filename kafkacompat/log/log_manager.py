@@ -1,0 +1,295 @@
+"""The broker's storage root: topics, their partitions, configs and producer ids."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafkacompat.log.durable import read_json, write_json_atomically
+from kafkacompat.log.partition_log import DEFAULT_PRODUCER_ID_EXPIRATION_MS, PartitionLog
+from kafkacompat.log.topic_config import TOPIC_CONFIGS, LogConfig, default_configs, validate_topic_configs
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+
+REGISTRY_FILE = "topics.json"
+PRODUCER_IDS_FILE = "producer-ids.json"
+PRODUCER_ID_BLOCK_SIZE = 1000
+MAX_TOPIC_NAME_LENGTH = 249
+DELETED_DIR_SUFFIX = "-delete"
+_LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+_REGISTRY_VERSION = 1
+
+
+@dataclass(eq=False)
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    partitions: list[PartitionLog]
+    configs: dict[str, str]  # per-topic overrides only; see LogManager.effective_config
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's topic name rules; raises KafkaError(INVALID_TOPIC_EXCEPTION)."""
+    if not name:
+        problem = "it can't be empty"
+    elif name in (".", ".."):
+        problem = "it can't be '.' or '..'"
+    elif len(name) > MAX_TOPIC_NAME_LENGTH:
+        problem = f"it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters"
+    elif not _LEGAL_TOPIC_NAME.fullmatch(name):
+        problem = "it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+    else:
+        return
+    raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"topic name {name!r} is illegal: {problem}")
+
+
+def _new_topic_id() -> uuid.UUID:
+    """A random id that Kafka would also hand out: its base64 form must not start with '-'."""
+    while True:
+        topic_id = uuid.uuid4()
+        if not base64.urlsafe_b64encode(topic_id.bytes).startswith(b"-"):
+            return topic_id
+
+
+class LogManager:
+    """Owns the data directory: every topic, its partition logs and the broker-wide log state.
+
+    On disk, under `data_dir`:
+      - `topics.json`: the topic registry (name, topic id, partition count,
+        config overrides), replaced atomically on every change; it is the
+        source of truth for which partition directories are live;
+      - `producer-ids.json`: the end of the producer-id block handed out last;
+      - `<topic>-<partition>/`: one PartitionLog each;
+      - `<topic id hex>-<partition>-delete/`: a deleted partition being removed
+        (swept again on open if a crash interrupted the removal).
+    Other subsystems may keep their own files under `data_dir`; nothing else is touched.
+
+    Not safe for concurrent use: the broker calls it from one thread.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        topic_defaults: Mapping[str, str],
+        clock: Callable[[], int],
+        *,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    ) -> None:
+        """`topic_defaults`: broker-level values for topic configs (Kafka's topic config names).
+
+        Raises ValueError when one is unknown or invalid: that is a broker configuration error.
+        """
+        try:
+            self.topic_defaults = validate_topic_configs(topic_defaults)
+        except KafkaError as exc:
+            raise ValueError(exc.message) from None
+        self.data_dir = Path(data_dir)
+        self._clock = clock
+        self._producer_id_expiration_ms = producer_id_expiration_ms
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.data_dir.glob(f"*{DELETED_DIR_SUFFIX}"):
+            shutil.rmtree(stale)
+        self._topics: dict[str, Topic] = {}
+        self._topics_by_id: dict[uuid.UUID, Topic] = {}
+        self._load_registry()
+        stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
+        self._producer_id_block_end = int(stored["block_end"]) if isinstance(stored, dict) else 0
+        self._next_producer_id = self._producer_id_block_end
+
+    def _load_registry(self) -> None:
+        path = self.data_dir / REGISTRY_FILE
+        document = read_json(path)
+        if document is None:
+            if path.exists():
+                raise RuntimeError(f"{path} is unreadable; refusing to start without the topic registry")
+            return
+        for entry in document["topics"]:
+            configs = dict(entry["configs"])
+            log_config = self._log_config(configs)
+            name = entry["name"]
+            partitions = [self._open_partition(name, index, log_config) for index in range(entry["partitions"])]
+            self._add(Topic(name, uuid.UUID(entry["topic_id"]), partitions, configs))
+
+    def _save_registry(self) -> None:
+        write_json_atomically(
+            self.data_dir / REGISTRY_FILE,
+            {
+                "version": _REGISTRY_VERSION,
+                "topics": [
+                    {
+                        "name": topic.name,
+                        "topic_id": str(topic.topic_id),
+                        "partitions": len(topic.partitions),
+                        "configs": topic.configs,
+                    }
+                    for topic in self._topics.values()
+                ],
+            },
+        )
+
+    def _add(self, topic: Topic) -> None:
+        self._topics[topic.name] = topic
+        self._topics_by_id[topic.topic_id] = topic
+
+    def _partition_dir(self, topic: str, index: int) -> Path:
+        return self.data_dir / f"{topic}-{index}"
+
+    def _open_partition(self, topic: str, index: int, config: LogConfig, *, fresh: bool = False) -> PartitionLog:
+        directory = self._partition_dir(topic, index)
+        if fresh and directory.exists():
+            shutil.rmtree(directory)  # left by a crash between creating it and registering the topic
+        return PartitionLog(
+            topic, index, directory, config, self._clock, producer_id_expiration_ms=self._producer_id_expiration_ms
+        )
+
+    def _log_config(self, overrides: Mapping[str, str]) -> LogConfig:
+        return LogConfig.from_strings({**default_configs(), **self.topic_defaults, **overrides})
+
+    def _require(self, name: str) -> Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"unknown topic {name!r}")
+        return topic
+
+    # -- lookups -------------------------------------------------------------
+
+    def topic(self, name: str) -> Topic | None:
+        return self._topics.get(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> Topic | None:
+        return self._topics_by_id.get(topic_id)
+
+    def topics(self) -> list[Topic]:
+        return list(self._topics.values())
+
+    def partition(self, topic: str, index: int) -> PartitionLog | None:
+        found = self._topics.get(topic)
+        if found is None or not 0 <= index < len(found.partitions):
+            return None
+        return found.partitions[index]
+
+    def effective_config(self, name: str) -> dict[str, str]:
+        """Kafka defaults, overlaid by the broker's topic defaults, overlaid by the topic's overrides."""
+        return {**default_configs(), **self.topic_defaults, **self._require(name).configs}
+
+    # -- admin -------------------------------------------------------------------
+
+    def validate_new_topic(self, name: str, num_partitions: int, configs: Mapping[str, str | None] = {}) -> dict[str, str]:
+        """CreateTopics' checks without creating; returns the overrides that would be stored.
+
+        Raises KafkaError: INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
+        INVALID_PARTITIONS, INVALID_CONFIG.
+        """
+        validate_topic_name(name)
+        if name in self._topics:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+        collision_key = name.replace(".", "_")
+        for existing in self._topics:
+            if existing.replace(".", "_") == collision_key:
+                raise KafkaError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION, f"topic {name!r} collides with existing topic {existing!r}"
+                )
+        if num_partitions < 1:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"number of partitions must be at least 1, got {num_partitions}")
+        return validate_topic_configs(configs)
+
+    def create_topic(self, name: str, num_partitions: int, configs: Mapping[str, str | None] = {}) -> Topic:
+        overrides = self.validate_new_topic(name, num_partitions, configs)
+        log_config = self._log_config(overrides)
+        partitions = [self._open_partition(name, index, log_config, fresh=True) for index in range(num_partitions)]
+        topic = Topic(name, _new_topic_id(), partitions, overrides)
+        self._add(topic)
+        self._save_registry()
+        return topic
+
+    def delete_topic(self, name: str) -> None:
+        """Unregister the topic (durably) first, then remove its partition directories."""
+        topic = self._require(name)
+        del self._topics[name]
+        del self._topics_by_id[topic.topic_id]
+        self._save_registry()
+        for partition in topic.partitions:
+            partition.close()
+            doomed = self.data_dir / f"{topic.topic_id.hex}-{partition.index}{DELETED_DIR_SUFFIX}"
+            partition.directory.rename(doomed)
+            shutil.rmtree(doomed)
+
+    def create_partitions(self, name: str, new_total: int, *, validate_only: bool = False) -> None:
+        """Grow a topic to `new_total` partitions; INVALID_PARTITIONS unless it is larger."""
+        topic = self._require(name)
+        current = len(topic.partitions)
+        if new_total <= current:
+            raise KafkaError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"topic {name!r} has {current} partitions; the new count must be larger, got {new_total}",
+            )
+        if validate_only:
+            return
+        log_config = self._log_config(topic.configs)
+        topic.partitions.extend(
+            self._open_partition(name, index, log_config, fresh=True) for index in range(current, new_total)
+        )
+        self._save_registry()
+
+    def alter_topic_configs(
+        self,
+        name: str,
+        set: Mapping[str, str | None],
+        delete: Iterable[str] = (),
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Set and remove per-topic overrides, validated like create; applied to the partitions at once."""
+        topic = self._require(name)
+        overrides = dict(topic.configs)
+        for key in delete:
+            if key not in TOPIC_CONFIGS:
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"unknown topic config name: {key}")
+            overrides.pop(key, None)
+        overrides.update(validate_topic_configs(set))
+        log_config = self._log_config(overrides)
+        if validate_only:
+            return
+        topic.configs = overrides
+        for partition in topic.partitions:
+            partition.config = log_config
+        self._save_registry()
+
+    # -- broker-wide state -------------------------------------------------------
+
+    def allocate_producer_id(self) -> int:
+        """A producer id never handed out before, across restarts.
+
+        Ids are reserved durably a block at a time, so only one id in
+        PRODUCER_ID_BLOCK_SIZE costs a file write; a restart skips the rest of
+        the current block.
+        """
+        if self._next_producer_id >= self._producer_id_block_end:
+            self._producer_id_block_end = self._next_producer_id + PRODUCER_ID_BLOCK_SIZE
+            write_json_atomically(self.data_dir / PRODUCER_IDS_FILE, {"block_end": self._producer_id_block_end})
+        producer_id = self._next_producer_id
+        self._next_producer_id += 1
+        return producer_id
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """One retention sweep over every partition; returns the number of segments deleted."""
+        now = self._clock() if now_ms is None else now_ms
+        return sum(
+            partition.apply_retention(now) for topic in self._topics.values() for partition in topic.partitions
+        )
+
+    def flush(self) -> None:
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                partition.flush()
+
+    def close(self) -> None:
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                partition.close()
+        self._topics.clear()
+        self._topics_by_id.clear()

@@ -1,0 +1,254 @@
+"""One segment of a partition's log: `<base>.log` with its `.index` and `.timeindex`."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from kafkacompat.log.index import OffsetIndex, TimeIndex
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.records import (
+    BATCH_OVERHEAD,
+    LOG_OVERHEAD,
+    NO_TIMESTAMP,
+    BatchHeader,
+    decode_records,
+    read_header,
+    scan_valid_batches,
+)
+
+# base_offset, batch_length, (11 bytes skipped), last_offset_delta: enough to place an offset.
+_BATCH_PREFIX = struct.Struct(">qi11xi")
+_BATCH_LENGTH = struct.Struct(">i")
+_RECOVERY_CHUNK = 8 << 20
+
+
+def segment_name(base_offset: int) -> str:
+    """Kafka's file stem: the base offset as 20 zero-padded digits."""
+    return f"{base_offset:020d}"
+
+
+class LogSegment:
+    """A contiguous run of record batches, starting at `base_offset`, and its two sparse indexes.
+
+    On disk: `<20-digit base>.log` holds whole v2 record batches back to back,
+    exactly as the producer sent them except for the patched base offset (and
+    max timestamp for LogAppendTime).  `.index` and `.timeindex` are described
+    in index.py.  Data is written with pwrite on an unbuffered descriptor
+    before the index entries that point at it, so after a killed process the
+    indexes never point past the data; `recover()` repairs the other direction.
+
+    Only the last segment of a partition is appended to.  Not safe for
+    concurrent use: the owning PartitionLog serialises every call.
+    """
+
+    def __init__(self, directory: Path, base_offset: int, *, next_offset: int | None = None) -> None:
+        stem = segment_name(base_offset)
+        self.base_offset = base_offset
+        self.log_path = directory / f"{stem}.log"
+        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+        self.offset_index = OffsetIndex(directory / f"{stem}.index")
+        self.time_index = TimeIndex(directory / f"{stem}.timeindex")
+        # Offset after this segment's last batch; known for sealed segments from the
+        # next segment's base, and computed by recover() for the active one.
+        self.next_offset = base_offset if next_offset is None else next_offset
+        last_time = self.time_index.last_entry
+        self.max_timestamp = last_time[0] if last_time else NO_TIMESTAMP
+        self.max_timestamp_offset = base_offset + last_time[1] if last_time else base_offset
+        self.first_batch_timestamp: int | None = None  # Kafka's segment.ms roll anchor
+        self._bytes_since_index_entry = 0
+        self._dirty = False
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(self, data: bytes | bytearray | memoryview, headers: list[BatchHeader], index_interval_bytes: int) -> None:
+        """Append validated, offset-assigned batches; `headers[i].position` is relative to `data`."""
+        position = self.size
+        view = memoryview(data)
+        try:
+            written = 0
+            while written < len(view):
+                written += os.pwrite(self._fd, view[written:], position + written)
+        except OSError as exc:
+            os.ftruncate(self._fd, position)
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"write to {self.log_path} failed: {exc}") from exc
+        self.size += len(view)
+        self._dirty = True
+        for header in headers:
+            self._track(position + header.position, header, index_interval_bytes)
+
+    def _track(self, position: int, header: BatchHeader, index_interval_bytes: int) -> None:
+        """Per-batch bookkeeping shared by append and recovery: max timestamp, index entries."""
+        if self.first_batch_timestamp is None:
+            self.first_batch_timestamp = header.max_timestamp
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+            self.max_timestamp_offset = header.base_offset
+        if self._bytes_since_index_entry > index_interval_bytes:
+            self.time_index.maybe_append(self.max_timestamp, self.max_timestamp_offset - self.base_offset)
+            self.offset_index.append(header.base_offset - self.base_offset, position)
+            self._bytes_since_index_entry = 0
+        self._bytes_since_index_entry += header.size
+        self.next_offset = header.last_offset + 1
+
+    def seal(self) -> None:
+        """Record the final max timestamp in the time index (on roll and on close)."""
+        if self.size:
+            self.time_index.maybe_append(self.max_timestamp, self.max_timestamp_offset - self.base_offset)
+
+    def recover(self, index_interval_bytes: int) -> None:
+        """Make the active segment consistent after any stop, clean or not.
+
+        Scans from the last trustworthy offset-index entry to the end of the
+        file, checking each batch (length, magic, CRC, ascending offsets), cuts
+        the file after the last good batch, drops index entries past the cut and
+        re-adds the ones a crash lost.  Bounded by index.interval.bytes plus the
+        batches after the last entry, so it is cheap after a clean stop.
+        """
+        self.offset_index.truncate_to_position(self.size)
+        start, next_offset = self._last_trusted_index_entry()
+        good: list[BatchHeader] = []
+        position = start
+        needed = 0
+        while position < self.size:
+            chunk = os.pread(self._fd, min(max(_RECOVERY_CHUNK, needed), self.size - position), position)
+            consumed = 0
+            for header in scan_valid_batches(chunk):
+                if header.base_offset < next_offset or header.last_offset < header.base_offset:
+                    break
+                good.append(header._replace(position=position + header.position))
+                next_offset = header.last_offset + 1
+                consumed = header.end
+            needed = self._size_cut_by_chunk(chunk, consumed, position)
+            if not consumed and not needed:
+                break
+            position += consumed
+        if position < self.size:
+            os.ftruncate(self._fd, position)
+            self.size = position
+            self.offset_index.truncate_to_position(position)
+        self.time_index.truncate_to_offset(next_offset - self.base_offset)
+        last_time = self.time_index.last_entry
+        self.max_timestamp = last_time[0] if last_time else NO_TIMESTAMP
+        self.max_timestamp_offset = self.base_offset + last_time[1] if last_time else self.base_offset
+        self.next_offset = next_offset
+        self.first_batch_timestamp = self._read_header(0).max_timestamp if self.size else None
+        for header in good:
+            self._track(header.position, header, index_interval_bytes)
+
+    def _last_trusted_index_entry(self) -> tuple[int, int]:
+        """(position, offset) of the last index entry that points at a real batch header."""
+        while (entry := self.offset_index.last_entry) is not None:
+            relative_offset, position = entry
+            prefix = os.pread(self._fd, BATCH_OVERHEAD, position)
+            if len(prefix) == BATCH_OVERHEAD and read_header(prefix).base_offset == self.base_offset + relative_offset:
+                self._bytes_since_index_entry = 0
+                return position, self.base_offset + relative_offset
+            self.offset_index.truncate_to_position(position)
+        self._bytes_since_index_entry = 0
+        return 0, self.base_offset
+
+    def _size_cut_by_chunk(self, chunk: bytes, consumed: int, position: int) -> int:
+        """Size of the batch at `consumed` if only the read chunk cut it short, else 0."""
+        if consumed + LOG_OVERHEAD > len(chunk):
+            return LOG_OVERHEAD if position + consumed + LOG_OVERHEAD <= self.size and consumed < len(chunk) else 0
+        (length,) = _BATCH_LENGTH.unpack_from(chunk, consumed + 8)
+        size = LOG_OVERHEAD + length
+        fits_file = position + consumed + size <= self.size
+        return size if consumed + size > len(chunk) and fits_file else 0
+
+    # -- reading ---------------------------------------------------------------
+
+    def find_position(self, offset: int) -> int | None:
+        """File position of the batch containing `offset`, or None if the segment ends before it."""
+        if offset >= self.next_offset:
+            return None
+        position = self.offset_index.lookup(max(offset - self.base_offset, 0))
+        while position < self.size:
+            base_offset, length, last_offset_delta = _BATCH_PREFIX.unpack(
+                os.pread(self._fd, _BATCH_PREFIX.size, position)
+            )
+            if base_offset + last_offset_delta >= offset:
+                return position
+            position += LOG_OVERHEAD + length
+        return None
+
+    def read(self, offset: int, max_bytes: int) -> bytes:
+        """Whole batches from the one containing `offset`, up to `max_bytes` but at least one batch."""
+        position = self.find_position(offset)
+        if position is None:
+            return b""
+        chunk = os.pread(self._fd, min(max(max_bytes, 0), self.size - position), position)
+        end = 0
+        while end + LOG_OVERHEAD <= len(chunk):
+            (length,) = _BATCH_LENGTH.unpack_from(chunk, end + 8)
+            if end + LOG_OVERHEAD + length > len(chunk):
+                break
+            end += LOG_OVERHEAD + length
+        if end == 0:
+            (length,) = _BATCH_LENGTH.unpack(os.pread(self._fd, 4, position + 8))
+            return os.pread(self._fd, LOG_OVERHEAD + length, position)
+        return chunk if end == len(chunk) else chunk[:end]
+
+    def _read_header(self, position: int) -> BatchHeader:
+        return read_header(os.pread(self._fd, BATCH_OVERHEAD, position))._replace(position=position)
+
+    def batches_from(self, position: int) -> Iterator[BatchHeader]:
+        """Headers of the batches from `position` to the end, one small pread each."""
+        while position < self.size:
+            header = self._read_header(position)
+            yield header
+            position = header.end
+
+    def read_batch(self, header: BatchHeader) -> bytes:
+        return os.pread(self._fd, header.size, header.position)
+
+    def offset_for_timestamp(self, timestamp: int, min_offset: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record >= `timestamp` at or after `min_offset`."""
+        if self.max_timestamp < timestamp:
+            return None
+        relative = self.time_index.lookup_before(timestamp)
+        start = max(self.base_offset + (relative or 0), min_offset)
+        position = self.find_position(start)
+        if position is None:
+            return None
+        for header in self.batches_from(position):
+            if header.max_timestamp < timestamp or header.last_offset < min_offset:
+                continue
+            for record in decode_records(self.read_batch(header)):
+                if record.offset >= min_offset and record.timestamp >= timestamp:
+                    return record.offset, record.timestamp
+        return None
+
+    def max_timestamp_record(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record carrying the segment's max timestamp."""
+        position = self.find_position(self.max_timestamp_offset) if self.size else None
+        if position is None or self.max_timestamp == NO_TIMESTAMP:
+            return None
+        header = self._read_header(position)
+        for record in decode_records(self.read_batch(header)):
+            if record.timestamp == self.max_timestamp:
+                return record.offset, record.timestamp
+        return header.base_offset, self.max_timestamp
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def flush(self) -> None:
+        if self._dirty:
+            os.fsync(self._fd)
+            self.offset_index.flush()
+            self.time_index.flush()
+            self._dirty = False
+
+    def close(self) -> None:
+        os.close(self._fd)
+        self.offset_index.close()
+        self.time_index.close()
+
+    def delete(self) -> None:
+        self.close()
+        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            path.unlink(missing_ok=True)
