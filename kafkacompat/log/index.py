@@ -5,7 +5,8 @@ key.  Appends go straight to the file descriptor (no user-space buffer), so a
 killed process loses nothing it already appended; a torn trailing entry (an
 OS crash mid-write) is cut off on load.  The full entry arrays are read into
 memory lazily, on the first lookup, so opening a log with many old segments
-costs one small read per index.
+costs one small read per index, and only an index being appended to holds a
+file descriptor.
 """
 
 from __future__ import annotations
@@ -29,26 +30,28 @@ class _SparseIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        size = os.fstat(self._fd).st_size
-        whole = size - size % self.ENTRY.size
-        if whole != size:
-            os.ftruncate(self._fd, whole)
-        self._count = whole // self.ENTRY.size
+        self._fd: int | None = None  # opened on the first append; sealed segments hold none
+        self._dirty = False
+        self.last_entry: tuple[int, int] | None = None
+        with open(path, "ab+") as file:
+            size = file.seek(0, os.SEEK_END)
+            whole = size - size % self.ENTRY.size
+            if whole != size:
+                file.truncate(whole)
+            self._count = whole // self.ENTRY.size
+            if self._count:
+                file.seek(whole - self.ENTRY.size)
+                self.last_entry = self.ENTRY.unpack(file.read(self.ENTRY.size))
         self._keys: array | None = None
         self._values: array | None = None
-        self.last_entry: tuple[int, int] | None = (
-            self.ENTRY.unpack(os.pread(self._fd, self.ENTRY.size, whole - self.ENTRY.size))
-            if self._count
-            else None
-        )
 
     def __len__(self) -> int:
         return self._count
 
     def _load(self) -> tuple[array, array]:
         if self._keys is None:
-            data = os.pread(self._fd, self._count * self.ENTRY.size, 0)
+            with open(self.path, "rb") as file:
+                data = file.read(self._count * self.ENTRY.size)
             keys, values = array(self.KEY_TYPE), array(self.VALUE_TYPE)
             for key, value in self.ENTRY.iter_unpack(data):
                 keys.append(key)
@@ -57,7 +60,10 @@ class _SparseIndex:
         return self._keys, self._values
 
     def _append(self, key: int, value: int) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR)
         os.pwrite(self._fd, self.ENTRY.pack(key, value), self._count * self.ENTRY.size)
+        self._dirty = True
         self._count += 1
         self.last_entry = (key, value)
         if self._keys is not None:
@@ -75,14 +81,20 @@ class _SparseIndex:
         del keys[keep:]
         del values[keep:]
         self._count = keep
-        os.ftruncate(self._fd, keep * self.ENTRY.size)
+        os.truncate(self.path, keep * self.ENTRY.size)
         self.last_entry = (keys[-1], values[-1]) if keep else None
 
     def flush(self) -> None:
-        os.fsync(self._fd)
+        if self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Flush and release the descriptor; a later append reopens it."""
+        if self._fd is not None:
+            self.flush()
+            os.close(self._fd)
+            self._fd = None
 
 
 class OffsetIndex(_SparseIndex):

@@ -77,6 +77,14 @@ class PartitionLog:
         self._rebuild_producer_state()
         self._unflushed_records = 0
         self._last_flush_ms = clock()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        """A handler may still hold a partition that was deleted (e.g. across a fetch wait)."""
+        if self._closed:
+            raise KafkaError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"partition {self.topic}-{self.index} is closed or deleted"
+            )
 
     def _open_segments(self) -> list[LogSegment]:
         names = {path.name for path in self.directory.iterdir()}
@@ -138,6 +146,7 @@ class PartitionLog:
         sequence -- runs before anything is written; a failure raises KafkaError
         and leaves the log untouched.
         """
+        self._check_open()
         now = self._clock() if now_ms is None else now_ms
         config = self.config
         buffer = records if _is_writable(records) else bytearray(records)
@@ -197,6 +206,7 @@ class PartitionLog:
 
     def roll(self, now_ms: int | None = None) -> LogSegment:
         """Start a new active segment at the log end offset and snapshot producer state there."""
+        self._check_open()
         now = self._clock() if now_ms is None else now_ms
         active = self._segments[-1]
         if not active.size:
@@ -218,6 +228,7 @@ class PartitionLog:
         [log_start_offset, log_end_offset].  The batch containing `offset` may
         begin before it; clients skip the records they did not ask for.
         """
+        self._check_open()
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise KafkaError(
                 ErrorCode.OFFSET_OUT_OF_RANGE,
@@ -232,6 +243,7 @@ class PartitionLog:
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the earliest record at or after log_start_offset with timestamp >= `timestamp`."""
+        self._check_open()
         for segment in self._segments:
             if segment.next_offset <= self.log_start_offset or segment.max_timestamp < timestamp:
                 continue
@@ -242,6 +254,7 @@ class PartitionLog:
 
     def max_timestamp_offset(self) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record with the largest timestamp (ListOffsets -3)."""
+        self._check_open()
         best = None
         for segment in self._segments:
             if segment.size and (best is None or segment.max_timestamp > best.max_timestamp):
@@ -256,6 +269,7 @@ class PartitionLog:
         Whole segments below the new start are removed; the rest of the data
         below it stays on disk but is no longer served.
         """
+        self._check_open()
         if offset == -1:
             offset = self.high_watermark
         if offset < 0 or offset > self.high_watermark:
@@ -276,6 +290,7 @@ class PartitionLog:
         segment's age is that of its newest timestamp, and the active segment
         goes too (after a roll) when it has expired.
         """
+        self._check_open()
         now = self._clock() if now_ms is None else now_ms
         config = self.config
         if "delete" not in config.cleanup_policy:
@@ -331,6 +346,9 @@ class PartitionLog:
 
     def close(self) -> None:
         """Seal the active segment's time index, snapshot producer state, fsync, close files."""
+        if self._closed:
+            return
+        self._closed = True
         self._segments[-1].seal()
         self._producers.remove_expired(self._clock())
         self._producers.take_snapshot(self.log_end_offset)

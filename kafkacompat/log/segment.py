@@ -95,9 +95,11 @@ class LogSegment:
         self.next_offset = header.last_offset + 1
 
     def seal(self) -> None:
-        """Record the final max timestamp in the time index (on roll and on close)."""
+        """On roll and close: record the final max timestamp, make the indexes durable, release their fds."""
         if self.size:
             self.time_index.maybe_append(self.max_timestamp, self.max_timestamp_offset - self.base_offset)
+        self.offset_index.close()
+        self.time_index.close()
 
     def recover(self, index_interval_bytes: int) -> None:
         """Make the active segment consistent after any stop, clean or not.

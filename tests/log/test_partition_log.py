@@ -311,3 +311,48 @@ def test_compact_only_topics_are_not_deleted_by_retention(open_log, clock):
     clock.now = T0 + 10_000
     assert log.apply_retention() == 0
     assert log.log_start_offset == 0
+
+
+@pytest.mark.parametrize("chunk", [13, 100, 257])
+def test_recovery_scans_batches_that_straddle_read_chunks(open_log, monkeypatch, chunk):
+    import kafkacompat.log.segment as segment_module
+
+    log = open_log()
+    stored = [build_batch(values(n, 40), base_offset=0) for n in (1, 5, 2, 9)]
+    offsets = [log.append(batch).base_offset for batch in stored]
+    with open(log.directory / "00000000000000000000.log", "ab") as f:
+        f.write(build_batch([b"torn"] * 3, base_offset=17)[:-1])
+    monkeypatch.setattr(segment_module, "_RECOVERY_CHUNK", chunk)
+    reopened = open_log()
+    assert reopened.log_end_offset == 17
+    expected = b"".join(build_batch(values(n, 40), base_offset=o) for n, o in zip((1, 5, 2, 9), offsets))
+    assert reopened.read(0, 1 << 20) == expected
+
+
+def test_recovery_of_a_segment_holding_no_valid_batch(open_log):
+    log = open_log()
+    (log.directory / "00000000000000000000.log").write_bytes(b"\x00" * 100)
+    reopened = open_log()
+    assert reopened.log_end_offset == 0
+    assert reopened.size_in_bytes == 0
+    assert reopened.append(build_batch([b"fresh"])).base_offset == 0
+
+
+def test_a_closed_partition_refuses_calls_instead_of_touching_stale_descriptors(open_log):
+    log = open_log()
+    _fill(log, 1)
+    log.close()
+    log.close()  # idempotent
+    for call, args in [(log.append, (build_batch([b"x"]),)), (log.read, (0, 100)), (log.offset_for_timestamp, (0,))]:
+        with pytest.raises(KafkaError) as info:
+            call(*args)
+        assert info.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_sealed_segments_hold_only_their_log_descriptor(open_log):
+    probe = len(build_batch(values(3, 20)))
+    log = open_log(segment_bytes=str(probe), index_interval_bytes="0")
+    before = len(os.listdir("/proc/self/fd"))
+    _fill(log, 10)
+    assert len(log.segment_base_offsets) == 10
+    assert len(os.listdir("/proc/self/fd")) - before <= 9 + 2
