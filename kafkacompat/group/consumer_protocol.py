@@ -1,0 +1,40 @@
+"""The one thing the coordinator reads inside opaque member metadata: subscribed topics.
+
+Member metadata and assignments are client-defined bytes the broker relays
+unchanged. For groups of protocol type ``consumer`` Kafka still peeks at the
+subscription (ConsumerProtocolSubscription) to know which topics a live group
+reads, so that OffsetDelete refuses those (GROUP_SUBSCRIBED_TO_TOPIC) and
+retention spares them. Every version (0-3) starts with an int16 version and
+the topic list (int32 count, int16-length strings), which is all we read.
+"""
+
+from __future__ import annotations
+
+import struct
+
+CONSUMER_PROTOCOL_TYPE = "consumer"
+
+_COUNT = struct.Struct(">i")
+_LENGTH = struct.Struct(">h")
+
+
+def subscribed_topics(metadata: bytes) -> frozenset[str] | None:
+    """The topics of one ConsumerProtocolSubscription, or None when it does not parse."""
+    try:
+        pos = 2
+        (count,) = _COUNT.unpack_from(metadata, pos)
+        pos += _COUNT.size
+        if count < 0:
+            return None
+        topics = []
+        for _ in range(count):
+            (length,) = _LENGTH.unpack_from(metadata, pos)
+            pos += _LENGTH.size
+            name = metadata[pos : pos + length]
+            if length < 0 or len(name) < length:
+                return None
+            topics.append(name.decode())
+            pos += length
+    except (struct.error, UnicodeDecodeError):
+        return None
+    return frozenset(topics)

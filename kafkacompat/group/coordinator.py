@@ -1,0 +1,321 @@
+"""The group coordinator: consumer groups and their committed offsets, sans I/O.
+
+Every method runs to completion synchronously; nothing here awaits or does
+network I/O. JoinGroup and SyncGroup return a :class:`PendingResult` that may
+be resolved later, by another member's request or by :meth:`tick`. Time comes
+only from the injected clock (epoch milliseconds) and from ``tick(now_ms)``.
+
+Driving the timers: the broker calls ``tick(now)`` once ``next_deadline_ms()``
+has passed, and polls often (its ``run_group_timers`` loop wakes at least
+every 100 ms), because any request may schedule an earlier deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Collection, Mapping, Sequence
+
+from kafkacompat.group.consumer_protocol import CONSUMER_PROTOCOL_TYPE
+from kafkacompat.group.membership import JoinRequest, Membership, TimerKind
+from kafkacompat.group.offsets import CommittedOffset, OffsetStore, write_or_error
+from kafkacompat.group.results import (
+    GroupDescription,
+    GroupListing,
+    JoinResult,
+    LeaveResult,
+    LeavingMember,
+    MemberDescription,
+    PendingResult,
+    SyncResult,
+    TopicPartition,
+)
+from kafkacompat.group.state import Group, GroupState
+from kafkacompat.group.timers import Timers
+from kafkacompat.protocol.errors import ErrorCode
+
+__all__ = ["GroupCoordinator", "JoinRequest", "CommittedOffset", "TopicPartition", "LeavingMember"]
+
+log = logging.getLogger("kafkacompat.group")
+
+OFFSETS_DIR = "__consumer_offsets"
+OFFSET_METADATA_MAX_BYTES = 4096
+
+_E, _C, _S = GroupState.EMPTY, GroupState.COMPLETING_REBALANCE, GroupState.STABLE
+_RETENTION_TIMER = (TimerKind.RETENTION,)
+
+
+class GroupCoordinator:
+    """All consumer groups of this broker and their committed offsets.
+
+    Owns the group map, the timers, the rebalance protocol
+    (:class:`Membership`) and the :class:`OffsetStore` under
+    ``<data_dir>/__consumer_offsets/``. Group snapshots (members, generation,
+    assignments) are stored whenever a generation becomes Stable or Empty, so
+    after a restart members keep their ids, generation and assignments, as
+    after a Kafka coordinator failover. Not thread-safe and not reentrant:
+    the broker calls it from one Trio task at a time (it never awaits).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        clock: Callable[[], int],
+        *,
+        initial_rebalance_delay_ms: int = 0,
+        min_session_timeout_ms: int = 6000,
+        max_session_timeout_ms: int = 1800000,
+        offsets_retention_ms: int = 7 * 24 * 3600 * 1000,
+        offsets_retention_check_interval_ms: int = 600_000,
+    ) -> None:
+        self._clock = clock
+        self._offsets_retention_ms = offsets_retention_ms
+        self._retention_check_interval_ms = offsets_retention_check_interval_ms
+        self._timers = Timers()
+        self._groups: dict[str, Group] = {}
+        self._store = OffsetStore(Path(data_dir) / OFFSETS_DIR)
+        self._membership = Membership(
+            self._groups,
+            self._timers,
+            self._store,
+            clock,
+            initial_rebalance_delay_ms=initial_rebalance_delay_ms,
+            min_session_timeout_ms=min_session_timeout_ms,
+            max_session_timeout_ms=max_session_timeout_ms,
+        )
+        now = clock()
+        for group_id in sorted(self._store.group_ids()):
+            snapshot = self._store.snapshot(group_id)
+            group = Group.restore(snapshot) if snapshot is not None else Group(group_id, now)
+            self._groups[group_id] = group
+            for member_id in group.members:
+                self._membership.touch(group, member_id, now)
+        self._timers.schedule(_RETENTION_TIMER, now + self._retention_check_interval_ms)
+
+    def close(self) -> None:
+        self._store.close()
+
+    # -- timers -----------------------------------------------------------
+
+    def next_deadline_ms(self) -> int | None:
+        return self._timers.next_deadline()
+
+    def tick(self, now_ms: int) -> None:
+        """Fire every timer due at or before ``now_ms``, earliest first."""
+        while (key := self._timers.pop_due(now_ms)) is not None:
+            if key == _RETENTION_TIMER:
+                self._expire_offsets(now_ms)
+                self._timers.schedule(_RETENTION_TIMER, now_ms + self._retention_check_interval_ms)
+            else:
+                self._membership.on_timer(key, now_ms)
+
+    # -- the rebalance protocol (see membership.py) ------------------------
+
+    def join_group(self, request: JoinRequest) -> PendingResult[JoinResult]:
+        return self._membership.join_group(request)
+
+    def sync_group(
+        self,
+        group_id: str,
+        generation_id: int,
+        member_id: str,
+        assignments: Mapping[str, bytes],
+        *,
+        group_instance_id: str | None = None,
+        protocol_type: str | None = None,
+        protocol_name: str | None = None,
+    ) -> PendingResult[SyncResult]:
+        return self._membership.sync_group(
+            group_id,
+            generation_id,
+            member_id,
+            assignments,
+            group_instance_id=group_instance_id,
+            protocol_type=protocol_type,
+            protocol_name=protocol_name,
+        )
+
+    def heartbeat(
+        self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None = None
+    ) -> ErrorCode:
+        return self._membership.heartbeat(group_id, generation_id, member_id, group_instance_id)
+
+    def leave_group(self, group_id: str, members: Sequence[LeavingMember]) -> LeaveResult:
+        return self._membership.leave_group(group_id, members)
+
+    # -- offsets ----------------------------------------------------------
+
+    def commit_offsets(
+        self,
+        group_id: str,
+        generation_id: int,
+        member_id: str,
+        offsets: Mapping[TopicPartition, CommittedOffset],
+        *,
+        group_instance_id: str | None = None,
+        retention_time_ms: int = -1,
+    ) -> dict[TopicPartition, ErrorCode]:
+        """Store offsets; an entry's ``commit_timestamp_ms`` of -1 means now (only v1 sends one).
+
+        ``retention_time_ms`` (v2-4, -1 for the broker default) gives the
+        offsets an explicit expiry time.
+        """
+        now = self._clock()
+        group = self._groups.get(group_id)
+        if group is None:
+            if generation_id >= 0:
+                return dict.fromkeys(offsets, ErrorCode.ILLEGAL_GENERATION)
+            group = self._groups[group_id] = Group(group_id, now)
+        error = self._commit_error(group, generation_id, member_id, group_instance_id)
+        if error is not None:
+            return dict.fromkeys(offsets, error)
+        if member_id in group.members:
+            self._membership.touch(group, member_id, now)
+        expire = now + retention_time_ms if retention_time_ms >= 0 else None
+        results: dict[TopicPartition, ErrorCode] = {}
+        accepted: dict[TopicPartition, CommittedOffset] = {}
+        for tp, entry in offsets.items():
+            if len(entry.metadata.encode()) > OFFSET_METADATA_MAX_BYTES:
+                results[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+                continue
+            results[tp] = ErrorCode.NONE
+            accepted[tp] = CommittedOffset(
+                offset=entry.offset,
+                leader_epoch=max(entry.leader_epoch, -1),
+                metadata=entry.metadata,
+                commit_timestamp_ms=now if entry.commit_timestamp_ms < 0 else entry.commit_timestamp_ms,
+                expire_timestamp_ms=expire,
+            )
+        error = write_or_error(lambda: self._store.commit(group_id, accepted))
+        if error is not ErrorCode.NONE:
+            results.update(dict.fromkeys(accepted, error))
+        return results
+
+    @staticmethod
+    def _commit_error(
+        group: Group, generation_id: int, member_id: str, group_instance_id: str | None
+    ) -> ErrorCode | None:
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            error = group.validate_member(member_id, group_instance_id)
+            if error is not None:
+                return error
+            if generation_id != group.generation_id:
+                return ErrorCode.ILLEGAL_GENERATION
+        elif group.state is not _E:
+            # Only members may commit for a group that has members.
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if group.state is _C:
+            # A valid member that has not got its assignment yet: let it finish the rebalance.
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        return None
+
+    def fetch_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition] | None
+    ) -> dict[TopicPartition, CommittedOffset | None]:
+        """Committed offsets (None where nothing is committed); ``partitions=None`` means all."""
+        committed = self._store.offsets(group_id)
+        if partitions is None:
+            return dict(sorted(committed.items()))
+        return {tp: committed.get(tp) for tp in partitions}
+
+    def delete_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """OffsetDelete: any partition of an Empty group, unsubscribed topics of a live consumer group."""
+        group = self._groups.get(group_id)
+        if group is None:
+            return ErrorCode.GROUP_ID_NOT_FOUND, {}
+        results: dict[TopicPartition, ErrorCode] = {}
+        if group.state is _E:
+            eligible = list(partitions)
+        elif group.protocol_type == CONSUMER_PROTOCOL_TYPE:
+            subscribed = group.subscribed_topics()
+            eligible = []
+            for tp in partitions:
+                if subscribed is None or tp.topic in subscribed:
+                    results[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+                else:
+                    eligible.append(tp)
+        else:
+            return ErrorCode.NON_EMPTY_GROUP, {}
+        error = write_or_error(lambda: self._store.delete_offsets(group_id, eligible))
+        results.update(dict.fromkeys(eligible, error))
+        return ErrorCode.NONE, results
+
+    def _expire_offsets(self, now: int) -> None:
+        """Kafka's retention rules; an Empty group left without offsets is removed."""
+        for group in list(self._groups.values()):
+            committed = self._store.offsets(group.group_id)
+            expired = [tp for tp, entry in committed.items() if self._is_expired(group, tp, entry, now)]
+            if expired:
+                log.info("group %s: %d offsets expired", group.group_id, len(expired))
+                write_or_error(lambda: self._store.delete_offsets(group.group_id, expired))
+            if group.state is _E and not self._store.offsets(group.group_id):
+                self._remove_group(group)
+
+    def _is_expired(self, group: Group, tp: TopicPartition, entry: CommittedOffset, now: int) -> bool:
+        if group.protocol_type is None:
+            base = entry.commit_timestamp_ms  # simple consumer: each offset ages on its own
+        elif group.state is _E:
+            base = group.state_timestamp_ms  # retention starts when the last member left
+        elif group.state is _S and group.protocol_type == CONSUMER_PROTOCOL_TYPE:
+            subscribed = group.subscribed_topics()
+            if subscribed is None or tp.topic in subscribed:
+                return False
+            base = entry.commit_timestamp_ms  # a live group's abandoned topics
+        else:
+            return False
+        if entry.expire_timestamp_ms is not None:
+            return now >= entry.expire_timestamp_ms
+        return now - base >= self._offsets_retention_ms
+
+    # -- admin ------------------------------------------------------------
+
+    def describe_group(self, group_id: str) -> GroupDescription:
+        """Unknown groups describe as Dead with no members, as Kafka answers DescribeGroups v0-5."""
+        group = self._groups.get(group_id)
+        if group is None:
+            return GroupDescription(group_id, GroupState.DEAD, "", "", ())
+        protocol = group.protocol_name if group.state is _S else None
+        members = tuple(
+            MemberDescription(
+                member_id=m.member_id,
+                group_instance_id=m.group_instance_id,
+                client_id=m.client_id,
+                client_host=m.client_host,
+                metadata=m.metadata(protocol) if protocol else b"",
+                assignment=m.assignment if protocol else b"",
+            )
+            for m in group.members.values()
+        )
+        return GroupDescription(group_id, group.state, group.protocol_type or "", protocol or "", members)
+
+    def list_groups(self, states_filter: Collection[str] = ()) -> list[GroupListing]:
+        """Every group, or those whose state name matches the filter (case-insensitively)."""
+        wanted = {state.lower() for state in states_filter}
+        return [
+            GroupListing(group.group_id, group.protocol_type or "", group.state)
+            for group in self._groups.values()
+            if not wanted or group.state.value.lower() in wanted
+        ]
+
+    def delete_groups(self, group_ids: Sequence[str]) -> dict[str, ErrorCode]:
+        """Delete Empty groups with their offsets; others get GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP."""
+        results: dict[str, ErrorCode] = {}
+        for group_id in group_ids:
+            group = self._groups.get(group_id)
+            if group is None:
+                results[group_id] = ErrorCode.GROUP_ID_NOT_FOUND
+            elif group.state is not _E:
+                results[group_id] = ErrorCode.NON_EMPTY_GROUP
+            else:
+                results[group_id] = self._remove_group(group)
+        return results
+
+    def _remove_group(self, group: Group) -> ErrorCode:
+        error = write_or_error(lambda: self._store.delete_group(group.group_id))
+        if error is ErrorCode.NONE:
+            group.transition_to(GroupState.DEAD, self._clock())
+            del self._groups[group.group_id]
+            self._membership.forget(group)
+        return error
