@@ -376,7 +376,7 @@ def _check_policy(headers: list[BatchHeader], total_size: int, config: LogConfig
             )
         if header.is_control:
             raise KafkaError(ErrorCode.INVALID_RECORD, "clients may not write control batches")
-        if header.producer_id >= 0 and header.base_sequence < 0:
+        if header.has_producer_id and header.base_sequence < 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, f"invalid base sequence {header.base_sequence}")
         if not config.log_append_time and header.max_timestamp - now > config.message_timestamp_after_max_ms:
             raise KafkaError(

@@ -104,9 +104,9 @@ class ProducerStateManager:
         """
         updates: dict[int, ProducerEntry] = {}
         for header, base_offset, timestamp in zip(headers, base_offsets, timestamps):
-            producer_id = header.producer_id
-            if producer_id < 0:
+            if not header.has_producer_id:
                 continue
+            producer_id = header.producer_id
             epoch, first, last = header.producer_epoch, header.base_sequence, header.last_sequence
             entry = updates.get(producer_id) or self.producers.get(producer_id)
             if entry is not None:
@@ -139,7 +139,7 @@ class ProducerStateManager:
 
     def replay(self, header: BatchHeader, now_ms: int) -> None:
         """Re-apply a batch already in the log (no checks): rebuilding state on open."""
-        if header.producer_id < 0:
+        if not header.has_producer_id:
             return
         batch = BatchMetadata(
             header.base_sequence, header.last_sequence, header.base_offset, header.last_offset, header.max_timestamp

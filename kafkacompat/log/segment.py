@@ -22,6 +22,7 @@ from kafkacompat.protocol.records import (
 # base_offset, batch_length, (11 bytes skipped), last_offset_delta: enough to place an offset.
 _BATCH_PREFIX = struct.Struct(">qi11xi")
 _BATCH_LENGTH = struct.Struct(">i")
+_MIN_BATCH_LENGTH = BATCH_OVERHEAD - LOG_OVERHEAD
 _RECOVERY_CHUNK = 8 << 20
 
 
@@ -170,9 +171,12 @@ class LogSegment:
             return None
         position = self.offset_index.lookup(max(offset - self.base_offset, 0))
         while position < self.size:
-            base_offset, length, last_offset_delta = _BATCH_PREFIX.unpack(
-                os.pread(self._fd, _BATCH_PREFIX.size, position)
-            )
+            prefix = os.pread(self._fd, _BATCH_PREFIX.size, position)
+            if len(prefix) < _BATCH_PREFIX.size:
+                raise self._damaged(position)
+            base_offset, length, last_offset_delta = _BATCH_PREFIX.unpack(prefix)
+            if length < _MIN_BATCH_LENGTH:
+                raise self._damaged(position)
             if base_offset + last_offset_delta >= offset:
                 return position
             position += LOG_OVERHEAD + length
@@ -196,7 +200,15 @@ class LogSegment:
         return chunk if end == len(chunk) else chunk[:end]
 
     def _read_header(self, position: int) -> BatchHeader:
-        return read_header(os.pread(self._fd, BATCH_OVERHEAD, position))._replace(position=position)
+        data = os.pread(self._fd, BATCH_OVERHEAD, position)
+        header = read_header(data)._replace(position=position) if len(data) == BATCH_OVERHEAD else None
+        if header is None or header.batch_length < _MIN_BATCH_LENGTH:
+            raise self._damaged(position)
+        return header
+
+    def _damaged(self, position: int) -> KafkaError:
+        """A sealed segment changed under us (disk damage, outside edits): fail the call, not the broker."""
+        return KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"{self.log_path} is damaged at byte {position}")
 
     def batches_from(self, position: int) -> Iterator[BatchHeader]:
         """Headers of the batches from `position` to the end, one small pread each."""

@@ -114,6 +114,11 @@ class BatchHeader(NamedTuple):
         return bool(self.attributes & CONTROL_BIT)
 
     @property
+    def has_producer_id(self) -> bool:
+        """Idempotent or transactional: subject to the producer sequence rules."""
+        return self.producer_id > NO_PRODUCER_ID
+
+    @property
     def last_sequence(self) -> int:
         """Sequence of the batch's last record; sequences wrap from INT32_MAX to 0."""
         if self.base_sequence < 0:

@@ -356,3 +356,19 @@ def test_sealed_segments_hold_only_their_log_descriptor(open_log):
     _fill(log, 10)
     assert len(log.segment_base_offsets) == 10
     assert len(os.listdir("/proc/self/fd")) - before <= 9 + 2
+
+
+def test_damage_inside_a_sealed_segment_fails_the_read_not_the_broker(open_log):
+    probe = len(build_batch(values(3, 20)))
+    log = open_log(segment_bytes=str(2 * probe))
+    _fill(log, 4)
+    log.close()
+    sealed = log.directory / "00000000000000000000.log"
+    data = bytearray(sealed.read_bytes())
+    data[probe + 8 : probe + 12] = b"\xff\xff\xff\xf4"  # second batch claims length -12
+    sealed.write_bytes(bytes(data))
+    reopened = open_log(segment_bytes=str(2 * probe))
+    with pytest.raises(KafkaError) as info:
+        reopened.read(4, 1 << 20)
+    assert info.value.code == ErrorCode.KAFKA_STORAGE_ERROR
+    assert _offsets(reopened.read(6, 1 << 20)) == [6, 7, 8, 9, 10, 11]
