@@ -56,9 +56,7 @@ class LogSegment:
         # Offset after this segment's last batch; known for sealed segments from the
         # next segment's base, and computed by recover() for the active one.
         self.next_offset = base_offset if next_offset is None else next_offset
-        last_time = self.time_index.last_entry
-        self.max_timestamp = last_time[0] if last_time else NO_TIMESTAMP
-        self.max_timestamp_offset = base_offset + last_time[1] if last_time else base_offset
+        self._max_timestamp_from_time_index()
         self.first_batch_timestamp: int | None = None  # Kafka's segment.ms roll anchor
         self._bytes_since_index_entry = 0
         self._dirty = False
@@ -113,6 +111,7 @@ class LogSegment:
         """
         self.offset_index.truncate_to_position(self.size)
         start, next_offset = self._last_trusted_index_entry()
+        self._bytes_since_index_entry = 0  # the batch at `start` is the indexed one
         good: list[BatchHeader] = []
         position = start
         needed = 0
@@ -134,13 +133,17 @@ class LogSegment:
             self.size = position
             self.offset_index.truncate_to_position(position)
         self.time_index.truncate_to_offset(next_offset - self.base_offset)
-        last_time = self.time_index.last_entry
-        self.max_timestamp = last_time[0] if last_time else NO_TIMESTAMP
-        self.max_timestamp_offset = self.base_offset + last_time[1] if last_time else self.base_offset
+        self._max_timestamp_from_time_index()
         self.next_offset = next_offset
         self.first_batch_timestamp = self._read_header(0).max_timestamp if self.size else None
         for header in good:
             self._track(header.position, header, index_interval_bytes)
+
+    def _max_timestamp_from_time_index(self) -> None:
+        """The last time-index entry holds the max timestamp of a sealed segment (a lower bound otherwise)."""
+        last = self.time_index.last_entry
+        self.max_timestamp = last[0] if last else NO_TIMESTAMP
+        self.max_timestamp_offset = self.base_offset + last[1] if last else self.base_offset
 
     def _last_trusted_index_entry(self) -> tuple[int, int]:
         """(position, offset) of the last index entry that points at a real batch header."""
@@ -148,10 +151,8 @@ class LogSegment:
             relative_offset, position = entry
             prefix = os.pread(self._fd, BATCH_OVERHEAD, position)
             if len(prefix) == BATCH_OVERHEAD and read_header(prefix).base_offset == self.base_offset + relative_offset:
-                self._bytes_since_index_entry = 0
                 return position, self.base_offset + relative_offset
             self.offset_index.truncate_to_position(position)
-        self._bytes_since_index_entry = 0
         return 0, self.base_offset
 
     def _size_cut_by_chunk(self, chunk: bytes, consumed: int, position: int) -> int:
