@@ -1,0 +1,505 @@
+"""Every (API, version) the broker advertises is exercised against a live broker.
+
+The list of cases is the dispatch REGISTRY itself, so a new API or a widened
+version range gets a case the moment it is advertised, and fails until an
+exercise below knows how to drive it. Each case sends one real request of
+that exact version (built by our codec, over TCP, to a broker process) and
+checks that the answer decodes and says what Kafka would say. Setup steps
+(creating topics, joining groups) use each API's newest version; the request
+under test is the one with the parametrized version.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from compat_tests.compat_helpers import BrokerProcess
+from kafkacompat.client import KafkaClient
+from kafkacompat.handlers.dispatch import REGISTRY
+from kafkacompat.protocol import encode_data
+from kafkacompat.protocol.errors import ErrorCode
+from tests.log.batch_builder import RecordSpec, build_batch
+
+PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
+OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
+HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 12, 13, 14, 15, 16
+API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, INIT_PRODUCER_ID = 18, 19, 20, 22
+DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
+INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
+
+TOPIC_RESOURCE = 2
+FIRST_TIMESTAMP = int(time.time() * 1000) - 60_000
+SEEDED = 3  # records in the shared topic, one batch, timestamps FIRST_TIMESTAMP + 0, 1, 2
+
+
+def advertised_cases() -> list[tuple[int, int]]:
+    return [(key, version) for key, handler in sorted(REGISTRY.items())
+            for version in range(handler.min_version, handler.max_version + 1)]
+
+
+class Session:
+    """One connection to the broker plus the shared fixtures the exercises lean on.
+
+    `topic` has two partitions; partition 0 holds SEEDED records. Names made by
+    `name()` are unique per case, so cases never see each other's groups or topics.
+    """
+
+    def __init__(self, broker: BrokerProcess) -> None:
+        self.broker = broker
+        self.client = KafkaClient(broker.bootstrap, client_id="version-coverage")
+        self.topic = "coverage"
+        self.create_topic(self.topic, 2)
+        answer = self.call(PRODUCE, newest(PRODUCE), produce_body(self.topic, 0, seed_batch()))
+        assert answer.responses[0].partition_responses[0].error_code == ErrorCode.NONE
+        self.topic_id = self.describe_topic(self.topic).topic_id
+
+    def call(self, api_key: int, version: int, body: dict[str, Any]) -> Any:
+        return self.client.request(api_key, version, body)
+
+    def name(self, what: str, version: int) -> str:
+        return f"cov-{what}-v{version}"
+
+    def create_topic(self, name: str, partitions: int = 1) -> None:
+        answer = self.call(CREATE_TOPICS, newest(CREATE_TOPICS), {"topics": [
+            {"name": name, "num_partitions": partitions, "replication_factor": 1}], "timeout_ms": 10_000})
+        assert answer.topics[0].error_code == ErrorCode.NONE, answer
+
+    def describe_topic(self, name: str) -> Any:
+        answer = self.call(METADATA, newest(METADATA), {"topics": [{"name": name}]})
+        (topic,) = answer.topics
+        assert topic.error_code == ErrorCode.NONE, topic
+        return topic
+
+    def commit(self, group: str, offset: int) -> None:
+        answer = self.call(OFFSET_COMMIT, newest(OFFSET_COMMIT), commit_body(group, self.topic, offset))
+        assert answer.topics[0].partitions[0].error_code == ErrorCode.NONE, answer
+
+    def join(self, group: str, version: int | None = None) -> tuple[str, int]:
+        """Join a fresh group as its only member; its member id and generation."""
+        version = newest(JOIN_GROUP) if version is None else version
+        body = {"group_id": group, "session_timeout_ms": 10_000, "rebalance_timeout_ms": 10_000,
+                "member_id": "", "protocol_type": "consumer",
+                "protocols": [{"name": "range", "metadata": subscription(self.topic)}]}
+        answer = self.call(JOIN_GROUP, version, body)
+        if answer.error_code == ErrorCode.MEMBER_ID_REQUIRED:
+            assert version >= 4, "MEMBER_ID_REQUIRED is only for JoinGroup v4+"
+            answer = self.call(JOIN_GROUP, version, {**body, "member_id": answer.member_id})
+        assert answer.error_code == ErrorCode.NONE, answer
+        assert answer.member_id and answer.leader == answer.member_id
+        assert answer.generation_id >= 1
+        assert [m.member_id for m in answer.members] == [answer.member_id]
+        return answer.member_id, answer.generation_id
+
+    def join_and_sync(self, group: str) -> tuple[str, int]:
+        member_id, generation_id = self.join(group)
+        answer = self.call(SYNC_GROUP, newest(SYNC_GROUP), sync_body(group, member_id, generation_id, self.topic))
+        assert answer.error_code == ErrorCode.NONE, answer
+        return member_id, generation_id
+
+
+def newest(api_key: int) -> int:
+    return REGISTRY[api_key].max_version
+
+
+def seed_batch() -> bytes:
+    return build_batch([RecordSpec(b"v%d" % n, key=b"k%d" % n, timestamp=FIRST_TIMESTAMP + n) for n in range(SEEDED)],
+                       base_timestamp=FIRST_TIMESTAMP)
+
+
+def produce_body(topic: str, partition: int, records: bytes) -> dict[str, Any]:
+    return {"transactional_id": None, "acks": -1, "timeout_ms": 10_000,
+            "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}]}
+
+
+def commit_body(group: str, topic: str, offset: int, member_id: str = "", generation_id: int = -1) -> dict:
+    return {"group_id": group, "generation_id_or_member_epoch": generation_id, "member_id": member_id,
+            "topics": [{"name": topic, "partitions": [
+                {"partition_index": 0, "committed_offset": offset, "committed_metadata": "m"}]}]}
+
+
+def subscription(topic: str) -> bytes:
+    """ConsumerProtocolSubscription v0, with its int16 version prefix, as consumers send it."""
+    return struct.pack(">h", 0) + encode_data("consumer_protocol_subscription", 0, {"topics": [topic]})
+
+
+def assignment(topic: str) -> bytes:
+    return struct.pack(">h", 0) + encode_data(
+        "consumer_protocol_assignment", 0, {"assigned_partitions": [{"topic": topic, "partitions": [0, 1]}]})
+
+
+def sync_body(group: str, member_id: str, generation_id: int, topic: str) -> dict[str, Any]:
+    return {"group_id": group, "generation_id": generation_id, "member_id": member_id,
+            "protocol_type": "consumer", "protocol_name": "range",
+            "assignments": [{"member_id": member_id, "assignment": assignment(topic)}]}
+
+
+# --- the exercises: one per API key, each takes the version under test ---------
+
+Exercise = Callable[[Session, int], None]
+EXERCISES: dict[int, Exercise] = {}
+
+
+def exercises(api_key: int) -> Callable[[Exercise], Exercise]:
+    def register(function: Exercise) -> Exercise:
+        EXERCISES[api_key] = function
+        return function
+    return register
+
+
+@exercises(PRODUCE)
+def produce(session: Session, version: int) -> None:
+    """v0-2 are advertised for librdkafka's sake but refused on use, as Kafka 4 does."""
+    topic = session.name("produce", version)
+    session.create_topic(topic)
+    batch = build_batch([RecordSpec(b"value", key=b"key")], base_timestamp=FIRST_TIMESTAMP)
+    (answer,) = session.call(PRODUCE, version, produce_body(topic, 0, batch)).responses
+    (partition,) = answer.partition_responses
+    assert (answer.name, partition.index) == (topic, 0)
+    if version < 3:
+        assert partition.error_code == ErrorCode.UNSUPPORTED_VERSION
+        return
+    assert (partition.error_code, partition.base_offset) == (ErrorCode.NONE, 0)
+    if version >= 2:
+        assert partition.log_append_time_ms == -1  # CreateTime topic
+    if version >= 5:
+        assert partition.log_start_offset == 0
+
+
+@exercises(FETCH)
+def fetch(session: Session, version: int) -> None:
+    topic_ref = {"topic_id": session.topic_id} if version >= 13 else {"topic": session.topic}
+    body = {"max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+            "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
+            "topics": [{**topic_ref, "partitions": [
+                {"partition": 0, "fetch_offset": 1, "partition_max_bytes": 1 << 20}]}]}
+    answer = session.call(FETCH, version, body)
+    (topic,) = answer.responses
+    if version >= 13:
+        assert topic.topic_id == session.topic_id
+    else:
+        assert topic.topic == session.topic
+    if version >= 7:
+        assert answer.error_code == ErrorCode.NONE
+    (partition,) = topic.partitions
+    assert (partition.partition_index, partition.error_code) == (0, ErrorCode.NONE)
+    assert partition.high_watermark == SEEDED
+    # The one seeded batch holds offset 1, so it comes back whole: base offset
+    # 0, then (past the leader epoch the broker may stamp) the bytes we sent.
+    records = bytes(partition.records)
+    assert struct.unpack_from(">q", records)[0] == 0
+    assert records[16:] == seed_batch()[16:]
+
+
+@exercises(LIST_OFFSETS)
+def list_offsets(session: Session, version: int) -> None:
+    queries = {-2: (0, -1), -1: (SEEDED, -1), FIRST_TIMESTAMP + 1: (1, FIRST_TIMESTAMP + 1)}
+    body = {"replica_id": -1, "isolation_level": 0, "timeout_ms": 10_000, "topics": [{
+        "name": session.topic, "partitions": [{"partition_index": 0, "timestamp": t} for t in queries]}]}
+    if version == 0:
+        pytest.fail("ListOffsets v0 is advertised; this exercise needs a v0 branch (old_style_offsets)")
+    (topic,) = session.call(LIST_OFFSETS, version, body).topics
+    got = {query: (p.error_code, p.offset, p.timestamp) for query, p in zip(queries, topic.partitions)}
+    assert got == {query: (ErrorCode.NONE, *expected) for query, expected in queries.items()}
+
+
+@exercises(METADATA)
+def metadata(session: Session, version: int) -> None:
+    topics = [{"name": session.topic}]
+    answer = session.call(METADATA, version, {"topics": topics, "allow_auto_topic_creation": False})
+    (broker,) = answer.brokers
+    assert (broker.host, broker.port) == ("127.0.0.1", session.broker.port)
+    if version >= 1:
+        assert answer.controller_id == broker.node_id
+    if version >= 2:
+        assert answer.cluster_id
+    (topic,) = answer.topics
+    assert (topic.name, topic.error_code) == (session.topic, ErrorCode.NONE)
+    if version >= 10:
+        assert topic.topic_id == session.topic_id
+    assert sorted(p.partition_index for p in topic.partitions) == [0, 1]
+    assert all(p.leader_id == broker.node_id and list(p.replica_nodes) == [broker.node_id]
+               for p in topic.partitions)
+
+
+@exercises(OFFSET_COMMIT)
+def offset_commit(session: Session, version: int) -> None:
+    """v0 and the standalone form (generation -1, no member) commit for a group with no members."""
+    group = session.name("commit", version)
+    answer = session.call(OFFSET_COMMIT, version, commit_body(group, session.topic, 2))
+    assert [(t.name, [(p.partition_index, p.error_code) for p in t.partitions]) for t in answer.topics] == [
+        (session.topic, [(0, ErrorCode.NONE)])]
+    assert committed(session, group) == (2, "m")
+    if version >= 1:  # a member's commit names its generation, which v0 cannot
+        group = session.name("commit-member", version)
+        member_id, generation_id = session.join_and_sync(group)
+        answer = session.call(OFFSET_COMMIT, version, commit_body(group, session.topic, 1, member_id, generation_id))
+        assert answer.topics[0].partitions[0].error_code == ErrorCode.NONE
+        assert committed(session, group) == (1, "m")
+
+
+def committed(session: Session, group: str, version: int | None = None) -> tuple[int, str | None]:
+    """Partition 0's committed offset and metadata in `group`, read with OffsetFetch `version`."""
+    version = newest(OFFSET_FETCH) if version is None else version
+    topics = [{"name": session.topic, "partition_indexes": [0]}]
+    if version >= 8:
+        answer = session.call(OFFSET_FETCH, version, {"groups": [{"group_id": group, "topics": topics}]})
+        (group_answer,) = answer.groups
+        assert (group_answer.group_id, group_answer.error_code) == (group, ErrorCode.NONE)
+        (topic,) = group_answer.topics
+    else:
+        answer = session.call(OFFSET_FETCH, version, {"group_id": group, "topics": topics})
+        if version >= 2:
+            assert answer.error_code == ErrorCode.NONE
+        (topic,) = answer.topics
+    (partition,) = topic.partitions
+    assert (topic.name, partition.partition_index, partition.error_code) == (session.topic, 0, ErrorCode.NONE)
+    return partition.committed_offset, partition.metadata
+
+
+@exercises(OFFSET_FETCH)
+def offset_fetch(session: Session, version: int) -> None:
+    group = session.name("fetch-offsets", version)
+    assert committed(session, group, version)[0] == -1  # nothing committed yet
+    session.commit(group, 3)
+    assert committed(session, group, version) == (3, "m")
+
+
+@exercises(FIND_COORDINATOR)
+def find_coordinator(session: Session, version: int) -> None:
+    group = session.name("coordinator", version)
+    if version >= 4:
+        answer = session.call(FIND_COORDINATOR, version, {"key_type": 0, "coordinator_keys": [group]})
+        (found,) = answer.coordinators
+        assert (found.key, found.error_code) == (group, ErrorCode.NONE)
+    else:
+        found = session.call(FIND_COORDINATOR, version, {"key": group, "key_type": 0})
+        assert found.error_code == ErrorCode.NONE
+    assert (found.host, found.port) == ("127.0.0.1", session.broker.port)
+
+
+@exercises(JOIN_GROUP)
+def join_group(session: Session, version: int) -> None:
+    """v4+ first answer MEMBER_ID_REQUIRED with an id to rejoin with; `join` checks both legs."""
+    session.join(session.name("join", version), version)
+
+
+@exercises(SYNC_GROUP)
+def sync_group(session: Session, version: int) -> None:
+    group = session.name("sync", version)
+    member_id, generation_id = session.join(group)
+    answer = session.call(SYNC_GROUP, version, sync_body(group, member_id, generation_id, session.topic))
+    assert answer.error_code == ErrorCode.NONE
+    assert bytes(answer.assignment) == assignment(session.topic)
+    if version >= 5:
+        assert (answer.protocol_type, answer.protocol_name) == ("consumer", "range")
+
+
+@exercises(HEARTBEAT)
+def heartbeat(session: Session, version: int) -> None:
+    group = session.name("heartbeat", version)
+    member_id, generation_id = session.join_and_sync(group)
+    body = {"group_id": group, "generation_id": generation_id, "member_id": member_id}
+    assert session.call(HEARTBEAT, version, body).error_code == ErrorCode.NONE
+    stale = session.call(HEARTBEAT, version, {**body, "generation_id": generation_id + 1})
+    assert stale.error_code == ErrorCode.ILLEGAL_GENERATION
+
+
+@exercises(LEAVE_GROUP)
+def leave_group(session: Session, version: int) -> None:
+    group = session.name("leave", version)
+    member_id, _ = session.join_and_sync(group)
+    body = {"group_id": group, "member_id": member_id, "members": [{"member_id": member_id}]}
+    answer = session.call(LEAVE_GROUP, version, body)
+    assert answer.error_code == ErrorCode.NONE
+    if version >= 3:
+        assert [(m.member_id, m.error_code) for m in answer.members] == [(member_id, ErrorCode.NONE)]
+    assert describe_group(session, group).group_state == "Empty"
+
+
+def describe_group(session: Session, group: str, version: int | None = None) -> Any:
+    version = newest(DESCRIBE_GROUPS) if version is None else version
+    (described,) = session.call(DESCRIBE_GROUPS, version, {"groups": [group]}).groups
+    assert (described.group_id, described.error_code) == (group, ErrorCode.NONE)
+    return described
+
+
+@exercises(DESCRIBE_GROUPS)
+def describe_groups(session: Session, version: int) -> None:
+    group = session.name("describe", version)
+    member_id, _ = session.join_and_sync(group)
+    described = describe_group(session, group, version)
+    assert (described.group_state, described.protocol_type, described.protocol_data) == (
+        "Stable", "consumer", "range")
+    (member,) = described.members
+    assert (member.member_id, member.client_id) == (member_id, "version-coverage")
+    assert bytes(member.member_assignment) == assignment(session.topic)
+
+
+@exercises(LIST_GROUPS)
+def list_groups(session: Session, version: int) -> None:
+    group = session.name("list", version)
+    session.join_and_sync(group)
+    answer = session.call(LIST_GROUPS, version, {"states_filter": [], "types_filter": []})
+    assert answer.error_code == ErrorCode.NONE
+    listed = {g.group_id: g for g in answer.groups}
+    assert listed[group].protocol_type == "consumer"
+    if version >= 4:
+        assert listed[group].group_state == "Stable"
+        filtered = session.call(LIST_GROUPS, version, {"states_filter": ["Empty"], "types_filter": []})
+        assert group not in {g.group_id for g in filtered.groups}
+    if version >= 5:
+        assert listed[group].group_type.lower() == "classic"  # Kafka spells it "classic"
+
+
+@exercises(API_VERSIONS)
+def api_versions(session: Session, version: int) -> None:
+    answer = session.call(API_VERSIONS, version, {"client_software_name": "coverage",
+                                                  "client_software_version": "1.0"})
+    assert answer.error_code == ErrorCode.NONE
+    assert {k.api_key: (k.min_version, k.max_version) for k in answer.api_keys} == {
+        key: (h.min_version, h.max_version) for key, h in REGISTRY.items()}
+
+
+@exercises(CREATE_TOPICS)
+def create_topics(session: Session, version: int) -> None:
+    name = session.name("create", version)
+    body = {"topics": [{"name": name, "num_partitions": 3, "replication_factor": 1,
+                        "configs": [{"name": "retention.ms", "value": "3600000"}]}],
+            "timeout_ms": 10_000, "validate_only": False}
+    (created,) = session.call(CREATE_TOPICS, version, body).topics
+    assert (created.name, created.error_code) == (name, ErrorCode.NONE)
+    if version >= 5:
+        assert (created.num_partitions, created.replication_factor) == (3, 1)
+    (again,) = session.call(CREATE_TOPICS, version, body).topics
+    assert again.error_code == ErrorCode.TOPIC_ALREADY_EXISTS
+    assert len(session.describe_topic(name).partitions) == 3
+
+
+@exercises(DELETE_TOPICS)
+def delete_topics(session: Session, version: int) -> None:
+    name = session.name("delete", version)
+    session.create_topic(name)
+    body = {"topic_names": [name], "topics": [{"name": name}], "timeout_ms": 10_000}
+    (deleted,) = session.call(DELETE_TOPICS, version, body).responses
+    assert (deleted.name, deleted.error_code) == (name, ErrorCode.NONE)
+    answer = session.call(METADATA, newest(METADATA), {"topics": [{"name": name}],
+                                                       "allow_auto_topic_creation": False})
+    assert answer.topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@exercises(INIT_PRODUCER_ID)
+def init_producer_id(session: Session, version: int) -> None:
+    body = {"transactional_id": None, "transaction_timeout_ms": 60_000}
+    first = session.call(INIT_PRODUCER_ID, version, body)
+    second = session.call(INIT_PRODUCER_ID, version, body)
+    assert (first.error_code, second.error_code) == (ErrorCode.NONE, ErrorCode.NONE)
+    assert first.producer_id >= 0 and second.producer_id >= 0
+    assert first.producer_id != second.producer_id, "each idempotent producer needs its own id"
+
+
+def topic_configs(session: Session, topic: str, version: int | None = None) -> dict[str, str | None]:
+    version = newest(DESCRIBE_CONFIGS) if version is None else version
+    body = {"resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": topic, "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False}
+    (result,) = session.call(DESCRIBE_CONFIGS, version, body).results
+    assert (result.error_code, result.resource_name) == (ErrorCode.NONE, topic)
+    return {config.name: config.value for config in result.configs}
+
+
+@exercises(DESCRIBE_CONFIGS)
+def describe_configs(session: Session, version: int) -> None:
+    configs = topic_configs(session, session.topic, version)
+    assert configs["cleanup.policy"] == "delete"
+    assert configs["message.timestamp.type"] == "CreateTime"
+
+
+@exercises(INCREMENTAL_ALTER_CONFIGS)
+def incremental_alter_configs(session: Session, version: int) -> None:
+    topic = session.name("alter", version)
+    session.create_topic(topic)
+    body = {"resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": topic, "configs": [
+        {"name": "retention.ms", "config_operation": 0, "value": "123456"}]}], "validate_only": False}
+    (answer,) = session.call(INCREMENTAL_ALTER_CONFIGS, version, body).responses
+    assert (answer.error_code, answer.resource_name) == (ErrorCode.NONE, topic)
+    assert topic_configs(session, topic)["retention.ms"] == "123456"
+
+
+@exercises(CREATE_PARTITIONS)
+def create_partitions(session: Session, version: int) -> None:
+    topic = session.name("partitions", version)
+    session.create_topic(topic)
+    body = {"topics": [{"name": topic, "count": 3, "assignments": None}], "timeout_ms": 10_000,
+            "validate_only": False}
+    (result,) = session.call(CREATE_PARTITIONS, version, body).results
+    assert (result.name, result.error_code) == (topic, ErrorCode.NONE)
+    assert len(session.describe_topic(topic).partitions) == 3
+
+
+@exercises(DELETE_GROUPS)
+def delete_groups(session: Session, version: int) -> None:
+    group = session.name("delete-group", version)
+    session.commit(group, 1)
+    (result,) = session.call(DELETE_GROUPS, version, {"groups_names": [group]}).results
+    assert (result.group_id, result.error_code) == (group, ErrorCode.NONE)
+    (again,) = session.call(DELETE_GROUPS, version, {"groups_names": [group]}).results
+    assert again.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+
+
+@exercises(OFFSET_DELETE)
+def offset_delete(session: Session, version: int) -> None:
+    group = session.name("offset-delete", version)
+    session.commit(group, 1)
+    body = {"group_id": group, "topics": [{"name": session.topic, "partitions": [{"partition_index": 0}]}]}
+    answer = session.call(OFFSET_DELETE, version, body)
+    assert answer.error_code == ErrorCode.NONE
+    assert answer.topics[0].partitions[0].error_code == ErrorCode.NONE
+    assert committed(session, group)[0] == -1
+
+
+@exercises(DESCRIBE_CLUSTER)
+def describe_cluster(session: Session, version: int) -> None:
+    answer = session.call(DESCRIBE_CLUSTER, version, {"include_cluster_authorized_operations": False,
+                                                      "endpoint_type": 1})
+    assert answer.error_code == ErrorCode.NONE
+    (broker,) = answer.brokers
+    assert (broker.host, broker.port) == ("127.0.0.1", session.broker.port)
+    assert answer.controller_id == broker.broker_id and answer.cluster_id
+    if version >= 1:
+        assert answer.endpoint_type == 1
+
+
+# --- the tests ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    broker = BrokerProcess(tmp_path_factory.mktemp("coverage"), {"group.initial.rebalance.delay.ms": "0"})
+    broker.start()
+    try:
+        live = Session(broker)
+        yield live
+        live.client.close()
+        broker.stop()
+    finally:
+        broker.kill()
+
+
+def test_exercises_match_the_advertised_apis() -> None:
+    missing = sorted(set(REGISTRY) - set(EXERCISES))
+    assert not missing, f"advertised API keys no test exercises: {missing}"
+    stale = sorted(set(EXERCISES) - set(REGISTRY))
+    assert not stale, f"exercises for API keys the broker does not advertise: {stale}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("api_key", "version"), advertised_cases(),
+                         ids=[f"api{key}-v{version}" for key, version in advertised_cases()])
+def test_advertised_version_answers(session: Session, api_key: int, version: int) -> None:
+    exercise = EXERCISES.get(api_key)
+    if exercise is None:
+        pytest.fail(f"API key {api_key} is advertised but has no exercise")
+    exercise(session, version)
