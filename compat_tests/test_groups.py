@@ -1,0 +1,361 @@
+"""Consumer groups with stock clients against the broker process: split, move, fail over, resume.
+
+librdkafka (confluent-kafka) members run in this process and are polled in
+turn (their rebalances happen inside poll); the member that must die without
+a word runs in a child process that gets SIGKILL. kafka-python and aiokafka
+show that committed offsets survive a broker restart and that consumers
+resume exactly there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition as AioTopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions
+from confluent_kafka import TopicPartition as RdTopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KpTopicPartition
+
+from compat_helpers import sample_records, unique_topic, wait_until
+from confluent_clients import ClientErrors, produce_records
+
+PARTITIONS = 6
+ALL = frozenset(range(PARTITIONS))
+SESSION_TIMEOUT_MS = 6000  # the broker's minimum
+
+
+def new_topic(broker, prefix: str, partitions: int = PARTITIONS) -> str:
+    topic = unique_topic(prefix)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+                                  operation_timeout=10, request_timeout=15)
+    futures[topic].result(timeout=20)  # `admin` must outlive the future
+    return topic
+
+
+def produce(broker, topic: str, count: int) -> list:
+    return produce_records(broker.bootstrap, topic, sample_records(count))
+
+
+class Member:
+    """One librdkafka group member that records what it read and how often it was rebalanced."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, **config) -> None:
+        self.errors = ClientErrors()
+        self.rebalances = 0
+        self.read: list[tuple[int, int]] = []
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 500,
+            "error_cb": self.errors, **config})
+        self.consumer.subscribe([topic], on_assign=self._rebalanced, on_revoke=self._rebalanced)
+
+    def _rebalanced(self, consumer, partitions) -> None:
+        self.rebalances += 1
+
+    def poll(self) -> None:
+        for message in self.consumer.consume(num_messages=500, timeout=0.05):
+            assert message.error() is None, f"consumer error: {message.error()}"
+            self.read.append((message.partition(), message.offset()))
+
+    def partitions(self) -> frozenset[int]:
+        return frozenset(tp.partition for tp in self.consumer.assignment())
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.errors.assert_none("group member")
+
+
+def members(broker, group: str, topic: str, count: int, **config) -> list[Member]:
+    return [Member(broker.bootstrap, group, topic, **config) for _ in range(count)]
+
+
+def close_all(group: list[Member]) -> None:
+    for member in group:
+        member.close()
+
+
+def poll_until_split(group: list[Member], share: int, timeout_s: float = 30) -> list[frozenset[int]]:
+    """Poll until every member owns exactly ``share`` partitions and no partition has two owners."""
+
+    def split():
+        for member in group:
+            member.poll()
+        shares = [member.partitions() for member in group]
+        if all(len(s) == share for s in shares) and len(frozenset().union(*shares)) == share * len(group):
+            return shares
+        return None
+
+    return wait_until(split, timeout_s, f"{len(group)} members to own {share} partitions each", 0)
+
+
+def poll_until_read(group: list[Member], count: int, timeout_s: float = 30) -> list[tuple[int, int]]:
+    def everything():
+        for member in group:
+            member.poll()
+        read = [position for member in group for position in member.read]
+        return read if len(read) >= count else None
+
+    wait_until(everything, timeout_s, f"{count} records read", 0)
+    for _ in range(10):  # linger: nothing more may arrive
+        for member in group:
+            member.poll()
+    return [position for member in group for position in member.read]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])
+def test_three_members_split_and_survivors_take_over_after_close(broker, assignor):
+    topic, group_id = new_topic(broker, f"split-{assignor}"), unique_topic("split")
+    group = members(broker, group_id, topic, 3, **{"partition.assignment.strategy": assignor})
+    try:
+        assert frozenset().union(*poll_until_split(group, 2)) == ALL
+        group.pop().close()  # a clean close sends LeaveGroup
+        started = time.monotonic()
+        shares = poll_until_split(group, 3, timeout_s=15)
+        assert time.monotonic() - started < 10
+        assert shares[0] | shares[1] == ALL
+    finally:
+        close_all(group)
+
+
+_DOOMED_MEMBER = textwrap.dedent("""
+    import sys
+    from confluent_kafka import Consumer
+    bootstrap, group, topic, session_timeout_ms = sys.argv[1:5]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "heartbeat.interval.ms": 500,
+                         "session.timeout.ms": int(session_timeout_ms), "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    while True:
+        consumer.poll(0.1)
+""")
+
+
+@pytest.mark.timeout(90)
+def test_killed_member_loses_its_partitions_after_session_timeout(broker):
+    topic, group_id = new_topic(broker, "kill"), unique_topic("kill")
+    group = members(broker, group_id, topic, 2)
+    doomed = subprocess.Popen([sys.executable, "-c", _DOOMED_MEMBER, broker.bootstrap, group_id, topic,
+                               str(SESSION_TIMEOUT_MS)])
+    try:
+        poll_until_split(group, 2, timeout_s=40)  # the child owns the other two
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        killed_at = time.monotonic()
+        shares = poll_until_split(group, 3, timeout_s=30)
+        elapsed = time.monotonic() - killed_at
+        assert shares[0] | shares[1] == ALL
+        # No LeaveGroup came: only session expiry (counted from its last heartbeat) frees them.
+        assert SESSION_TIMEOUT_MS / 1000 - 1.5 <= elapsed <= SESSION_TIMEOUT_MS / 1000 + 10
+    finally:
+        doomed.kill()
+        doomed.wait(timeout=10)
+        close_all(group)
+
+
+@pytest.mark.timeout(90)
+def test_two_groups_each_read_everything_once(broker):
+    topic = new_topic(broker, "two-groups")
+    first = members(broker, unique_topic("first"), topic, 2)
+    second = members(broker, unique_topic("second"), topic, 1)
+    try:
+        poll_until_split(first, 3)
+        poll_until_split(second, 6)
+        deliveries = produce(broker, topic, 300)
+        produced = sorted((d.partition, d.offset) for d in deliveries)
+        for group in (first, second):
+            read = poll_until_read(group, len(produced))
+            assert sorted(read) == produced  # every record, once per group
+        for member, share in zip(first, (m.partitions() for m in first)):
+            assert {partition for partition, _ in member.read} <= share
+    finally:
+        close_all(first + second)
+
+
+@pytest.mark.timeout(90)
+def test_static_member_restart_keeps_partitions_without_rebalance(broker):
+    topic, group_id = new_topic(broker, "static"), unique_topic("static")
+    static = {"session.timeout.ms": 20_000}
+    group = [Member(broker.bootstrap, group_id, topic, **{"group.instance.id": f"i{n}", **static}) for n in range(3)]
+    try:
+        before = poll_until_split(group, 2)
+        rebalances = [m.rebalances for m in group]
+        group.pop().close()  # a static member leaves no LeaveGroup behind
+        time.sleep(1)
+        group.append(Member(broker.bootstrap, group_id, topic, **{"group.instance.id": "i2", **static}))
+        after = poll_until_split(group, 2, timeout_s=15)
+        assert after == before
+        for _ in range(40):  # two seconds more: the others must not have been disturbed
+            for member in group:
+                member.poll()
+        assert [m.rebalances for m in group[:2]] == rebalances[:2]
+    finally:
+        close_all(group)
+
+
+@pytest.mark.timeout(90)
+def test_auto_offset_reset_earliest_and_latest(broker):
+    topic = new_topic(broker, "reset", partitions=2)
+    old = produce(broker, topic, 40)
+    earliest = members(broker, unique_topic("earliest"), topic, 1)
+    latest = members(broker, unique_topic("latest"), topic, 1, **{"auto.offset.reset": "latest"})
+    try:
+        assert sorted(poll_until_read(earliest, len(old))) == sorted((d.partition, d.offset) for d in old)
+
+        # A latest-reset member only sees what arrives after it found the end: send
+        # markers until one gets through, then the real records.
+        markers: list = []
+
+        def saw_a_marker():
+            markers.extend(produce(broker, topic, 1))
+            for _ in range(10):
+                latest[0].poll()
+            return latest[0].read
+
+        wait_until(saw_a_marker, 30, "the latest-reset member to read a marker", 0)
+        new = produce(broker, topic, 10)
+        read = set(poll_until_read(latest, 11))
+        assert read.isdisjoint((d.partition, d.offset) for d in old)
+        assert read >= {(d.partition, d.offset) for d in new}
+        assert read <= {(d.partition, d.offset) for d in new + markers}
+    finally:
+        close_all(earliest + latest)
+
+
+@pytest.mark.timeout(90)
+def test_admin_client_lists_and_describes_groups(broker):
+    topic, group_id = new_topic(broker, "admin"), unique_topic("admin")
+    group = members(broker, group_id, topic, 2, **{"client.id": "admin-probe"})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    simple_id = unique_topic("simple")
+    simple = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": simple_id})
+    try:
+        shares = poll_until_split(group, 3)
+        simple.commit(offsets=[RdTopicPartition(topic, 0, 5)], asynchronous=False)
+
+        listed = admin.list_consumer_groups(request_timeout=15).result(timeout=20)
+        assert not listed.errors
+        by_id = {g.group_id: g for g in listed.valid}
+        assert by_id[group_id].state == ConsumerGroupState.STABLE
+        assert not by_id[group_id].is_simple_consumer_group
+        assert by_id[simple_id].state == ConsumerGroupState.EMPTY and by_id[simple_id].is_simple_consumer_group
+        stable_only = admin.list_consumer_groups(states={ConsumerGroupState.STABLE}).result(timeout=20)
+        assert group_id in {g.group_id for g in stable_only.valid}
+        assert simple_id not in {g.group_id for g in stable_only.valid}
+
+        description = admin.describe_consumer_groups([group_id], request_timeout=15)[group_id].result(timeout=20)
+        assert description.state == ConsumerGroupState.STABLE
+        assert description.partition_assignor == "range"
+        assert not description.is_simple_consumer_group
+        assigned = sorted(sorted(tp.partition for tp in m.assignment.topic_partitions) for m in description.members)
+        assert assigned == sorted(sorted(s) for s in shares)
+        assert {m.client_id for m in description.members} == {"admin-probe"}
+        assert {m.host for m in description.members} == {"/127.0.0.1"}
+
+        (committed,) = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(simple_id, [RdTopicPartition(topic, 0)])]).values()
+        assert [(tp.partition, tp.offset) for tp in committed.result(timeout=20).topic_partitions] == [(0, 5)]
+    finally:
+        simple.close()
+        close_all(group)
+
+
+@pytest.mark.timeout(120)
+def test_kafka_python_commits_survive_broker_restart(broker_factory):
+    broker = broker_factory()
+    topic, group_id = new_topic(broker, "kp-restart", partitions=2), unique_topic("kp-restart")
+    produced = {(d.partition, d.offset) for d in produce(broker, topic, 60)}
+
+    def consumer() -> KafkaConsumer:
+        return KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group_id,
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=500,
+                             request_timeout_ms=15_000)
+
+    def read(kc: KafkaConsumer, at_least: int, seen: list) -> None:
+        deadline = time.monotonic() + 30
+        start = len(seen)
+        while len(seen) - start < at_least:
+            assert time.monotonic() < deadline, f"read {len(seen) - start} of {at_least}"
+            for records in kc.poll(timeout_ms=200, max_records=10).values():
+                seen.extend((r.partition, r.offset) for r in records)
+
+    partitions = [KpTopicPartition(topic, p) for p in range(2)]
+    first = consumer()
+    seen: list[tuple[int, int]] = []
+    read(first, 20, seen)
+    first.commit()
+    broker.restart()
+    read(first, 10, seen)  # the same member keeps going after the restart...
+    first.commit()  # ...and may still commit: the group came back with it
+    committed = {tp.partition: first.committed(tp) for tp in partitions}
+    first.close()
+    for partition in range(2):
+        offsets = [o for p, o in seen if p == partition]
+        assert committed[partition] == max(offsets) + 1 if offsets else committed[partition] in (None, 0)
+
+    second = consumer()
+    rest: list[tuple[int, int]] = []
+    read(second, len(produced) - len(seen), rest)
+    second.close()
+    assert sorted(seen + rest) == sorted(produced)  # resumed exactly at the commits: no gap, no repeat
+    assert {p: min(o for q, o in rest if q == p) for p in {q for q, _ in rest}} == {
+        p: committed[p] for p in {q for q, _ in rest}}
+
+
+@pytest.mark.timeout(120)
+def test_aiokafka_resumes_at_commits_after_broker_restart(broker_factory):
+    broker = broker_factory()
+    topic, group_id = new_topic(broker, "aio-restart", partitions=2), unique_topic("aio-restart")
+    produced = sorted((d.partition, d.offset) for d in produce(broker, topic, 60))
+    partitions = [AioTopicPartition(topic, p) for p in range(2)]
+
+    def consumer() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group_id,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=500)
+
+    async def read(ac: AIOKafkaConsumer, at_least: int) -> list[tuple[int, int]]:
+        seen: list[tuple[int, int]] = []
+        deadline = time.monotonic() + 30
+        while len(seen) < at_least:
+            assert time.monotonic() < deadline, f"read {len(seen)} of {at_least}"
+            for messages in (await ac.getmany(timeout_ms=200, max_records=10)).values():
+                seen.extend((m.partition, m.offset) for m in messages)
+        return seen
+
+    async def before_restart():
+        first = consumer()
+        await first.start()
+        try:
+            seen = await read(first, 25)
+            await first.commit()
+            return seen, {tp.partition: await first.committed(tp) for tp in partitions}
+        finally:
+            await first.stop()
+
+    async def after_restart(remaining: int):
+        second = consumer()
+        await second.start()
+        try:
+            committed = {tp.partition: await second.committed(tp) for tp in partitions}
+            return committed, await read(second, remaining)
+        finally:
+            await second.stop()
+
+    seen, committed = asyncio.run(before_restart())
+    broker.restart()
+    committed_after, rest = asyncio.run(after_restart(len(produced) - len(seen)))
+    assert committed_after == committed
+    assert sorted(seen + rest) == produced
+    for partition, first_offset in {p: min(o for q, o in rest if q == p) for p, _ in rest}.items():
+        assert first_offset == (committed[partition] or 0)
