@@ -196,7 +196,11 @@ def stored_batches(bootstrap: str, topic: str, partition: int) -> list:
 RESPONSES_KEPT = {"api_versions", "metadata", "fetch", "join_group", "sync_group"}
 GOLDEN_TOPIC = "golden-{client}"
 GOLDEN_GROUP = "golden-{client}-group"
-GOLDEN_RECORDS = [(b"key-%d" % n, b"value-%d" % n, [("seq", b"%d" % n), ("tag", b"golden")]) for n in range(5)]
+# The same headers on every record, since kcat can only send those.
+GOLDEN_HEADERS = [("tag", b"golden"), ("tag", b"twice"), ("client", b"any")]
+GOLDEN_RECORDS = [(b"key-%d" % n, b"value-%d" % n, GOLDEN_HEADERS) for n in range(5)]
+# Clients that cannot create topics get theirs made beforehand, straight at the broker.
+PRECREATED = {"kcat"}
 
 
 def api_file_stem(api_key: int) -> str:
@@ -307,7 +311,31 @@ def drive_kafkajs(bootstrap: str) -> None:
         raise RuntimeError(f"kafkajs consumed {len(result['records'])} of {len(GOLDEN_RECORDS)} records")
 
 
-DRIVERS = {"kafka-python": drive_kafka_python, "librdkafka": drive_confluent, "kafkajs": drive_kafkajs}
+def drive_kcat(bootstrap: str) -> None:
+    topic, group = GOLDEN_TOPIC.format(client="kcat"), GOLDEN_GROUP.format(client="kcat")
+    lines = "".join(f"{key.decode()}\t{value.decode()}\n" for key, value, _ in GOLDEN_RECORDS)
+    headers = [arg for name, value in GOLDEN_HEADERS for arg in ("-H", f"{name}={value.decode()}")]
+    kcat = ["kcat", "-b", bootstrap]
+    subprocess.run([*kcat, "-P", "-t", topic, "-K", "\t", *headers, "-z", "snappy", "-X", "enable.idempotence=true"],
+                   input=lines, text=True, check=True, timeout=60)
+    consumed = subprocess.run([*kcat, "-G", group, "-e", "-q", "-X", "auto.offset.reset=earliest", topic],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+    if len(consumed.splitlines()) != len(GOLDEN_RECORDS):
+        raise RuntimeError(f"kcat consumed {consumed!r}")
+
+
+DRIVERS = {"kafka-python": drive_kafka_python, "librdkafka": drive_confluent, "kafkajs": drive_kafkajs,
+           "kcat": drive_kcat}
+
+
+def create_golden_topic(bootstrap: str, topic: str) -> None:
+    """Two partitions, like the topics the other clients create; made with our own client."""
+    from kafkacompat.client import KafkaClient
+
+    with KafkaClient(bootstrap) as client:
+        answer = client.request(19, 7, {"topics": [{"name": topic, "num_partitions": 2, "replication_factor": 1}]})
+    if answer.topics[0].error_code != 0:
+        raise RuntimeError(f"could not create {topic}: {answer.topics[0]}")
 
 
 def capture(out_root: Path, clients: list[str]) -> None:
@@ -322,6 +350,8 @@ def capture(out_root: Path, clients: list[str]) -> None:
                 "advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy_port}"})
             broker.start()
             try:
+                if client in PRECREATED:
+                    create_golden_topic(broker.bootstrap, GOLDEN_TOPIC.format(client=client))
                 with RecordingProxy(("127.0.0.1", broker.port), proxy_port) as proxy:
                     DRIVERS[client](f"127.0.0.1:{proxy.port}")
                     time.sleep(0.5)  # let the last responses be paired
