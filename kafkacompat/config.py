@@ -1,7 +1,7 @@
 """Broker configuration, by Apache Kafka's own config names.
 
 Sources, later ones winning: built-in defaults, a YAML file (``--config``),
-``KAFKACOMPAT_*`` environment variables (``KAFKACOMPAT_LOG_RETENTION_MS`` sets
+``KAFKACOMPAT_CONFIG_*`` environment variables (``KAFKACOMPAT_CONFIG_LOG_RETENTION_MS`` sets
 ``log.retention.ms``), ``-o name=value`` flags, and the dedicated CLI flags
 (``--host``, ``--port``, ``--data-dir``, ``--advertised-host/-port``), which map
 onto ``listeners``, ``log.dirs`` and ``advertised.listeners``.
@@ -18,7 +18,7 @@ from typing import Iterator, Mapping
 
 import yaml
 
-ENV_PREFIX = "KAFKACOMPAT_"
+ENV_PREFIX = "KAFKACOMPAT_CONFIG_"
 
 
 @dataclass(frozen=True)
