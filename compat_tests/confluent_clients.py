@@ -39,7 +39,8 @@ def admin_client(bootstrap: str) -> AdminClient:
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, config: dict[str, str] | None = None) -> None:
-    futures = admin_client(bootstrap).create_topics(
+    admin = admin_client(bootstrap)  # must outlive the futures: a destroyed client fails them
+    futures = admin.create_topics(
         [NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})],
         operation_timeout=10, request_timeout=15)
     futures[topic].result(timeout=20)
@@ -47,7 +48,8 @@ def create_topic(bootstrap: str, topic: str, partitions: int, config: dict[str, 
 
 def describe_topic(bootstrap: str, topic: str) -> tuple[tuple[int, int], list[int]]:
     """The topic id (as its two 64-bit halves, since librdkafka's Uuid has no equality) and partition ids."""
-    (future,) = admin_client(bootstrap).describe_topics(TopicCollection([topic]), request_timeout=15).values()
+    admin = admin_client(bootstrap)
+    (future,) = admin.describe_topics(TopicCollection([topic]), request_timeout=15).values()
     description = future.result(timeout=20)
     topic_id = description.topic_id
     return ((topic_id.get_most_significant_bits(), topic_id.get_least_significant_bits()),

@@ -46,12 +46,13 @@ def alter_topic_config(admin, topic: str, name: str, value: str | None, operatio
 
 def assert_topic_override(configs: dict[str, ConfigEntry], name: str, value: str) -> None:
     entry = configs[name]
-    assert (entry.value, entry.source, entry.is_default) == (value, ConfigSource.DYNAMIC_TOPIC_CONFIG, False)
+    assert (entry.value, ConfigSource(entry.source), entry.is_default) == (
+        value, ConfigSource.DYNAMIC_TOPIC_CONFIG, False), name
 
 
 def assert_kafka_default(configs: dict[str, ConfigEntry], name: str) -> None:
     entry = configs[name]
-    assert (entry.value, entry.source, entry.is_default) == (
+    assert (entry.value, ConfigSource(entry.source), entry.is_default) == (
         KAFKA_TOPIC_DEFAULTS[name], ConfigSource.DEFAULT_CONFIG, True), name
 
 
@@ -90,10 +91,16 @@ def test_admin_topic_lifecycle(broker):
 
     (deleted,) = admin.delete_topics([topic], operation_timeout=10, request_timeout=15).values()
     deleted.result(timeout=20)
-    remaining = admin.list_topics(timeout=10).topics
-    assert topic not in remaining
-    unknown = admin.list_topics(topic, timeout=10).topics[topic]
+    assert topic not in admin.list_topics(timeout=10).topics
+    # Asked by name, but from a consumer: librdkafka's admin and producer handles would ask the
+    # broker to auto-create it again, consumers do not.
+    errors = ClientErrors()
+    consumer = assigned_consumer(broker.bootstrap, errors, topic, [])
+    unknown = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.close()
     assert unknown.error is not None and unknown.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert topic not in admin.list_topics(timeout=10).topics
+    errors.assert_none("consumer")
 
 
 @pytest.mark.timeout(60)

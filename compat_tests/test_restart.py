@@ -18,7 +18,7 @@ def topic_state(bootstrap: str, topic: str):
     """What must survive a restart besides the records: topic id, partitions, config overrides."""
     configs = describe_topic_configs(admin_client(bootstrap), topic)
     overrides = {name: entry.value for name, entry in configs.items()
-                 if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG}
+                 if ConfigSource(entry.source) == ConfigSource.DYNAMIC_TOPIC_CONFIG}
     return describe_topic(bootstrap, topic), overrides
 
 
