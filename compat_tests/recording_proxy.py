@@ -1,18 +1,21 @@
-"""A TCP proxy that records Kafka request frames and their responses, and the
-capture run that refreshes the golden fixtures in `compat_tests/golden/`.
+"""Wire-level tools of the compat tests: a TCP proxy that records Kafka frames,
+the capture run that refreshes `compat_tests/golden/`, and two helpers the
+client tests share (`run_kafkajs`, `stored_batches`).
 
 The proxy forwards bytes unchanged; it only splits the two streams into
 frames to pair each request with its response by correlation id (responses
-come back in request order, and a Produce with acks=0 gets none).
+come back in request order, and a Produce with acks=0 gets none). The capture
+run starts a broker that advertises the proxy's address, so every connection
+a client opens after bootstrap passes through the proxy too.
 
-Refresh the fixtures (needs kcat-free stock clients only: kafka-python,
-confluent-kafka and, when `npm ci --prefix compat_tests/kafkajs` was run,
-kafkajs):
+Refresh the fixtures (kafka-python, confluent-kafka, kcat, and kafkajs after
+`npm ci --prefix compat_tests/kafkajs`; `--client NAME` picks some):
 
     python compat_tests/recording_proxy.py [--out compat_tests/golden]
 
-Client requests carry timestamps and producer ids, so refreshed fixtures
-differ from the committed ones; the golden test asserts only stable fields.
+Client requests carry timestamps, member ids and producer ids, so refreshed
+fixtures differ from the committed ones; the golden test asserts only what
+the capture run fixed (names, codecs, acks, client software).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -362,11 +364,10 @@ def capture(out_root: Path, clients: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description="Capture golden client frames through a recording proxy.")
     parser.add_argument("--out", type=Path, default=GOLDEN_DIR)
     parser.add_argument("--client", action="append", choices=sorted(DRIVERS), help="default: all")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     capture(args.out, args.client or sorted(DRIVERS))
     return 0
 

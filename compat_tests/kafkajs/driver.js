@@ -110,11 +110,10 @@ async function produce (request) {
   await producer.connect()
   try {
     const messages = request.records.map(toMessage)
-    const acks = request.idempotent ? -1 : (request.acks === undefined ? -1 : request.acks)
     const results = await producer.send({
       topic: request.topic,
       messages,
-      acks,
+      acks: -1,
       compression: COMPRESSION[request.compression || 'none']
     })
     const baseOffsets = {}
