@@ -17,9 +17,10 @@ import time
 
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from compat_helpers import unique_topic, wait_until
+from confluent_clients import create_topic
 from recording_proxy import stored_batches
 
 KCAT = shutil.which("kcat")
@@ -27,13 +28,6 @@ pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat is not installed (Deb
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 HEADERS = [("tag", "a"), ("tag", "b"), ("origin", "kcat")]
-
-
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
-    (future,) = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
-                                    request_timeout=15).values()
-    future.result(timeout=20)
 
 
 def kcat(broker, *args: str, stdin: str | None = None, timeout_s: float = 60) -> str:
