@@ -16,6 +16,8 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from compat_helpers import wait_until
+
 from kafkacompat.handlers.dispatch import REGISTRY
 from kafkacompat.protocol import encode_request, encode_request_frame, load_specs
 from tests.protocol.protocol_bodies import BodyMaker
@@ -75,14 +77,22 @@ def _send_and_drain(port: int, data: bytes) -> None:
             pass
 
 
-def _api_versions_works(port: int) -> bool:
-    request = encode_request_frame(18, 0, 42, "probe", encode_request(18, 0, {}))
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(request)
-        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
-        answer = sock.recv(size, socket.MSG_WAITALL)
+def _api_versions_works_on(sock: socket.socket) -> bool:
+    sock.sendall(encode_request_frame(18, 0, 42, "probe", encode_request(18, 0, {})))
+    prefix = sock.recv(4, socket.MSG_WAITALL)
+    if len(prefix) < 4:
+        return False
+    answer = sock.recv(struct.unpack(">i", prefix)[0], socket.MSG_WAITALL)
     correlation_id, error_code = struct.unpack_from(">ih", answer)
     return correlation_id == 42 and error_code == 0
+
+
+def _api_versions_works(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            return _api_versions_works_on(sock)
+    except ConnectionError:
+        return False
 
 
 def test_broker_survives_hostile_frames(broker):
@@ -101,3 +111,41 @@ def test_broker_survives_hostile_frames(broker):
     assert _api_versions_works(broker.port)
     log = broker.log_text()
     assert "unexpected error" not in log, log[log.index("unexpected error") - 200:][:4000]
+
+
+def test_connections_past_max_connections_are_closed_and_others_keep_working(broker_factory):
+    limited = broker_factory({"max.connections": "5"})
+    held: list[socket.socket] = []
+
+    def hold_one_more() -> bool:
+        # The fixture's own readiness probe may still count for a moment; retry until served.
+        sock = socket.create_connection(("127.0.0.1", limited.port), timeout=5)
+        try:
+            if _api_versions_works_on(sock):
+                held.append(sock)
+                return True
+        except ConnectionError:
+            pass
+        sock.close()
+        return False
+
+    try:
+        for _ in range(5):
+            wait_until(hold_one_more, 10, "a connection under max.connections")
+        with socket.create_connection(("127.0.0.1", limited.port), timeout=5) as extra:
+            assert extra.recv(1) == b"", "a connection past max.connections must be closed"
+        assert _api_versions_works_on(held[0])
+    finally:
+        for sock in held:
+            sock.close()
+    # Once the held connections are gone, new ones are served again.
+    wait_until(lambda: _api_versions_works(limited.port), 10, "a fresh connection after the flood")
+    assert "refusing connection" in limited.log_text()
+
+
+def test_idle_connections_are_closed(broker_factory):
+    limited = broker_factory({"connections.max.idle.ms": "300"})
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=5) as idle:
+        assert _api_versions_works_on(idle)
+        assert idle.recv(1) == b""
+    assert "idle longer than connections.max.idle.ms" in limited.log_text()

@@ -55,6 +55,7 @@ _DEFS = [
     ConfigDef("compression.type", "string", "producer", "Compression kept on disk; producer keeps what was sent.", "compression.type"),
     ConfigDef("socket.request.max.bytes", "int", "104857600", "Largest request frame; larger closes the connection."),
     ConfigDef("connections.max.idle.ms", "long", "600000", "Idle connections are closed after this long."),
+    ConfigDef("max.connections", "int", "2147483647", "Connections beyond this (or the fd limit) are closed at once."),
     # Dev-broker default: Kafka waits 3 s before the first rebalance of a new group.
     ConfigDef("group.initial.rebalance.delay.ms", "int", "0", "Delay before the first rebalance of an empty group."),
     ConfigDef("group.min.session.timeout.ms", "int", "6000", "Smallest session timeout a member may ask for."),

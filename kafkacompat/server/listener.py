@@ -9,6 +9,7 @@ then flush and close the log.
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 from typing import Awaitable, Callable
 
@@ -21,6 +22,26 @@ from kafkacompat.server.connection import Connection
 log = logging.getLogger("kafkacompat.server")
 
 DRAIN_DEADLINE_S = 10.0
+# File descriptors kept free for segment files, indexes and the offsets journal.
+RESERVED_FDS = 256
+REFUSAL_LOG_INTERVAL_S = 1.0
+
+
+def connection_limit(configured: int) -> int:
+    """Raise our fd limit as far as allowed, then cap connections below it.
+
+    A flood of connections must be turned away by us, never by EMFILE in the
+    middle of opening a segment file.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return max(1, min(configured, soft - RESERVED_FDS))
 
 
 def _peer_host(stream: trio.SocketStream) -> str:
@@ -38,11 +59,10 @@ class Listener:
         self.connections: set[Connection] = set()
         self.max_frame = broker.config.get_int("socket.request.max.bytes")
         self.idle_ms = broker.config.get_int("connections.max.idle.ms")
+        self.max_connections = connection_limit(broker.config.get_int("max.connections"))
+        self._last_refusal_log = float("-inf")
 
-    async def _serve_one(self, stream: trio.SocketStream) -> None:
-        ctx = RequestContext(broker=self.broker, client_host=_peer_host(stream))
-        connection = Connection(stream, ctx, self.max_frame, self.idle_ms)
-        self.connections.add(connection)
+    async def _serve_one(self, connection: Connection) -> None:
         try:
             await connection.serve()
         finally:
@@ -63,7 +83,22 @@ class Listener:
                     log.warning("accept failed: %s", exc)
                     await trio.sleep(0.1)
                     continue
-                conn_nursery.start_soon(self._serve_one, stream)
+                if len(self.connections) >= self.max_connections:
+                    await self._refuse(stream)
+                    continue
+                ctx = RequestContext(broker=self.broker, client_host=_peer_host(stream))
+                connection = Connection(stream, ctx, self.max_frame, self.idle_ms)
+                # Counted before its task starts, so a burst of accepts sees it.
+                self.connections.add(connection)
+                conn_nursery.start_soon(self._serve_one, connection)
+
+    async def _refuse(self, stream: trio.SocketStream) -> None:
+        now = trio.current_time()
+        if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL_S:
+            self._last_refusal_log = now
+            log.warning("refusing connection from %s: %d connections open (max.connections)",
+                        _peer_host(stream), len(self.connections))
+        await stream.aclose()
 
     async def serve(
         self,
