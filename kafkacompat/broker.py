@@ -83,6 +83,7 @@ class Broker:
             min_session_timeout_ms=config.get_int("group.min.session.timeout.ms"),
             max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
         self.appended = AppendSignal()
 
@@ -100,6 +101,4 @@ class Broker:
 
     def close(self) -> None:
         self.log_manager.close()
-        close_groups = getattr(self.groups, "close", None)
-        if close_groups is not None:
-            close_groups()
+        self.groups.close()

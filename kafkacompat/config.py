@@ -61,6 +61,7 @@ _DEFS = [
     ConfigDef("group.min.session.timeout.ms", "int", "6000", "Smallest session timeout a member may ask for."),
     ConfigDef("group.max.session.timeout.ms", "int", "1800000", "Largest session timeout a member may ask for."),
     ConfigDef("offsets.retention.minutes", "int", "10080", "How long an empty group keeps committed offsets."),
+    ConfigDef("offsets.retention.check.interval.ms", "long", "600000", "How often expired offsets are removed."),
 ]
 
 BROKER_CONFIGS: dict[str, ConfigDef] = {d.name: d for d in _DEFS}
