@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
@@ -165,3 +167,23 @@ def test_metadata_and_cluster(broker):
     topic_id, partition_ids = describe_topic(broker.bootstrap, topic)
     assert topic_id != (0, 0)
     assert partition_ids == [0, 1, 2]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_log_append_time_topic_stamps_broker_time(broker, compression):
+    """With message.timestamp.type=LogAppendTime consumers see the broker's clock, not the producer's."""
+    topic = unique_topic("cf-appendtime")
+    create_topic(broker.bootstrap, topic, partitions=1, config={"message.timestamp.type": "LogAppendTime"})
+    records = sample_records(500)  # created ten minutes ago
+    before_ms = int(time.time() * 1000)
+    deliveries = produce_records(broker.bootstrap, topic, records, partition=0, **{"compression.type": compression})
+    after_ms = int(time.time() * 1000)
+    read = consume_records(broker.bootstrap, topic, [0], len(records))
+
+    assert [(d.partition, d.offset) for d in deliveries] == [(0, n) for n in range(len(records))]
+    for offset, record in enumerate(records):
+        got = read[(0, offset)]
+        assert (got.key, got.value, got.headers, got.timestamp_type) == (
+            record.key, record.value, record.headers, "LogAppendTime")
+        assert before_ms <= got.timestamp_ms <= after_ms, (offset, got.timestamp_ms, before_ms, after_ms)
