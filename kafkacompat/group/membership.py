@@ -429,15 +429,10 @@ class Membership:
         protocol_type: str | None,
         protocol_name: str | None,
     ) -> ErrorCode | None:
-        if not group_id:
-            return ErrorCode.INVALID_GROUP_ID
-        if group is None:
-            return ErrorCode.UNKNOWN_MEMBER_ID
-        error = group.validate_member(member_id, group_instance_id)
+        error = _member_error(group, group_id, generation_id, member_id, group_instance_id)
         if error is not None:
             return error
-        if generation_id != group.generation_id:
-            return ErrorCode.ILLEGAL_GENERATION
+        assert group is not None
         if (protocol_type is not None and protocol_type != group.protocol_type) or (
             protocol_name is not None and protocol_name != group.protocol_name
         ):
@@ -449,16 +444,11 @@ class Membership:
     def heartbeat(
         self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None = None
     ) -> ErrorCode:
-        if not group_id:
-            return ErrorCode.INVALID_GROUP_ID
-        group = self._groups.get(group_id)
-        if group is None:
-            return ErrorCode.UNKNOWN_MEMBER_ID
-        error = group.validate_member(member_id, group_instance_id)
+        group = self._groups.get(group_id) if group_id else None
+        error = _member_error(group, group_id, generation_id, member_id, group_instance_id)
         if error is not None:
             return error
-        if generation_id != group.generation_id:
-            return ErrorCode.ILLEGAL_GENERATION
+        assert group is not None
         self._schedule_session(group, group.members[member_id], self._clock())
         return ErrorCode.REBALANCE_IN_PROGRESS if group.state is _P else ErrorCode.NONE
 
@@ -489,3 +479,19 @@ class Membership:
         log.info("group %s: member %s left", group.group_id, member_id)
         self._remove_member_and_update_group(group, group.members[member_id], now)
         return ErrorCode.NONE
+
+
+def _member_error(
+    group: Group | None, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None
+) -> ErrorCode | None:
+    """The checks SyncGroup and Heartbeat share: a known member of the current generation."""
+    if not group_id:
+        return ErrorCode.INVALID_GROUP_ID
+    if group is None:
+        return ErrorCode.UNKNOWN_MEMBER_ID
+    error = group.validate_member(member_id, group_instance_id)
+    if error is not None:
+        return error
+    if generation_id != group.generation_id:
+        return ErrorCode.ILLEGAL_GENERATION
+    return None
