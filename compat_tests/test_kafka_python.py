@@ -9,6 +9,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from compat_helpers import (Delivery, ReadRecord, assert_keys_stick_to_partitions, assert_round_trip,
                             sample_records, unique_topic, wait_until)
+from recording_proxy import stored_batches
 
 TIMESTAMP_TYPES = {0: "CreateTime", 1: "LogAppendTime"}
 
@@ -104,3 +105,55 @@ def test_metadata_and_delete_topic(broker, admin):
     wait_until(lambda: topic not in admin.list_topics(), 10, "the deleted topic to leave the topic list")
     (gone,) = admin.describe_topics([topic])
     assert gone["error_code"] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+CODECS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("compression", sorted(CODECS))
+def test_compressed_idempotent_round_trip(broker, admin, compression):
+    topic = unique_topic(f"kp-{compression}")
+    admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}})
+    records = sample_records(2_000)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=compression, linger_ms=20)
+    futures = [producer.send(topic, key=r.key, value=r.value, headers=r.headers, timestamp_ms=r.timestamp_ms)
+               for r in records]
+    producer.flush(timeout=60)
+    deliveries = [Delivery(m.partition, m.offset) for m in (f.get(timeout=10) for f in futures)]
+    producer.close(timeout=10)
+
+    # What reached the log really is compressed with the codec asked for, by one idempotent producer.
+    batches = [b for p in (0, 1) for b in stored_batches(broker.bootstrap, topic, p)]
+    assert {b.compression for b in batches} == {CODECS[compression]}
+    assert len({b.producer_id for b in batches}) == 1 and all(b.producer_id >= 0 for b in batches)
+
+    consumer = new_consumer(broker)
+    consumer.assign([TopicPartition(topic, p) for p in (0, 1)])
+    consumer.seek_to_beginning()
+    read = read_everything(consumer, len(records))
+    consumer.close()
+    assert_round_trip(records, deliveries, read)
+
+
+@pytest.mark.timeout(60)
+def test_offsets_for_times_and_seek(broker, admin):
+    topic = unique_topic("kp-times")
+    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+    records = sample_records(100, first_timestamp_ms=1_700_000_000_000, timestamp_step_ms=10)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for r in records:
+        producer.send(topic, key=r.key, value=r.value, partition=0, timestamp_ms=r.timestamp_ms)
+    producer.flush(timeout=30)
+    producer.close(timeout=10)
+
+    consumer = new_consumer(broker)
+    tp = TopicPartition(topic, 0)
+    found = consumer.offsets_for_times({tp: records[42].timestamp_ms - 5})[tp]
+    assert (found.offset, found.timestamp) == (42, records[42].timestamp_ms)
+    assert consumer.offsets_for_times({tp: records[-1].timestamp_ms + 1})[tp] is None
+    consumer.assign([tp])
+    consumer.seek(tp, found.offset)
+    first = next(r for batch in iter(lambda: consumer.poll(timeout_ms=500), None) for r in batch.get(tp, []))
+    assert (first.offset, first.value) == (42, records[42].value)
+    consumer.close()
