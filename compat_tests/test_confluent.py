@@ -187,3 +187,33 @@ def test_log_append_time_topic_stamps_broker_time(broker, compression):
         assert (got.key, got.value, got.headers, got.timestamp_type) == (
             record.key, record.value, record.headers, "LogAppendTime")
         assert before_ms <= got.timestamp_ms <= after_ms, (offset, got.timestamp_ms, before_ms, after_ms)
+
+
+@pytest.mark.timeout(60)
+def test_seek_moves_an_assigned_consumer(broker):
+    topic = unique_topic("ck-seek")
+    create_topic(broker.bootstrap, topic, 1)
+    records = sample_records(50)
+    produce_records(broker.bootstrap, topic, records, partition=0)
+    errors = ClientErrors()
+    consumer = assigned_consumer(broker.bootstrap, errors, topic, [0])
+
+    def next_message():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None:
+                assert not message.error(), message.error()
+                return message
+        raise AssertionError("no record within 20 s")
+
+    try:
+        assert next_message().offset() == 0
+        consumer.seek(TopicPartition(topic, 0, 37))
+        moved = next_message()
+        assert (moved.offset(), moved.key(), moved.value()) == (37, records[37].key, records[37].value)
+        consumer.seek(TopicPartition(topic, 0, 5))
+        assert next_message().offset() == 5
+    finally:
+        consumer.close()
+    errors.assert_none("consumer")
