@@ -62,6 +62,25 @@ _DEFS = [
     ConfigDef("group.max.session.timeout.ms", "int", "1800000", "Largest session timeout a member may ask for."),
     ConfigDef("offsets.retention.minutes", "int", "10080", "How long an empty group keeps committed offsets."),
     ConfigDef("offsets.retention.check.interval.ms", "long", "600000", "How often expired offsets are removed."),
+    # Our own name (Kafka has none): durable acknowledgements unless a topic asks for periodic flushing.
+    ConfigDef("log.flush.on.ack", "boolean", "true",
+              "Answer acks=1/-1 produces only once their records are fsynced (group commit), and show "
+              "records to consumers only then. Topics with a finite flush.messages or flush.ms use "
+              "Kafka's periodic flushing instead; false makes every topic do so."),
+    ConfigDef("log.flush.offset.checkpoint.interval.ms", "int", "60000",
+              "How often the recovery points (what an unclean restart need not re-scan) are persisted."),
+    ConfigDef("log.retention.check.interval.ms", "long", "300000",
+              "How often segment.ms rolls and retention deletions are checked."),
+    ConfigDef("log.cleaner.enable", "boolean", "true", "Compact topics whose cleanup.policy includes compact."),
+    ConfigDef("log.cleaner.backoff.ms", "long", "15000", "Pause between log cleaner passes."),
+    ConfigDef("log.cleaner.dedupe.buffer.size", "long", "134217728",
+              "Bounds the keys mapped per cleaning, at 24 bytes a key as Kafka counts them."),
+    ConfigDef("log.cleaner.min.cleanable.ratio", "double", "0.5",
+              "Dirty fraction of the cleanable log that makes a partition due.", "min.cleanable.dirty.ratio"),
+    ConfigDef("log.cleaner.min.compaction.lag.ms", "long", "0",
+              "Records younger than this are not compacted yet.", "min.compaction.lag.ms"),
+    ConfigDef("log.cleaner.max.compaction.lag.ms", "long", "9223372036854775807",
+              "Uncleaned records older than this make a partition due.", "max.compaction.lag.ms"),
 ]
 
 BROKER_CONFIGS: dict[str, ConfigDef] = {d.name: d for d in _DEFS}
