@@ -6,9 +6,10 @@ base offset (and, for LogAppendTime topics, the max timestamp, the timestamp
 type bit and the CRC) in place.  Nothing here copies a blob or visits a record
 on those paths.
 
-Record-level decoding (`decode_records`) exists only for the rare paths that
-need it -- an exact offset-for-timestamp inside one batch, and tests -- and is
-the only place that decompresses.
+Record-level code exists only for the rare paths that need it -- an exact
+offset-for-timestamp inside one batch, the key check of compacted topics, the
+log cleaner (which also rebuilds batches from some of their records), and
+tests -- and is the only place that decompresses or compresses.
 
 Batch header, big-endian, 61 bytes::
 
@@ -56,6 +57,8 @@ _INT16 = struct.Struct(">h")
 _UINT32 = struct.Struct(">I")
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _XERIAL_HEADER = 16  # magic + int32 version + int32 minimum compatible version
+_XERIAL_VERSIONS = struct.pack(">ii", 1, 1)
+_XERIAL_BLOCK = 32 * 1024  # the Java client's block size
 _INT32 = struct.Struct(">i")
 
 
@@ -226,7 +229,8 @@ def set_log_append_time(buf: bytearray | memoryview, header: BatchHeader, timest
 
 
 # ---------------------------------------------------------------------------
-# Record level: rare paths only (offset-for-timestamp inside a batch, tests).
+# Record level: rare paths only -- an exact offset-for-timestamp inside one
+# batch, the key check of compacted topics, the log cleaner, and tests.
 
 
 class Record(NamedTuple):
@@ -238,53 +242,126 @@ class Record(NamedTuple):
     attributes: int
 
 
-def decode_records(batch: bytes | bytearray | memoryview) -> list[Record]:
-    """Decode every record of the one whole batch that starts at byte 0 of `batch`."""
+class RawRecord(NamedTuple):
+    """One record as it sits in a decompressed batch body: its fields and its byte span.
+
+    The span includes the length prefix, so a record can be copied into another
+    batch with the same base offset and base timestamp unchanged (its offset and
+    timestamp are deltas from those).
+    """
+
+    start: int
+    end: int
+    attributes: int
+    timestamp_delta: int
+    offset_delta: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+def batch_body(batch: bytes | bytearray | memoryview) -> tuple[BatchHeader, bytes]:
+    """The header and the decompressed records of the one whole batch at byte 0 of `batch`."""
     header = read_header(batch)
-    body = bytes(memoryview(batch)[BATCH_OVERHEAD : header.end])
-    data = decompress(header.compression, body)
-    log_append_time = header.max_timestamp if header.is_log_append_time else None
-    records = []
+    return header, decompress(header.compression, bytes(memoryview(batch)[BATCH_OVERHEAD : header.end]))
+
+
+def iter_raw_records(header: BatchHeader, body: bytes) -> Iterator[RawRecord]:
+    """Parse the `header.records_count` records of a decompressed body; CORRUPT_MESSAGE if they do not fit."""
     position = 0
     for _ in range(header.records_count):
-        length, position = _read_varint(data, position)
+        start = position
+        length, position = _read_varint(body, position)
         end = position + length
-        if length < 0 or end > len(data):
+        if length < 0 or end > len(body):
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record extends past the end of its batch")
-        attributes = data[position]
-        timestamp_delta, position = _read_varint(data, position + 1)
-        offset_delta, position = _read_varint(data, position)
-        key, position = _read_nullable_bytes(data, position)
-        value, position = _read_nullable_bytes(data, position)
-        header_count, position = _read_varint(data, position)
+        attributes = body[position]
+        timestamp_delta, position = _read_varint(body, position + 1)
+        offset_delta, position = _read_varint(body, position)
+        key, position = _read_nullable_bytes(body, position)
+        value, position = _read_nullable_bytes(body, position)
+        header_count, position = _read_varint(body, position)
         record_headers = []
         for _ in range(header_count):
-            name, position = _read_nullable_bytes(data, position)
-            header_value, position = _read_nullable_bytes(data, position)
+            name, position = _read_nullable_bytes(body, position)
+            header_value, position = _read_nullable_bytes(body, position)
             record_headers.append(((name or b"").decode("utf-8"), header_value))
         if position != end:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record length disagrees with its fields")
-        timestamp = (
-            log_append_time if log_append_time is not None else header.base_timestamp + timestamp_delta
+        yield RawRecord(start, end, attributes, timestamp_delta, offset_delta, key, value, record_headers)
+
+
+def decode_records(batch: bytes | bytearray | memoryview) -> list[Record]:
+    """Decode every record of the one whole batch that starts at byte 0 of `batch`."""
+    header, body = batch_body(batch)
+    log_append_time = header.max_timestamp if header.is_log_append_time else None
+    return [
+        Record(
+            header.base_offset + raw.offset_delta,
+            log_append_time if log_append_time is not None else header.base_timestamp + raw.timestamp_delta,
+            raw.key,
+            raw.value,
+            raw.headers,
+            raw.attributes,
         )
-        records.append(
-            Record(header.base_offset + offset_delta, timestamp, key, value, record_headers, attributes)
-        )
-    return records
+        for raw in iter_raw_records(header, body)
+    ]
+
+
+def has_keyless_record(batch: bytes | bytearray | memoryview) -> bool:
+    """Whether any record of the batch at byte 0 has a null key (compacted topics refuse those)."""
+    header, body = batch_body(batch)
+    return any(raw.key is None for raw in iter_raw_records(header, body))
+
+
+def rebuild_batch(header: BatchHeader, records: bytes, records_count: int, max_timestamp: int) -> bytes:
+    """A batch with `header`'s identity holding `records_count` of its raw records (concatenated spans).
+
+    Base offset, last offset delta, base timestamp, producer id, epoch and base
+    sequence stay as they were, so the kept records keep their offsets and the
+    batch keeps its sequence range, as in Kafka's cleaner.  The records are
+    compressed again with the batch's own codec.
+    """
+    body = compress(header.compression, records)
+    batch = bytearray(BATCH_OVERHEAD + len(body))
+    BATCH_HEADER.pack_into(
+        batch,
+        0,
+        header.base_offset,
+        BATCH_OVERHEAD - LOG_OVERHEAD + len(body),
+        header.partition_leader_epoch,
+        CURRENT_MAGIC,
+        0,
+        header.attributes,
+        header.last_offset_delta,
+        header.base_timestamp,
+        max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        records_count,
+    )
+    batch[BATCH_OVERHEAD:] = body
+    _UINT32.pack_into(batch, CRC_OFFSET, crc32c.crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
+    return bytes(batch)
+
+
+def _cramjam():
+    """snappy, lz4 and zstd need the optional `cramjam` package."""
+    try:
+        import cramjam
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "this codec needs the cramjam package") from exc
+    return cramjam
 
 
 def decompress(codec: int, data: bytes) -> bytes:
-    """Inflate a batch body. snappy, lz4 and zstd need the optional `cramjam` package."""
+    """Inflate a batch body."""
     if codec == Compression.NONE:
         return data
     if codec == Compression.GZIP:
         return gzip.decompress(data)
-    try:
-        import cramjam
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise KafkaError(
-            ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "decompression needs the cramjam package"
-        ) from exc
+    cramjam = _cramjam()
     if codec == Compression.SNAPPY:
         if data.startswith(_XERIAL_MAGIC):
             return _xerial_snappy_decompress(data, cramjam.snappy.decompress_raw)
@@ -293,6 +370,27 @@ def decompress(codec: int, data: bytes) -> bytes:
         return bytes(cramjam.lz4.decompress(data))
     if codec == Compression.ZSTD:
         return bytes(cramjam.zstd.decompress(data))
+    raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"unknown compression codec {codec}")
+
+
+def compress(codec: int, data: bytes) -> bytes:
+    """Deflate a batch body in the framing Kafka's Java client writes (xerial blocks for snappy, lz4 frames)."""
+    if codec == Compression.NONE:
+        return data
+    if codec == Compression.GZIP:
+        return gzip.compress(data, compresslevel=6)
+    cramjam = _cramjam()
+    if codec == Compression.SNAPPY:
+        blocks = (
+            bytes(cramjam.snappy.compress_raw(data[start : start + _XERIAL_BLOCK]))
+            for start in range(0, len(data), _XERIAL_BLOCK)
+        )
+        framed = b"".join(_INT32.pack(len(block)) + block for block in blocks)
+        return _XERIAL_MAGIC + _XERIAL_VERSIONS + framed
+    if codec == Compression.LZ4:
+        return bytes(cramjam.lz4.compress(data))
+    if codec == Compression.ZSTD:
+        return bytes(cramjam.zstd.compress(data))
     raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"unknown compression codec {codec}")
 
 
