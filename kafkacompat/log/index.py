@@ -33,6 +33,7 @@ class _SparseIndex:
         self._fd: int | None = None  # opened on the first append; sealed segments hold none
         self._dirty = False
         self.last_entry: tuple[int, int] | None = None
+        self.existed = path.exists()  # a missing index is rebuilt by the owning segment
         with open(path, "ab+") as file:
             size = file.seek(0, os.SEEK_END)
             whole = size - size % self.ENTRY.size
@@ -88,6 +89,11 @@ class _SparseIndex:
         if self._dirty:
             os.fsync(self._fd)
             self._dirty = False
+
+    def detach(self) -> int | None:
+        """Hand the open descriptor (if any) to the caller, who fsyncs and closes it; a later append reopens."""
+        fd, self._fd, self._dirty = self._fd, None, False
+        return fd
 
     def close(self) -> None:
         """Flush and release the descriptor; a later append reopens it."""

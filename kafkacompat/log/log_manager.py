@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafkacompat.log.durable import read_json, write_json_atomically
+from kafkacompat.log.cleaner import CleaningJob, cleaning_jobs
+from kafkacompat.log.durable import fsync_directory, read_json, write_atomically, write_json_atomically
 from kafkacompat.log.partition_log import DEFAULT_PRODUCER_ID_EXPIRATION_MS, PartitionLog
+from kafkacompat.log.recovery import RecoveryStats
 from kafkacompat.log.topic_config import TOPIC_CONFIGS, LogConfig, default_configs, validate_topic_configs
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
+log = logging.getLogger("kafkacompat.log")
+
 REGISTRY_FILE = "topics.json"
 PRODUCER_IDS_FILE = "producer-ids.json"
+CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
+RECOVERY_POINTS_FILE = "recovery-point-offset-checkpoint"
 PRODUCER_ID_BLOCK_SIZE = 1000
 MAX_TOPIC_NAME_LENGTH = 249
 DELETED_DIR_SUFFIX = "-delete"
@@ -63,6 +71,12 @@ class LogManager:
         config overrides), replaced atomically on every change; it is the
         source of truth for which partition directories are live;
       - `producer-ids.json`: the end of the producer-id block handed out last;
+      - `.clean-shutdown`: written last by `close()`, removed at open; its
+        absence at open means the previous run stopped uncleanly;
+      - `recovery-point-offset-checkpoint`: per partition (by topic id), the
+        offset below which everything was fsynced, written by
+        `checkpoint_recovery_points` (the broker calls it periodically); after
+        an unclean stop, segments past it are scanned in full (recovery.py);
       - `<topic>-<partition>/`: one PartitionLog each;
       - `<topic id hex>-<partition>-delete/`: a deleted partition being removed
         (swept again on open if a crash interrupted the removal).
@@ -78,10 +92,13 @@ class LogManager:
         clock: Callable[[], int],
         *,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        flush_on_ack: bool = False,
     ) -> None:
         """`topic_defaults`: broker-level values for topic configs (Kafka's topic config names).
+        `flush_on_ack`: the broker's log.flush.on.ack (see PartitionLog.flushes_on_ack).
 
         Raises ValueError when one is unknown or invalid: that is a broker configuration error.
+        Logs one line saying what recovery found and how long opening took.
         """
         try:
             self.topic_defaults = validate_topic_configs(topic_defaults)
@@ -90,17 +107,52 @@ class LogManager:
         self.data_dir = Path(data_dir)
         self._clock = clock
         self._producer_id_expiration_ms = producer_id_expiration_ms
+        self._flush_on_ack = flush_on_ack
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.data_dir.glob(f"*{DELETED_DIR_SUFFIX}"):
             shutil.rmtree(stale)
         self._topics: dict[str, Topic] = {}
         self._topics_by_id: dict[uuid.UUID, Topic] = {}
-        self._load_registry()
+        started = time.monotonic()
+        marker = self.data_dir / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        recovery_points = None if clean else self._read_recovery_points()
+        self.recovery_stats = RecoveryStats()
+        self._load_registry(recovery_points)
+        if clean:
+            marker.unlink()  # durably gone before anything new is written
+            fsync_directory(self.data_dir)
+        stats = self.recovery_stats
+        log.info(
+            "log recovery after %s shutdown: %d partitions, %d segments scanned, %d index sets rebuilt, "
+            "%d bytes truncated, %d ms",
+            "a clean" if clean else "an unclean",
+            sum(len(topic.partitions) for topic in self._topics.values()),
+            stats.segments_scanned,
+            stats.indexes_rebuilt,
+            stats.bytes_truncated,
+            round((time.monotonic() - started) * 1000),
+        )
         stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
         self._producer_id_block_end = int(stored["block_end"]) if isinstance(stored, dict) else 0
         self._next_producer_id = self._producer_id_block_end
 
-    def _load_registry(self) -> None:
+    def _read_recovery_points(self) -> dict[tuple[str, int], int]:
+        stored = read_json(self.data_dir / RECOVERY_POINTS_FILE)
+        entries = stored.get("partitions", []) if isinstance(stored, dict) else []
+        return {(topic_id, index): offset for topic_id, index, offset in entries}
+
+    def checkpoint_recovery_points(self) -> None:
+        """Persist every partition's recovery point (the broker calls this every log.flush.offset.checkpoint.interval.ms)."""
+        entries = [
+            [str(topic.topic_id), partition.index, partition.recovery_point]
+            for topic in self._topics.values()
+            for partition in topic.partitions
+        ]
+        write_json_atomically(self.data_dir / RECOVERY_POINTS_FILE, {"version": 1, "partitions": entries})
+
+    def _load_registry(self, recovery_points: dict[tuple[str, int], int] | None) -> None:
+        """Open every registered partition; `recovery_points` is None after a clean shutdown."""
         path = self.data_dir / REGISTRY_FILE
         document = read_json(path)
         if document is None:
@@ -111,8 +163,14 @@ class LogManager:
             configs = dict(entry["configs"])
             log_config = self._log_config(configs)
             name = entry["name"]
-            partitions = [self._open_partition(name, index, log_config) for index in range(entry["partitions"])]
-            self._add(Topic(name, uuid.UUID(entry["topic_id"]), partitions, configs))
+            topic_id = uuid.UUID(entry["topic_id"])
+            partitions = []
+            for index in range(entry["partitions"]):
+                point = None if recovery_points is None else recovery_points.get((str(topic_id), index), 0)
+                partition = self._open_partition(name, index, log_config, recovery_point=point)
+                self.recovery_stats += partition.recovery_stats
+                partitions.append(partition)
+            self._add(Topic(name, topic_id, partitions, configs))
 
     def _save_registry(self) -> None:
         write_json_atomically(
@@ -138,12 +196,21 @@ class LogManager:
     def _partition_dir(self, topic: str, index: int) -> Path:
         return self.data_dir / f"{topic}-{index}"
 
-    def _open_partition(self, topic: str, index: int, config: LogConfig, *, fresh: bool = False) -> PartitionLog:
+    def _open_partition(
+        self, topic: str, index: int, config: LogConfig, *, fresh: bool = False, recovery_point: int | None = None
+    ) -> PartitionLog:
         directory = self._partition_dir(topic, index)
         if fresh and directory.exists():
             shutil.rmtree(directory)  # left by a crash between creating it and registering the topic
         return PartitionLog(
-            topic, index, directory, config, self._clock, producer_id_expiration_ms=self._producer_id_expiration_ms
+            topic,
+            index,
+            directory,
+            config,
+            self._clock,
+            producer_id_expiration_ms=self._producer_id_expiration_ms,
+            flush_on_ack=self._flush_on_ack,
+            recovery_point=recovery_point,
         )
 
     def _log_config(self, overrides: Mapping[str, str]) -> LogConfig:
@@ -165,6 +232,10 @@ class LogManager:
 
     def topics(self) -> list[Topic]:
         return list(self._topics.values())
+
+    def partitions(self) -> Iterator[PartitionLog]:
+        for topic in list(self._topics.values()):
+            yield from topic.partitions
 
     def partition(self, topic: str, index: int) -> PartitionLog | None:
         found = self._topics.get(topic)
@@ -275,21 +346,33 @@ class LogManager:
         self._next_producer_id += 1
         return producer_id
 
+    # -- background work (the broker's maintenance task) ---------------------------
+
     def apply_retention(self, now_ms: int | None = None) -> int:
-        """One retention sweep over every partition; returns the number of segments deleted."""
+        """One retention sweep: roll segments older than segment.ms, then delete expired ones; returns deletions."""
         now = self._clock() if now_ms is None else now_ms
-        return sum(
-            partition.apply_retention(now) for topic in self._topics.values() for partition in topic.partitions
-        )
+        deleted = 0
+        for partition in self.partitions():
+            partition.roll_if_aged(now)
+            deleted += partition.apply_retention(now)
+        return deleted
+
+    def partitions_needing_flush(self, now_ms: int) -> list[PartitionLog]:
+        return [partition for partition in self.partitions() if partition.needs_flush(now_ms)]
+
+    def cleaning_jobs(self, now_ms: int, dedupe_buffer_bytes: int) -> Iterator[CleaningJob]:
+        """Compaction work due now, dirtiest partition first (see cleaner.py)."""
+        return cleaning_jobs(self.partitions(), now_ms, dedupe_buffer_bytes)
 
     def flush(self) -> None:
-        for topic in self._topics.values():
-            for partition in topic.partitions:
-                partition.flush()
+        for partition in self.partitions():
+            partition.flush()
 
     def close(self) -> None:
-        for topic in self._topics.values():
-            for partition in topic.partitions:
-                partition.close()
+        """Close every partition (fsyncing it), checkpoint recovery points, then mark the shutdown clean."""
+        for partition in self.partitions():
+            partition.close()
+        self.checkpoint_recovery_points()
+        write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, b"")
         self._topics.clear()
         self._topics_by_id.clear()

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import bisect
+import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from kafkacompat.log.durable import TMP_SUFFIX, read_json, write_json_atomically
+from kafkacompat.log.durable import read_json, write_json_atomically
+from kafkacompat.log.flush import FlushTicket, LogPosition
 from kafkacompat.log.producer_state import ProducerStateManager
+from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments
 from kafkacompat.log.segment import LogSegment
-from kafkacompat.log.topic_config import LogConfig
+from kafkacompat.log.topic_config import LONG_MAX, LogConfig
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import (
     INT32_MAX,
     NO_TIMESTAMP,
     BatchHeader,
+    has_keyless_record,
     parse_batches,
     set_base_offset,
     set_log_append_time,
 )
 
+log = logging.getLogger("kafkacompat.log")
+
 LOG_START_OFFSET_FILE = "log-start-offset"
 DEFAULT_PRODUCER_ID_EXPIRATION_MS = 86_400_000
 _INDEX_ENTRY_BYTES = 8
-_SEGMENT_FILE_SUFFIXES = (".log", ".index", ".timeindex")
 
 
 class AppendResult(NamedTuple):
@@ -39,17 +45,21 @@ class PartitionLog:
     """All the data of one partition: segments in offset order, the last one active.
 
     On disk, in `<data_dir>/<topic>-<partition>/`: the segment files (see
-    LogSegment), producer-state snapshots (see ProducerStateManager) and, once
-    DeleteRecords has moved it inside a segment, `log-start-offset` (JSON).
-    Opening recovers the active segment's tail, so a partition left by a killed
-    process opens like a cleanly closed one minus any torn last batch.
+    LogSegment), producer-state snapshots (see ProducerStateManager), once
+    DeleteRecords has moved it inside a segment `log-start-offset` (JSON), and
+    the log cleaner's files (see cleaner.py).  Opening repairs what a stop left
+    behind (see recovery.py), so a partition left by a killed process opens
+    like a cleanly closed one minus any torn last batch.
 
-    Offsets: log_start_offset <= high_watermark == log_end_offset (one replica,
-    so every appended batch is committed at once).
+    Offsets: log_start_offset <= high_watermark <= log_end_offset.  With
+    `flushes_on_ack` the high watermark is the durable end: records become
+    visible to readers (and may be acknowledged) only once fsynced.  Otherwise
+    (Kafka's periodic flushing) it is the log end offset.
 
     Not safe for concurrent use: callers serialise every call on one partition
     (the broker calls it from its one event-loop thread).  Appends are
-    all-or-nothing per call.
+    all-or-nothing per call.  The one part meant for another thread is
+    `FlushTicket.sync` (see flush.py).
     """
 
     def __init__(
@@ -61,14 +71,20 @@ class PartitionLog:
         clock: Callable[[], int],
         *,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        flush_on_ack: bool = False,
+        recovery_point: int | None = None,
     ) -> None:
+        """`flush_on_ack`: the broker's log.flush.on.ack.  `recovery_point`: None after a clean
+        shutdown, else the offset below which everything was fsynced (see recovery.py)."""
         self.topic = topic
         self.index = index
         self.directory = directory
         self.config = config
         self._clock = clock
+        self._flush_on_ack = flush_on_ack
+        self._directory_unsynced = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
-        self._segments = self._open_segments()
+        self._segments, self.recovery_stats = open_segments(directory, config.index_interval_bytes, recovery_point)
         self._bases = [segment.base_offset for segment in self._segments]
         stored = read_json(directory / LOG_START_OFFSET_FILE)
         stored_offset = stored.get("log_start_offset", 0) if isinstance(stored, dict) else 0
@@ -77,7 +93,14 @@ class PartitionLog:
         self._rebuild_producer_state()
         self._unflushed_records = 0
         self._last_flush_ms = clock()
+        self._pending_fds: list[int] = []  # handed over by sealed segments, synced by the next flush
+        self._high_watermark = self._end_position()
+        # Everything below this offset is fsynced: recovery synced what it repaired,
+        # and a clean stop synced the rest.
+        self.recovery_point = self.log_end_offset
+        self.segments_version = 0  # bumped when segments are deleted or replaced (see cleaner.py)
         self._closed = False
+        self._storage_error: str | None = None
 
     def _check_open(self) -> None:
         """A handler may still hold a partition that was deleted (e.g. across a fetch wait)."""
@@ -85,23 +108,16 @@ class PartitionLog:
             raise KafkaError(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"partition {self.topic}-{self.index} is closed or deleted"
             )
+        if self._storage_error is not None:
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, self._storage_error)
 
-    def _open_segments(self) -> list[LogSegment]:
-        names = {path.name for path in self.directory.iterdir()}
-        for name in names:
-            stem, _, suffix = name.partition(".")
-            if name.endswith(TMP_SUFFIX) or (f".{suffix}" in _SEGMENT_FILE_SUFFIXES and f"{stem}.log" not in names):
-                (self.directory / name).unlink()  # a half-written file or a half-deleted segment
-        bases = sorted(int(name[:-4]) for name in names if name.endswith(".log") and name[:-4].isdigit())
-        if not bases:
-            return [LogSegment(self.directory, 0)]
-        segments = [
-            LogSegment(self.directory, base, next_offset=following)
-            for base, following in zip(bases, bases[1:])
-        ]
-        active = LogSegment(self.directory, bases[-1])
-        active.recover(self.config.index_interval_bytes)
-        return [*segments, active]
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _end_position(self) -> LogPosition:
+        active = self._segments[-1]
+        return LogPosition(active.next_offset, active.base_offset, active.size)
 
     def _rebuild_producer_state(self) -> None:
         snapshot_offset = self._producers.load(self.log_end_offset)
@@ -126,7 +142,17 @@ class PartitionLog:
 
     @property
     def high_watermark(self) -> int:
-        return self._segments[-1].next_offset
+        return self._high_watermark.offset
+
+    @property
+    def flushes_on_ack(self) -> bool:
+        """log.flush.on.ack holds unless the topic asks for Kafka's periodic flushing.
+
+        Any finite flush.messages or flush.ms (Kafka's defaults are Long.MAX_VALUE:
+        never) selects periodic flushing for the topic.
+        """
+        config = self.config
+        return self._flush_on_ack and config.flush_messages == LONG_MAX and config.flush_ms == LONG_MAX
 
     @property
     def size_in_bytes(self) -> int:
@@ -152,7 +178,7 @@ class PartitionLog:
         buffer = records if _is_writable(records) else bytearray(records)
         headers = parse_batches(buffer)
         total_size = headers[-1].end
-        _check_policy(headers, total_size, config, now)
+        _check_policy(buffer, headers, total_size, config, now)
 
         base_offsets = []
         next_offset = self.log_end_offset
@@ -178,8 +204,8 @@ class PartitionLog:
         segment.append(buffer, patched, config.index_interval_bytes)
         self._producers.commit(pending)
         self._unflushed_records += next_offset - base_offsets[0]
-        if self._unflushed_records >= config.flush_messages or now - self._last_flush_ms >= config.flush_ms:
-            self.flush()
+        if not self.flushes_on_ack:
+            self._high_watermark = self._end_position()
         return AppendResult(
             base_offsets[0],
             next_offset - 1,
@@ -211,10 +237,13 @@ class PartitionLog:
         active = self._segments[-1]
         if not active.size:
             return active
-        active.seal()
+        self._pending_fds += active.seal()
         segment = LogSegment(self.directory, self.log_end_offset)
+        self._directory_unsynced = True
         self._segments.append(segment)
         self._bases.append(segment.base_offset)
+        if self._high_watermark.offset == segment.base_offset:
+            self._high_watermark = self._end_position()
         self._producers.remove_expired(now)
         self._producers.take_snapshot(segment.base_offset)
         return segment
@@ -224,9 +253,9 @@ class PartitionLog:
     def read(self, offset: int, max_bytes: int) -> bytes:
         """Whole batches from the one containing `offset`: up to `max_bytes`, but at least one batch.
 
-        b"" at the log end; KafkaError(OFFSET_OUT_OF_RANGE) outside
-        [log_start_offset, log_end_offset].  The batch containing `offset` may
-        begin before it; clients skip the records they did not ask for.
+        b"" at or past the high watermark; KafkaError(OFFSET_OUT_OF_RANGE)
+        outside [log_start_offset, log_end_offset].  The batch containing
+        `offset` may begin before it; clients skip the records they did not ask for.
         """
         self._check_open()
         if offset < self.log_start_offset or offset > self.log_end_offset:
@@ -235,8 +264,15 @@ class PartitionLog:
                 f"offset {offset} outside [{self.log_start_offset}, {self.log_end_offset}] "
                 f"of {self.topic}-{self.index}",
             )
+        visible = self._high_watermark
+        if offset >= visible.offset:
+            return b""
         for slot in range(bisect.bisect_right(self._bases, offset) - 1, len(self._segments)):
-            data = self._segments[slot].read(offset, max_bytes)
+            segment = self._segments[slot]
+            if segment.base_offset > visible.segment_base:
+                break
+            end = visible.position if segment.base_offset == visible.segment_base else None
+            data = segment.read(offset, max_bytes, end)
             if data:
                 return data
         return b""
@@ -249,7 +285,7 @@ class PartitionLog:
                 continue
             found = segment.offset_for_timestamp(timestamp, self.log_start_offset)
             if found is not None:
-                return found
+                return found if found[0] < self.high_watermark else None
         return None
 
     def max_timestamp_offset(self) -> tuple[int, int] | None:
@@ -259,7 +295,8 @@ class PartitionLog:
         for segment in self._segments:
             if segment.size and (best is None or segment.max_timestamp > best.max_timestamp):
                 best = segment
-        return best.max_timestamp_record() if best is not None else None
+        found = best.max_timestamp_record() if best is not None else None
+        return found if found is not None and found[0] < self.high_watermark else None
 
     # -- deletion ----------------------------------------------------------------
 
@@ -270,6 +307,11 @@ class PartitionLog:
         below it stays on disk but is no longer served.
         """
         self._check_open()
+        if "delete" not in self.config.cleanup_policy:
+            raise KafkaError(
+                ErrorCode.POLICY_VIOLATION,
+                f"records of {self.topic}-{self.index} cannot be deleted: cleanup.policy has no delete",
+            )
         if offset == -1:
             offset = self.high_watermark
         if offset < 0 or offset > self.high_watermark:
@@ -288,7 +330,8 @@ class PartitionLog:
 
         Only for topics whose cleanup.policy includes delete.  As in Kafka, a
         segment's age is that of its newest timestamp, and the active segment
-        goes too (after a roll) when it has expired.
+        goes too (after a roll) when it has expired.  Records past the high
+        watermark (not yet durable, so not acknowledged) are never deleted.
         """
         self._check_open()
         now = self._clock() if now_ms is None else now_ms
@@ -296,18 +339,19 @@ class PartitionLog:
         if "delete" not in config.cleanup_policy:
             return 0
         count = self._count_below_log_start()
+        deletable = self._deletable_segments()
         if config.retention_ms >= 0:
             expired = 0
-            for segment in self._segments:
-                if not segment.size or now - segment.max_timestamp <= config.retention_ms:
+            for segment in deletable:
+                if now - segment.max_timestamp <= config.retention_ms:
                     break
                 expired += 1
             count = max(count, expired)
         if config.retention_bytes >= 0:
             excess = self.size_in_bytes - config.retention_bytes
             oversized = 0
-            for segment in self._segments:
-                if not segment.size or excess < segment.size:
+            for segment in deletable:
+                if excess < segment.size:
                     break
                 excess -= segment.size
                 oversized += 1
@@ -315,11 +359,21 @@ class PartitionLog:
         self._delete_leading_segments(count)
         return count
 
+    def _deletable_segments(self) -> list[LogSegment]:
+        """Segments retention may take: all below the high watermark, except an empty active one."""
+        limit = self._high_watermark.offset
+        active = self._segments[-1]
+        return [
+            segment
+            for segment in self._segments
+            if segment.next_offset <= limit and (segment is not active or segment.size)
+        ]
+
     def _count_below_log_start(self) -> int:
         """Leading segments holding no offset at or after log_start_offset."""
         count = 0
-        for segment in self._segments:
-            if segment.next_offset > self.log_start_offset or not segment.size:
+        for segment in self._deletable_segments():
+            if segment.next_offset > self.log_start_offset:
                 break
             count += 1
         return count
@@ -333,36 +387,148 @@ class PartitionLog:
         del self._bases[:count]
         for segment in doomed:
             segment.delete()
+        self.segments_version += 1
         self.log_start_offset = max(self.log_start_offset, self._bases[0])
+
+    def roll_if_aged(self, now_ms: int) -> bool:
+        """Roll an active segment whose first batch is older than segment.ms by the broker clock.
+
+        Appends roll by record time; this covers a partition that stopped
+        receiving data, so retention and the cleaner can reach its last records.
+        """
+        self._check_open()
+        active = self._segments[-1]
+        first = active.first_batch_timestamp
+        if not active.size or first is None or now_ms - first <= self.config.segment_ms:
+            return False
+        self.roll(now_ms)
+        return True
+
+    # -- compaction (driven by cleaner.py) --------------------------------------
+
+    def cleanable_segments(self, now_ms: int) -> list[LogSegment]:
+        """Leading sealed segments the cleaner may rewrite: below the high watermark, past min.compaction.lag.ms."""
+        self._check_open()
+        lag = self.config.min_compaction_lag_ms
+        cleanable = []
+        for segment in self._segments[:-1]:
+            too_new = lag > 0 and segment.size and now_ms - segment.max_timestamp < lag
+            if segment.next_offset > self._high_watermark.offset or too_new:
+                break
+            cleanable.append(segment)
+        return cleanable
+
+    def swap_cleaned(self, sources: list[LogSegment]) -> None:
+        """Replace consecutive `sources` by the cleaned segment the cleaner staged and synced.
+
+        Writes the swap journal (the commit point), then completes the swap
+        exactly as recovery would (see recovery.finish_segment_swap).
+        """
+        self._check_open()
+        first = self._segments.index(sources[0])
+        if self._segments[first : first + len(sources)] != sources or sources[-1] is self._segments[-1]:
+            raise ValueError("cleaned segments must replace consecutive sealed segments")
+        write_json_atomically(
+            self.directory / SWAP_JOURNAL, {"replaced": [segment.base_offset for segment in sources[1:]]}
+        )
+        for segment in sources:
+            segment.close()
+        try:
+            finish_segment_swap(self.directory)
+        except OSError as exc:
+            self._storage_error = f"swapping in cleaned segments of {self.topic}-{self.index} failed: {exc}"
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, self._storage_error) from exc
+        cleaned = LogSegment(self.directory, sources[0].base_offset, next_offset=sources[-1].next_offset)
+        self._segments[first : first + len(sources)] = [cleaned]
+        self._bases = [segment.base_offset for segment in self._segments]
+        self.segments_version += 1
+
+    # -- flushing (see flush.py) -------------------------------------------------
+
+    def needs_flush(self, now_ms: int) -> bool:
+        """Whether an fsync is owed: to acknowledge appends, by the periodic policy, or after a roll."""
+        if self._closed or self._storage_error is not None:
+            return False
+        if self._pending_fds or self._directory_unsynced:
+            return True
+        if self.flushes_on_ack:
+            return self._high_watermark.offset < self.log_end_offset
+        config = self.config
+        return self._unflushed_records > 0 and (
+            self._unflushed_records >= config.flush_messages or now_ms - self._last_flush_ms >= config.flush_ms
+        )
+
+    def begin_flush(self) -> FlushTicket | None:
+        """Take what an fsync must cover now; None for a closed partition."""
+        if self._closed:
+            return None
+        fds, self._pending_fds = self._pending_fds, []
+        data_fd = self._segments[-1].take_unsynced_fd()
+        if data_fd is not None:
+            fds.append(data_fd)
+        directory = self.directory if self._directory_unsynced else None
+        self._directory_unsynced = False
+        self._unflushed_records = 0
+        self._last_flush_ms = self._clock()
+        return FlushTicket(fds, directory, self._end_position())
+
+    def complete_flush(self, ticket: FlushTicket) -> bool:
+        """Advance the durable point (and, with flushes_on_ack, the high watermark); False if the fsync failed.
+
+        A failed fsync leaves the page cache in an unknown state, so, like
+        Kafka taking a log directory offline, the partition then refuses every
+        call with KAFKA_STORAGE_ERROR until the broker restarts.
+        """
+        if self._closed:
+            return True
+        if ticket.error is not None:
+            self._storage_error = f"fsync of {self.topic}-{self.index} failed: {ticket.error}"
+            log.error("%s; the partition is offline until restart", self._storage_error)
+            return False
+        durable = ticket.durable_to
+        self.recovery_point = max(self.recovery_point, durable.offset)
+        if durable.offset > self._high_watermark.offset:
+            self._high_watermark = durable
+        return True
+
+    def flush(self) -> None:
+        """fsync everything written so far, on the calling thread."""
+        ticket = self.begin_flush()
+        if ticket is not None:
+            ticket.sync()
+            if not self.complete_flush(ticket):
+                raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, self._storage_error)
 
     # -- lifecycle -------------------------------------------------------------
 
-    def flush(self) -> None:
-        """fsync every segment with unflushed appends."""
-        for segment in self._segments:
-            segment.flush()
-        self._unflushed_records = 0
-        self._last_flush_ms = self._clock()
-
     def close(self) -> None:
-        """Seal the active segment's time index, snapshot producer state, fsync, close files."""
+        """Seal the active segment, snapshot producer state, fsync, close files."""
         if self._closed:
             return
-        self._closed = True
-        self._segments[-1].seal()
-        self._producers.remove_expired(self._clock())
-        self._producers.take_snapshot(self.log_end_offset)
-        self.flush()
-        for segment in self._segments:
-            segment.close()
+        self._pending_fds += self._segments[-1].seal()
+        try:
+            if self._storage_error is None:
+                self._producers.remove_expired(self._clock())
+                self._producers.take_snapshot(self.log_end_offset)
+                self.flush()
+        finally:
+            for fd in self._pending_fds:  # left over only when the flush failed
+                os.close(fd)
+            self._pending_fds = []
+            self._closed = True
+            self.segments_version += 1
+            for segment in self._segments:
+                segment.close()
 
 
 def _is_writable(records: bytes | bytearray | memoryview) -> bool:
     return isinstance(records, bytearray) or (isinstance(records, memoryview) and not records.readonly)
 
 
-def _check_policy(headers: list[BatchHeader], total_size: int, config: LogConfig, now: int) -> None:
-    """Kafka's per-batch append checks that need no record decoding."""
+def _check_policy(
+    buffer: bytearray | memoryview, headers: list[BatchHeader], total_size: int, config: LogConfig, now: int
+) -> None:
+    """Kafka's append checks: per batch, and per record (keys) only for compacted topics."""
     if total_size > config.segment_bytes:
         raise KafkaError(
             ErrorCode.RECORD_LIST_TOO_LARGE,
@@ -384,3 +550,5 @@ def _check_policy(headers: list[BatchHeader], total_size: int, config: LogConfig
                 f"timestamp {header.max_timestamp} is more than message.timestamp.after.max.ms "
                 f"{config.message_timestamp_after_max_ms} ahead of the broker clock {now}",
             )
+        if "compact" in config.cleanup_policy and has_keyless_record(memoryview(buffer)[header.position : header.end]):
+            raise KafkaError(ErrorCode.INVALID_RECORD, "compacted topics cannot accept records without a key")

@@ -24,6 +24,7 @@ _BATCH_PREFIX = struct.Struct(">qi11xi")
 _BATCH_LENGTH = struct.Struct(">i")
 _MIN_BATCH_LENGTH = BATCH_OVERHEAD - LOG_OVERHEAD
 _RECOVERY_CHUNK = 8 << 20
+SEGMENT_FILE_SUFFIXES = (".log", ".index", ".timeindex")
 
 
 def segment_name(base_offset: int) -> str:
@@ -36,13 +37,16 @@ class LogSegment:
 
     On disk: `<20-digit base>.log` holds whole v2 record batches back to back,
     exactly as the producer sent them except for the patched base offset (and
-    max timestamp for LogAppendTime).  `.index` and `.timeindex` are described
-    in index.py.  Data is written with pwrite on an unbuffered descriptor
-    before the index entries that point at it, so after a killed process the
-    indexes never point past the data; `recover()` repairs the other direction.
+    max timestamp for LogAppendTime), or as the log cleaner rewrote them.
+    `.index` and `.timeindex` are described in index.py.  Data is written with
+    pwrite on an unbuffered descriptor before the index entries that point at
+    it, so after a killed process the indexes never point past the data;
+    `recover()` repairs the other direction.
 
     Only the last segment of a partition is appended to.  Not safe for
-    concurrent use: the owning PartitionLog serialises every call.
+    concurrent use: the owning PartitionLog serialises every call.  fsyncs go
+    through duplicated descriptors (`take_unsynced_fd`, `seal`), so a worker
+    thread may sync them while this segment is rolled, closed or deleted.
     """
 
     def __init__(self, directory: Path, base_offset: int, *, next_offset: int | None = None) -> None:
@@ -93,23 +97,43 @@ class LogSegment:
         self._bytes_since_index_entry += header.size
         self.next_offset = header.last_offset + 1
 
-    def seal(self) -> None:
-        """On roll and close: record the final max timestamp, make the indexes durable, release their fds."""
+    def take_unsynced_fd(self) -> int | None:
+        """A duplicate of the data file's descriptor if appends since the last call still need an fsync.
+
+        The caller owns the duplicate: it fsyncs and closes it, in any thread.
+        """
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return os.dup(self._fd)
+
+    def seal(self) -> list[int]:
+        """On roll and close: record the final max timestamp; hand over the descriptors still needing an fsync.
+
+        Those are the data file's (if dirty) and both indexes'; the caller
+        fsyncs and closes them, so a roll never waits for the disk.
+        """
         if self.size:
             self.time_index.maybe_append(self.max_timestamp, self.max_timestamp_offset - self.base_offset)
-        self.offset_index.close()
-        self.time_index.close()
+        fds = [self.take_unsynced_fd(), self.offset_index.detach(), self.time_index.detach()]
+        return [fd for fd in fds if fd is not None]
 
-    def recover(self, index_interval_bytes: int) -> None:
-        """Make the active segment consistent after any stop, clean or not.
+    def recover(self, index_interval_bytes: int, *, full: bool = False) -> int:
+        """Make the segment consistent with its data; returns the number of bytes cut off.
 
-        Scans from the last trustworthy offset-index entry to the end of the
-        file, checking each batch (length, magic, CRC, ascending offsets), cuts
-        the file after the last good batch, drops index entries past the cut and
-        re-adds the ones a crash lost.  Bounded by index.interval.bytes plus the
-        batches after the last entry, so it is cheap after a clean stop.
+        Scans from the last trustworthy offset-index entry (from byte 0 and with
+        both indexes rebuilt when `full`) to the end of the file, checking each
+        batch (length, magic, CRC, ascending offsets), cuts the file after the
+        last good batch, drops index entries past the cut and re-adds the ones a
+        crash lost.  The partial scan is bounded by index.interval.bytes plus the
+        batches after the last entry, so it is cheap after a clean stop; the
+        full one is for segments an unclean stop may have left unsynced.
         """
-        self.offset_index.truncate_to_position(self.size)
+        size_before = self.size
+        self.offset_index.truncate_to_position(0 if full else self.size)
+        if full:
+            self.time_index.truncate_to_offset(0)
+            self._dirty = True  # after an unclean stop the data may live only in the page cache
         start, next_offset = self._last_trusted_index_entry()
         self._bytes_since_index_entry = 0  # the batch at `start` is the indexed one
         good: list[BatchHeader] = []
@@ -138,6 +162,26 @@ class LogSegment:
         self.first_batch_timestamp = self._read_header(0).max_timestamp if self.size else None
         for header in good:
             self._track(header.position, header, index_interval_bytes)
+        return size_before - self.size
+
+    def indexes_look_sane(self) -> bool:
+        """Cheap checks of a sealed segment's indexes: both files present, last entries inside the data.
+
+        One small read: the last offset-index entry must name the batch at its position.
+        """
+        if not (self.offset_index.existed and self.time_index.existed):
+            return False
+        last_time = self.time_index.last_entry
+        if (last_time is None) != (self.size == 0):
+            return False
+        if last_time is not None and not 0 <= last_time[1] < self.next_offset - self.base_offset:
+            return False
+        entry = self.offset_index.last_entry
+        if entry is None:
+            return True
+        relative_offset, position = entry
+        prefix = os.pread(self._fd, BATCH_OVERHEAD, position) if 0 <= position < self.size else b""
+        return len(prefix) == BATCH_OVERHEAD and read_header(prefix).base_offset == self.base_offset + relative_offset
 
     def _max_timestamp_from_time_index(self) -> None:
         """The last time-index entry holds the max timestamp of a sealed segment (a lower bound otherwise)."""
@@ -166,12 +210,13 @@ class LogSegment:
 
     # -- reading ---------------------------------------------------------------
 
-    def find_position(self, offset: int) -> int | None:
-        """File position of the batch containing `offset`, or None if the segment ends before it."""
+    def find_position(self, offset: int, end: int | None = None) -> int | None:
+        """File position of the batch containing `offset`, or None if the segment (or `end`) comes before it."""
         if offset >= self.next_offset:
             return None
+        limit = self.size if end is None else min(end, self.size)
         position = self.offset_index.lookup(max(offset - self.base_offset, 0))
-        while position < self.size:
+        while position < limit:
             prefix = os.pread(self._fd, _BATCH_PREFIX.size, position)
             if len(prefix) < _BATCH_PREFIX.size:
                 raise self._damaged(position)
@@ -183,12 +228,16 @@ class LogSegment:
             position += LOG_OVERHEAD + length
         return None
 
-    def read(self, offset: int, max_bytes: int) -> bytes:
-        """Whole batches from the one containing `offset`, up to `max_bytes` but at least one batch."""
-        position = self.find_position(offset)
+    def read(self, offset: int, max_bytes: int, end: int | None = None) -> bytes:
+        """Whole batches from the one containing `offset`, up to `max_bytes` but at least one batch.
+
+        Nothing at or after byte `end` (a batch boundary: the high watermark's position) is returned.
+        """
+        position = self.find_position(offset, end)
         if position is None:
             return b""
-        chunk = os.pread(self._fd, min(max(max_bytes, 0), self.size - position), position)
+        limit = self.size if end is None else min(end, self.size)
+        chunk = os.pread(self._fd, min(max(max_bytes, 0), limit - position), position)
         end = 0
         while end + LOG_OVERHEAD <= len(chunk):
             (length,) = _BATCH_LENGTH.unpack_from(chunk, end + 8)
@@ -250,13 +299,6 @@ class LogSegment:
         return header.base_offset, self.max_timestamp
 
     # -- lifecycle -------------------------------------------------------------
-
-    def flush(self) -> None:
-        if self._dirty:
-            os.fsync(self._fd)
-            self.offset_index.flush()
-            self.time_index.flush()
-            self._dirty = False
 
     def close(self) -> None:
         os.close(self._fd)

@@ -109,8 +109,8 @@ _INT = ConfigType.INT
 TOPIC_CONFIGS: dict[str, ConfigDef] = {
     "cleanup.policy": ConfigDef(
         ConfigType.LIST, "delete", _list_of("compact", "delete"),
-        "delete: drop old segments by retention.ms/retention.bytes. compact is accepted but "
-        "not performed by this broker yet.",
+        "delete: drop old segments by retention.ms/retention.bytes. compact: keep the latest "
+        "record per key (the log cleaner rewrites sealed segments; keyless records are refused).",
     ),
     "compression.type": ConfigDef(
         ConfigType.STRING, "producer",
@@ -118,23 +118,28 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         "Accepted; batches are always stored as the producer compressed them.",
     ),
     "delete.retention.ms": ConfigDef(
-        _LONG, "86400000", _integer(0, LONG_MAX), "Tombstone retention for compacted topics (not used yet)."
+        _LONG, "86400000", _integer(0, LONG_MAX),
+        "Compacted topics: a tombstone is removed once its batch's timestamp is this much older than the cleaner's clock.",
     ),
     "file.delete.delay.ms": ConfigDef(
         _LONG, "60000", _integer(0, LONG_MAX), "Accepted; deleted segments are removed at once."
     ),
     "flush.messages": ConfigDef(
-        _LONG, str(LONG_MAX), _integer(1, LONG_MAX), "fsync the partition after this many records."
+        _LONG, str(LONG_MAX), _integer(1, LONG_MAX),
+        "Periodic flushing: fsync after this many records. A finite value (or flush.ms) overrides "
+        "the broker's log.flush.on.ack for this topic.",
     ),
     "flush.ms": ConfigDef(
         _LONG, str(LONG_MAX), _integer(0, LONG_MAX),
-        "fsync the partition on an append this long after the previous flush.",
+        "Periodic flushing: fsync once this long has passed since the previous flush (checked on "
+        "append and by the broker's maintenance task).",
     ),
     "index.interval.bytes": ConfigDef(
         _INT, "4096", _integer(0, INT_MAX), "Bytes appended between offset/time index entries."
     ),
     "max.compaction.lag.ms": ConfigDef(
-        _LONG, str(LONG_MAX), _integer(1, LONG_MAX), "For compacted topics (not used yet)."
+        _LONG, str(LONG_MAX), _integer(1, LONG_MAX),
+        "Compacted topics: clean regardless of the dirty ratio once the oldest uncleaned segment is this old.",
     ),
     "max.message.bytes": ConfigDef(
         _INT, "1048588", _integer(0, INT_MAX), "Largest record batch accepted, in bytes."
@@ -152,10 +157,12 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         "LogAppendTime stamps each batch with the broker clock on append.",
     ),
     "min.cleanable.dirty.ratio": ConfigDef(
-        ConfigType.DOUBLE, "0.5", _double(0.0, 1.0), "For compacted topics (not used yet)."
+        ConfigType.DOUBLE, "0.5", _double(0.0, 1.0),
+        "Compacted topics: clean once uncleaned bytes are this fraction of the cleanable log.",
     ),
     "min.compaction.lag.ms": ConfigDef(
-        _LONG, "0", _integer(0, LONG_MAX), "For compacted topics (not used yet)."
+        _LONG, "0", _integer(0, LONG_MAX),
+        "Compacted topics: segments holding records younger than this are not cleaned yet.",
     ),
     "min.insync.replicas": ConfigDef(
         _INT, "1", _integer(1, INT_MAX), "Checked by the produce handler against the single replica."
@@ -181,7 +188,8 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
     ),
     "segment.ms": ConfigDef(
         _LONG, "604800000", _integer(1, LONG_MAX),
-        "Roll when an incoming batch is this much newer than the segment's first batch.",
+        "Roll when an incoming batch, or the broker clock (checked with retention), is this much "
+        "newer than the segment's first batch.",
     ),
     "unclean.leader.election.enable": ConfigDef(
         ConfigType.BOOLEAN, "false", _boolean, "Accepted; meaningless with a single replica."
@@ -238,6 +246,10 @@ class LogConfig:
     message_timestamp_after_max_ms: int
     flush_messages: int
     flush_ms: int
+    delete_retention_ms: int
+    min_cleanable_dirty_ratio: float
+    min_compaction_lag_ms: int
+    max_compaction_lag_ms: int
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> LogConfig:
@@ -259,6 +271,10 @@ class LogConfig:
             message_timestamp_after_max_ms=get("message.timestamp.after.max.ms"),
             flush_messages=get("flush.messages"),
             flush_ms=get("flush.ms"),
+            delete_retention_ms=get("delete.retention.ms"),
+            min_cleanable_dirty_ratio=get("min.cleanable.dirty.ratio"),
+            min_compaction_lag_ms=get("min.compaction.lag.ms"),
+            max_compaction_lag_ms=get("max.compaction.lag.ms"),
         )
 
     @classmethod

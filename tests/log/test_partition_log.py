@@ -307,7 +307,8 @@ def test_retention_by_time_and_by_size(open_log, clock):
 
 def test_compact_only_topics_are_not_deleted_by_retention(open_log, clock):
     log = open_log(cleanup_policy="compact", retention_ms="1")
-    _fill(log, 2)
+    for batch in range(2):
+        log.append(build_batch([RecordSpec(b"v", key=b"k%d" % i) for i in range(3)]))
     clock.now = T0 + 10_000
     assert log.apply_retention() == 0
     assert log.log_start_offset == 0
@@ -349,12 +350,16 @@ def test_a_closed_partition_refuses_calls_instead_of_touching_stale_descriptors(
         assert info.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
-def test_sealed_segments_hold_only_their_log_descriptor(open_log):
+def test_sealed_segments_hold_only_their_log_descriptor_once_flushed(open_log, clock):
+    """A roll hands the sealed files' descriptors to the next flush instead of fsyncing on the spot."""
     probe = len(build_batch(values(3, 20)))
     log = open_log(segment_bytes=str(probe), index_interval_bytes="0")
     before = len(os.listdir("/proc/self/fd"))
     _fill(log, 10)
     assert len(log.segment_base_offsets) == 10
+    assert log.needs_flush(clock.now)
+    log.flush()
+    assert not log.needs_flush(clock.now)
     assert len(os.listdir("/proc/self/fd")) - before <= 9 + 2
 
 

@@ -1,0 +1,63 @@
+"""Flush tickets: what one fsync round must make durable, split so the fsync can run in a worker thread.
+
+A flush is three steps.  `PartitionLog.begin_flush` runs on the caller's
+thread (the broker's event loop) and takes a ticket: duplicated descriptors of
+every file with unsynced writes, whether the directory needs a sync, and the
+position the log will be durable up to.  `FlushTicket.sync` does the slow
+part anywhere, touching nothing but the ticket.  `PartitionLog.complete_flush`,
+back on the caller's thread, advances the partition's durable point.  Because
+the ticket owns its descriptors, the log may roll, close or delete segments
+while a worker thread is still syncing them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from kafkacompat.log.durable import fsync_directory
+
+
+class LogPosition(NamedTuple):
+    """An offset and where it lies on disk: the base of its segment and the byte position in it."""
+
+    offset: int
+    segment_base: int
+    position: int
+
+
+class FlushTicket:
+    """One partition's share of a flush round.  Owned by whoever runs `sync`; single use."""
+
+    def __init__(self, fds: list[int], directory: Path | None, durable_to: LogPosition | None) -> None:
+        self.fds = fds
+        self.directory = directory  # set when a file was created in it since the last flush
+        self.durable_to = durable_to  # where the partition's log is durable once synced (None: not a log flush)
+        self.error: OSError | None = None
+
+    def sync(self) -> None:
+        """fsync every descriptor (then the directory) and close them all; an error is kept, not raised."""
+        fds, self.fds = self.fds, []
+        try:
+            sync_and_close(fds)
+            if self.directory is not None:
+                fsync_directory(self.directory)
+        except OSError as exc:
+            self.error = exc
+
+    def discard(self) -> None:
+        """Close the descriptors of a ticket that will never be synced."""
+        fds, self.fds = self.fds, []
+        for fd in fds:
+            os.close(fd)
+
+
+def sync_and_close(fds: list[int]) -> None:
+    """fsync, then close, each descriptor; all are closed even when an fsync fails."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -1,0 +1,126 @@
+"""Opening a partition's segments after any stop: tail checks, full scans, index rebuilds, cleaner swaps.
+
+After a clean shutdown every sealed segment is trusted; its indexes get a
+cheap sanity check and are rebuilt when missing or wrong, and only the active
+segment's tail is re-checked.  After an unclean one, every segment that ends
+past the partition's recovery point (the offset below which everything was
+known to be fsynced) is scanned in full and its indexes rebuilt; a cut inside
+a sealed segment makes the data after it unreachable, so, as in Kafka, the
+later segments are deleted and the log ends at the last valid batch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafkacompat.log.durable import TMP_SUFFIX, fsync_directory, read_json
+from kafkacompat.log.flush import sync_and_close
+from kafkacompat.log.segment import SEGMENT_FILE_SUFFIXES, LogSegment, segment_name
+
+CLEANER_STAGING_DIR = "cleaning"
+SWAP_JOURNAL = "cleaner-swap.json"
+
+
+@dataclass
+class RecoveryStats:
+    """What opening one or more partitions had to repair; summed into the broker's start-up log line."""
+
+    segments_scanned: int = 0
+    indexes_rebuilt: int = 0
+    bytes_truncated: int = 0
+
+    def __iadd__(self, other: RecoveryStats) -> RecoveryStats:
+        self.segments_scanned += other.segments_scanned
+        self.indexes_rebuilt += other.indexes_rebuilt
+        self.bytes_truncated += other.bytes_truncated
+        return self
+
+
+def open_segments(
+    directory: Path, index_interval_bytes: int, recovery_point: int | None
+) -> tuple[list[LogSegment], RecoveryStats]:
+    """The partition's segments in offset order, consistent with their data.
+
+    `recovery_point` is None after a clean shutdown; otherwise segments ending
+    after it are scanned in full.  Repaired data is fsynced before returning.
+    """
+    finish_segment_swap(directory)
+    _remove_leftovers(directory)
+    stats = RecoveryStats()
+    bases = sorted(int(path.stem) for path in directory.glob("*.log") if path.stem.isdigit())
+    if not bases:
+        return [LogSegment(directory, 0)], stats
+    segments = [LogSegment(directory, base, next_offset=following) for base, following in zip(bases, bases[1:])]
+    segments.append(LogSegment(directory, bases[-1]))
+    for slot, segment in enumerate(segments):
+        active = slot == len(segments) - 1
+        if recovery_point is not None and (active or segment.next_offset > recovery_point):
+            stats.segments_scanned += 1
+            if _recover_in_full(segment, index_interval_bytes, stats) and not active:
+                for doomed in segments[slot + 1 :]:
+                    stats.bytes_truncated += doomed.size
+                    doomed.delete()
+                del segments[slot + 1 :]
+                fsync_directory(directory)
+                break
+        elif active:
+            stats.segments_scanned += 1
+            stats.bytes_truncated += segment.recover(index_interval_bytes)
+        elif not segment.indexes_look_sane():
+            _recover_in_full(segment, index_interval_bytes, stats)
+            stats.indexes_rebuilt += 1
+    return segments, stats
+
+
+def _recover_in_full(segment: LogSegment, index_interval_bytes: int, stats: RecoveryStats) -> bool:
+    """Scan a segment from byte 0 and rebuild its indexes; returns whether bytes were cut.
+
+    A sealed segment keeps its offset range (up to the next segment's base) if
+    nothing was cut; the caller decides what a cut means for later segments.
+    """
+    following = segment.next_offset
+    cut = segment.recover(index_interval_bytes, full=True)
+    stats.bytes_truncated += cut
+    if not cut:
+        segment.next_offset = max(following, segment.next_offset)
+    fds = segment.seal()  # the final time-index entry, and every repaired file synced now
+    sync_and_close(fds)
+    return cut > 0
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Half-written files (`*.tmp`) and the index files of a half-deleted segment."""
+    names = {path.name for path in directory.iterdir() if path.is_file()}
+    for name in names:
+        stem, _, suffix = name.partition(".")
+        orphan = f".{suffix}" in SEGMENT_FILE_SUFFIXES and f"{stem}.log" not in names
+        if name.endswith(TMP_SUFFIX) or orphan:
+            (directory / name).unlink()
+
+
+def finish_segment_swap(directory: Path) -> bool:
+    """Complete a committed cleaner swap, or discard an uncommitted one; True if one was completed.
+
+    The cleaner stages cleaned segments in `cleaning/`, fsyncs them, then
+    writes the journal -- the commit point -- naming the source segments
+    whose files are to go.  Completing moves every staged file still in
+    `cleaning/` over the partition's own, deletes the named sources' files,
+    then the journal.  Every step can be redone, so a crash anywhere in
+    between is finished at the next open; without a journal the staged files
+    are simply dropped.
+    """
+    staging = directory / CLEANER_STAGING_DIR
+    journal = read_json(directory / SWAP_JOURNAL)
+    if isinstance(journal, dict):
+        for path in sorted(staging.iterdir()) if staging.is_dir() else []:
+            os.replace(path, directory / path.name)
+        for base in journal["replaced"]:
+            for suffix in SEGMENT_FILE_SUFFIXES:
+                (directory / f"{segment_name(base)}{suffix}").unlink(missing_ok=True)
+        fsync_directory(directory)
+        (directory / SWAP_JOURNAL).unlink()
+    shutil.rmtree(staging, ignore_errors=True)
+    return isinstance(journal, dict)

@@ -1,0 +1,245 @@
+"""Durable acknowledgements: flush tickets, the high watermark they move, and the broker's group commit."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+
+import pytest
+import trio
+
+import kafkacompat.broker as broker_module
+import kafkacompat.log.flush as flush_module
+from kafkacompat.broker import AppendSignal, Broker, GroupCommit
+from kafkacompat.config import BrokerConfig
+from kafkacompat.handlers.dispatch import dispatch
+from kafkacompat.handlers.registry import RequestContext
+from kafkacompat.log.partition_log import PartitionLog
+from kafkacompat.log.topic_config import LogConfig, default_configs
+from kafkacompat.protocol import decode_response, encode_request, encode_request_frame, parse_response_frame
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.records import decode_records
+from tests.log.batch_builder import build_batch, values
+
+
+@pytest.fixture
+def durable_log(tmp_path, clock):
+    """open_durable(name, **topic_configs): a partition that flushes before acknowledging."""
+
+    def factory(name: str = "t", **overrides: str) -> PartitionLog:
+        configs = {**default_configs(), **{k.replace("_", "."): v for k, v in overrides.items()}}
+        log = PartitionLog(name, 0, tmp_path / f"{name}-0", LogConfig.from_strings(configs), clock, flush_on_ack=True)
+        log.flush()  # a new partition owes its directory an fsync (see the test below)
+        return log
+
+    return factory
+
+
+def test_a_new_partition_owes_a_directory_sync(tmp_path, clock):
+    log = PartitionLog("t", 0, tmp_path / "t-0", LogConfig.defaults(), clock, flush_on_ack=True)
+    assert log.needs_flush(clock.now)
+    ticket = log.begin_flush()
+    assert ticket.directory == tmp_path / "t-0" and ticket.fds == []
+    ticket.sync()
+    assert log.complete_flush(ticket) and not log.needs_flush(clock.now)
+    log.close()
+    reopened = PartitionLog("t", 0, tmp_path / "t-0", LogConfig.defaults(), clock, flush_on_ack=True)
+    assert not reopened.needs_flush(clock.now)
+
+
+def _record_values(data: bytes) -> list[bytes]:
+    return [record.value for record in decode_records(data)] if data else []
+
+
+def test_appends_become_visible_only_once_flushed(durable_log, clock):
+    log = durable_log()
+    assert log.flushes_on_ack and not log.needs_flush(clock.now)
+    log.append(build_batch([b"a", b"b"]))
+    assert (log.log_end_offset, log.high_watermark) == (2, 0)
+    assert log.needs_flush(clock.now)
+    assert log.read(0, 1 << 20) == b""
+    ticket = log.begin_flush()
+    log.append(build_batch([b"c"]))  # after the ticket: not covered by it
+    ticket.sync()
+    assert log.complete_flush(ticket)
+    assert (log.high_watermark, log.recovery_point) == (2, 2)
+    assert _record_values(log.read(0, 1 << 20)) == [b"a", b"b"]  # the third record stays hidden
+    assert log.read(2, 1 << 20) == b""
+    log.flush()
+    assert log.high_watermark == 3 and not log.needs_flush(clock.now)
+    assert _record_values(log.read(2, 1 << 20)) == [b"c"]
+
+
+def test_hidden_records_in_a_rolled_segment_stay_hidden_until_flushed(durable_log, clock):
+    probe = len(build_batch(values(3, 20)))
+    log = durable_log(segment_bytes=str(2 * probe))
+    log.append(build_batch(values(3, 20)))
+    log.flush()
+    for _ in range(3):
+        log.append(build_batch(values(3, 20)))  # fills the first segment, rolls, lands in the second
+    assert log.segment_base_offsets == [0, 6] and log.high_watermark == 3
+    assert log.read(0, 1 << 20) == build_batch(values(3, 20), base_offset=0)
+    assert log.read(3, 1 << 20) == b""
+    with pytest.raises(KafkaError) as info:
+        log.delete_records(4)  # past the high watermark
+    assert info.value.code == ErrorCode.OFFSET_OUT_OF_RANGE
+    log.flush()
+    assert log.high_watermark == 12
+    assert len(log.read(3, 1 << 20)) == probe
+
+
+def test_a_ticket_survives_the_segment_being_rolled_closed_and_deleted(durable_log, clock):
+    log = durable_log(segment_bytes="200", retention_ms="1000")
+    log.append(build_batch(values(3, 20)))
+    ticket = log.begin_flush()
+    log.roll()
+    clock.now += 10_000_000
+    log.close()  # closes every segment's descriptor; the ticket holds duplicates
+    ticket.sync()
+    assert ticket.error is None and ticket.fds == []
+    assert log.complete_flush(ticket)  # a closed partition ignores late completions
+
+
+def test_periodic_flushing_when_the_topic_sets_flush_messages(durable_log, clock):
+    log = durable_log(flush_messages="5")
+    assert not log.flushes_on_ack
+    log.append(build_batch(values(3)))
+    assert log.high_watermark == 3  # visible at once, as in Kafka
+    assert not log.needs_flush(clock.now)
+    log.append(build_batch(values(2)))
+    assert log.needs_flush(clock.now)
+    log.flush()
+    assert log.recovery_point == 5 and not log.needs_flush(clock.now)
+
+
+def test_periodic_flushing_by_time(durable_log, clock):
+    log = durable_log(flush_ms="1000")
+    log.append(build_batch(values(1)))
+    assert not log.needs_flush(clock.now + 999)
+    assert log.needs_flush(clock.now + 1000)
+
+
+def test_a_roll_owes_a_flush_even_with_periodic_flushing(open_log, clock):
+    log = open_log(segment_bytes="200")
+    for _ in range(3):
+        log.append(build_batch(values(3, 20)))
+    assert len(log.segment_base_offsets) == 3
+    assert log.needs_flush(clock.now)  # the sealed segments' files and the directory
+    log.flush()
+    assert not log.needs_flush(clock.now)
+
+
+def test_a_failed_fsync_takes_the_partition_offline(durable_log, monkeypatch):
+    log = durable_log()
+    log.append(build_batch([b"x"]))
+
+    def failing_fsync(fd):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(flush_module.os, "fsync", failing_fsync)
+    ticket = log.begin_flush()
+    ticket.sync()
+    assert isinstance(ticket.error, OSError)
+    assert not log.complete_flush(ticket)
+    assert log.high_watermark == 0
+    for call in (lambda: log.append(build_batch([b"y"])), lambda: log.read(0, 100)):
+        with pytest.raises(KafkaError) as info:
+            call()
+        assert info.value.code == ErrorCode.KAFKA_STORAGE_ERROR
+    monkeypatch.undo()
+    log.close()
+
+
+# -- group commit -------------------------------------------------------------
+
+
+async def test_concurrent_flushes_share_rounds_and_run_off_the_event_loop(durable_log, clock, monkeypatch):
+    logs = [durable_log(f"p{n}") for n in range(3)]
+    rounds: list[list] = []
+    first_round_blocked = threading.Event()
+    release = threading.Event()
+    loop_thread = threading.get_ident()
+
+    def recording_sync_all(tickets):
+        assert threading.get_ident() != loop_thread
+        rounds.append(tickets)
+        if len(rounds) == 1:
+            first_round_blocked.set()
+            release.wait(5)
+        for ticket in tickets:
+            ticket.sync()
+
+    monkeypatch.setattr(broker_module, "_sync_all", recording_sync_all)
+    commit = GroupCommit(clock, AppendSignal())
+    finished = []
+
+    async def produce_and_flush(log: PartitionLog) -> None:
+        log.append(build_batch(values(2)))
+        assert await commit.flush([log]) == set()
+        finished.append(log.topic)
+        assert log.high_watermark == log.log_end_offset
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(produce_and_flush, logs[0])
+        await trio.to_thread.run_sync(first_round_blocked.wait, 5)
+        nursery.start_soon(produce_and_flush, logs[1])
+        nursery.start_soon(produce_and_flush, logs[2])
+        await trio.sleep(0.05)
+        assert finished == []  # the event loop kept running while the first fsync was stuck
+        release.set()
+    assert sorted(finished) == ["p0", "p1", "p2"]
+    assert [len(tickets) for tickets in rounds] == [1, 2]  # the two late writers shared one round
+
+
+async def test_group_commit_skips_partitions_with_nothing_owed(durable_log, clock, monkeypatch):
+    log = durable_log()
+    calls = []
+    monkeypatch.setattr(broker_module, "_sync_all", calls.append)
+    assert await GroupCommit(clock, AppendSignal()).flush([log]) == set()
+    assert calls == []
+
+
+# -- the produce path ----------------------------------------------------------
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    broker = Broker(BrokerConfig({"log.dirs": str(tmp_path)}))
+    broker.log_manager.create_topic("t", 1)
+    yield RequestContext(broker=broker, client_host="127.0.0.1")
+    broker.close()
+
+
+async def produce(ctx, records: bytes, acks: int = -1):
+    body = {"acks": acks, "timeout_ms": 1000,
+            "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": records}]}]}
+    raw = await dispatch(encode_request_frame(0, 9, 1, "test", encode_request(0, 9, body))[4:], ctx)
+    if raw is None:
+        return None
+    _, payload = parse_response_frame(0, 9, raw[4:])
+    return decode_response(0, 9, payload).responses[0].partition_responses[0]
+
+
+async def test_produce_is_answered_after_its_records_are_durable(ctx, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(flush_module.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    partition = ctx.broker.log_manager.partition("t", 0)
+    answer = await produce(ctx, build_batch(values(3)))
+    assert (answer.error_code, answer.base_offset) == (ErrorCode.NONE, 0)
+    assert synced and partition.high_watermark == 3
+    assert await produce(ctx, build_batch(values(2)), acks=0) is None
+    assert partition.high_watermark == 5  # acks=0 records are flushed too: only durable records are visible
+
+
+async def test_produce_answers_storage_error_when_the_fsync_fails(ctx, monkeypatch):
+    def failing_fsync(fd):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(flush_module.os, "fsync", failing_fsync)
+    answer = await produce(ctx, build_batch(values(1)))
+    assert answer.error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    monkeypatch.undo()
+    answer = await produce(ctx, build_batch(values(1)))
+    assert answer.error_code == ErrorCode.KAFKA_STORAGE_ERROR  # offline until restart
