@@ -2,16 +2,19 @@
 
 Handlers reach everything through ``ctx.broker``. This is the only place that
 knows how the engines are wired together; it owns their lifetimes (open at
-start, flush and close at shutdown) and the Trio signal that wakes Fetch
-long-polls when data is appended.
+start, flush and close at shutdown), the Trio signal that wakes Fetch
+long-polls when data is appended, the group commit that fsyncs appends before
+they are acknowledged, and the background log maintenance task.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +22,10 @@ import trio
 
 from kafkacompat.config import BrokerConfig
 from kafkacompat.group.coordinator import GroupCoordinator
+from kafkacompat.log.flush import FlushTicket
 from kafkacompat.log.log_manager import LogManager
+from kafkacompat.log.partition_log import PartitionLog
+from kafkacompat.protocol.errors import KafkaError
 
 log = logging.getLogger("kafkacompat.broker")
 
@@ -49,6 +55,72 @@ class AppendSignal:
             await self._event.wait()
 
 
+class _FlushRound:
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.failed: set[PartitionLog] = set()
+
+
+def _sync_all(tickets: list[FlushTicket]) -> None:
+    for ticket in tickets:
+        ticket.sync()
+
+
+class GroupCommit:
+    """Shares fsyncs among concurrent produce requests and keeps them off the event loop.
+
+    A caller names the partitions it appended to and waits for the first flush
+    round that starts after its appends.  Rounds run one at a time; a caller
+    that finds none running leads the next one in its own task, so flushing
+    needs no background task and keeps working while connections drain at
+    shutdown.  A round takes a flush ticket from every partition waited on
+    (on the event loop, so later appends wait for the next round), fsyncs them
+    all in one worker thread, completes them -- which, with log.flush.on.ack,
+    moves the high watermark -- and wakes the fetches waiting for records.
+    Only the event-loop thread calls it.
+    """
+
+    def __init__(self, clock: Callable[[], int], appended: AppendSignal) -> None:
+        self._clock = clock
+        self._appended = appended
+        self._waiting: set[PartitionLog] = set()
+        self._next = _FlushRound()
+        self._running: _FlushRound | None = None
+
+    async def flush(self, partitions: Iterable[PartitionLog]) -> set[PartitionLog]:
+        """Return once what was appended to `partitions` is fsynced, where their flush policy wants it now.
+
+        Returns the partitions whose fsync failed (they are offline from then on).
+        """
+        now = self._clock()
+        wanted = {partition for partition in partitions if partition.needs_flush(now)}
+        if not wanted:
+            return set()
+        self._waiting |= wanted
+        mine = self._next
+        while not mine.done.is_set():
+            if self._running is None:
+                await self._run_round()
+            else:
+                await self._running.done.wait()
+        return wanted & mine.failed
+
+    async def _run_round(self) -> None:
+        round_, self._next = self._next, _FlushRound()
+        partitions, self._waiting = self._waiting, set()
+        self._running = round_
+        round_.failed = set(partitions)  # until proven otherwise
+        try:
+            tickets = [(partition, ticket) for partition in partitions if (ticket := partition.begin_flush())]
+            with trio.CancelScope(shield=True):  # the tickets own descriptors: always finish the round
+                await trio.to_thread.run_sync(_sync_all, [ticket for _, ticket in tickets])
+            round_.failed = {partition for partition, ticket in tickets if not partition.complete_flush(ticket)}
+        finally:
+            self._running = None
+            round_.done.set()
+            self._appended.notify()
+
+
 def _read_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
     """Kafka keeps the cluster id in ``meta.properties``; so do we."""
     path = data_dir / META_PROPERTIES
@@ -75,7 +147,9 @@ class Broker:
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = _read_or_create_cluster_id(self.data_dir, self.node_id)
-        self.log_manager = LogManager(self.data_dir, config.topic_defaults(), clock)
+        self.log_manager = LogManager(
+            self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack")
+        )
         self.groups = GroupCoordinator(
             self.data_dir,
             clock,
@@ -86,6 +160,7 @@ class Broker:
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
         self.appended = AppendSignal()
+        self.flusher = GroupCommit(clock, self.appended)
 
     def set_advertised(self, host: str, port: int) -> None:
         """Called once the listener is bound (port 0 picks a free port)."""
@@ -98,6 +173,60 @@ class Broker:
             deadline = self.groups.next_deadline_ms()
             wait_ms = 100 if deadline is None else min(max(deadline - self.clock(), 1), 100)
             await trio.sleep(wait_ms / 1000)
+
+    async def run_log_maintenance(self) -> None:
+        """Kafka's background log work, each job on its own interval.
+
+        segment.ms rolls and retention every log.retention.check.interval.ms,
+        compaction every log.cleaner.backoff.ms, recovery-point checkpoints
+        every log.flush.offset.checkpoint.interval.ms, and on every wake-up the
+        flushes nobody is waiting for (flush.ms, segments sealed by a roll).
+        A job failing on storage is logged and retried at its next interval.
+        """
+        config = self.config
+        jobs: list[tuple[int, Callable[[int], Awaitable[None]]]] = [
+            (config.get_int("log.retention.check.interval.ms"), self._apply_retention),
+            (config.get_int("log.flush.offset.checkpoint.interval.ms"), self._checkpoint_recovery_points),
+        ]
+        if config.get_bool("log.cleaner.enable"):
+            jobs.append((config.get_int("log.cleaner.backoff.ms"), self._clean_logs))
+        next_due = [self.clock() + interval for interval, _ in jobs]
+        while True:
+            for slot, (interval, job) in enumerate(jobs):
+                now = self.clock()
+                if now >= next_due[slot]:
+                    try:
+                        await job(now)
+                    except (OSError, KafkaError) as exc:
+                        log.error("log maintenance (%s) failed: %s", job.__name__.strip("_"), exc)
+                    next_due[slot] = now + interval
+            await self.flusher.flush(self.log_manager.partitions_needing_flush(self.clock()))
+            await trio.sleep(max(min(next_due) - self.clock(), 1) / 1000)
+
+    async def _apply_retention(self, now: int) -> None:
+        deleted = self.log_manager.apply_retention(now)
+        if deleted:
+            log.info("retention deleted %d segment(s)", deleted)
+
+    async def _checkpoint_recovery_points(self, now: int) -> None:
+        self.log_manager.checkpoint_recovery_points()
+
+    async def _clean_logs(self, now: int) -> None:
+        """Run each due cleaning in bounded steps, yielding to requests between them; fsyncs in a thread."""
+        dedupe_buffer_bytes = self.config.get_int("log.cleaner.dedupe.buffer.size")
+        for job in self.log_manager.cleaning_jobs(now, dedupe_buffer_bytes):
+            name = f"{job.partition.topic}-{job.partition.index}"
+            with contextlib.closing(job.run()) as steps:
+                try:
+                    for ticket in steps:
+                        if ticket is None:
+                            await trio.sleep(0)
+                        else:
+                            await trio.to_thread.run_sync(ticket.sync)
+                except (OSError, KafkaError) as exc:
+                    log.error("cleaning %s stopped: %s", name, exc)
+                    continue
+            log.info("cleaned %s: %d segment group(s) rewritten", name, job.groups_swapped)
 
     def close(self) -> None:
         self.log_manager.close()

@@ -54,6 +54,21 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
     }
 
 
+async def _flush_before_ack(ctx: RequestContext, written: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """Wait for the fsync the partitions' flush policy asks for now, shared with concurrent requests.
+
+    With log.flush.on.ack that is every append, and also for acks=0: records
+    become visible to consumers only once durable.  A failed fsync turns the
+    partition's answer into KAFKA_STORAGE_ERROR.
+    """
+    manager = ctx.broker.log_manager
+    targets = [(manager.partition(topic, index), answer) for topic, index, answer in written]
+    failed = await ctx.broker.flusher.flush({partition for partition, _ in targets if partition is not None})
+    for partition, answer in targets:
+        if partition in failed:
+            answer.update(_partition_error(answer["index"], ErrorCode.KAFKA_STORAGE_ERROR, "fsync failed"))
+
+
 async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any] | None:
     body = request.body
     refuse: ErrorCode | None = None
@@ -64,7 +79,7 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
     elif body.transactional_id is not None:
         refuse = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     responses = []
-    appended = False
+    written: list[tuple[str, int, dict[str, Any]]] = []
     for topic in body.topic_data:
         partitions = []
         for data in topic.partition_data:
@@ -72,11 +87,13 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
                 partitions.append(_partition_error(data.index, refuse))
                 continue
             answer = _append(ctx, topic.name, data.index, data.records)
-            appended |= answer["error_code"] == ErrorCode.NONE
+            if answer["error_code"] == ErrorCode.NONE:
+                written.append((topic.name, data.index, answer))
             partitions.append(answer)
         responses.append({"name": topic.name, "partition_responses": partitions})
-    if appended:
+    if written:
         ctx.broker.appended.notify()
+        await _flush_before_ack(ctx, written)
     if body.acks == 0:
         return None
     return {"responses": responses, "throttle_time_ms": 0}
