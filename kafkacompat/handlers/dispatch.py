@@ -16,6 +16,7 @@ from kafkacompat.handlers import (
     cluster,
     configs,
     coordinator,
+    delete_records,
     fetch,
     groups,
     list_offsets,
@@ -33,7 +34,7 @@ log = logging.getLogger("kafkacompat.dispatch")
 REGISTRY: Mapping[int, ApiHandler] = build_registry(
     [
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
-        topics, configs, cluster, coordinator, groups, offsets,
+        topics, configs, cluster, coordinator, groups, offsets, delete_records,
     ]
 )
 api_versions.use_registry(REGISTRY)
