@@ -30,6 +30,16 @@ def ctx(tmp_path):
     broker.close()
 
 
+@pytest.fixture
+def patient_clock():
+    """Virtual time that jumps only once tasks sit idle for a real 50 ms.
+
+    Produce waits for its fsync in a worker thread; a clock that jumps at once
+    would race past the long-poll deadline while that thread runs.
+    """
+    return trio.testing.MockClock(autojump_threshold=0.05)
+
+
 def frame(api_key: int, version: int, body: dict, correlation_id: int = 7) -> bytes:
     # dispatch receives frames without their size prefix.
     return encode_request_frame(api_key, version, correlation_id, "test", encode_request(api_key, version, body))[4:]
@@ -123,7 +133,7 @@ async def test_unknown_topic_without_auto_create(tmp_path):
         broker.close()
 
 
-async def test_fetch_long_polls_until_data_arrives(ctx, autojump_clock):
+async def test_fetch_long_polls_until_data_arrives(ctx, patient_clock):
     await call(ctx, METADATA, 12, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True})
     results = {}
 
