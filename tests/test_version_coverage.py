@@ -28,7 +28,7 @@ from tests.log.batch_builder import RecordSpec, build_batch
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
 HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 12, 13, 14, 15, 16
-API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, INIT_PRODUCER_ID = 18, 19, 20, 22
+API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 20, 21, 22
 DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
 INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
 
@@ -390,6 +390,26 @@ def delete_topics(session: Session, version: int) -> None:
     answer = session.call(METADATA, newest(METADATA), {"topics": [{"name": name}],
                                                        "allow_auto_topic_creation": False})
     assert answer.topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+@exercises(DELETE_RECORDS)
+def delete_records(session: Session, version: int) -> None:
+    topic = session.name("delete-records", version)
+    session.create_topic(topic)
+    batch = build_batch([RecordSpec(b"a"), RecordSpec(b"b"), RecordSpec(b"c")], base_timestamp=FIRST_TIMESTAMP)
+    session.call(PRODUCE, newest(PRODUCE), produce_body(topic, 0, batch))
+
+    def delete_before(offset: int) -> tuple[int, int]:
+        body = {"topics": [{"name": topic, "partitions": [{"partition_index": 0, "offset": offset}]}],
+                "timeout_ms": 10_000}
+        (answer,) = session.call(DELETE_RECORDS, version, body).topics
+        (partition,) = answer.partitions
+        assert (answer.name, partition.partition_index) == (topic, 0)
+        return partition.error_code, partition.low_watermark
+
+    assert delete_before(2) == (ErrorCode.NONE, 2)
+    assert delete_before(-1) == (ErrorCode.NONE, 3)  # -1: up to the high watermark
+    assert delete_before(9)[0] == ErrorCode.OFFSET_OUT_OF_RANGE
 
 
 @exercises(INIT_PRODUCER_ID)
