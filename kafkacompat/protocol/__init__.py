@@ -11,6 +11,7 @@ from kafkacompat.protocol.frames import (
     parse_request,
     parse_response_frame,
     request_header_version,
+    response_frame_parts,
     response_header_version,
 )
 from kafkacompat.protocol.schema import (
@@ -22,6 +23,7 @@ from kafkacompat.protocol.schema import (
     encode_data,
     encode_request,
     encode_response,
+    encode_response_parts,
 )
 from kafkacompat.protocol.specs import ApiSpec, FieldSpec, load_data_specs, load_specs
 
@@ -39,10 +41,12 @@ __all__ = [
     "encode_request_frame",
     "encode_response",
     "encode_response_frame",
+    "encode_response_parts",
     "load_data_specs",
     "load_specs",
     "parse_request",
     "parse_response_frame",
     "request_header_version",
+    "response_frame_parts",
     "response_header_version",
 ]

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 
 from kafkacompat.protocol.schema import DecodeError
-from kafkacompat.protocol.specs import load_specs
+from kafkacompat.protocol.specs import api_spec
 
 API_VERSIONS_KEY = 18
 CONTROLLED_SHUTDOWN_KEY = 7
@@ -27,6 +27,10 @@ _FIXED_HEADER = struct.Struct(">hhi")  # api_key, api_version, correlation_id
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _NO_TAGGED_FIELDS = b"\x00"
+_RESPONSE_HEAD = struct.Struct(">ii")  # size, correlation_id
+_FLEXIBLE_RESPONSE_HEAD = struct.Struct(">iib")  # size, correlation_id, no tagged fields
+# A first body part smaller than this is merged into the header rather than sent on its own.
+_COALESCE_MAX = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class RequestHeader:
 
 def _is_flexible(api_key: int, api_version: int) -> bool:
     """Unknown keys count as not flexible; versions past our newest keep the API's flexibility."""
-    spec = load_specs().get(api_key)
+    spec = api_spec(api_key)
     return spec is not None and spec.is_flexible(api_version)
 
 
@@ -113,17 +117,35 @@ def parse_request(frame: bytes | bytearray | memoryview) -> tuple[RequestHeader,
     return RequestHeader(api_key, api_version, correlation_id, client_id), buf[pos:]
 
 
-def _with_size_prefix(*parts: bytes | bytearray | memoryview) -> bytes:
+Buffer = bytes | bytearray | memoryview
+
+
+def _with_size_prefix(*parts: Buffer) -> bytes:
     size = sum(memoryview(part).nbytes for part in parts)
     return b"".join((_INT32.pack(size), *parts))
 
 
-def encode_response_frame(header: RequestHeader, body: bytes | bytearray | memoryview) -> bytes:
+def response_frame_parts(header: RequestHeader, body_parts: list[Buffer]) -> list[Buffer]:
+    """The response frame as buffers to send in order: size prefix and header first, then the body's parts.
+
+    The body's parts (see :func:`~.schema.encode_response_parts`) are not
+    copied, so the records of a large Fetch go from the log to the socket as
+    they were read.
+    """
+    size = sum(memoryview(part).nbytes for part in body_parts)
+    flexible_header = response_header_version(header.api_key, header.api_version) >= 1
+    if flexible_header:
+        head = _FLEXIBLE_RESPONSE_HEAD.pack(size + 5, header.correlation_id, 0)
+    else:
+        head = _RESPONSE_HEAD.pack(size + 4, header.correlation_id)
+    if body_parts and memoryview(body_parts[0]).nbytes < _COALESCE_MAX:
+        return [head + body_parts[0], *body_parts[1:]]
+    return [head, *body_parts]
+
+
+def encode_response_frame(header: RequestHeader, body: Buffer) -> bytes:
     """Size prefix, the response header of the right version for ``header``'s API, and ``body``."""
-    response_header = _INT32.pack(header.correlation_id)
-    if response_header_version(header.api_key, header.api_version) >= 1:
-        response_header += _NO_TAGGED_FIELDS
-    return _with_size_prefix(response_header, body)
+    return b"".join(response_frame_parts(header, [body]))
 
 
 def encode_request_frame(

@@ -31,6 +31,7 @@ __all__ = [
     "VARLONG",
     "Uuid",
     "Blob",
+    "GatherStream",
     "Array",
     "Member",
     "TaggedMember",
@@ -49,6 +50,51 @@ def _read_exact(stream, size: int) -> bytes:
     if len(data) != size:
         raise WireError(f"needed {size} bytes, only {len(data)} left")
     return data
+
+
+def _view_exact(stream, size: int) -> memoryview:
+    """The next ``size`` bytes of an in-memory stream as a view of its buffer, not a copy."""
+    start = stream.tell()
+    view = stream.getbuffer()[start : start + size]
+    if len(view) != size:
+        raise WireError(f"needed {size} bytes, only {len(view)} left")
+    stream.seek(start + size)
+    return view
+
+
+class GatherStream(io.BytesIO):
+    """An encoding stream that keeps large record sets by reference, like writev.
+
+    Small writes coalesce in the BytesIO as usual; :meth:`attach` notes a big
+    buffer at the current position without copying it. :meth:`parts` returns
+    the whole message as buffers in order, for one join or a gathered send.
+    A Fetch response is then assembled without copying the record bytes read
+    from the log into an intermediate buffer.
+    """
+
+    ATTACH_MIN = 16 * 1024  # below this a copy is cheaper than an extra part
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._attached: list[tuple[int, Any]] = []
+
+    def attach(self, data: bytes | bytearray | memoryview) -> None:
+        self._attached.append((self.tell(), data))
+
+    def parts(self) -> list[bytes | bytearray | memoryview]:
+        if not self._attached:
+            return [self.getvalue()]
+        written = self.getvalue()
+        parts: list[bytes | bytearray | memoryview] = []
+        start = 0
+        for position, data in self._attached:
+            if position > start:
+                parts.append(written[start:position])
+            parts.append(data)
+            start = position
+        if start < len(written):
+            parts.append(written[start:])
+        return parts
 
 
 def _remaining(stream) -> int:
@@ -72,12 +118,16 @@ def read_uvarint(stream, max_bytes: int = 5) -> int:
     raise WireError(f"varint longer than {max_bytes} bytes")
 
 
+# One-byte varints are most lengths and counts on the wire; encode them by lookup.
+_ONE_BYTE_UVARINTS = tuple(bytes((value,)) for value in range(0x80))
+
+
 def encode_uvarint(value: int) -> bytes:
     """Unsigned LEB128 encoding of a non-negative integer."""
     if value < 0:
         raise WireError(f"unsigned varint cannot hold {value}")
     if value < 0x80:
-        return bytes((value,))
+        return _ONE_BYTE_UVARINTS[value]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -170,14 +220,20 @@ class Blob(Construct):
     ``prefix`` is ``"int16"`` (classic strings), ``"int32"`` (classic bytes and
     records) or ``"compact"`` (flexible versions). On build, bytes-like values
     (bytes, bytearray, memoryview) are written as they are, without a copy.
+
+    ``by_reference`` is for record sets, the only big values on the hot paths:
+    decoding returns a writable memoryview into the decoder's buffer (the log
+    patches base offsets in it), and encoding into a :class:`GatherStream`
+    attaches a large value instead of copying it into the stream.
     """
 
-    def __init__(self, prefix: str, *, nullable: bool, text: bool) -> None:
+    def __init__(self, prefix: str, *, nullable: bool, text: bool, by_reference: bool = False) -> None:
         super().__init__()
         self.compact = prefix == "compact"
         self._length = None if self.compact else _LENGTH_PREFIXES[prefix]
         self.nullable = nullable
         self.text = text
+        self.by_reference = by_reference
         self.min_size = 1 if self.compact else self._length.size
 
     def _parse(self, stream, context, path):
@@ -189,6 +245,8 @@ class Blob(Construct):
             if size != -1 or not self.nullable:
                 raise WireError(f"invalid length {size}")
             return None
+        if self.by_reference:
+            return _view_exact(stream, size)
         data = _read_exact(stream, size)
         return data.decode("utf-8") if self.text else data
 
@@ -201,7 +259,10 @@ class Blob(Construct):
         data = obj.encode("utf-8") if self.text else obj
         size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
         stream.write(encode_uvarint(size + 1) if self.compact else self._length.pack(size))
-        stream.write(data)
+        if self.by_reference and size >= GatherStream.ATTACH_MIN and isinstance(stream, GatherStream):
+            stream.attach(data)
+        else:
+            stream.write(data)
         return obj
 
 
@@ -222,6 +283,8 @@ class Array(Construct):
         self.nullable = nullable
         self.min_size = 1 if compact else 4
         self._scalar_fmt = element.fmt if isinstance(element, Fixed) else None
+        # Replica lists and the like: a handful of lengths, built once each.
+        self._scalar_layouts: dict[int, struct.Struct] = {}
 
     def _parse(self, stream, context, path):
         if self.compact:
@@ -249,7 +312,12 @@ class Array(Construct):
         count = len(obj)
         stream.write(encode_uvarint(count + 1) if self.compact else _INT32.pack(count))
         if self._scalar_fmt is not None:
-            stream.write(struct.pack(f">{count}{self._scalar_fmt}", *obj))
+            layout = self._scalar_layouts.get(count)
+            if layout is None:
+                layout = struct.Struct(f">{count}{self._scalar_fmt}")
+                if count <= _CACHED_SCALAR_COUNTS:
+                    self._scalar_layouts[count] = layout
+            stream.write(layout.pack(*obj))
         else:
             build = self.element._build
             for item in obj:
@@ -259,6 +327,8 @@ class Array(Construct):
 
 _INT32 = struct.Struct(">i")
 _MISSING = object()
+_CACHED_SCALAR_COUNTS = 64
+_NO_TAGGED_FIELDS = b"\x00"
 
 
 class Member:
@@ -321,6 +391,11 @@ class FieldStruct(Construct):
         self._tags = {m.tag: m for m in self.tagged or ()}
         self._absent = tuple(absent)
         self._steps = _plan_steps(self.members)
+        # The same steps with (name, default) pairs for runs: building is a dict lookup per field.
+        self._build_steps = tuple(
+            (layout, key, member if layout is None else tuple((m.name, m.default) for m in member))
+            for layout, key, member in self._steps
+        )
         self.min_size = sum(m.construct.min_size for m in self.members) + (0 if tagged is None else 1)
 
     def _parse(self, stream, context, path):
@@ -350,14 +425,15 @@ class FieldStruct(Construct):
 
     def _build(self, obj: Mapping[str, Any], stream, context, path):
         get = obj.get
-        for layout, key, member in self._steps:
+        for layout, key, member in self._build_steps:
             if layout is None:
-                value = get(key, _MISSING)
-                member.construct._build(member.default if value is _MISSING else value, stream, context, path)
+                member.construct._build(get(key, member.default), stream, context, path)
             else:
-                stream.write(layout.pack(*[_value_of(get, m) for m in member]))
-        if self.tagged is not None:
+                stream.write(layout.pack(*[get(name, default) for name, default in member]))
+        if self.tagged:
             self._build_tagged(get, stream, context, path)
+        elif self.tagged is not None:
+            stream.write(_NO_TAGGED_FIELDS)
         return obj
 
     def _build_tagged(self, get, stream, context, path) -> None:
@@ -386,11 +462,6 @@ class FieldStruct(Construct):
             if value is not _MISSING and not member.holds_default(value):
                 return False
         return True
-
-
-def _value_of(get, member: Member) -> Any:
-    value = get(member.name, _MISSING)
-    return member.default if value is _MISSING else value
 
 
 def _plan_steps(members: Sequence[Member]) -> tuple:

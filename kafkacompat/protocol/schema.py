@@ -26,8 +26,8 @@ from typing import Any, Callable, Mapping
 from construct import Construct, ConstructError, Container
 
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.primitives import Array, Blob, FieldStruct, Fixed, Member, TaggedMember, Uuid
-from kafkacompat.protocol.specs import ApiSpec, FieldSpec, SpecError, data_spec, load_specs
+from kafkacompat.protocol.primitives import Array, Blob, FieldStruct, Fixed, GatherStream, Member, TaggedMember, Uuid
+from kafkacompat.protocol.specs import ApiSpec, FieldSpec, SpecError, api_spec, data_spec
 
 __all__ = [
     "DecodeError",
@@ -39,6 +39,7 @@ __all__ = [
     "encode_request",
     "decode_response",
     "encode_response",
+    "encode_response_parts",
     "decode_data",
     "encode_data",
 ]
@@ -110,7 +111,7 @@ def _value_construct(field: FieldSpec, type_: str, version: int, flexible: bool,
     if type_ == "string":
         return Blob("compact" if flexible else "int16", nullable=nullable, text=True)
     if type_ in ("bytes", "records"):
-        return Blob("compact" if flexible else "int32", nullable=nullable, text=False)
+        return Blob("compact" if flexible else "int32", nullable=nullable, text=False, by_reference=type_ == "records")
     return build_struct(field.fields, version, flexible)
 
 
@@ -151,11 +152,11 @@ def _schema(direction: str, key: int | str, version: int, spec: ApiSpec | None) 
 
 def request_schema(api_key: int, version: int) -> FieldStruct:
     """Raises ``KafkaError(UNSUPPORTED_VERSION)`` for keys or versions outside the specs."""
-    return _schema("request", api_key, version, load_specs().get(api_key))
+    return _schema("request", api_key, version, api_spec(api_key))
 
 
 def response_schema(api_key: int, version: int) -> FieldStruct:
-    return _schema("response", api_key, version, load_specs().get(api_key))
+    return _schema("response", api_key, version, api_spec(api_key))
 
 
 def data_schema(name: str, version: int) -> FieldStruct:
@@ -175,13 +176,17 @@ def _decode(schema: FieldStruct, data: bytes | bytearray | memoryview, what: str
         raise DecodeError(f"{what}: {exc}") from exc
 
 
-def _encode(schema: FieldStruct, body: Mapping[str, Any], what: str) -> bytes:
-    stream = io.BytesIO()
+def _encode_parts(schema: FieldStruct, body: Mapping[str, Any], what: str) -> list[bytes | bytearray | memoryview]:
+    stream = GatherStream()
     try:
         schema.build_stream(body, stream)
     except _ENCODE_FAILURES as exc:
         raise EncodeError(f"{what}: {exc}") from exc
-    return stream.getvalue()
+    return stream.parts()
+
+
+def _encode(schema: FieldStruct, body: Mapping[str, Any], what: str) -> bytes:
+    return b"".join(_encode_parts(schema, body, what))
 
 
 def decode_request(api_key: int, version: int, data: bytes | bytearray | memoryview) -> Container:
@@ -197,7 +202,12 @@ def decode_response(api_key: int, version: int, data: bytes | bytearray | memory
 
 
 def encode_response(api_key: int, version: int, body: Mapping[str, Any]) -> bytes:
-    return _encode(response_schema(api_key, version), body, f"response {api_key} v{version}")
+    return b"".join(encode_response_parts(api_key, version, body))
+
+
+def encode_response_parts(api_key: int, version: int, body: Mapping[str, Any]) -> list[bytes | bytearray | memoryview]:
+    """The encoded response as buffers in order, record sets of 16 KiB and more left uncopied (writev-style)."""
+    return _encode_parts(response_schema(api_key, version), body, f"response {api_key} v{version}")
 
 
 def decode_data(name: str, version: int, data: bytes | bytearray | memoryview) -> Container:

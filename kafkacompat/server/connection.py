@@ -46,11 +46,21 @@ class FrameReader:
         (size,) = _SIZE.unpack_from(self._buffer)
         return size
 
-    async def read_frame(self, size: int) -> bytes:
+    async def read_frame(self, size: int) -> bytearray:
+        """The frame after its size prefix; handed over without a copy when it is all that is buffered.
+
+        That is the usual case for a large Produce, whose records the decoder
+        and the log then see without copying them again.
+        """
         end = _SIZE.size + size
         await self._fill(end)
-        frame = bytes(self._buffer[_SIZE.size:end])
-        del self._buffer[:end]
+        buffer = self._buffer
+        if len(buffer) == end:
+            self._buffer = bytearray()
+            del buffer[: _SIZE.size]  # bytearray drops a prefix without moving the rest
+            return buffer
+        frame = buffer[_SIZE.size : end]
+        del buffer[:end]
         return frame
 
 
@@ -96,7 +106,11 @@ class Connection:
                     break
                 frame = await reader.read_frame(size)
                 response = await dispatch(frame, self.ctx)
-                if response is not None:
+                if isinstance(response, list):
+                    # A gathered response (see protocol.response_frame_parts): record sets go out uncopied.
+                    for part in response:
+                        await self.stream.send_all(part)
+                elif response is not None:
                     await self.stream.send_all(response)
         except CloseConnection as exc:
             log.warning("closing %s: %s", peer, exc)
