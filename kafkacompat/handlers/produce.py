@@ -8,10 +8,12 @@ offset — no record is decoded here.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.records import parse_batches
 
 log = logging.getLogger("kafkacompat.produce")
 
@@ -20,6 +22,15 @@ API_KEY = 0
 # advertised range) but refuses them on use.
 MIN_USABLE_VERSION = 3
 VALID_ACKS = (-1, 0, 1)
+
+# Benchmark only, never for real use: with this set to 1 at start-up, Produce
+# checks each batch header and answers with increasing offsets but stores
+# nothing, so ``kafkacompat perf compare`` can measure the ceiling that the
+# client and our request path impose. Not a KAFKACOMPAT_* name, because those
+# are read as broker configs.
+DISCARD_PRODUCE_ENV = "KCOMPAT_BENCH_DISCARD_PRODUCE"
+_DISCARD_PRODUCE = os.environ.get(DISCARD_PRODUCE_ENV) == "1"
+_discarded_end_offsets: dict[tuple[str, int], int] = {}
 
 
 def _partition_error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
@@ -33,6 +44,25 @@ def _partition_error(index: int, code: ErrorCode, message: str | None = None) ->
     }
 
 
+def _appended(index: int, base_offset: int, log_append_time: int, log_start_offset: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "error_code": ErrorCode.NONE,
+        "base_offset": base_offset,
+        "log_append_time_ms": log_append_time,
+        "log_start_offset": log_start_offset,
+        "error_message": None,
+    }
+
+
+def _discard(topic: str, index: int, records: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The benchmark ceiling: offsets advance by the batches' record counts, nothing is kept."""
+    headers = parse_batches(records)
+    base_offset = _discarded_end_offsets.get((topic, index), 0)
+    _discarded_end_offsets[(topic, index)] = base_offset + sum(h.last_offset_delta + 1 for h in headers)
+    return _appended(index, base_offset, -1, 0)
+
+
 def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) -> dict[str, Any]:
     partition = ctx.broker.log_manager.partition(topic, index)
     if partition is None:
@@ -40,18 +70,13 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) 
     if not records:
         return _partition_error(index, ErrorCode.CORRUPT_MESSAGE, "empty record set")
     try:
+        if _DISCARD_PRODUCE:
+            return _discard(topic, index, records)
         result = partition.append(records, now_ms=ctx.broker.clock())
     except KafkaError as exc:
         log.info("produce to %s-%d refused: %s", topic, index, exc)
         return _partition_error(index, exc.code, exc.message or None)
-    return {
-        "index": index,
-        "error_code": ErrorCode.NONE,
-        "base_offset": result.base_offset,
-        "log_append_time_ms": result.log_append_time,
-        "log_start_offset": result.log_start_offset,
-        "error_message": None,
-    }
+    return _appended(index, result.base_offset, result.log_append_time, result.log_start_offset)
 
 
 async def _flush_before_ack(ctx: RequestContext, written: list[tuple[str, int, dict[str, Any]]]) -> None:

