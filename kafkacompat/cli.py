@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from kafkacompat import groups_cli
+from kafkacompat.perf import cli as perf_cli
 from kafkacompat.config import BrokerConfig, ConfigError
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     groups_cli.add_subcommands(sub)
+    perf_cli.add_subcommands(sub)
     return parser
 
 
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "serve":
         return serve(args)
+    if args.command == "perf":
+        return perf_cli.run(args)
     return groups_cli.run(args)
 
 
