@@ -177,7 +177,7 @@ class Broker:
     async def run_log_maintenance(self) -> None:
         """Kafka's background log work, each job on its own interval.
 
-        segment.ms rolls and retention every log.retention.check.interval.ms,
+        retention every log.retention.check.interval.ms,
         compaction every log.cleaner.backoff.ms, recovery-point checkpoints
         every log.flush.offset.checkpoint.interval.ms, and on every wake-up the
         flushes nobody is waiting for (flush.ms, segments sealed by a roll).

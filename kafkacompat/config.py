@@ -70,7 +70,7 @@ _DEFS = [
     ConfigDef("log.flush.offset.checkpoint.interval.ms", "int", "60000",
               "How often the recovery points (what an unclean restart need not re-scan) are persisted."),
     ConfigDef("log.retention.check.interval.ms", "long", "300000",
-              "How often segment.ms rolls and retention deletions are checked."),
+              "How often retention (retention.ms, retention.bytes) deletes expired segments."),
     ConfigDef("log.cleaner.enable", "boolean", "true", "Compact topics whose cleanup.policy includes compact."),
     ConfigDef("log.cleaner.backoff.ms", "long", "15000", "Pause between log cleaner passes."),
     ConfigDef("log.cleaner.dedupe.buffer.size", "long", "134217728",

@@ -115,11 +115,11 @@ class LogManager:
         self._topics_by_id: dict[uuid.UUID, Topic] = {}
         started = time.monotonic()
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists()
+        clean = marker.exists() or not (self.data_dir / REGISTRY_FILE).exists()  # a new directory is clean
         recovery_points = None if clean else self._read_recovery_points()
         self.recovery_stats = RecoveryStats()
         self._load_registry(recovery_points)
-        if clean:
+        if marker.exists():
             marker.unlink()  # durably gone before anything new is written
             fsync_directory(self.data_dir)
         stats = self.recovery_stats
@@ -349,13 +349,9 @@ class LogManager:
     # -- background work (the broker's maintenance task) ---------------------------
 
     def apply_retention(self, now_ms: int | None = None) -> int:
-        """One retention sweep: roll segments older than segment.ms, then delete expired ones; returns deletions."""
+        """One retention sweep over every partition; returns the number of segments deleted."""
         now = self._clock() if now_ms is None else now_ms
-        deleted = 0
-        for partition in self.partitions():
-            partition.roll_if_aged(now)
-            deleted += partition.apply_retention(now)
-        return deleted
+        return sum(partition.apply_retention(now) for partition in self.partitions())
 
     def partitions_needing_flush(self, now_ms: int) -> list[PartitionLog]:
         return [partition for partition in self.partitions() if partition.needs_flush(now_ms)]

@@ -390,20 +390,6 @@ class PartitionLog:
         self.segments_version += 1
         self.log_start_offset = max(self.log_start_offset, self._bases[0])
 
-    def roll_if_aged(self, now_ms: int) -> bool:
-        """Roll an active segment whose first batch is older than segment.ms by the broker clock.
-
-        Appends roll by record time; this covers a partition that stopped
-        receiving data, so retention and the cleaner can reach its last records.
-        """
-        self._check_open()
-        active = self._segments[-1]
-        first = active.first_batch_timestamp
-        if not active.size or first is None or now_ms - first <= self.config.segment_ms:
-            return False
-        self.roll(now_ms)
-        return True
-
     # -- compaction (driven by cleaner.py) --------------------------------------
 
     def cleanable_segments(self, now_ms: int) -> list[LogSegment]:

@@ -188,8 +188,8 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
     ),
     "segment.ms": ConfigDef(
         _LONG, "604800000", _integer(1, LONG_MAX),
-        "Roll when an incoming batch, or the broker clock (checked with retention), is this much "
-        "newer than the segment's first batch.",
+        "Roll when an incoming batch is this much newer than the segment's first batch (an idle "
+        "partition's expired active segment is rolled by retention).",
     ),
     "unclean.leader.election.enable": ConfigDef(
         ConfigType.BOOLEAN, "false", _boolean, "Accepted; meaningless with a single replica."
