@@ -201,10 +201,10 @@ class CleaningJob:
             yield ticket
         finally:
             ticket.discard()  # nothing left to close once synced
+        if self._interrupted():  # checked first: a deleted topic's staged files fail their fsync
+            return False
         if ticket.error is not None:
             raise ticket.error
-        if self._interrupted():
-            return False
         if changed:
             self.partition.swap_cleaned(group)
             self._version = self.partition.segments_version
