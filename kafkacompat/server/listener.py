@@ -114,6 +114,7 @@ class Listener:
             async with trio.open_nursery() as service:
                 service.start_soon(self._accept_loop, listeners, conn_nursery)
                 service.start_soon(self.broker.run_group_timers)
+                service.start_soon(self.broker.run_log_maintenance)
                 task_status.started(bound_port)
                 await until()
                 service.cancel_scope.cancel()
