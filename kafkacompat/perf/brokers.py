@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import kafkacompat
 from kafkacompat.handlers.produce import DISCARD_PRODUCE_ENV
 from kafkacompat.perf.wire import ProbeError, time_to_first_metadata
 
@@ -103,6 +104,9 @@ class BrokerProcess:
         env: dict[str, str] = dict(os.environ)
         if kind == "kafkacompat":
             self.command = kafkacompat_command(self.port, self.scratch / "data", overrides)
+            # The broker runs the same kafkacompat as this tool, whatever the working directory.
+            source_root = str(Path(kafkacompat.__file__).resolve().parents[1])
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
             # Start as an installed package would: bytecode cached after the first run,
             # kept outside the source tree.
             env.pop("PYTHONDONTWRITEBYTECODE", None)

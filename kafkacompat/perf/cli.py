@@ -97,7 +97,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     _add_producer_options(consume, acks_default="1", linger_default=0.0)
 
     compare = actions.add_parser("compare", help="kafkacompat vs Tansu vs the produce ceiling, one run")
-    compare.add_argument("--num-records", type=positive_int, default=500_000)
+    compare.add_argument("--num-records", type=positive_int, default=1_000_000)
+    compare.add_argument("--repeat", type=positive_int, default=3,
+                         help="runs of each throughput workload per broker, interleaved; the median is shown")
     compare.add_argument("--record-size", type=positive_int, default=100)
     compare.add_argument("--acks", type=acks, default="all")
     compare.add_argument("--compression", choices=COMPRESSION, default="none")
@@ -142,7 +144,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from kafkacompat.perf.compare import CompareSettings, format_table, run_compare
 
     settings = CompareSettings(
-        num_records=args.num_records, record_size=args.record_size, acks=args.acks,
+        num_records=args.num_records, repeat=args.repeat, record_size=args.record_size, acks=args.acks,
         compression=args.compression, linger_ms=args.linger_ms, e2e_seconds=args.e2e_seconds,
         metadata_partitions=args.metadata_partitions, idle_connections=args.idle_connections,
         startup_runs=args.startup_runs, brokers=args.brokers, workloads=args.workloads,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, NamedTuple, TextIO
 
 from confluent_kafka import KafkaException
 
@@ -36,7 +36,8 @@ _FAILURES = (WorkloadError, ProbeError, KafkaException, OSError)
 
 @dataclass(frozen=True)
 class CompareSettings:
-    num_records: int = 500_000
+    num_records: int = 1_000_000
+    repeat: int = 3  # runs of each throughput workload per broker; the median is reported
     record_size: int = 100
     acks: str = "all"
     compression: str = "none"
@@ -106,28 +107,48 @@ def _metadata(bootstrap: str, settings: CompareSettings) -> dict[str, Any]:
     return metadata_all_topics(bootstrap)
 
 
-def _plan(settings: CompareSettings) -> list[tuple[str, tuple[str, ...], Callable[[str], dict[str, Any]]]]:
-    """(result key, brokers it applies to, workload on a bootstrap address), in running order."""
+class Step(NamedTuple):
+    key: str  # where the result goes
+    brokers: tuple[str, ...]  # which brokers it applies to
+    workload: Callable[[str], dict[str, Any]]  # run on a bootstrap address
+    repeated: bool  # a throughput run, repeated ``settings.repeat`` times
+
+
+def _plan(settings: CompareSettings) -> list[Step]:
+    """The workloads to run, in running order."""
     n = settings.num_records
-    steps: list[tuple[str, tuple[str, ...], Callable[[str], dict[str, Any]]]] = []
+    steps: list[Step] = []
     data_brokers = (KAFKACOMPAT, TANSU)
     if "produce" in settings.workloads or "consume" in settings.workloads:
         for partitions in (1, 3):
             topic = f"perf-p{partitions}"
-            steps.append((f"produce_p{partitions}", BROKERS,
-                          lambda b, t=topic, p=partitions: _produce(b, t, p, n, settings)))
+            steps.append(Step(f"produce_p{partitions}", BROKERS,
+                              lambda b, t=topic, p=partitions: _produce(b, t, p, n, settings), True))
     if "consume" in settings.workloads:
         for partitions in (1, 3):
             topic = f"perf-p{partitions}"
-            steps.append((f"consume_p{partitions}", data_brokers,
-                          lambda b, t=topic: run_consume(ConsumeSettings(b, t, n), progress=settings.progress)))
+            steps.append(Step(f"consume_p{partitions}", data_brokers,
+                              lambda b, t=topic: run_consume(ConsumeSettings(b, t, n), progress=settings.progress),
+                              True))
     if "e2e" in settings.workloads:
-        steps.append(("e2e", data_brokers, lambda b: _end_to_end(b, settings)))
+        steps.append(Step("e2e", data_brokers, lambda b: _end_to_end(b, settings), False))
     if "metadata" in settings.workloads:
-        steps.append(("metadata", data_brokers, lambda b: _metadata(b, settings)))
+        steps.append(Step("metadata", data_brokers, lambda b: _metadata(b, settings), False))
     if "idle" in settings.workloads:
-        steps.append(("idle", data_brokers, lambda b: idle_connections(b, settings.idle_connections)))
+        steps.append(Step("idle", data_brokers, lambda b: idle_connections(b, settings.idle_connections), False))
     return steps
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate, listing every run's rate; the first failure if any failed."""
+    failed = [run for run in runs if "error" in run]
+    if failed:
+        return failed[0]
+    ordered = sorted(runs, key=lambda run: run["records_per_s"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    if len(runs) > 1:
+        chosen["runs_records_per_s"] = [run["records_per_s"] for run in runs]
+    return chosen
 
 
 def run_compare(settings: CompareSettings, log: TextIO) -> dict[str, Any]:
@@ -139,11 +160,14 @@ def run_compare(settings: CompareSettings, log: TextIO) -> dict[str, Any]:
             running[name] = _start(name, settings)
             if "startup" in settings.workloads:
                 results[name]["startup"] = _startup_runs(name, settings, running[name].startup_ms)
-        for key, applies_to, workload in _plan(settings):
-            for name in settings.brokers:
-                if name in applies_to:
-                    log.write(f"{key} on {name}\n")
-                    results[name][key] = _attempt(running[name], workload)
+        for step in _plan(settings):
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in settings.brokers if name in step.brokers}
+            for _ in range(settings.repeat if step.repeated else 1):
+                for name, attempts in runs.items():
+                    log.write(f"{step.key} on {name}\n")
+                    attempts.append(_attempt(running[name], step.workload))
+            for name, attempts in runs.items():
+                results[name][step.key] = median_run(attempts) if step.repeated else attempts[0]
         for name, broker in running.items():
             results[name]["memory"] = broker.memory()
     finally:

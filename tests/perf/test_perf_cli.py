@@ -59,7 +59,7 @@ def test_compare_subsets_keep_the_canonical_order():
     assert args.workloads == ("produce", "idle")
     defaults = parse("perf", "compare")
     assert defaults.brokers == cli.BROKERS and defaults.workloads == cli.WORKLOADS
-    assert defaults.override == []
+    assert defaults.override == [] and defaults.repeat == 3 and defaults.num_records == 1_000_000
 
 
 def test_compare_passes_broker_overrides():

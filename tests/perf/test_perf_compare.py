@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafkacompat.perf.compare import CompareSettings, _plan, format_table, metric_value, ratios
+from kafkacompat.perf.compare import CompareSettings, _plan, format_table, median_run, metric_value, ratios
 
 
 def results() -> dict:
@@ -54,15 +54,26 @@ def test_the_table_shows_values_ratios_targets_and_failures():
 
 
 def test_the_plan_runs_produce_everywhere_and_the_rest_on_real_brokers():
-    steps = {key: brokers for key, brokers, _ in _plan(CompareSettings())}
+    steps = {step.key: step for step in _plan(CompareSettings())}
     assert list(steps) == [
         "produce_p1", "produce_p3", "consume_p1", "consume_p3", "e2e", "metadata", "idle",
     ]
-    assert steps["produce_p1"] == ("kafkacompat", "tansu", "ceiling")
-    assert all(steps[key] == ("kafkacompat", "tansu") for key in ("consume_p3", "e2e", "metadata", "idle"))
+    assert steps["produce_p1"].brokers == ("kafkacompat", "tansu", "ceiling")
+    assert all(steps[key].brokers == ("kafkacompat", "tansu") for key in ("consume_p3", "e2e", "metadata", "idle"))
+    assert [key for key, step in steps.items() if step.repeated] == [
+        "produce_p1", "produce_p3", "consume_p1", "consume_p3",
+    ]
 
 
 def test_consuming_needs_the_produced_topics():
-    only_consume = [key for key, _, _ in _plan(CompareSettings(workloads=("consume",)))]
+    only_consume = [step.key for step in _plan(CompareSettings(workloads=("consume",)))]
     assert only_consume == ["produce_p1", "produce_p3", "consume_p1", "consume_p3"]
-    assert [key for key, _, _ in _plan(CompareSettings(workloads=("startup", "e2e")))] == ["e2e"]
+    assert [step.key for step in _plan(CompareSettings(workloads=("startup", "e2e")))] == ["e2e"]
+
+
+def test_the_median_run_is_reported_with_every_rate():
+    runs = [{"records_per_s": rate, "records": 10} for rate in (300.0, 100.0, 200.0, 400.0)]
+    assert median_run(runs) == {"records_per_s": 200.0, "records": 10,
+                                "runs_records_per_s": [300.0, 100.0, 200.0, 400.0]}
+    assert median_run(runs[:1]) == runs[0]
+    assert median_run([runs[0], {"error": "boom"}, {"error": "later"}]) == {"error": "boom"}
