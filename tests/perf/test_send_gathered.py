@@ -1,0 +1,49 @@
+"""Gathered sends: a response's parts arrive as the bytes of their join, whatever the socket accepts at once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+
+from kafkacompat.server import connection
+from kafkacompat.server.connection import send_gathered
+
+
+async def receive_exactly(stream: trio.SocketStream, count: int) -> bytes:
+    received = bytearray()
+    while len(received) < count:
+        chunk = await stream.receive_some(count - len(received))
+        assert chunk, "peer closed early"
+        received += chunk
+    return bytes(received)
+
+
+async def round_trip(parts: list) -> bytes:
+    left, right = trio.socket.socketpair()
+    sender, receiver = trio.SocketStream(left), trio.SocketStream(right)
+    expected = sum(memoryview(part).nbytes for part in parts)
+    async with sender, receiver, trio.open_nursery() as nursery:
+        nursery.start_soon(send_gathered, sender, parts)
+        return await receive_exactly(receiver, expected)
+
+
+async def test_parts_of_every_kind_arrive_in_order():
+    big = os.urandom(4 << 20)  # far more than one socket buffer: many partial sendmsg calls
+    parts = [b"head", b"", bytearray(b"mid"), memoryview(big), memoryview(b"tail"), b""]
+    assert await round_trip(parts) == b"head" + b"mid" + big + b"tail"
+
+
+async def test_more_parts_than_one_call_may_take(monkeypatch):
+    monkeypatch.setattr(connection, "_IOV_MAX", 3)
+    parts = [bytes([n]) * (n + 1) for n in range(10)]
+    assert await round_trip(parts) == b"".join(parts)
+
+
+async def test_a_closed_peer_is_a_broken_resource():
+    left, right = trio.socket.socketpair()
+    right.close()
+    async with trio.SocketStream(left) as sender:
+        with pytest.raises(trio.BrokenResourceError):
+            await send_gathered(sender, [b"x" * 1000, b"y" * (1 << 20)])
