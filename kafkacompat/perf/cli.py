@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 ACKS = {"all": "all", "-1": "all", "0": "0", "1": "1"}
+CONSUME_RECORDS = 1_000_000
+E2E_RECORDS = 10_000  # ten seconds at the default --rate
 COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
 # What ``perf compare`` can run; kafkacompat.perf.compare uses the same names.
 BROKERS = ("kafkacompat", "tansu", "ceiling")
@@ -87,8 +89,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     consume = actions.add_parser("consume", help="fetch throughput, or end-to-end latency with --e2e")
     _add_common(consume)
-    consume.add_argument("--num-records", type=positive_int, default=1_000_000,
-                         help="records to read (with --e2e: to send and read)")
+    consume.add_argument("--num-records", type=positive_int,
+                         help="records to read (default 1,000,000); with --e2e, to send and read (default 10,000)")
     consume.add_argument("--consumer-props", type=client_property, nargs="*", default=[], metavar="NAME=VALUE",
                          help="any other librdkafka consumer setting")
     consume.add_argument("--e2e", action="store_true",
@@ -133,9 +135,10 @@ def _run_client(args: argparse.Namespace) -> list[dict[str, Any]]:
     progress = not args.no_progress
     if args.perf_command == "produce":
         return [run_produce(_produce_settings(args, args.num_records, args.throughput), progress=progress)]
-    consume = ConsumeSettings(args.bootstrap_server, args.topic, args.num_records, dict(args.consumer_props))
+    num_records = args.num_records or (E2E_RECORDS if args.e2e else CONSUME_RECORDS)
+    consume = ConsumeSettings(args.bootstrap_server, args.topic, num_records, dict(args.consumer_props))
     if args.e2e:
-        produce = _produce_settings(args, args.num_records, args.rate)
+        produce = _produce_settings(args, num_records, args.rate)
         return [run_end_to_end(produce, consume, progress=progress)]
     return [run_consume(consume, progress=progress)]
 

@@ -46,6 +46,11 @@ def test_bad_arguments_are_refused(argv, capsys):
         parse(*argv)
 
 
+def test_consume_record_count_is_left_to_the_mode_unless_given():
+    assert parse("perf", "consume").num_records is None  # 1,000,000, or 10,000 with --e2e
+    assert parse("perf", "consume", "--e2e", "--num-records", "7").num_records == 7
+
+
 def test_consume_e2e_defaults_to_acks_1_no_linger_and_1000_per_second():
     args = parse("perf", "consume", "--e2e", "--num-records", "5000", "--consumer-props", "fetch.wait.max.ms=100")
     assert args.e2e and args.num_records == 5000
