@@ -16,7 +16,7 @@ from confluent_kafka import TopicPartition
 
 from compat_helpers import ReadRecord, unique_topic
 from confluent_clients import ClientErrors, assigned_consumer, consume_records, create_topic, steady_traffic
-from raw_wire import (RawConnection, api_versions_body, metadata_v4_body, produce_v9_body, read_api_versions_v0,
+from raw_wire import (RawConnection, Reader, api_versions_body, metadata_v4_body, produce_v9_body, read_api_versions_v0,
                       read_api_versions_v3, read_produce_v9, record_batch, request_header,
                       size_prefixed, uvarint)
 
@@ -103,6 +103,35 @@ def test_pipelined_requests_are_answered_in_order(broker):
                                      for n, (key, version, body, flexible) in enumerate(requests)))
             answers = [connection.read_frame() for _ in requests]
         assert [struct.unpack_from(">i", a)[0] for a in answers] == [100, 101, 102]
+
+
+def test_pipelined_produces_are_answered_in_order_before_a_fatal_request_closes(broker):
+    """Produces waiting for their fsync, a Metadata in between, then an unknown API key: every
+    request before the bad one is answered, in order, with offsets in the order sent; then the close."""
+    with steady_traffic(broker.bootstrap):
+        topic = unique_topic("pipelined")
+        create_topic(broker.bootstrap, topic, partitions=1)
+        now_ms = int(time.time() * 1000)
+        batches = [record_batch([(b"k%d" % n, b"v" * n)] * (n + 1), now_ms) for n in range(6)]
+        requests = [(PRODUCE, 9, produce_v9_body(topic, 0, batch), True) for batch in batches]
+        requests.insert(3, (METADATA, 4, metadata_v4_body([topic], False), False))
+        frames = [request_header(key, version, 200 + n, flexible) + body
+                  for n, (key, version, body, flexible) in enumerate(requests)]
+        with RawConnection(broker.port) as connection:
+            connection.send(b"".join(map(size_prefixed, frames))
+                            + size_prefixed(request_header(9999, 0, 999, False)))
+            answers = [Reader(connection.read_frame()) for _ in requests]
+            connection.assert_closed_by_broker()
+        assert [answer.int32() for answer in answers] == list(range(200, 200 + len(requests)))
+        del answers[3]  # the Metadata answer
+        offsets = []
+        for answer in answers:
+            assert answer.uvarint() == 0
+            (error_code, base_offset), = read_produce_v9(answer).values()
+            assert error_code == 0
+            offsets.append(base_offset)
+        assert offsets == [n * (n + 1) // 2 for n in range(6)]  # batch n holds n + 1 records
+        assert watermarks(broker, topic) == (0, 21)
 
 
 def watermarks(broker, topic: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Callable
 
@@ -87,13 +87,15 @@ class GroupCommit:
         self._next = _FlushRound()
         self._running: _FlushRound | None = None
 
-    async def flush(self, partitions: Iterable[PartitionLog]) -> set[PartitionLog]:
-        """Return once what was appended to `partitions` is fsynced, where their flush policy wants it now.
+    async def flush(self, owed: Mapping[PartitionLog, int | None]) -> set[PartitionLog]:
+        """Return once what was appended to the partitions is fsynced, where their flush policy wants it now.
 
+        ``owed`` maps each partition to the end offset of the appends its
+        caller acknowledges (see PartitionLog.needs_flush), or to None.
         Returns the partitions whose fsync failed (they are offline from then on).
         """
         now = self._clock()
-        wanted = {partition for partition in partitions if partition.needs_flush(now)}
+        wanted = {partition for partition, acking_below in owed.items() if partition.needs_flush(now, acking_below)}
         if not wanted:
             return set()
         self._waiting |= wanted
@@ -200,7 +202,7 @@ class Broker:
                     except (OSError, KafkaError) as exc:
                         log.error("log maintenance (%s) failed: %s", job.__name__.strip("_"), exc)
                     next_due[slot] = now + interval
-            await self.flusher.flush(self.log_manager.partitions_needing_flush(self.clock()))
+            await self.flusher.flush(dict.fromkeys(self.log_manager.partitions_needing_flush(self.clock())))
             await trio.sleep(max(min(next_due) - self.clock(), 1) / 1000)
 
     async def _apply_retention(self, now: int) -> None:

@@ -9,7 +9,7 @@ carrying UNSUPPORTED_VERSION and our ranges so the client can retry lower.
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from kafkacompat.handlers import (
     api_versions,
@@ -26,8 +26,16 @@ from kafkacompat.handlers import (
     producer_ids,
     topics,
 )
-from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext, build_registry
-from kafkacompat.protocol import DecodeError, decode_request, encode_response, encode_response_frame, parse_request
+from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext, build_registry
+from kafkacompat.protocol import (
+    DecodeError,
+    RequestHeader,
+    decode_request,
+    encode_response_frame,
+    encode_response_parts,
+    parse_request,
+    response_frame_parts,
+)
 
 log = logging.getLogger("kafkacompat.dispatch")
 
@@ -44,8 +52,44 @@ class CloseConnection(Exception):
     """The request cannot be answered; Kafka drops the connection here."""
 
 
-async def dispatch(frame: bytes | memoryview, ctx: RequestContext) -> bytes | None:
-    """Answer one frame (size prefix already removed); None means no response."""
+Buffer = bytes | bytearray | memoryview
+
+
+class Answer:
+    """One request's answer as the connection sends it: settled first when deferred, then framed."""
+
+    __slots__ = ("header", "body", "settle")
+
+    def __init__(self, header: RequestHeader, body: Mapping[str, Any] | Buffer | None,
+                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.header = header
+        self.body = body  # a response body, or one already encoded
+        self.settle = settle
+
+    async def frame_parts(self) -> list[Buffer] | None:
+        """The response frame as buffers to send in order (record sets uncopied); None when nothing is sent."""
+        if self.settle is not None:
+            await self.settle()
+        if self.body is None:
+            return None
+        header = self.header
+        if isinstance(self.body, (bytes, bytearray, memoryview)):
+            return [encode_response_frame(header, self.body)]
+        return response_frame_parts(header, encode_response_parts(header.api_key, header.api_version, self.body))
+
+
+async def dispatch(frame: Buffer, ctx: RequestContext) -> bytes | None:
+    """Answer one frame (size prefix already removed) as one buffer; None means no response."""
+    parts = await (await begin(frame, ctx)).frame_parts()
+    return None if parts is None else b"".join(parts)
+
+
+async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
+    """Run the handler for one frame as far as its effects go; what is left to wait for is in the Answer.
+
+    A connection calls this for its requests one at a time, in arrival order,
+    and may begin the next request before the previous Answer has settled.
+    """
     try:
         header, body_view = parse_request(frame)
     except DecodeError as exc:
@@ -55,7 +99,7 @@ async def dispatch(frame: bytes | memoryview, ctx: RequestContext) -> bytes | No
         raise CloseConnection(f"unknown API key {header.api_key} (version {header.api_version})")
     if not handler.supports(header.api_version):
         if header.api_key == api_versions.API_KEY:
-            return encode_response_frame(header, api_versions.unsupported_version_body())
+            return Answer(header, api_versions.unsupported_version_body())
         raise CloseConnection(
             f"unsupported version {header.api_version} of API key {header.api_key}"
             f" (supported {handler.min_version}-{handler.max_version})"
@@ -67,6 +111,6 @@ async def dispatch(frame: bytes | memoryview, ctx: RequestContext) -> bytes | No
             f"malformed body for API key {header.api_key} v{header.api_version}: {exc}"
         ) from None
     response = await handler.handle(Request(header, body), ctx)
-    if response is None:
-        return None
-    return encode_response_frame(header, encode_response(header.api_key, header.api_version, response))
+    if isinstance(response, Deferred):
+        return Answer(header, response.body, response.settle)
+    return Answer(header, response)

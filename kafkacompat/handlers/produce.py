@@ -7,11 +7,13 @@ offset — no record is decoded here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
 
-from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
+from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext
+from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import parse_batches
 
@@ -63,38 +65,40 @@ def _discard(topic: str, index: int, records: bytes | bytearray | memoryview) ->
     return _appended(index, base_offset, -1, 0)
 
 
-def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None) -> dict[str, Any]:
+def _append(
+    ctx: RequestContext, topic: str, index: int, records: bytes | None
+) -> tuple[dict[str, Any], tuple[PartitionLog, int] | None]:
+    """The partition's answer, and what to flush before sending it: the partition and its appends' end offset."""
     partition = ctx.broker.log_manager.partition(topic, index)
     if partition is None:
-        return _partition_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return _partition_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
     if not records:
-        return _partition_error(index, ErrorCode.CORRUPT_MESSAGE, "empty record set")
+        return _partition_error(index, ErrorCode.CORRUPT_MESSAGE, "empty record set"), None
     try:
         if _DISCARD_PRODUCE:
-            return _discard(topic, index, records)
+            return _discard(topic, index, records), None
         result = partition.append(records, now_ms=ctx.broker.clock())
     except KafkaError as exc:
         log.info("produce to %s-%d refused: %s", topic, index, exc)
-        return _partition_error(index, exc.code, exc.message or None)
-    return _appended(index, result.base_offset, result.log_append_time, result.log_start_offset)
+        return _partition_error(index, exc.code, exc.message or None), None
+    answer = _appended(index, result.base_offset, result.log_append_time, result.log_start_offset)
+    return answer, (partition, result.last_offset + 1)
 
 
-async def _flush_before_ack(ctx: RequestContext, written: list[tuple[str, int, dict[str, Any]]]) -> None:
+async def _flush_before_ack(ctx: RequestContext, written: list[tuple[PartitionLog, int, dict[str, Any]]]) -> None:
     """Wait for the fsync the partitions' flush policy asks for now, shared with concurrent requests.
 
     With log.flush.on.ack that is every append, and also for acks=0: records
     become visible to consumers only once durable.  A failed fsync turns the
     partition's answer into KAFKA_STORAGE_ERROR.
     """
-    manager = ctx.broker.log_manager
-    targets = [(manager.partition(topic, index), answer) for topic, index, answer in written]
-    failed = await ctx.broker.flusher.flush({partition for partition, _ in targets if partition is not None})
-    for partition, answer in targets:
+    failed = await ctx.broker.flusher.flush({partition: end for partition, end, _ in written})
+    for partition, _, answer in written:
         if partition in failed:
             answer.update(_partition_error(answer["index"], ErrorCode.KAFKA_STORAGE_ERROR, "fsync failed"))
 
 
-async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any] | None:
+async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any] | Deferred | None:
     body = request.body
     refuse: ErrorCode | None = None
     if request.version < MIN_USABLE_VERSION:
@@ -104,24 +108,23 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
     elif body.transactional_id is not None:
         refuse = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     responses = []
-    written: list[tuple[str, int, dict[str, Any]]] = []
+    written: list[tuple[PartitionLog, int, dict[str, Any]]] = []
     for topic in body.topic_data:
         partitions = []
         for data in topic.partition_data:
             if refuse is not None:
                 partitions.append(_partition_error(data.index, refuse))
                 continue
-            answer = _append(ctx, topic.name, data.index, data.records)
-            if answer["error_code"] == ErrorCode.NONE:
-                written.append((topic.name, data.index, answer))
+            answer, owed = _append(ctx, topic.name, data.index, data.records)
+            if owed is not None:
+                written.append((*owed, answer))
             partitions.append(answer)
         responses.append({"name": topic.name, "partition_responses": partitions})
-    if written:
-        ctx.broker.appended.notify()
-        await _flush_before_ack(ctx, written)
-    if body.acks == 0:
-        return None
-    return {"responses": responses, "throttle_time_ms": 0}
+    answer = None if body.acks == 0 else {"responses": responses, "throttle_time_ms": 0}
+    if not written:
+        return answer
+    ctx.broker.appended.notify()
+    return Deferred(answer, functools.partial(_flush_before_ack, ctx, written))
 
 
 API_HANDLERS = [ApiHandler(API_KEY, 0, 11, handle_produce)]

@@ -36,10 +36,24 @@ class RequestContext:
     client_host: str
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A response body that is final only once ``settle`` has run.
+
+    Produce answers with one after appending, so that its connection can read
+    and append the next request while this one waits for its fsync: requests
+    pipelined on one connection then share flush rounds. ``body`` is None when
+    no response is sent at all.
+    """
+
+    body: Mapping[str, Any] | None
+    settle: Callable[[], Awaitable[None]]
+
+
 # A handler returns the response body as a plain mapping (one shape for all
-# versions; the codec keeps the fields of the negotiated version), or None when
-# no response is sent at all (Produce with acks=0).
-HandlerFunc = Callable[[Request, RequestContext], Awaitable[Mapping[str, Any] | None]]
+# versions; the codec keeps the fields of the negotiated version), None when
+# no response is sent at all, or a Deferred body.
+HandlerFunc = Callable[[Request, RequestContext], Awaitable["Mapping[str, Any] | Deferred | None"]]
 
 
 @dataclass(frozen=True)

@@ -431,10 +431,17 @@ class PartitionLog:
 
     # -- flushing (see flush.py) -------------------------------------------------
 
-    def needs_flush(self, now_ms: int) -> bool:
-        """Whether an fsync is owed: to acknowledge appends, by the periodic policy, or after a roll."""
+    def needs_flush(self, now_ms: int, acking_below: int | None = None) -> bool:
+        """Whether an fsync is owed: to acknowledge appends, by the periodic policy, or after a roll.
+
+        ``acking_below`` is the end offset of the appends a Produce waits to
+        acknowledge; with flushes_on_ack those alone decide, so a request
+        whose records an earlier flush round already covered waits for none.
+        """
         if self._closed or self._storage_error is not None:
             return False
+        if self.flushes_on_ack and acking_below is not None:
+            return self._high_watermark.offset < acking_below
         if self._pending_fds or self._directory_unsynced:
             return True
         if self.flushes_on_ack:

@@ -1,19 +1,24 @@
 """One client connection: read size-prefixed frames, answer them in order.
 
-Like Kafka, a connection has at most one request in flight at the broker:
-the next frame is read only after the previous answer is written, so
-pipelined requests are answered in the order they arrived.
+Requests are begun one at a time in arrival order, so their effects (a
+Produce's appends) happen in that order, as with Kafka. What an answer still
+waits for after that -- a Produce's fsync -- is waited for by a writer task,
+while the reader begins the next request: pipelined produces on one
+connection then share flush rounds. Answers leave in request order, and at
+most ``MAX_UNSENT_ANSWERS`` wait to be sent before the reader pauses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
+from typing import Iterator
 
 import trio
 
-from kafkacompat.handlers.dispatch import CloseConnection, dispatch
+from kafkacompat.handlers.dispatch import Answer, CloseConnection, begin
 from kafkacompat.handlers.registry import RequestContext
 
 log = logging.getLogger("kafkacompat.connection")
@@ -24,6 +29,9 @@ _RECEIVE_CHUNK = 256 * 1024
 _MIN_FRAME = 8
 # Buffers one sendmsg call may take.
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
+# Requests begun whose answers are not yet written: enough for a pipelining
+# producer's requests to share fsyncs, few enough to bound the frames held.
+MAX_UNSENT_ANSWERS = 16
 
 
 class ConnectionClosed(Exception):
@@ -88,6 +96,19 @@ async def send_gathered(stream: trio.SocketStream, parts: list[bytes | bytearray
         raise trio.BrokenResourceError(f"socket error while sending: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _ends_connection(peer: str) -> Iterator[None]:
+    """Turn whatever ends a connection's reading or writing into one log line (or none, when the peer left)."""
+    try:
+        yield
+    except CloseConnection as exc:
+        log.warning("closing %s: %s", peer, exc)
+    except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except Exception:
+        log.exception("closing %s: unexpected error while serving a request", peer)
+
+
 class Connection:
     """Serves one socket until the peer leaves, a limit trips or the broker drains."""
 
@@ -107,39 +128,48 @@ class Connection:
             self.idle_scope.cancel()
 
     async def serve(self) -> None:
-        peer = self.ctx.client_host
-        reader = FrameReader(self.stream)
         try:
-            while not self.draining:
-                with trio.move_on_after(self.idle_s) as self.idle_scope:
-                    size = await reader.read_size()
-                waited = self.idle_scope
-                self.idle_scope = None
-                if waited.cancelled_caught:
-                    if not self.draining:
-                        log.info("closing %s: idle longer than connections.max.idle.ms", peer)
-                    break
-                if size > self.max_frame:
-                    log.warning(
-                        "closing %s: frame of %d bytes exceeds socket.request.max.bytes %d",
-                        peer, size, self.max_frame,
-                    )
-                    break
-                if size < _MIN_FRAME:
-                    log.warning("closing %s: frame of %d bytes cannot hold a request header", peer, size)
-                    break
-                frame = await reader.read_frame(size)
-                response = await dispatch(frame, self.ctx)
-                if isinstance(response, list):
-                    await send_gathered(self.stream, response)
-                elif response is not None:
-                    await self.stream.send_all(response)
-        except CloseConnection as exc:
-            log.warning("closing %s: %s", peer, exc)
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:
-            log.exception("closing %s: unexpected error while serving a request", peer)
+            async with trio.open_nursery() as nursery:
+                answers_in, answers_out = trio.open_memory_channel(MAX_UNSENT_ANSWERS)
+                nursery.start_soon(self._write_answers, answers_out, nursery.cancel_scope)
+                async with answers_in:  # closing it lets the writer finish what was begun
+                    with _ends_connection(self.ctx.client_host):
+                        await self._read_requests(answers_in)
         finally:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
+
+    async def _read_requests(self, answers: trio.MemorySendChannel[Answer]) -> None:
+        """Begin requests until the peer leaves, a limit trips or the broker drains."""
+        peer = self.ctx.client_host
+        reader = FrameReader(self.stream)
+        while not self.draining:
+            with trio.move_on_after(self.idle_s) as self.idle_scope:
+                size = await reader.read_size()
+            waited = self.idle_scope
+            self.idle_scope = None
+            if waited.cancelled_caught:
+                if not self.draining:
+                    log.info("closing %s: idle longer than connections.max.idle.ms", peer)
+                return
+            if size > self.max_frame:
+                log.warning(
+                    "closing %s: frame of %d bytes exceeds socket.request.max.bytes %d",
+                    peer, size, self.max_frame,
+                )
+                return
+            if size < _MIN_FRAME:
+                log.warning("closing %s: frame of %d bytes cannot hold a request header", peer, size)
+                return
+            frame = await reader.read_frame(size)
+            await answers.send(await begin(frame, self.ctx))
+
+    async def _write_answers(self, answers: trio.MemoryReceiveChannel[Answer], reading: trio.CancelScope) -> None:
+        """Send answers in request order, each once it has settled; ends after the reader, or stops it."""
+        with _ends_connection(self.ctx.client_host):
+            async with answers:
+                async for answer in answers:
+                    parts = await answer.frame_parts()
+                    if parts is not None:
+                        await send_gathered(self.stream, parts)
+        reading.cancel()

@@ -175,8 +175,8 @@ async def test_concurrent_flushes_share_rounds_and_run_off_the_event_loop(durabl
     finished = []
 
     async def produce_and_flush(log: PartitionLog) -> None:
-        log.append(build_batch(values(2)))
-        assert await commit.flush([log]) == set()
+        appended = log.append(build_batch(values(2)))
+        assert await commit.flush({log: appended.last_offset + 1}) == set()
         finished.append(log.topic)
         assert log.high_watermark == log.log_end_offset
 
@@ -196,8 +196,35 @@ async def test_group_commit_skips_partitions_with_nothing_owed(durable_log, cloc
     log = durable_log()
     calls = []
     monkeypatch.setattr(broker_module, "_sync_all", calls.append)
-    assert await GroupCommit(clock, AppendSignal()).flush([log]) == set()
+    assert await GroupCommit(clock, AppendSignal()).flush({log: None}) == set()
     assert calls == []
+
+
+async def test_group_commit_waits_for_no_round_once_the_acknowledged_appends_are_durable(
+    durable_log, clock, monkeypatch
+):
+    log = durable_log()
+    rounds = []
+
+    def counting_sync_all(tickets):
+        rounds.append(tickets)
+        for ticket in tickets:
+            ticket.sync()
+
+    monkeypatch.setattr(broker_module, "_sync_all", counting_sync_all)
+    commit = GroupCommit(clock, AppendSignal())
+    first = log.append(build_batch(values(2)))
+    second = log.append(build_batch(values(3)))
+    assert await commit.flush({log: first.last_offset + 1}) == set()
+    assert len(rounds) == 1 and log.high_watermark == 5
+    # The round for the first request covered the second one's records too.
+    assert await commit.flush({log: second.last_offset + 1}) == set()
+    assert len(rounds) == 1
+    later = log.append(build_batch(values(1)))
+    # Appends after the last round are still owed, whoever waits for earlier ones.
+    assert await commit.flush({log: second.last_offset + 1}) == set() and len(rounds) == 1
+    assert await commit.flush({log: later.last_offset + 1}) == set()
+    assert len(rounds) == 2 and log.high_watermark == 6
 
 
 # -- the produce path ----------------------------------------------------------
