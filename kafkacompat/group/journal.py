@@ -7,13 +7,13 @@ import struct
 from pathlib import Path
 from typing import Iterable
 
-import crc32c
+from kafkacompat.protocol import checksum
 
 _HEADER = struct.Struct(">II")  # payload length, CRC32C of the payload
 
 
 def frame(payload: bytes) -> bytes:
-    return _HEADER.pack(len(payload), crc32c.crc32c(payload)) + payload
+    return _HEADER.pack(len(payload), checksum.crc32c(payload)) + payload
 
 
 class Journal:
@@ -46,10 +46,10 @@ class Journal:
         payloads = []
         pos = 0
         while pos + _HEADER.size <= len(data):
-            length, checksum = _HEADER.unpack_from(data, pos)
+            length, expected_crc = _HEADER.unpack_from(data, pos)
             start = pos + _HEADER.size
             payload = data[start : start + length]
-            if len(payload) < length or crc32c.crc32c(payload) != checksum:
+            if len(payload) < length or checksum.crc32c(payload) != expected_crc:
                 break
             payloads.append(payload)
             pos = start + length

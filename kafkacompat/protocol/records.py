@@ -30,7 +30,7 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
-import crc32c
+from kafkacompat.protocol import checksum
 
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
@@ -204,7 +204,7 @@ def _checked_header(view: memoryview, position: int, remaining: int) -> BatchHea
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record batch extends past the end of the records")
     if header.compression > Compression.ZSTD:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"unknown compression codec {header.compression}")
-    if crc32c.crc32c(view[position + ATTRIBUTES_OFFSET : header.end]) != header.crc:
+    if checksum.crc32c(view[position + ATTRIBUTES_OFFSET : header.end]) != header.crc:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "record batch CRC mismatch")
     return header
 
@@ -223,7 +223,7 @@ def set_log_append_time(buf: bytearray | memoryview, header: BatchHeader, timest
     attributes = header.attributes | TIMESTAMP_TYPE_BIT
     _INT16.pack_into(buf, header.position + ATTRIBUTES_OFFSET, attributes)
     _INT64.pack_into(buf, header.position + MAX_TIMESTAMP_OFFSET, timestamp)
-    crc = crc32c.crc32c(memoryview(buf)[header.position + ATTRIBUTES_OFFSET : header.end])
+    crc = checksum.crc32c(memoryview(buf)[header.position + ATTRIBUTES_OFFSET : header.end])
     _UINT32.pack_into(buf, header.position + CRC_OFFSET, crc)
     return header._replace(attributes=attributes, max_timestamp=timestamp, crc=crc)
 
@@ -342,7 +342,7 @@ def rebuild_batch(header: BatchHeader, records: bytes, records_count: int, max_t
         records_count,
     )
     batch[BATCH_OVERHEAD:] = body
-    _UINT32.pack_into(batch, CRC_OFFSET, crc32c.crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
+    _UINT32.pack_into(batch, CRC_OFFSET, checksum.crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
     return bytes(batch)
 
 
