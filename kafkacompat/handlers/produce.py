@@ -15,7 +15,15 @@ from typing import Any
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import parse_batches
+from kafkacompat.protocol.records import (
+    BATCH_OVERHEAD,
+    CURRENT_MAGIC,
+    LOG_OVERHEAD,
+    MAGIC_OFFSET,
+    Compression,
+    parse_batches,
+    read_header,
+)
 
 log = logging.getLogger("kafkacompat.produce")
 
@@ -24,6 +32,8 @@ API_KEY = 0
 # advertised range) but refuses them on use.
 MIN_USABLE_VERSION = 3
 VALID_ACKS = (-1, 0, 1)
+# Produce v7 is where clients may first send zstd batches (KIP-110).
+FIRST_ZSTD_VERSION = 7
 
 # Benchmark only, never for real use: with this set to 1 at start-up, Produce
 # checks each batch header and answers with increasing offsets but stores
@@ -65,16 +75,41 @@ def _discard(topic: str, index: int, records: bytes | bytearray | memoryview) ->
     return _appended(index, base_offset, -1, 0)
 
 
+def check_request_records(records: bytes | bytearray | memoryview | None, version: int) -> None:
+    """Kafka's rules for the records of one partition in a Produce request, before the log sees them.
+
+    Exactly one batch, of magic 2, and zstd only from v7: INVALID_RECORD, or
+    UNSUPPORTED_COMPRESSION_TYPE for zstd. Damage inside the batch (length,
+    CRC, truncation) is the log's to find and answer with CORRUPT_MESSAGE.
+    """
+    view = memoryview(records if records is not None else b"")
+    if not view:
+        raise KafkaError(ErrorCode.INVALID_RECORD,
+                         f"Produce requests with version {version} must have at least one record batch per partition")
+    if len(view) > MAGIC_OFFSET and view[MAGIC_OFFSET] != CURRENT_MAGIC:
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"Produce requests with version {version} "
+                         f"are only allowed to contain record batches with magic version {CURRENT_MAGIC}")
+    if len(view) < BATCH_OVERHEAD:
+        return
+    first = read_header(view)
+    if version < FIRST_ZSTD_VERSION and first.compression == Compression.ZSTD:
+        raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+                         f"Produce requests with version {version} are not allowed to use zstd compression")
+    rest = len(view) - first.size
+    if rest >= BATCH_OVERHEAD and read_header(view, first.size).size <= rest:
+        raise KafkaError(ErrorCode.INVALID_RECORD, f"Produce requests with version {version} "
+                         "are only allowed to contain exactly one record batch per partition")
+
+
 def _append(
-    ctx: RequestContext, topic: str, index: int, records: bytes | None
+    ctx: RequestContext, topic: str, index: int, records: bytes | None, version: int
 ) -> tuple[dict[str, Any], tuple[PartitionLog, int] | None]:
     """The partition's answer, and what to flush before sending it: the partition and its appends' end offset."""
     partition = ctx.broker.log_manager.partition(topic, index)
     if partition is None:
         return _partition_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
-    if not records:
-        return _partition_error(index, ErrorCode.CORRUPT_MESSAGE, "empty record set"), None
     try:
+        check_request_records(records, version)
         if _DISCARD_PRODUCE:
             return _discard(topic, index, records), None
         result = partition.append(records, now_ms=ctx.broker.clock())
@@ -115,7 +150,7 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
             if refuse is not None:
                 partitions.append(_partition_error(data.index, refuse))
                 continue
-            answer, owed = _append(ctx, topic.name, data.index, data.records)
+            answer, owed = _append(ctx, topic.name, data.index, data.records, request.version)
             if owed is not None:
                 written.append((*owed, answer))
             partitions.append(answer)

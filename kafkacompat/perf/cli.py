@@ -176,14 +176,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     emit(results, args.json)
     return 1 if any(r.get("errors") for r in results) else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m kafkacompat.perf.cli``) until the main CLI wires ``perf`` in."""
-    parser = argparse.ArgumentParser(prog="kafkacompat")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from kafkacompat.handlers.dispatch import REGISTRY, CloseConnection, dispatch
 from kafkacompat.handlers.registry import RequestContext
 from kafkacompat.protocol import decode_response, encode_request, encode_request_frame, parse_response_frame
 from kafkacompat.protocol.errors import ErrorCode
-from tests.log.batch_builder import RecordSpec, build_batch
+from tests.log.batch_builder import ZSTD, RecordSpec, build_batch
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, INIT_PRODUCER_ID = 0, 1, 2, 3, 18, 22
 
@@ -118,6 +118,28 @@ async def test_bad_crc_is_corrupt_message_and_nothing_is_written(ctx):
     produced = await call(ctx, PRODUCE, 9, produce_body("t", 0, bytes(batch)))
     assert produced.responses[0].partition_responses[0].error_code == ErrorCode.CORRUPT_MESSAGE
     assert ctx.broker.log_manager.partition("t", 0).log_end_offset == 0
+
+
+async def produce_error(ctx, version: int, records: bytes) -> int:
+    produced = await call(ctx, PRODUCE, version, produce_body("t", 0, records))
+    return produced.responses[0].partition_responses[0].error_code
+
+
+async def test_produce_request_rules_refuse_what_kafka_refuses_and_write_nothing(ctx):
+    await call(ctx, METADATA, 1, {"topics": [{"name": "t"}]})
+    batch = build_batch([RecordSpec(b"value")])
+    old_format = bytearray(batch)
+    old_format[16] = 1  # the magic byte of a v1 message set
+    assert await produce_error(ctx, 9, batch + batch) == ErrorCode.INVALID_RECORD
+    assert await produce_error(ctx, 9, bytes(old_format)) == ErrorCode.INVALID_RECORD
+    assert await produce_error(ctx, 9, b"") == ErrorCode.INVALID_RECORD
+    zstd = build_batch([RecordSpec(b"value")], compression=ZSTD)
+    assert await produce_error(ctx, 6, zstd) == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+    assert ctx.broker.log_manager.partition("t", 0).log_end_offset == 0
+    # A truncated second batch is damage, not a second batch.
+    assert await produce_error(ctx, 9, batch + batch[:30]) == ErrorCode.CORRUPT_MESSAGE
+    assert await produce_error(ctx, 7, zstd) == ErrorCode.NONE
+    assert ctx.broker.log_manager.partition("t", 0).log_end_offset == 1
 
 
 async def test_unknown_topic_without_auto_create(tmp_path):
