@@ -8,8 +8,8 @@ messages); everything else is librdkafka's own threads.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -209,22 +209,22 @@ def run_end_to_end(
 ) -> dict[str, Any]:
     """A paced producer (``produce.throughput`` rec/s) and a consumer measuring receive time - CreateTime.
 
-    A warm-up record goes round first, so connection set-up and the first
-    fetch are not counted. Record timestamps have millisecond resolution,
-    which bounds the precision of each sample.
+    The producer runs in a process of its own: sharing the consumer's
+    interpreter lock would add its pauses to the latencies measured. A
+    warm-up record goes round first, so connection set-up and the first fetch
+    are not counted. Record timestamps have millisecond resolution, which
+    bounds the precision of each sample.
     """
     ensure_topic(produce.bootstrap, produce.topic, produce.partitions)
     consumer = _assign_from_beginning(consume)
-    producer = Producer(produce.client_config())
-    payload = os.urandom(produce.record_size)
     try:
-        producer.produce(produce.topic, payload)
-        producer.flush(MESSAGE_TIMEOUT_MS / 1000)
+        warm_up = Producer(produce.client_config())
+        warm_up.produce(produce.topic, os.urandom(produce.record_size))
+        warm_up.flush(MESSAGE_TIMEOUT_MS / 1000)
         _await_records(consumer, 1)
-        failures: list[Exception] = []
-        sender = threading.Thread(
-            target=_paced_send, args=(producer, produce, payload, failures), name="e2e-producer", daemon=True
-        )
+        spawn = multiprocessing.get_context("spawn")
+        failures = spawn.Queue()
+        sender = spawn.Process(target=_paced_send, args=(produce, failures), name="e2e-producer", daemon=True)
         latency = LatencyHistogram()
         line = Progress(f"end-to-end {produce.topic}", produce.num_records, enabled=progress)
         sender.start()
@@ -241,10 +241,11 @@ def run_end_to_end(
                 latency.record_us(time.time_ns() // 1000 - msg.timestamp()[1] * 1000)
                 received += 1
                 line.update(received, received * produce.record_size)
-            elif failures or time.perf_counter() - last_progress > STALL_TIMEOUT_S:
-                raise WorkloadError(f"end-to-end stalled at {received}/{produce.num_records}: {failures}")
+            elif not failures.empty() or time.perf_counter() - last_progress > STALL_TIMEOUT_S:
+                reason = failures.get() if not failures.empty() else "no records"
+                raise WorkloadError(f"end-to-end stalled at {received}/{produce.num_records}: {reason}")
         line.finish()
-        sender.join()
+        sender.join(MESSAGE_TIMEOUT_MS / 1000)
     finally:
         consumer.close()
     return {
@@ -255,7 +256,10 @@ def run_end_to_end(
     }
 
 
-def _paced_send(producer: Producer, settings: ProduceSettings, payload: bytes, failures: list[Exception]) -> None:
+def _paced_send(settings: ProduceSettings, failures: Any) -> None:
+    """The end-to-end producer process: ``num_records`` records at ``throughput`` rec/s."""
+    producer = Producer(settings.client_config())
+    payload = os.urandom(settings.record_size)
     interval = 1.0 / settings.throughput
     try:
         start = time.perf_counter()
@@ -265,8 +269,8 @@ def _paced_send(producer: Producer, settings: ProduceSettings, payload: bytes, f
             producer.poll(0)
         if producer.flush(MESSAGE_TIMEOUT_MS / 1000):
             raise WorkloadError("end-to-end producer could not deliver every record")
-    except Exception as exc:  # handed to the consuming thread, which reports it
-        failures.append(exc)
+    except Exception as exc:  # reported by the consuming process
+        failures.put(f"{type(exc).__name__}: {exc}")
 
 
 def _await_records(consumer: Consumer, count: int) -> None:
