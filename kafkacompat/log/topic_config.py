@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
@@ -48,28 +49,26 @@ class ConfigDef:
     doc: str
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        if not _INTEGER.fullmatch(raw):
-            raise ValueError("not an integer")
-        value = int(raw)
+def _bounded(pattern: re.Pattern[str], convert: Callable[[str], Any], kind: str, low: Any, high: Any) -> Callable[[str], Any]:
+    """A parser for numbers written as ``pattern`` matches, within [low, high]."""
+
+    def parse(raw: str) -> Any:
+        if not pattern.fullmatch(raw):
+            raise ValueError(f"not {kind}")
+        value = convert(raw)
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}")
         return value
 
     return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    return _bounded(_INTEGER, int, "an integer", low, high)
 
 
 def _double(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        if not _DECIMAL.fullmatch(raw):
-            raise ValueError("not a number")
-        value = float(raw)
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return value
-
-    return parse
+    return _bounded(_DECIMAL, float, "a number", low, high)
 
 
 def _boolean(raw: str) -> bool:
