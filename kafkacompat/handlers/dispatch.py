@@ -29,10 +29,12 @@ from kafkacompat.handlers import (
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext, build_registry
 from kafkacompat.protocol import (
     DecodeError,
+    Part,
     RequestHeader,
     decode_request,
     encode_response_frame,
     encode_response_parts,
+    join_parts,
     parse_request,
     response_frame_parts,
 )
@@ -66,8 +68,8 @@ class Answer:
         self.body = body  # a response body, or one already encoded
         self.settle = settle
 
-    async def frame_parts(self) -> list[Buffer] | None:
-        """The response frame as buffers to send in order (record sets uncopied); None when nothing is sent."""
+    async def frame_parts(self) -> list[Part] | None:
+        """The response frame as parts to send in order (record sets uncopied); None when nothing is sent."""
         if self.settle is not None:
             await self.settle()
         if self.body is None:
@@ -81,7 +83,7 @@ class Answer:
 async def dispatch(frame: Buffer, ctx: RequestContext) -> bytes | None:
     """Answer one frame (size prefix already removed) as one buffer; None means no response."""
     parts = await (await begin(frame, ctx)).frame_parts()
-    return None if parts is None else b"".join(parts)
+    return None if parts is None else join_parts(parts)
 
 
 async def begin(frame: Buffer, ctx: RequestContext) -> Answer:

@@ -122,6 +122,12 @@ class OffsetIndex(_SparseIndex):
         entry = self._floor(relative_offset, strict=False)
         return entry[1] if entry else 0
 
+    def floor_position(self, position: int) -> int:
+        """The last indexed batch start at or before byte `position` (0, the first batch, if none)."""
+        _, positions = self._load()
+        slot = bisect.bisect_right(positions, position) - 1
+        return positions[slot] if slot >= 0 else 0
+
     def truncate_to_position(self, position: int) -> None:
         """Drop entries pointing at or beyond `position` (the log was cut there)."""
         _, positions = self._load()

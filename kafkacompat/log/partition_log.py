@@ -13,6 +13,7 @@ from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.flush import FlushTicket, LogPosition
 from kafkacompat.log.producer_state import ProducerStateManager
 from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments
+from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LONG_MAX, LogConfig
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
@@ -250,12 +251,13 @@ class PartitionLog:
 
     # -- read ------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int) -> bytes:
+    def read(self, offset: int, max_bytes: int, *, slice_from: int | None = None) -> bytes | FileSlice:
         """Whole batches from the one containing `offset`: up to `max_bytes`, but at least one batch.
 
         b"" at or past the high watermark; KafkaError(OFFSET_OUT_OF_RANGE)
         outside [log_start_offset, log_end_offset].  The batch containing
         `offset` may begin before it; clients skip the records they did not ask for.
+        A range of `slice_from` bytes or more comes back as a FileSlice, unread.
         """
         self._check_open()
         if offset < self.log_start_offset or offset > self.log_end_offset:
@@ -272,9 +274,12 @@ class PartitionLog:
             if segment.base_offset > visible.segment_base:
                 break
             end = visible.position if segment.base_offset == visible.segment_base else None
-            data = segment.read(offset, max_bytes, end)
-            if data:
-                return data
+            found = segment.locate(offset, max_bytes, end)
+            if found is not None:
+                position, size = found
+                if slice_from is not None and size >= slice_from:
+                    return segment.slice(position, size)
+                return segment.pread(position, size)
         return b""
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.index import OffsetIndex, TimeIndex
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import (
@@ -228,26 +229,43 @@ class LogSegment:
             position += LOG_OVERHEAD + length
         return None
 
-    def read(self, offset: int, max_bytes: int, end: int | None = None) -> bytes:
-        """Whole batches from the one containing `offset`, up to `max_bytes` but at least one batch.
+    def locate(self, offset: int, max_bytes: int, end: int | None = None) -> tuple[int, int] | None:
+        """(position, size) of whole batches from the one containing `offset`: up to `max_bytes`, at least one.
 
-        Nothing at or after byte `end` (a batch boundary: the high watermark's position) is returned.
+        Nothing at or after byte `end` (a batch boundary: the high
+        watermark's position) is included. Only batch lengths are read: the
+        last one that fits is found from the offset index's entry nearest
+        below the byte limit, so a fetch of a megabyte reads a few headers.
         """
         position = self.find_position(offset, end)
         if position is None:
-            return b""
-        limit = self.size if end is None else min(end, self.size)
-        chunk = os.pread(self._fd, min(max(max_bytes, 0), limit - position), position)
-        end = 0
-        while end + LOG_OVERHEAD <= len(chunk):
-            (length,) = _BATCH_LENGTH.unpack_from(chunk, end + 8)
-            if end + LOG_OVERHEAD + length > len(chunk):
+            return None
+        limit = min(self.size if end is None else min(end, self.size), position + max(max_bytes, 0))
+        cut = max(position, self.offset_index.floor_position(limit))
+        while cut < limit:
+            batch_end = cut + LOG_OVERHEAD + self._batch_length(cut)
+            if batch_end > limit:
                 break
-            end += LOG_OVERHEAD + length
-        if end == 0:
-            (length,) = _BATCH_LENGTH.unpack(os.pread(self._fd, 4, position + 8))
-            return os.pread(self._fd, LOG_OVERHEAD + length, position)
-        return chunk if end == len(chunk) else chunk[:end]
+            cut = batch_end
+        if cut == position:  # the first batch alone is larger than max_bytes: it goes whole
+            cut += LOG_OVERHEAD + self._batch_length(position)
+        return position, cut - position
+
+    def _batch_length(self, position: int) -> int:
+        data = os.pread(self._fd, _BATCH_LENGTH.size, position + 8)
+        if len(data) < _BATCH_LENGTH.size:
+            raise self._damaged(position)
+        (length,) = _BATCH_LENGTH.unpack(data)
+        if length < _MIN_BATCH_LENGTH:
+            raise self._damaged(position)
+        return length
+
+    def pread(self, position: int, size: int) -> bytes:
+        return os.pread(self._fd, size, position)
+
+    def slice(self, position: int, size: int) -> FileSlice:
+        """The range as a :class:`FileSlice`, to be sent without reading it."""
+        return FileSlice(self._fd, position, size)
 
     def _read_header(self, position: int) -> BatchHeader:
         data = os.pread(self._fd, BATCH_OVERHEAD, position)

@@ -14,6 +14,7 @@ from kafkacompat.protocol.frames import (
     response_frame_parts,
     response_header_version,
 )
+from kafkacompat.protocol.primitives import OutOfBand, Part, join_parts, part_size
 from kafkacompat.protocol.schema import (
     DecodeError,
     EncodeError,
@@ -32,6 +33,8 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "FieldSpec",
+    "OutOfBand",
+    "Part",
     "RequestHeader",
     "decode_data",
     "decode_request",
@@ -42,9 +45,11 @@ __all__ = [
     "encode_response",
     "encode_response_frame",
     "encode_response_parts",
+    "join_parts",
     "load_data_specs",
     "load_specs",
     "parse_request",
+    "part_size",
     "parse_response_frame",
     "request_header_version",
     "response_frame_parts",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from kafkacompat.protocol.primitives import Part, part_size
 from kafkacompat.protocol.schema import DecodeError
 from kafkacompat.protocol.specs import api_spec
 
@@ -125,20 +126,20 @@ def _with_size_prefix(*parts: Buffer) -> bytes:
     return b"".join((_INT32.pack(size), *parts))
 
 
-def response_frame_parts(header: RequestHeader, body_parts: list[Buffer]) -> list[Buffer]:
-    """The response frame as buffers to send in order: size prefix and header first, then the body's parts.
+def response_frame_parts(header: RequestHeader, body_parts: list[Part]) -> list[Part]:
+    """The response frame as parts to send in order: size prefix and header first, then the body's parts.
 
     The body's parts (see :func:`~.schema.encode_response_parts`) are not
     copied, so the records of a large Fetch go from the log to the socket as
-    they were read.
+    they were read, or straight from the file when they are out of band.
     """
-    size = sum(memoryview(part).nbytes for part in body_parts)
+    size = sum(map(part_size, body_parts))
     flexible_header = response_header_version(header.api_key, header.api_version) >= 1
     if flexible_header:
         head = _FLEXIBLE_RESPONSE_HEAD.pack(size + 5, header.correlation_id, 0)
     else:
         head = _RESPONSE_HEAD.pack(size + 4, header.correlation_id)
-    if body_parts and memoryview(body_parts[0]).nbytes < _COALESCE_MAX:
+    if body_parts and isinstance(body_parts[0], (bytes, bytearray, memoryview)) and part_size(body_parts[0]) < _COALESCE_MAX:
         return [head + body_parts[0], *body_parts[1:]]
     return [head, *body_parts]
 

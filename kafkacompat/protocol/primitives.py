@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import struct
 import uuid
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from construct import Construct, ConstructError, Container
 
@@ -32,6 +32,10 @@ __all__ = [
     "Uuid",
     "Blob",
     "GatherStream",
+    "OutOfBand",
+    "Part",
+    "part_size",
+    "join_parts",
     "Array",
     "Member",
     "TaggedMember",
@@ -62,6 +66,30 @@ def _view_exact(stream, size: int) -> memoryview:
     return view
 
 
+class OutOfBand(Protocol):
+    """Bytes a message carries that are not in memory (a range of a log file): their size, and a way to get them.
+
+    A gathered encoding keeps such a value as a part of its own, for the
+    sender to transmit by other means (sendfile); a memoryview has the same two members.
+    """
+
+    nbytes: int
+
+    def tobytes(self) -> bytes: ...
+
+
+Part = bytes | bytearray | memoryview | OutOfBand
+
+
+def part_size(part: Part) -> int:
+    return memoryview(part).nbytes if isinstance(part, (bytes, bytearray, memoryview)) else part.nbytes
+
+
+def join_parts(parts: Iterable[Part]) -> bytes:
+    """One buffer from a gathered message, out-of-band parts read in."""
+    return b"".join(p if isinstance(p, (bytes, bytearray, memoryview)) else p.tobytes() for p in parts)
+
+
 class GatherStream(io.BytesIO):
     """An encoding stream that keeps large record sets by reference, like writev.
 
@@ -78,14 +106,14 @@ class GatherStream(io.BytesIO):
         super().__init__()
         self._attached: list[tuple[int, Any]] = []
 
-    def attach(self, data: bytes | bytearray | memoryview) -> None:
+    def attach(self, data: Part) -> None:
         self._attached.append((self.tell(), data))
 
-    def parts(self) -> list[bytes | bytearray | memoryview]:
+    def parts(self) -> list[Part]:
         if not self._attached:
             return [self.getvalue()]
         written = self.getvalue()
-        parts: list[bytes | bytearray | memoryview] = []
+        parts: list[Part] = []
         start = 0
         for position, data in self._attached:
             if position > start:
@@ -224,7 +252,10 @@ class Blob(Construct):
     ``by_reference`` is for record sets, the only big values on the hot paths:
     decoding returns a writable memoryview into the decoder's buffer (the log
     patches base offsets in it), and encoding into a :class:`GatherStream`
-    attaches a large value instead of copying it into the stream.
+    attaches a large value instead of copying it into the stream. A record
+    set may also be an :class:`OutOfBand` value, whose bytes are not in memory:
+    a gathered encoding attaches it for the sender to transmit, any other
+    encoding asks it for its bytes.
     """
 
     def __init__(self, prefix: str, *, nullable: bool, text: bool, by_reference: bool = False) -> None:
@@ -257,12 +288,13 @@ class Blob(Construct):
             stream.write(b"\x00" if self.compact else self._length.pack(-1))
             return obj
         data = obj.encode("utf-8") if self.text else obj
-        size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes
+        in_memory = isinstance(data, (bytes, bytearray, memoryview))
+        size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes if in_memory else data.nbytes
         stream.write(encode_uvarint(size + 1) if self.compact else self._length.pack(size))
-        if self.by_reference and size >= GatherStream.ATTACH_MIN and isinstance(stream, GatherStream):
+        if self.by_reference and isinstance(stream, GatherStream) and (size >= GatherStream.ATTACH_MIN or not in_memory):
             stream.attach(data)
         else:
-            stream.write(data)
+            stream.write(data if in_memory else data.tobytes())
         return obj
 
 

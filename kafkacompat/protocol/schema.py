@@ -26,7 +26,18 @@ from typing import Any, Callable, Mapping
 from construct import Construct, ConstructError, Container
 
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.primitives import Array, Blob, FieldStruct, Fixed, GatherStream, Member, TaggedMember, Uuid
+from kafkacompat.protocol.primitives import (
+    Array,
+    Blob,
+    FieldStruct,
+    Fixed,
+    GatherStream,
+    Member,
+    Part,
+    TaggedMember,
+    Uuid,
+    join_parts,
+)
 from kafkacompat.protocol.specs import ApiSpec, FieldSpec, SpecError, api_spec, data_spec
 
 __all__ = [
@@ -176,7 +187,7 @@ def _decode(schema: FieldStruct, data: bytes | bytearray | memoryview, what: str
         raise DecodeError(f"{what}: {exc}") from exc
 
 
-def _encode_parts(schema: FieldStruct, body: Mapping[str, Any], what: str) -> list[bytes | bytearray | memoryview]:
+def _encode_parts(schema: FieldStruct, body: Mapping[str, Any], what: str) -> list[Part]:
     stream = GatherStream()
     try:
         schema.build_stream(body, stream)
@@ -186,7 +197,7 @@ def _encode_parts(schema: FieldStruct, body: Mapping[str, Any], what: str) -> li
 
 
 def _encode(schema: FieldStruct, body: Mapping[str, Any], what: str) -> bytes:
-    return b"".join(_encode_parts(schema, body, what))
+    return join_parts(_encode_parts(schema, body, what))
 
 
 def decode_request(api_key: int, version: int, data: bytes | bytearray | memoryview) -> Container:
@@ -202,11 +213,11 @@ def decode_response(api_key: int, version: int, data: bytes | bytearray | memory
 
 
 def encode_response(api_key: int, version: int, body: Mapping[str, Any]) -> bytes:
-    return b"".join(encode_response_parts(api_key, version, body))
+    return join_parts(encode_response_parts(api_key, version, body))
 
 
-def encode_response_parts(api_key: int, version: int, body: Mapping[str, Any]) -> list[bytes | bytearray | memoryview]:
-    """The encoded response as buffers in order, record sets of 16 KiB and more left uncopied (writev-style)."""
+def encode_response_parts(api_key: int, version: int, body: Mapping[str, Any]) -> list[Part]:
+    """The encoded response as parts in order: record sets of 16 KiB and more, and out-of-band ones, uncopied."""
     return _encode_parts(response_schema(api_key, version), body, f"response {api_key} v{version}")
 
 

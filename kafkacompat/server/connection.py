@@ -20,6 +20,8 @@ import trio
 
 from kafkacompat.handlers.dispatch import Answer, CloseConnection, begin
 from kafkacompat.handlers.registry import RequestContext
+from kafkacompat.log.file_slice import FileSlice
+from kafkacompat.protocol import Part, part_size
 
 log = logging.getLogger("kafkacompat.connection")
 
@@ -75,25 +77,58 @@ class FrameReader:
         return frame
 
 
-async def send_gathered(stream: trio.SocketStream, parts: list[bytes | bytearray | memoryview]) -> None:
-    """Write a response given as parts (see protocol.response_frame_parts) with sendmsg.
+async def send_gathered(stream: trio.SocketStream, parts: list[Part]) -> None:
+    """Write a response given as parts (see protocol.response_frame_parts); every FileSlice is closed after.
 
-    One system call per socket-buffer-full, like send_all, but the record
-    sets of a Fetch go out as they were read from the log, uncopied, and the
-    small header travels with them rather than in a packet of its own.
+    Buffers go out with sendmsg, one system call per socket-buffer-full like
+    send_all, the small header travelling with the records after it. A
+    record set that is a FileSlice goes with sendfile, from the page cache to
+    the socket without passing through this process. (No MSG_MORE on the
+    buffers before a slice: Linux then holds the tail back for 200 ms.)
     """
-    pending = [view for view in (memoryview(part).cast("B") for part in parts) if view.nbytes]
+    sock = stream.socket
     try:
-        while pending:
-            sent = await stream.socket.sendmsg(pending[:_IOV_MAX])
-            while sent:
-                if sent >= pending[0].nbytes:
-                    sent -= pending.pop(0).nbytes
-                else:
-                    pending[0] = pending[0][sent:]
-                    sent = 0
+        pending: list[memoryview] = []
+        for part in parts:
+            if isinstance(part, FileSlice):
+                await _send_buffers(sock, pending)
+                pending = []
+                await _send_file(sock, part)
+            elif part_size(part):
+                pending.append(memoryview(part).cast("B"))
+        await _send_buffers(sock, pending)
     except OSError as exc:
         raise trio.BrokenResourceError(f"socket error while sending: {exc}") from exc
+    finally:
+        for part in parts:
+            if isinstance(part, FileSlice):
+                part.close()
+
+
+async def _send_buffers(sock: trio.socket.SocketType, pending: list[memoryview]) -> None:
+    while pending:
+        sent = await sock.sendmsg(pending[:_IOV_MAX])
+        while sent:
+            if sent >= pending[0].nbytes:
+                sent -= pending.pop(0).nbytes
+            else:
+                pending[0] = pending[0][sent:]
+                sent = 0
+
+
+async def _send_file(sock: trio.socket.SocketType, part: FileSlice) -> None:
+    await trio.lowlevel.checkpoint_if_cancelled()
+    position, remaining = part.position, part.nbytes
+    while remaining:
+        try:
+            sent = os.sendfile(sock.fileno(), part.fileno(), position, remaining)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            continue
+        if sent == 0:
+            raise trio.BrokenResourceError(f"the segment file ended {remaining} bytes short of a fetched range")
+        position += sent
+        remaining -= sent
 
 
 @contextlib.contextmanager

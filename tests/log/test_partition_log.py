@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import decode_records, parse_batches
 from tests.log.batch_builder import DEFAULT_TIMESTAMP as T0
@@ -69,6 +70,44 @@ def test_read_returns_whole_batches_within_max_bytes_but_at_least_one(open_log):
     assert log.read(0, 2 * size + size // 2) == stored[0] + stored[1]
     assert log.read(0, 10) == stored[0]
     assert log.read(0, 0) == stored[0]
+
+
+@pytest.mark.parametrize("interval", ["1", "150", "4096"])
+def test_the_whole_batch_cut_is_the_same_wherever_the_index_points(open_log, interval):
+    log = open_log(index_interval_bytes=interval)
+    stored = _fill(log, 80, per_batch=2)
+    size = len(stored[0])
+    for start in (0, 7, 40):
+        for max_bytes in (0, size - 1, size, 5 * size + 3, 33 * size, 1 << 20):
+            whole = max(1, min(max_bytes // size, 80 - start))
+            assert log.read(2 * start, max_bytes) == b"".join(stored[start : start + whole])
+
+
+def test_large_reads_come_back_as_file_slices_that_outlive_the_log(open_log):
+    log = open_log()
+    stored = _fill(log, 30)
+    small = log.read(0, len(stored[0]), slice_from=10 * len(stored[0]))
+    assert small == stored[0]  # under slice_from: read into memory
+    sliced = log.read(0, 1 << 20, slice_from=10 * len(stored[0]))
+    assert isinstance(sliced, FileSlice)
+    assert (sliced.position, sliced.nbytes, len(sliced)) == (0, len(b"".join(stored)), len(b"".join(stored)))
+    log.close()  # the slice holds a descriptor of its own
+    assert sliced.tobytes() == b"".join(stored)
+    fd = sliced.fileno()
+    sliced.close()
+    sliced.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_an_unsent_file_slice_closes_its_descriptor_when_dropped(open_log):
+    log = open_log()
+    _fill(log, 3)
+    sliced = log.read(0, 1 << 20, slice_from=1)
+    fd = sliced.fileno()
+    del sliced
+    with pytest.raises(OSError):
+        os.fstat(fd)
 
 
 def test_read_at_log_end_is_empty_and_beyond_is_out_of_range(open_log):

@@ -20,6 +20,7 @@ from kafkacompat.protocol import (
     encode_response,
     encode_response_frame,
     encode_response_parts,
+    join_parts,
     parse_response_frame,
     response_frame_parts,
 )
@@ -60,6 +61,32 @@ def test_a_truncated_record_set_is_still_a_decode_error():
     })
     with pytest.raises(DecodeError):
         decode_request(PRODUCE, 9, whole[:-30])
+
+
+class OutOfBandRecords:
+    """Records whose bytes the encoder must not hold in memory, as a FileSlice's are."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.nbytes = len(data)
+        self.reads = 0
+
+    def tobytes(self) -> bytes:
+        self.reads += 1
+        return self.data
+
+
+@pytest.mark.parametrize("version", [4, 12, 16])
+def test_out_of_band_record_sets_stay_parts_of_their_own_however_small(version):
+    records = OutOfBandRecords(os.urandom(100))
+    parts = encode_response_parts(FETCH, version, fetch_body(records))
+    assert sum(part is records for part in parts) == 1 and records.reads == 0
+    joined = encode_response(FETCH, version, fetch_body(records.data))
+    assert join_parts(parts) == joined and records.reads == 1
+    header = RequestHeader(FETCH, version, 5, "c")
+    frame = response_frame_parts(header, parts)
+    assert join_parts(frame) == encode_response_frame(header, joined)
+    assert encode_response(FETCH, version, fetch_body(records)) == joined  # a plain encoding reads it in
 
 
 @pytest.mark.parametrize("version", [4, 11, 12, 16])
