@@ -18,7 +18,7 @@ from confluent_kafka import KafkaException
 
 from kafkacompat.perf.brokers import BrokerProcess
 from kafkacompat.perf.cli import BROKERS, WORKLOADS
-from kafkacompat.perf.wire import ProbeError, idle_connections, metadata_all_topics
+from kafkacompat.perf.wire import ProbeError, fetch_capacity, idle_connections, metadata_all_topics
 from kafkacompat.perf.workloads import (
     E2E_RATE,
     ConsumeSettings,
@@ -130,6 +130,9 @@ def _plan(settings: CompareSettings) -> list[Step]:
             steps.append(Step(f"consume_p{partitions}", data_brokers,
                               lambda b, t=topic: run_consume(ConsumeSettings(b, t, n), progress=settings.progress),
                               True))
+        for partitions in (1, 3):
+            steps.append(Step(f"fetch_raw_p{partitions}", data_brokers,
+                              lambda b, t=f"perf-p{partitions}": fetch_capacity(b, t, n), True))
     if "e2e" in settings.workloads:
         steps.append(Step("e2e", data_brokers, lambda b: _end_to_end(b, settings), False))
     if "metadata" in settings.workloads:
@@ -184,21 +187,38 @@ class Metric:
     label: str
     path: tuple[str, ...]
     higher_is_better: bool
-    target: float | None = None  # kafkacompat's goal, when the issue names one
+    target: float | None = None  # a bound kafkacompat's value must stay under, when the issue names one
+    # (other broker, least kafkacompat/other ratio), when the issue names one
+    ratio_targets: tuple[tuple[str, float], ...] = ()
+
+
+# The issue's throughput goals: at least Tansu's produce rate and 90% of the ceiling's, 3x Tansu's fetch rate.
+_PRODUCE_GOALS = ((TANSU, 1.0), (CEILING, 0.9))
+_FETCH_GOALS = ((TANSU, 3.0),)
 
 
 METRICS = (
     Metric("startup", "start to first Metadata, ms", ("startup", "median_ms"), False, 300),
-    Metric("produce_p1", "produce 1 partition, rec/s", ("produce_p1", "records_per_s"), True),
+    Metric("produce_p1", "produce 1 partition, rec/s", ("produce_p1", "records_per_s"), True,
+           ratio_targets=_PRODUCE_GOALS),
     Metric("produce_p1_p99", "produce 1 partition, p99 ms", ("produce_p1", "latency", "p99_ms"), False),
-    Metric("produce_p3", "produce 3 partitions, rec/s", ("produce_p3", "records_per_s"), True),
+    Metric("produce_p3", "produce 3 partitions, rec/s", ("produce_p3", "records_per_s"), True,
+           ratio_targets=_PRODUCE_GOALS),
     Metric("produce_p3_p99", "produce 3 partitions, p99 ms", ("produce_p3", "latency", "p99_ms"), False),
     Metric("produce_p1_cpu", "produce 1 partition, broker us/rec", ("produce_p1", "broker_cpu_us_per_record"), False),
     Metric("produce_p3_cpu", "produce 3 partitions, broker us/rec", ("produce_p3", "broker_cpu_us_per_record"), False),
-    Metric("consume_p1", "fetch 1 partition, rec/s", ("consume_p1", "records_per_s"), True),
-    Metric("consume_p3", "fetch 3 partitions, rec/s", ("consume_p3", "records_per_s"), True),
+    Metric("consume_p1", "fetch 1 partition, rec/s", ("consume_p1", "records_per_s"), True,
+           ratio_targets=_FETCH_GOALS),
+    Metric("consume_p3", "fetch 3 partitions, rec/s", ("consume_p3", "records_per_s"), True,
+           ratio_targets=_FETCH_GOALS),
     Metric("consume_p1_cpu", "fetch 1 partition, broker us/rec", ("consume_p1", "broker_cpu_us_per_record"), False),
     Metric("consume_p3_cpu", "fetch 3 partitions, broker us/rec", ("consume_p3", "broker_cpu_us_per_record"), False),
+    Metric("fetch_raw_p1", "raw fetch 1 partition, rec/s", ("fetch_raw_p1", "records_per_s"), True),
+    Metric("fetch_raw_p3", "raw fetch 3 partitions, rec/s", ("fetch_raw_p3", "records_per_s"), True),
+    Metric("fetch_raw_p1_cpu", "raw fetch 1 partition, broker us/rec",
+           ("fetch_raw_p1", "broker_cpu_us_per_record"), False),
+    Metric("fetch_raw_p3_cpu", "raw fetch 3 partitions, broker us/rec",
+           ("fetch_raw_p3", "broker_cpu_us_per_record"), False),
     Metric("e2e_p50", "end-to-end p50 at 1000 rec/s, ms", ("e2e", "latency", "p50_ms"), False),
     Metric("e2e_p99", "end-to-end p99 at 1000 rec/s, ms", ("e2e", "latency", "p99_ms"), False, 10),
     Metric("metadata", "Metadata of all partitions, ms", ("metadata", "median_ms"), False, 200),
@@ -235,7 +255,7 @@ def format_table(report: dict[str, Any]) -> str:
     brokers = list(results)
     ratio_columns = [f"{KAFKACOMPAT}/{other}" for other in (TANSU, CEILING) if other in brokers]
     header = f"{'metric':<36}" + "".join(f"{b:>13}" for b in brokers) + "".join(
-        f"{c.replace(KAFKACOMPAT, 'kc'):>14}" for c in ratio_columns) + f"{'target':>16}"
+        f"{c.replace(KAFKACOMPAT, 'kc'):>14}" for c in ratio_columns) + "  target"
     lines = [header, "-" * len(header)]
     for metric in METRICS:
         values = [metric_value(results[b], metric.path) for b in brokers]
@@ -243,16 +263,29 @@ def format_table(report: dict[str, Any]) -> str:
             continue
         row = f"{metric.label:<36}" + "".join(f"{_number(v):>13}" for v in values)
         row += "".join(f"{_number(table_ratios.get(metric.key, {}).get(c)):>14}" for c in ratio_columns)
-        if metric.target is not None:
-            mine = metric_value(results.get(KAFKACOMPAT, {}), metric.path)
-            verdict = "-" if mine is None else ("met" if mine < metric.target else "MISSED")
-            row += f"{f'<{metric.target:g} {verdict}':>16}"
+        goals = _goal_verdicts(metric, results.get(KAFKACOMPAT, {}), table_ratios.get(metric.key, {}))
+        if goals:
+            row += "  " + ", ".join(goals)
         lines.append(row)
     for broker, entries in results.items():
         for key, value in entries.items():
             if isinstance(value, dict) and "error" in value:
                 lines.append(f"! {key} on {broker}: {value['error']}")
     return "\n".join(lines)
+
+
+def _goal_verdicts(metric: Metric, ours: dict[str, Any], metric_ratios: dict[str, float]) -> list[str]:
+    """``<300 met``, ``>=1x tansu MISSED``, ...: each of the metric's goals against this run."""
+    verdicts = []
+    if metric.target is not None:
+        mine = metric_value(ours, metric.path)
+        verdict = "-" if mine is None else ("met" if mine < metric.target else "MISSED")
+        verdicts.append(f"<{metric.target:g} {verdict}")
+    for other, least in metric.ratio_targets:
+        ratio = metric_ratios.get(f"{KAFKACOMPAT}/{other}")
+        verdict = "-" if ratio is None else ("met" if ratio >= least else "MISSED")
+        verdicts.append(f">={least:g}x {other} {verdict}")
+    return verdicts
 
 
 def _number(value: float | None) -> str:

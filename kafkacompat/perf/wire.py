@@ -1,8 +1,9 @@
-"""Raw-socket probes: startup time, a Metadata of every partition, many idle connections.
+"""Raw-socket probes: startup time, a Metadata of every partition, many idle connections, fetch capacity.
 
-These measure the broker alone, with no client library in between: one
-request frame built by our codec, timed from the first byte sent to the last
-byte received. Responses are checked after the clock stops.
+These measure the broker alone, with no client library in between: request
+frames built by our codec, timed from the first byte sent to the last byte
+received. Responses are checked after the clock stops, except the fetch
+probe's, which it must read to know where to fetch next.
 """
 
 from __future__ import annotations
@@ -12,14 +13,23 @@ import socket
 import struct
 import subprocess
 import time
+import uuid
 from typing import Any
 
 from kafkacompat.protocol import decode_response, encode_request, encode_request_frame, parse_response_frame
+from kafkacompat.protocol.records import BATCH_OVERHEAD, read_header
 
-METADATA, API_VERSIONS = 3, 18
+FETCH, METADATA, API_VERSIONS = 1, 3, 18
 # Flexible, topic ids, no authorized-operations flag: both kafkacompat and Tansu 0.6 serve it.
 METADATA_VERSION = 9
 API_VERSIONS_VERSION = 3
+# Flexible and still naming topics (v13 switched to ids): both brokers serve it.
+FETCH_VERSION = 12
+# What librdkafka asks for by default: fetch.max.bytes, max.partition.fetch.bytes, fetch.wait.max.ms.
+FETCH_MAX_BYTES = 52_428_800
+FETCH_PARTITION_MAX_BYTES = 1_048_576
+FETCH_MAX_WAIT_MS = 500
+FETCH_STALL_S = 30.0
 _SIZE = struct.Struct(">i")
 CONNECT_RETRY_S = 0.002
 
@@ -28,9 +38,9 @@ class ProbeError(RuntimeError):
     """The broker did not answer a probe as a Kafka broker should."""
 
 
-def _metadata_frame(correlation_id: int) -> bytes:
+def _metadata_frame(correlation_id: int, topic: str | None = None) -> bytes:
     body = encode_request(METADATA, METADATA_VERSION, {
-        "topics": None,  # every topic
+        "topics": None if topic is None else [{"name": topic, "topic_id": uuid.UUID(int=0)}],
         "allow_auto_topic_creation": False,
         "include_topic_authorized_operations": False,
     })
@@ -158,4 +168,87 @@ def idle_connections(bootstrap: str, count: int) -> dict[str, Any]:
         "connections": count,
         "open_and_answer_all_s": round(all_answered_s, 3),
         "metadata_while_idle_median_ms": probe["median_ms"],
+    }
+
+
+def _fetch_frame(correlation_id: int, topic: str, offsets: dict[int, int]) -> bytes:
+    """A consumer's full fetch (no session) of ``topic`` from ``offsets``, with librdkafka's default sizes."""
+    body = encode_request(FETCH, FETCH_VERSION, {
+        "replica_id": -1, "max_wait_ms": FETCH_MAX_WAIT_MS, "min_bytes": 1, "max_bytes": FETCH_MAX_BYTES,
+        "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+        "topics": [{"topic": topic, "partitions": [
+            {"partition": partition, "current_leader_epoch": -1, "fetch_offset": offset,
+             "last_fetched_epoch": -1, "log_start_offset": -1, "partition_max_bytes": FETCH_PARTITION_MAX_BYTES}
+            for partition, offset in offsets.items()]}],
+        "forgotten_topics_data": [], "rack_id": "",
+    })
+    return encode_request_frame(FETCH, FETCH_VERSION, correlation_id, "kafkacompat-perf", body)
+
+
+def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition indexes of ``topic``, from one Metadata request."""
+    with socket.create_connection(_split(bootstrap), timeout=30) as sock:
+        decoded = _decode(METADATA, METADATA_VERSION, _round_trip(sock, _metadata_frame(1, topic)), 1)
+    for described in decoded.topics:
+        if described.name == topic and described.error_code == 0 and described.partitions:
+            return sorted(p.partition_index for p in described.partitions)
+    raise ProbeError(f"topic {topic} is not in the broker's Metadata")
+
+
+def next_fetch_offset(records: bytes | bytearray | memoryview, offset: int) -> int:
+    """The offset after the last whole batch in ``records``; ``offset`` when there is none.
+
+    Reads batch headers only: a broker may end a response with part of a
+    batch, which the next fetch asks for again.
+    """
+    position, total = 0, len(records)
+    while total - position >= BATCH_OVERHEAD:
+        header = read_header(records, position)
+        if header.end > total:
+            break
+        offset = header.last_offset + 1
+        position = header.end
+    return offset
+
+
+def fetch_capacity(bootstrap: str, topic: str, num_records: int) -> dict[str, Any]:
+    """Read ``num_records`` of ``topic`` from offset 0 with raw Fetch requests: the broker's fetch rate.
+
+    One connection, one request at a time, as one consumer fetches from one
+    broker; the sizes are librdkafka's defaults. Only batch headers are read
+    (no CRC, no record parsing), so the client costs little per byte and the
+    broker's speed at serving byte ranges is what the rate shows.
+    """
+    offsets = dict.fromkeys(topic_partitions(bootstrap, topic), 0)
+    records = response_bytes = requests = 0
+    with socket.create_connection(_split(bootstrap), timeout=60) as sock:
+        started = last_progress = time.perf_counter()
+        while records < num_records:
+            requests += 1
+            response = _round_trip(sock, _fetch_frame(requests, topic, offsets))
+            response_bytes += len(response)
+            decoded = _decode(FETCH, FETCH_VERSION, response, requests)
+            if decoded.error_code:
+                raise ProbeError(f"Fetch failed with error code {decoded.error_code}")
+            before = records
+            for partition in (p for t in decoded.responses for p in t.partitions):
+                if partition.error_code:
+                    raise ProbeError(f"Fetch of {topic}-{partition.partition_index} failed with error code "
+                                     f"{partition.error_code}")
+                fetched = offsets[partition.partition_index]
+                offsets[partition.partition_index] = next_fetch_offset(partition.records or b"", fetched)
+                records += offsets[partition.partition_index] - fetched
+            now = time.perf_counter()
+            if records > before:
+                last_progress = now
+            elif now - last_progress > FETCH_STALL_S:
+                raise ProbeError(f"fetched {records}/{num_records} records of {topic}, then nothing for "
+                                 f"{FETCH_STALL_S:.0f} s")
+        elapsed = time.perf_counter() - started
+    return {
+        "records": records,
+        "records_per_s": round(records / elapsed, 1),
+        "mb_per_s": round(response_bytes / elapsed / 1e6, 2),
+        "requests": requests,
+        "elapsed_s": round(elapsed, 3),
     }

@@ -49,6 +49,7 @@ def test_the_table_shows_values_ratios_targets_and_failures():
     assert "<300 met" in next(line for line in lines if line.startswith("start to first Metadata"))
     assert "<10 MISSED" in next(line for line in lines if line.startswith("end-to-end p99"))
     assert "<200 met" in next(line for line in lines if line.startswith("Metadata of all partitions"))
+    assert produce.endswith(">=1x tansu MISSED, >=0.9x ceiling MISSED")
     assert not any(line.startswith("fetch 3 partitions") for line in lines)  # nobody measured it
     assert "! consume_p1 on kafkacompat: WorkloadError: stalled" in lines
 
@@ -56,18 +57,20 @@ def test_the_table_shows_values_ratios_targets_and_failures():
 def test_the_plan_runs_produce_everywhere_and_the_rest_on_real_brokers():
     steps = {step.key: step for step in _plan(CompareSettings())}
     assert list(steps) == [
-        "produce_p1", "produce_p3", "consume_p1", "consume_p3", "e2e", "metadata", "idle",
+        "produce_p1", "produce_p3", "consume_p1", "consume_p3", "fetch_raw_p1", "fetch_raw_p3",
+        "e2e", "metadata", "idle",
     ]
     assert steps["produce_p1"].brokers == ("kafkacompat", "tansu", "ceiling")
     assert all(steps[key].brokers == ("kafkacompat", "tansu") for key in ("consume_p3", "e2e", "metadata", "idle"))
+    assert steps["fetch_raw_p1"].brokers == ("kafkacompat", "tansu")
     assert [key for key, step in steps.items() if step.repeated] == [
-        "produce_p1", "produce_p3", "consume_p1", "consume_p3",
+        "produce_p1", "produce_p3", "consume_p1", "consume_p3", "fetch_raw_p1", "fetch_raw_p3",
     ]
 
 
 def test_consuming_needs_the_produced_topics():
     only_consume = [step.key for step in _plan(CompareSettings(workloads=("consume",)))]
-    assert only_consume == ["produce_p1", "produce_p3", "consume_p1", "consume_p3"]
+    assert only_consume == ["produce_p1", "produce_p3", "consume_p1", "consume_p3", "fetch_raw_p1", "fetch_raw_p3"]
     assert [step.key for step in _plan(CompareSettings(workloads=("startup", "e2e")))] == ["e2e"]
 
 
@@ -77,3 +80,13 @@ def test_the_median_run_is_reported_with_every_rate():
                                 "runs_records_per_s": [300.0, 100.0, 200.0, 400.0]}
     assert median_run(runs[:1]) == runs[0]
     assert median_run([runs[0], {"error": "boom"}, {"error": "later"}]) == {"error": "boom"}
+
+
+def test_ratio_goals_are_judged_from_the_ratios():
+    measured = {"kafkacompat": {"consume_p3": {"records_per_s": 900_000.0}},
+                "tansu": {"consume_p3": {"records_per_s": 300_000.0}}}
+    lines = format_table({"results": measured, "ratios": ratios(measured)}).splitlines()
+    assert next(line for line in lines if line.startswith("fetch 3 partitions, rec/s")).endswith(">=3x tansu met")
+    measured["tansu"]["consume_p3"]["records_per_s"] = 310_000.0
+    lines = format_table({"results": measured, "ratios": ratios(measured)}).splitlines()
+    assert next(line for line in lines if line.startswith("fetch 3 partitions, rec/s")).endswith(">=3x tansu MISSED")

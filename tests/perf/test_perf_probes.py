@@ -110,3 +110,14 @@ def test_the_descriptor_limit_only_goes_up():
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert raise_open_file_limit(16) == soft
     assert raise_open_file_limit(soft + 1) >= soft
+
+
+def test_the_fetch_probe_moves_past_whole_batches_only():
+    from kafkacompat.perf.wire import next_fetch_offset
+    from tests.log.batch_builder import build_batch
+
+    first, second = build_batch([b"a", b"b"], base_offset=10), build_batch([b"c"] * 3, base_offset=12)
+    assert next_fetch_offset(first + second, 10) == 15
+    assert next_fetch_offset(first + second[:-1], 10) == 12  # a cut-off batch is fetched again
+    assert next_fetch_offset(first + second[:20], 11) == 12  # even its header cut short
+    assert next_fetch_offset(b"", 7) == 7

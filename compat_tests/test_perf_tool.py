@@ -1,0 +1,46 @@
+"""``kafkacompat perf`` against a live broker: the librdkafka workloads and the raw fetch probe count right."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from compat_helpers import sample_records, unique_topic
+from confluent_clients import create_topic, produce_records
+from kafkacompat.perf.wire import fetch_capacity
+
+
+def perf(*args: str) -> dict:
+    finished = subprocess.run([sys.executable, "-m", "kafkacompat", "perf", *args, "--json", "--no-progress"],
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    return json.loads(finished.stdout)  # one workload: its result alone
+
+
+@pytest.mark.timeout(180)
+def test_perf_produce_then_consume_counts_every_record(broker):
+    topic = unique_topic("perf-cli")
+    produced = perf("produce", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                    "--num-records", "30000", "--record-size", "200", "--partitions", "3")
+    assert (produced["records"], produced["errors"]) == (30_000, 0)
+    assert produced["latency"]["p50_ms"] <= produced["latency"]["p99_ms"]
+    consumed = perf("consume", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--num-records", "30000")
+    assert (consumed["records"], consumed["errors"]) == (30_000, 0)
+    assert consumed["mb_per_s"] > 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("partitions", "least_requests"), [(1, 2), (3, 1)])
+def test_the_raw_fetch_probe_reads_exactly_what_was_produced(broker, partitions, least_requests):
+    topic = unique_topic("perf-raw-fetch")
+    create_topic(broker.bootstrap, topic, partitions)
+    records = sample_records(6000)
+    produce_records(broker.bootstrap, topic, records, **{"batch.size": "20000"})
+    result = fetch_capacity(broker.bootstrap, topic, len(records))
+    assert result["records"] == len(records)
+    # About 1.2 MB in batches of ~20 kB: one partition holds more than one request's 1 MiB.
+    assert result["requests"] >= least_requests
+    assert result["mb_per_s"] > 0
