@@ -10,12 +10,14 @@ full fetches.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
 import trio
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
+from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_KEY = 1
@@ -23,7 +25,9 @@ API_KEY = 1
 FIRST_TOPIC_ID_VERSION = 13
 NO_TOPIC_ID = uuid.UUID(int=0)
 # Smaller ranges are read into memory: the copy costs less than sendfile's extra system calls.
-SENDFILE_MIN_BYTES = 16 * 1024
+SENDFILE_MIN_BYTES = 16 * 1024 if hasattr(os, "sendfile") else None
+# Each FileSlice holds a descriptor until it is sent; a response's later ranges are read.
+MAX_SLICES_PER_RESPONSE = 64
 
 
 class _FetchPlan:
@@ -46,10 +50,13 @@ class _FetchPlan:
         total = 0
         failed = False
         responses = []
+        slices = 0
         for wanted, topic, partitions in self.topics:
             answers = []
             for p in partitions:
-                answer, size = self._read_partition(topic, p, budget, first=total == 0)
+                slice_from = SENDFILE_MIN_BYTES if slices < MAX_SLICES_PER_RESPONSE else None
+                answer, size = self._read_partition(topic, p, budget, total == 0, slice_from)
+                slices += isinstance(answer["records"], FileSlice)
                 failed |= answer["error_code"] != ErrorCode.NONE
                 budget -= size
                 total += size
@@ -61,7 +68,9 @@ class _FetchPlan:
             })
         return responses, total, failed
 
-    def _read_partition(self, topic: Any, p: Any, budget: int, first: bool) -> tuple[dict[str, Any], int]:
+    def _read_partition(
+        self, topic: Any, p: Any, budget: int, first: bool, slice_from: int | None
+    ) -> tuple[dict[str, Any], int]:
         missing = ErrorCode.UNKNOWN_TOPIC_ID if self.use_ids else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if topic is None or not 0 <= p.partition < len(topic.partitions):
             return _empty_partition(p.partition, missing), 0
@@ -76,7 +85,7 @@ class _FetchPlan:
             return answer, 0
         try:
             data = log.read(p.fetch_offset, min(p.partition_max_bytes, budget) if not first else p.partition_max_bytes,
-                            slice_from=SENDFILE_MIN_BYTES)
+                            slice_from=slice_from)
         except KafkaError as exc:
             answer["error_code"] = exc.code
             return answer, 0

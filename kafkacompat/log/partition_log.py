@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import errno
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -278,7 +279,11 @@ class PartitionLog:
             if found is not None:
                 position, size = found
                 if slice_from is not None and size >= slice_from:
-                    return segment.slice(position, size)
+                    try:
+                        return segment.slice(position, size)
+                    except OSError as exc:  # out of descriptors: read the range instead
+                        if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                            raise
                 return segment.pread(position, size)
         return b""
 

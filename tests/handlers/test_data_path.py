@@ -14,9 +14,17 @@ import trio.testing
 
 from kafkacompat.broker import Broker
 from kafkacompat.config import BrokerConfig
-from kafkacompat.handlers.dispatch import REGISTRY, CloseConnection, dispatch
+from kafkacompat.handlers import fetch
+from kafkacompat.handlers.dispatch import REGISTRY, CloseConnection, begin, dispatch
 from kafkacompat.handlers.registry import RequestContext
-from kafkacompat.protocol import decode_response, encode_request, encode_request_frame, parse_response_frame
+from kafkacompat.log.file_slice import FileSlice
+from kafkacompat.protocol import (
+    decode_response,
+    encode_request,
+    encode_request_frame,
+    join_parts,
+    parse_response_frame,
+)
 from kafkacompat.protocol.errors import ErrorCode
 from tests.log.batch_builder import ZSTD, RecordSpec, build_batch
 
@@ -100,6 +108,22 @@ async def test_produce_then_fetch_returns_the_same_bytes_with_assigned_offsets(c
     first, second = part.records[: len(batch)], part.records[len(batch):]
     assert first[8:] == batch[8:] and second[8:] == batch[8:]
     assert struct.unpack(">q", second[:8])[0] == 2
+
+
+async def test_large_fetched_ranges_are_file_slices_up_to_a_limit_per_response(ctx, monkeypatch):
+    monkeypatch.setattr(fetch, "MAX_SLICES_PER_RESPONSE", 1)
+    await call(ctx, METADATA, 12, {"topics": [{"name": "big"}], "allow_auto_topic_creation": True})
+    batches = [build_batch([RecordSpec(bytes([p]) * 40_000)]) for p in range(2)]
+    for partition, batch in enumerate(batches):
+        await call(ctx, PRODUCE, 9, produce_body("big", partition, batch))
+    body = fetch_body("big", 0)
+    body["topics"][0]["partitions"].append({**body["topics"][0]["partitions"][0], "partition": 1})
+    answer = await begin(frame(FETCH, 12, body), ctx)
+    parts = await answer.frame_parts()
+    assert sum(isinstance(part, FileSlice) for part in parts) == 1  # the second range was read
+    _, payload = parse_response_frame(FETCH, 12, join_parts(parts)[4:])
+    fetched = decode_response(FETCH, 12, payload).responses[0].partitions
+    assert [bytes(p.records)[8:] for p in fetched] == [batch[8:] for batch in batches]
 
 
 async def test_produce_v2_is_refused_and_acks_zero_gets_no_answer(ctx):

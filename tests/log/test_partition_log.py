@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -98,6 +99,17 @@ def test_large_reads_come_back_as_file_slices_that_outlive_the_log(open_log):
     sliced.close()
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_out_of_descriptors_a_large_read_is_read_into_memory(open_log, monkeypatch):
+    log = open_log()
+    stored = _fill(log, 5)
+
+    def no_descriptor_left(fd):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "dup", no_descriptor_left)
+    assert log.read(0, 1 << 20, slice_from=1) == b"".join(stored)
 
 
 def test_an_unsent_file_slice_closes_its_descriptor_when_dropped(open_log):
