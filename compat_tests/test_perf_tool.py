@@ -30,6 +30,9 @@ def test_perf_produce_then_consume_counts_every_record(broker):
     consumed = perf("consume", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--num-records", "30000")
     assert (consumed["records"], consumed["errors"]) == (30_000, 0)
     assert consumed["mb_per_s"] > 0
+    raw = perf("consume", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--num-records", "30000",
+               "--raw", "--passes", "2")
+    assert raw["records"] == 60_000 and raw["requests"] >= 2
 
 
 @pytest.mark.timeout(120)
@@ -43,4 +46,6 @@ def test_the_raw_fetch_probe_reads_exactly_what_was_produced(broker, partitions,
     assert result["records"] == len(records)
     # About 1.2 MB in batches of ~20 kB: one partition holds more than one request's 1 MiB.
     assert result["requests"] >= least_requests
+    again = fetch_capacity(broker.bootstrap, topic, len(records), passes=3)
+    assert (again["records"], again["requests"]) == (3 * len(records), 3 * result["requests"])
     assert result["mb_per_s"] > 0

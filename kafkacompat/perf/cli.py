@@ -95,6 +95,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                          help="any other librdkafka consumer setting")
     consume.add_argument("--e2e", action="store_true",
                          help="also produce at --rate and report receive time minus record timestamp")
+    consume.add_argument("--raw", action="store_true",
+                         help="no client library: raw Fetch requests that read only batch headers, "
+                              "which measures the broker's own fetch rate")
+    consume.add_argument("--passes", type=positive_int, default=1, help="with --raw: times to read the records")
     consume.add_argument("--rate", type=float, default=1000.0, help="records/s sent in --e2e mode")
     _add_producer_options(consume, acks_default="1", linger_default=0.0)
 
@@ -140,6 +144,10 @@ def _run_client(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.e2e:
         produce = _produce_settings(args, num_records, args.rate)
         return [run_end_to_end(produce, consume, progress=progress)]
+    if args.raw:
+        from kafkacompat.perf.wire import fetch_capacity
+
+        return [fetch_capacity(args.bootstrap_server, args.topic, num_records, args.passes)]
     return [run_consume(consume, progress=progress)]
 
 
@@ -165,13 +173,14 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from kafkacompat.perf.report import emit
+    from kafkacompat.perf.wire import ProbeError
     from kafkacompat.perf.workloads import WorkloadError
 
     if args.perf_command == "compare":
         return _run_compare(args)
     try:
         results = _run_client(args)
-    except WorkloadError as exc:
+    except (WorkloadError, ProbeError, OSError) as exc:
         print(f"kafkacompat perf: {exc}", file=sys.stderr)
         return 1
     emit(results, args.json)

@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any
 
+from kafkacompat.perf.stats import Throughput
 from kafkacompat.protocol import decode_response, encode_request, encode_request_frame, parse_response_frame
 from kafkacompat.protocol.records import BATCH_OVERHEAD, read_header
 
@@ -211,44 +212,54 @@ def next_fetch_offset(records: bytes | bytearray | memoryview, offset: int) -> i
     return offset
 
 
-def fetch_capacity(bootstrap: str, topic: str, num_records: int) -> dict[str, Any]:
-    """Read ``num_records`` of ``topic`` from offset 0 with raw Fetch requests: the broker's fetch rate.
+def fetch_capacity(bootstrap: str, topic: str, num_records: int, passes: int = 1) -> dict[str, Any]:
+    """The broker's fetch rate: ``num_records`` of ``topic`` read from offset 0, ``passes`` times, with raw Fetches.
 
     One connection, one request at a time, as one consumer fetches from one
     broker; the sizes are librdkafka's defaults. Only batch headers are read
     (no CRC, no record parsing), so the client costs little per byte and the
-    broker's speed at serving byte ranges is what the rate shows.
+    broker's speed at serving byte ranges is what the rate shows. Passes
+    over the same records make a run long enough to time well.
     """
-    offsets = dict.fromkeys(topic_partitions(bootstrap, topic), 0)
+    partitions = topic_partitions(bootstrap, topic)
     records = response_bytes = requests = 0
     with socket.create_connection(_split(bootstrap), timeout=60) as sock:
         started = last_progress = time.perf_counter()
-        while records < num_records:
-            requests += 1
-            response = _round_trip(sock, _fetch_frame(requests, topic, offsets))
-            response_bytes += len(response)
-            decoded = _decode(FETCH, FETCH_VERSION, response, requests)
-            if decoded.error_code:
-                raise ProbeError(f"Fetch failed with error code {decoded.error_code}")
-            before = records
-            for partition in (p for t in decoded.responses for p in t.partitions):
-                if partition.error_code:
-                    raise ProbeError(f"Fetch of {topic}-{partition.partition_index} failed with error code "
-                                     f"{partition.error_code}")
-                fetched = offsets[partition.partition_index]
-                offsets[partition.partition_index] = next_fetch_offset(partition.records or b"", fetched)
-                records += offsets[partition.partition_index] - fetched
-            now = time.perf_counter()
-            if records > before:
-                last_progress = now
-            elif now - last_progress > FETCH_STALL_S:
-                raise ProbeError(f"fetched {records}/{num_records} records of {topic}, then nothing for "
-                                 f"{FETCH_STALL_S:.0f} s")
+        for _ in range(passes):
+            offsets = dict.fromkeys(partitions, 0)
+            pass_records = 0
+            while pass_records < num_records:
+                requests += 1
+                got, size = _fetch_once(sock, topic, offsets, requests)
+                response_bytes += size
+                pass_records += got
+                now = time.perf_counter()
+                if got:
+                    last_progress = now
+                elif now - last_progress > FETCH_STALL_S:
+                    raise ProbeError(f"fetched {pass_records}/{num_records} records of {topic}, then nothing for "
+                                     f"{FETCH_STALL_S:.0f} s")
+            records += pass_records
         elapsed = time.perf_counter() - started
     return {
-        "records": records,
-        "records_per_s": round(records / elapsed, 1),
-        "mb_per_s": round(response_bytes / elapsed / 1e6, 2),
+        "workload": f"raw fetch {topic} ({len(partitions)} partition(s), {passes} pass(es))",
+        **Throughput(records, response_bytes, elapsed).as_dict(),
         "requests": requests,
-        "elapsed_s": round(elapsed, 3),
     }
+
+
+def _fetch_once(sock: socket.socket, topic: str, offsets: dict[int, int], correlation_id: int) -> tuple[int, int]:
+    """One Fetch from ``offsets``, which move past what came; (records, response bytes)."""
+    response = _round_trip(sock, _fetch_frame(correlation_id, topic, offsets))
+    decoded = _decode(FETCH, FETCH_VERSION, response, correlation_id)
+    if decoded.error_code:
+        raise ProbeError(f"Fetch failed with error code {decoded.error_code}")
+    records = 0
+    for partition in (p for t in decoded.responses for p in t.partitions):
+        if partition.error_code:
+            raise ProbeError(f"Fetch of {topic}-{partition.partition_index} failed with error code "
+                             f"{partition.error_code}")
+        fetched = offsets[partition.partition_index]
+        offsets[partition.partition_index] = next_fetch_offset(partition.records or b"", fetched)
+        records += offsets[partition.partition_index] - fetched
+    return records, len(response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 import pytest
 
@@ -49,6 +50,21 @@ def test_bad_arguments_are_refused(argv, capsys):
 def test_consume_record_count_is_left_to_the_mode_unless_given():
     assert parse("perf", "consume").num_records is None  # 1,000,000, or 10,000 with --e2e
     assert parse("perf", "consume", "--e2e", "--num-records", "7").num_records == 7
+
+
+def test_consume_raw_reads_once_unless_told():
+    assert (parse("perf", "consume").raw, parse("perf", "consume").passes) == (False, 1)
+    args = parse("perf", "consume", "--raw", "--passes", "4")
+    assert (args.raw, args.passes) == (True, 4)
+
+
+def test_a_broker_that_is_not_there_is_one_line_and_status_1(capsys):
+    port_holder = socket.socket()
+    port_holder.bind(("127.0.0.1", 0))
+    port = port_holder.getsockname()[1]
+    port_holder.close()
+    assert cli.run(parse("perf", "consume", "--raw", "--bootstrap-server", f"127.0.0.1:{port}")) == 1
+    assert capsys.readouterr().err.startswith("kafkacompat perf: ")
 
 
 def test_consume_e2e_defaults_to_acks_1_no_linger_and_1000_per_second():
