@@ -125,8 +125,8 @@ async def _send_file(sock: trio.socket.SocketType, part: FileSlice) -> None:
         except BlockingIOError:
             await trio.lowlevel.wait_writable(sock)
             continue
-        if sent == 0:
-            raise trio.BrokenResourceError(f"the segment file ended {remaining} bytes short of a fetched range")
+        if sent == 0:  # the file lost its tail under us (outside damage): the answer cannot be finished
+            raise CloseConnection(f"a segment file ended {remaining} bytes short of a fetched range")
         position += sent
         remaining -= sent
 

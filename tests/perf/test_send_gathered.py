@@ -7,6 +7,7 @@ import os
 import pytest
 import trio
 
+from kafkacompat.handlers.dispatch import CloseConnection
 from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.protocol import part_size
 from kafkacompat.server import connection
@@ -54,7 +55,7 @@ async def test_file_slices_go_by_sendfile_between_buffers_and_are_closed(tmp_pat
             os.fstat(sliced.fileno())
 
 
-async def test_a_slice_past_the_end_of_its_file_breaks_the_connection(tmp_path):
+async def test_a_slice_past_the_end_of_its_file_closes_the_connection_with_a_reason(tmp_path):
     path = tmp_path / "segment.log"
     path.write_bytes(b"x" * 100)
     fd = os.open(path, os.O_RDONLY)
@@ -62,7 +63,7 @@ async def test_a_slice_past_the_end_of_its_file_breaks_the_connection(tmp_path):
     os.close(fd)
     left, right = trio.socket.socketpair()
     async with trio.SocketStream(left) as sender, trio.SocketStream(right):
-        with pytest.raises(trio.BrokenResourceError, match="short"):
+        with pytest.raises(CloseConnection, match="50 bytes short"):
             await send_gathered(sender, [b"head", sliced])
 
 
