@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kafkacompat.log.durable import read_json, write_json_atomically
+from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.flush import FlushTicket, LogPosition
 from kafkacompat.log.producer_state import ProducerStateManager
 from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments
-from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LONG_MAX, LogConfig
 from kafkacompat.protocol.errors import ErrorCode, KafkaError

@@ -240,7 +240,7 @@ class LogSegment:
         position = self.find_position(offset, end)
         if position is None:
             return None
-        limit = min(self.size if end is None else min(end, self.size), position + max(max_bytes, 0))
+        limit = min(self.size, self.size if end is None else end, position + max(max_bytes, 0))
         cut = max(position, self.offset_index.floor_position(limit))
         while cut < limit:
             batch_end = cut + LOG_OVERHEAD + self._batch_length(cut)

@@ -186,10 +186,9 @@ def _fetch_frame(correlation_id: int, topic: str, offsets: dict[int, int]) -> by
     return encode_request_frame(FETCH, FETCH_VERSION, correlation_id, "kafkacompat-perf", body)
 
 
-def topic_partitions(bootstrap: str, topic: str) -> list[int]:
-    """The partition indexes of ``topic``, from one Metadata request."""
-    with socket.create_connection(_split(bootstrap), timeout=30) as sock:
-        decoded = _decode(METADATA, METADATA_VERSION, _round_trip(sock, _metadata_frame(1, topic)), 1)
+def _topic_partitions(sock: socket.socket, topic: str) -> list[int]:
+    """The partition indexes of ``topic``, from one Metadata request on ``sock``."""
+    decoded = _decode(METADATA, METADATA_VERSION, _round_trip(sock, _metadata_frame(0, topic)), 0)
     for described in decoded.topics:
         if described.name == topic and described.error_code == 0 and described.partitions:
             return sorted(p.partition_index for p in described.partitions)
@@ -221,9 +220,9 @@ def fetch_capacity(bootstrap: str, topic: str, num_records: int, passes: int = 1
     broker's speed at serving byte ranges is what the rate shows. Passes
     over the same records make a run long enough to time well.
     """
-    partitions = topic_partitions(bootstrap, topic)
     records = response_bytes = requests = 0
     with socket.create_connection(_split(bootstrap), timeout=60) as sock:
+        partitions = _topic_partitions(sock, topic)
         started = last_progress = time.perf_counter()
         for _ in range(passes):
             offsets = dict.fromkeys(partitions, 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from kafkacompat.protocol.primitives import Part, part_size
+from kafkacompat.protocol.primitives import IN_MEMORY, Part, part_size
 from kafkacompat.protocol.schema import DecodeError
 from kafkacompat.protocol.specs import api_spec
 
@@ -139,7 +139,7 @@ def response_frame_parts(header: RequestHeader, body_parts: list[Part]) -> list[
         head = _FLEXIBLE_RESPONSE_HEAD.pack(size + 5, header.correlation_id, 0)
     else:
         head = _RESPONSE_HEAD.pack(size + 4, header.correlation_id)
-    if body_parts and isinstance(body_parts[0], (bytes, bytearray, memoryview)) and part_size(body_parts[0]) < _COALESCE_MAX:
+    if body_parts and isinstance(body_parts[0], IN_MEMORY) and part_size(body_parts[0]) < _COALESCE_MAX:
         return [head + body_parts[0], *body_parts[1:]]
     return [head, *body_parts]
 

@@ -34,6 +34,7 @@ __all__ = [
     "GatherStream",
     "OutOfBand",
     "Part",
+    "IN_MEMORY",
     "part_size",
     "join_parts",
     "Array",
@@ -79,15 +80,17 @@ class OutOfBand(Protocol):
 
 
 Part = bytes | bytearray | memoryview | OutOfBand
+# The parts whose bytes are in memory; any other part is out of band.
+IN_MEMORY = (bytes, bytearray, memoryview)
 
 
 def part_size(part: Part) -> int:
-    return memoryview(part).nbytes if isinstance(part, (bytes, bytearray, memoryview)) else part.nbytes
+    return memoryview(part).nbytes if isinstance(part, IN_MEMORY) else part.nbytes
 
 
 def join_parts(parts: Iterable[Part]) -> bytes:
     """One buffer from a gathered message, out-of-band parts read in."""
-    return b"".join(p if isinstance(p, (bytes, bytearray, memoryview)) else p.tobytes() for p in parts)
+    return b"".join(p if isinstance(p, IN_MEMORY) else p.tobytes() for p in parts)
 
 
 class GatherStream(io.BytesIO):
@@ -288,8 +291,8 @@ class Blob(Construct):
             stream.write(b"\x00" if self.compact else self._length.pack(-1))
             return obj
         data = obj.encode("utf-8") if self.text else obj
-        in_memory = isinstance(data, (bytes, bytearray, memoryview))
-        size = len(data) if isinstance(data, bytes) else memoryview(data).nbytes if in_memory else data.nbytes
+        in_memory = isinstance(data, IN_MEMORY)
+        size = part_size(data)
         stream.write(encode_uvarint(size + 1) if self.compact else self._length.pack(size))
         if self.by_reference and isinstance(stream, GatherStream) and (size >= GatherStream.ATTACH_MIN or not in_memory):
             stream.attach(data)

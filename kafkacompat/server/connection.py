@@ -91,8 +91,7 @@ async def send_gathered(stream: trio.SocketStream, parts: list[Part]) -> None:
         pending: list[memoryview] = []
         for part in parts:
             if isinstance(part, FileSlice):
-                await _send_buffers(sock, pending)
-                pending = []
+                await _send_buffers(sock, pending)  # empties pending
                 await _send_file(sock, part)
             elif part_size(part):
                 pending.append(memoryview(part).cast("B"))
