@@ -58,17 +58,15 @@ def _serve_config(args: argparse.Namespace) -> BrokerConfig:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from kafkacompat.broker import Broker
+    from kafkacompat.protocol.specs import SpecError
     from kafkacompat.server.listener import run
 
     try:
         config = _serve_config(args)
-    except (ConfigError, OSError) as exc:
-        print(f"kafkacompat: {exc}", file=sys.stderr)
+        trio.run(run, config)
+    except (ConfigError, SpecError, OSError) as exc:
+        print(f"kafkacompat: cannot start: {exc}", file=sys.stderr)
         return 2
-    host, port = config.listener
-    broker = Broker(config)
-    trio.run(run, broker, host, port)
     return 0
 
 

@@ -1,5 +1,10 @@
 """Load the YAML message specs in ``protocol_specs/`` into a small, typed model.
 
+The specs ship inside the package as ``kafkacompat/protocol_specs`` (in the
+source tree a link to the top-level ``protocol_specs/``, the source of truth;
+in a built wheel or sdist the files themselves) and are read through
+:mod:`importlib.resources`, so an installed broker never looks at a checkout.
+
 The specs are data: every field appears once, with the versions it exists in,
 and :mod:`kafkacompat.protocol.schema` derives the per-version wire schemas
 from this model. Nothing here knows about bytes.
@@ -13,9 +18,11 @@ name is lower-cased (``ThrottleTimeMs`` -> ``throttle_time_ms``, ``TopicId`` ->
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import os
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +136,19 @@ class SpecError(ValueError):
     """A YAML spec file is malformed; raised at load time, never at request time."""
 
 
-def specs_dir() -> Path:
+def specs_dir() -> Traversable:
+    """Where the specs are read from: the package's own copy, or ``KAFKACOMPAT_SPECS_DIR``."""
     override = os.environ.get("KAFKACOMPAT_SPECS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "protocol_specs"
+    return importlib.resources.files("kafkacompat") / "protocol_specs"
+
+
+def _spec_files() -> list[Traversable]:
+    directory = specs_dir()
+    if not directory.is_dir():
+        raise SpecError(f"no protocol specs directory at {directory}")
+    return sorted((entry for entry in directory.iterdir() if entry.name.endswith(".yaml")), key=lambda e: e.name)
 
 
 _FIELD_KEYS = {"name", "type", "versions", "nullable", "tag", "tagged_versions", "default", "fields"}
@@ -201,20 +216,20 @@ _API_KEY_LINE = re.compile(rb"^api_key:[ \t]*(\d+)[ \t]*$", re.MULTILINE)
 
 
 @functools.cache
-def _parse_file(path: Path) -> ApiSpec:
+def _parse_file(path: Traversable) -> ApiSpec:
     with path.open(encoding="utf-8") as handle:
         return parse_spec(yaml.load(handle, Loader=_YAML_LOADER), path.name)
 
 
 @functools.cache
-def _api_files() -> dict[int, Path]:
+def _api_files() -> dict[int, Traversable]:
     """API key -> spec file, from each file's top-level ``api_key:`` line, without parsing YAML.
 
     Lets :func:`api_spec` parse one file instead of all of them: a fresh
     broker answers its first request before the other specs are read.
     """
-    files: dict[int, Path] = {}
-    for path in sorted(specs_dir().glob("*.yaml")):
+    files: dict[int, Traversable] = {}
+    for path in _spec_files():
         match = _API_KEY_LINE.search(path.read_bytes())
         if match is None:
             continue
@@ -241,13 +256,24 @@ def api_spec(api_key: int) -> ApiSpec | None:
 def _load_all() -> tuple[dict[int, ApiSpec], dict[str, ApiSpec]]:
     apis = {api_key: api_spec(api_key) for api_key in _api_files()}
     data: dict[str, ApiSpec] = {}
-    for path in sorted(specs_dir().glob("*.yaml")):
+    for path in _spec_files():
         if path not in _api_files().values():
             spec = _parse_file(path)
             if spec.api_key is not None:
                 raise SpecError(f"{path.name}: api_key {spec.api_key} is not on a top-level line of its own")
             data[spec.name] = spec
     return apis, data
+
+
+def check_specs_cover(api_keys: list[int]) -> None:
+    """Raise SpecError unless every one of these API keys has a spec file.
+
+    Cheap (no YAML is parsed), so a broker can refuse to start without its
+    specs instead of listening and then failing every request.
+    """
+    missing = sorted(set(api_keys) - set(_api_files()))
+    if missing:
+        raise SpecError(f"no protocol spec for API key(s) {', '.join(map(str, missing))} in {specs_dir()}")
 
 
 def load_specs() -> dict[int, ApiSpec]:

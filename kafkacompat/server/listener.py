@@ -16,7 +16,10 @@ from typing import Awaitable, Callable
 import trio
 
 from kafkacompat.broker import Broker
+from kafkacompat.config import BrokerConfig
+from kafkacompat.handlers.dispatch import REGISTRY
 from kafkacompat.handlers.registry import RequestContext
+from kafkacompat.protocol.specs import check_specs_cover
 from kafkacompat.server.connection import Connection
 
 log = logging.getLogger("kafkacompat.server")
@@ -102,20 +105,17 @@ class Listener:
 
     async def serve(
         self,
-        host: str,
-        port: int,
+        listeners: list[trio.SocketListener],
         until: Callable[[], Awaitable[None]],
-        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until ``until()`` returns, then drain. Reports the bound port."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound_port = listeners[0].socket.getsockname()[1]
+        """Serve the bound listeners until ``until()`` returns, then drain."""
         async with trio.open_nursery() as conn_nursery:
             async with trio.open_nursery() as service:
                 service.start_soon(self._accept_loop, listeners, conn_nursery)
                 service.start_soon(self.broker.run_group_timers)
                 service.start_soon(self.broker.run_log_maintenance)
-                task_status.started(bound_port)
+                task_status.started()
                 await until()
                 service.cancel_scope.cancel()
             log.info("shutting down: draining %d connection(s)", len(self.connections))
@@ -127,26 +127,45 @@ class Listener:
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
 
 
-async def run(broker: Broker, host: str, port: int) -> None:
-    """Run a broker until SIGINT/SIGTERM; the log is flushed and closed on the way out."""
-    listener = Listener(broker)
+async def serve_broker(
+    config: BrokerConfig,
+    until: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[Broker] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open the broker, serve until ``until()`` returns, drain, then flush and close the log.
+
+    Refuses to open anything when the protocol specs of a served API are
+    missing (SpecError): a broker that cannot decode requests must not look
+    alive. Reports the broker, its advertised address final, once listening.
+    """
+    check_specs_cover(list(REGISTRY))
+    host, port = config.listener
+    broker = Broker(config)
     try:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-
-            async def until_stop_signal() -> None:
-                async for signum in signals:
-                    log.info("received %s", signal.Signals(signum).name)
-                    return
-
-            async with trio.open_nursery() as nursery:
-                bound = await nursery.start(listener.serve, host, port, until_stop_signal)
-                if broker.config.is_default("advertised.listeners"):
-                    # Clients must be handed an address they can dial, never a wildcard.
-                    broker.set_advertised("127.0.0.1" if host in _WILDCARD_HOSTS else host, bound)
-                log.info(
-                    "kafkacompat listening on %s:%d (advertised %s:%d), data in %s",
-                    host, bound, broker.advertised_host, broker.advertised_port, broker.data_dir.resolve(),
-                )
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[1]
+        if broker.config.is_default("advertised.listeners"):
+            # Clients must be handed an address they can dial, never a wildcard.
+            broker.set_advertised("127.0.0.1" if host in _WILDCARD_HOSTS else host, bound)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Listener(broker).serve, listeners, until)
+            log.info(
+                "kafkacompat listening on %s:%d (advertised %s:%d), data in %s",
+                host, bound, broker.advertised_host, broker.advertised_port, broker.data_dir.resolve(),
+            )
+            task_status.started(broker)
     finally:
         broker.close()
         log.info("stopped; log flushed and closed")
+
+
+async def run(config: BrokerConfig) -> None:
+    """Run a broker until SIGINT/SIGTERM."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+        async def until_stop_signal() -> None:
+            async for signum in signals:
+                log.info("received %s", signal.Signals(signum).name)
+                return
+
+        await serve_broker(config, until_stop_signal)

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from kafkacompat.protocol.specs import SpecError, VersionRange, load_specs, parse_spec, snake_case, specs_dir
+import kafkacompat
+from kafkacompat.protocol import specs
+from kafkacompat.protocol.specs import (
+    SpecError,
+    VersionRange,
+    check_specs_cover,
+    load_specs,
+    parse_spec,
+    snake_case,
+    specs_dir,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,11 +72,27 @@ def test_malformed_fields_are_rejected(request_fields) -> None:
         parse_spec(_raw(request=request_fields), "bad.yaml")
 
 
-def test_specs_dir_defaults_to_the_repo_and_honours_the_env_var(monkeypatch, tmp_path: Path) -> None:
+def test_specs_ship_inside_the_package_and_honour_the_env_var(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("KAFKACOMPAT_SPECS_DIR", raising=False)
-    assert specs_dir() == Path(__file__).resolve().parents[2] / "protocol_specs"
+    packaged = Path(str(specs_dir()))
+    assert packaged.parent == Path(kafkacompat.__file__).parent
+    # The package's copy is the top-level protocol_specs/, file for file.
+    top_level = Path(__file__).resolve().parents[2] / "protocol_specs"
+    assert sorted(p.name for p in packaged.glob("*.yaml")) == sorted(p.name for p in top_level.glob("*.yaml"))
     monkeypatch.setenv("KAFKACOMPAT_SPECS_DIR", str(tmp_path))
     assert specs_dir() == tmp_path
+
+
+def test_missing_specs_are_named(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KAFKACOMPAT_SPECS_DIR", str(tmp_path / "absent"))
+    monkeypatch.setattr(specs, "_api_files", specs._api_files.__wrapped__)
+    with pytest.raises(SpecError, match="no protocol specs directory"):
+        check_specs_cover([18])
+    (tmp_path / "absent").mkdir()
+    (tmp_path / "absent" / "api_versions.yaml").write_text("api_key: 18\n")
+    check_specs_cover([18])
+    with pytest.raises(SpecError, match=r"API key\(s\) 0, 3 in"):
+        check_specs_cover([0, 3, 18])
 
 
 def test_shipped_specs_load() -> None:
