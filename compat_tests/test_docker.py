@@ -1,14 +1,16 @@
-"""The Dockerfile's image, started with testcontainers, serves a stock client.
+"""The Dockerfile's image, run through kafkacompat.testcontainers, serves stock clients.
 
 Needs a Docker engine; where there is none (this project's dev machines and
-CI have only the client), the test skips and says so.
+CI have only the client), the tests skip and say so.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from compat_helpers import REPO_ROOT, free_port, unique_topic
+from compat_helpers import REPO_ROOT, unique_topic
 
 
 def _docker_engine_reachable() -> bool:
@@ -21,33 +23,51 @@ def _docker_engine_reachable() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _docker_engine_reachable(), reason="no Docker engine reachable (docker ping failed)")
+pytestmark = [
+    pytest.mark.skipif(not _docker_engine_reachable(), reason="no Docker engine reachable (docker ping failed)"),
+    pytest.mark.timeout(900),
+]
 
 
-@pytest.mark.timeout(600)
-def test_image_serves_kafka_python_on_its_advertised_mapped_port():
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-    from testcontainers.core.container import DockerContainer
+@pytest.fixture(scope="module")
+def image() -> str:
     from testcontainers.core.image import DockerImage
-    from testcontainers.core.waiting_utils import wait_for_logs
 
-    # Clients must be handed the host side of the port mapping, so fix it before start.
-    port = free_port()
-    with DockerImage(path=str(REPO_ROOT), tag="kafkacompat:test") as image:
-        container = (
-            DockerContainer(str(image))
-            .with_bind_ports(9092, port)
-            .with_env("KAFKACOMPAT_CONFIG_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
-        )
-        with container:
-            wait_for_logs(container, "kafkacompat listening", timeout=60)
-            bootstrap = f"127.0.0.1:{port}"
-            topic = unique_topic("docker")
-            producer = KafkaProducer(bootstrap_servers=bootstrap)
-            producer.send(topic, key=b"k", value=b"v").get(timeout=30)
-            producer.close()
-            consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-            consumer.assign([TopicPartition(topic, 0)])
-            records = consumer.poll(timeout_ms=10_000)
-            consumer.close()
-            assert [(r.key, r.value) for batch in records.values() for r in batch] == [(b"k", b"v")]
+    with DockerImage(path=str(REPO_ROOT), tag="kafkacompat:test") as built:
+        yield str(built)
+
+
+def test_container_serves_kafka_python_on_its_mapped_port(image: str) -> None:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from kafkacompat.testcontainers import KafkaCompatContainer
+
+    with KafkaCompatContainer(image).with_broker_config("num.partitions", 2) as kafka:
+        bootstrap = kafka.get_bootstrap_server()
+        topic = unique_topic("docker")
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send(topic, key=b"k", value=b"v", partition=1).get(timeout=30)
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+        assert consumer.partitions_for_topic(topic) == {0, 1}
+        consumer.assign([TopicPartition(topic, 1)])
+        records = consumer.poll(timeout_ms=10_000)
+        consumer.close()
+        assert [(r.key, r.value) for batch in records.values() for r in batch] == [(b"k", b"v")]
+        assert kafka.exec(["id", "-u"]).output.strip() != b"0", "the broker runs as an unprivileged user"
+
+
+def test_container_reports_healthy_from_an_api_versions_round_trip(image: str) -> None:
+    from kafkacompat.testcontainers import KafkaCompatContainer
+
+    with KafkaCompatContainer(image) as kafka:
+        wrapped = kafka.get_wrapped_container()
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline:
+            wrapped.reload()
+            status = wrapped.attrs["State"].get("Health", {}).get("Status")
+            if status == "healthy":
+                break
+            time.sleep(1)
+        assert status == "healthy"
