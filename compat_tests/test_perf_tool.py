@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from compat_helpers import sample_records, unique_topic
+from compat_helpers import REPO_ROOT, sample_records, unique_topic
 from confluent_clients import create_topic, produce_records
 from kafkacompat.perf.wire import fetch_capacity
 
@@ -49,3 +49,16 @@ def test_the_raw_fetch_probe_reads_exactly_what_was_produced(broker, partitions,
     again = fetch_capacity(broker.bootstrap, topic, len(records), passes=3)
     assert (again["records"], again["requests"]) == (3 * len(records), 3 * result["requests"])
     assert result["mb_per_s"] > 0
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_perf_embedded_times_real_starts(isolation):
+    finished = subprocess.run(
+        [sys.executable, "-m", "kafkacompat", "perf", "embedded", "--runs", "2", "--isolation", isolation, "--json"],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert finished.returncode == 0, finished.stderr
+    result = json.loads(finished.stdout)
+    assert result["workload"] == f"embedded start ({isolation})" and result["runs"] == 2
+    for name in ("first_start_to_metadata_ms", "later_start_to_metadata_ms"):
+        spread = result[name]
+        assert 0 < spread["min"] <= spread["median"] <= spread["max"] < 60_000

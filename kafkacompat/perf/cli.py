@@ -102,6 +102,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     consume.add_argument("--rate", type=float, default=1000.0, help="records/s sent in --e2e mode")
     _add_producer_options(consume, acks_default="1", linger_default=0.0)
 
+    embedded = actions.add_parser("embedded", help="EmbeddedBroker start-up to the first answered Metadata")
+    embedded.add_argument("--isolation", choices=("thread", "process"), default="thread")
+    embedded.add_argument("--runs", type=positive_int, default=10, help="fresh interpreters to start one in")
+    embedded.add_argument("--json", action="store_true")
+
     compare = actions.add_parser("compare", help="kafkacompat vs Tansu vs the produce ceiling, one run")
     compare.add_argument("--num-records", type=positive_int, default=1_000_000)
     compare.add_argument("--repeat", type=positive_int, default=3,
@@ -178,6 +183,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.perf_command == "compare":
         return _run_compare(args)
+    if args.perf_command == "embedded":
+        from kafkacompat.perf.embedded_start import measure
+
+        emit([measure(args.isolation, args.runs)], args.json)
+        return 0
     try:
         results = _run_client(args)
     except (WorkloadError, ProbeError, OSError) as exc:

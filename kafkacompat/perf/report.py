@@ -74,6 +74,12 @@ def format_result(result: dict[str, Any]) -> str:
             f"latency avg {latency['avg_ms']:.2f} ms, p50 {latency['p50_ms']:.2f} ms, "
             f"p99 {latency['p99_ms']:.2f} ms, p99.9 {latency['p99_9_ms']:.2f} ms, max {latency['max_ms']:.2f} ms"
         )
+    for name, spread in result.items():
+        if name.endswith("_ms") and isinstance(spread, dict) and "median" in spread:
+            parts.append(
+                f"{name.removesuffix('_ms').replace('_', ' ')} median {spread['median']:.1f} ms "
+                f"(min {spread['min']:.1f}, max {spread['max']:.1f}, {result['runs']} runs)"
+            )
     if result.get("errors"):
         parts.append(f"{result['errors']} errors")
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
