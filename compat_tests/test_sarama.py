@@ -16,11 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from recording_proxy import stored_batches
+
 GO = shutil.which("go")
 GOCODE = Path("/usr/share/gocode")
 SARAMA = GOCODE / "src" / "github.com" / "Shopify" / "sarama"
 PROGRAM = Path(__file__).resolve().parent / "sarama" / "main.go"
-CHECKS = ["admin", "sync-producer", "get-offset", "group-resume", "two-members", "snappy", "lz4", "gzip"]
+CHECKS = ["admin", "sync-producer", "get-offset", "group-resume", "two-members", "snappy", "lz4", "gzip",
+          "idempotent"]
+# What the async-producer checks' batches must carry: topic label -> (codec, idempotent).
+BATCHES = {"snappy": (2, False), "lz4": (3, False), "gzip": (1, False), "idempotent": (0, True)}
 VERSIONS = ["1.0.0", "2.1.0"]
 
 pytestmark = [
@@ -45,12 +50,16 @@ def saramacheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
+def prefix(version: str) -> str:
+    return "sarama-" + version.replace(".", "")
+
+
 @pytest.fixture(scope="module", params=VERSIONS)
 def results(request: pytest.FixtureRequest, saramacheck: Path, broker) -> dict[str, str]:
     """Each check's line from one run of the program with Sarama's `Version` set to the param."""
     version = request.param
     ran = subprocess.run([str(saramacheck), "-brokers", broker.bootstrap, "-version", version,
-                          "-prefix", "sarama-" + version.replace(".", "")],
+                          "-prefix", prefix(version)],
                          capture_output=True, text=True, timeout=300)
     lines = {}
     for line in ran.stdout.splitlines():
@@ -66,3 +75,20 @@ def results(request: pytest.FixtureRequest, saramacheck: Path, broker) -> dict[s
 def test_sarama(results: dict[str, str], check: str) -> None:
     assert check in results, f"{check} did not report; got {sorted(results)}"
     assert results[check] == f"PASS {check}", results[check]
+
+
+@pytest.mark.parametrize("label", sorted(BATCHES))
+def test_sarama_batches_as_stored(results: dict[str, str], broker, request: pytest.FixtureRequest,
+                                  label: str) -> None:
+    """The codec Sarama was told to use, and for the idempotent producer its id and gapless sequences."""
+    assert results[label] == f"PASS {label}", results[label]
+    codec, idempotent = BATCHES[label]
+    version = request.node.callspec.params["results"]
+    batches = stored_batches(broker.bootstrap, f"{prefix(version)}-{label}", 0)
+    assert sum(b.records_count for b in batches) == 25
+    assert {b.compression for b in batches} == {codec}
+    if idempotent:
+        assert len({b.producer_id for b in batches}) == 1 and batches[0].producer_id >= 0
+        assert [b.base_sequence for b in batches] == [b.base_offset for b in batches]
+    else:
+        assert {b.producer_id for b in batches} == {-1}

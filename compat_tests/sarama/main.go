@@ -23,6 +23,8 @@ var (
 	version = flag.String("version", "2.1.0", "the Kafka version Sarama speaks (its Config.Version)")
 	prefix  = flag.String("prefix", "sarama", "prefix for the topic and group names this run makes")
 	failed  = false
+	// Records carry explicit timestamps a minute in the past, one millisecond apart.
+	firstTimestampMs = time.Now().Add(-time.Minute).UnixNano() / int64(time.Millisecond)
 )
 
 func report(name string, err error) {
@@ -119,16 +121,16 @@ func keys(m map[string]*string) []string {
 }
 
 type sent struct {
-	key, value string
-	partition  int32
-	offset     int64
+	key, value  string
+	partition   int32
+	offset      int64
+	timestampMs int64
 }
 
-// checkSyncProducer: acks=all, keys and headers; a key always lands on one partition;
-// a partition consumer reads back the same keys, values and headers at the same offsets.
-// It returns how many messages went to each partition.
-func checkSyncProducer(client sarama.Client, topic string) (map[int32]int64, error) {
-	counts := map[int32]int64{}
+// checkSyncProducer: acks=all, keys, headers and timestamps; a key always lands on one
+// partition; a partition consumer reads all of them back the same at the same offsets.
+// It returns what it sent.
+func checkSyncProducer(client sarama.Client, topic string) ([]sent, error) {
 	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		return nil, err
@@ -138,9 +140,11 @@ func checkSyncProducer(client sarama.Client, topic string) (map[int32]int64, err
 	home := map[string]int32{}
 	for n := 0; n < 30; n++ {
 		key, value := fmt.Sprintf("key-%d", n%10), fmt.Sprintf("value-%d", n)
+		timestamp := firstTimestampMs + int64(n)
 		partition, offset, err := producer.SendMessage(&sarama.ProducerMessage{
 			Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.StringEncoder(value),
-			Headers: []sarama.RecordHeader{{Key: []byte("n"), Value: []byte(fmt.Sprint(n))}},
+			Headers:   []sarama.RecordHeader{{Key: []byte("n"), Value: []byte(fmt.Sprint(n))}},
+			Timestamp: time.Unix(0, timestamp*int64(time.Millisecond)),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("send %d: %v", n, err)
@@ -149,8 +153,7 @@ func checkSyncProducer(client sarama.Client, topic string) (map[int32]int64, err
 			return nil, fmt.Errorf("%s went to partitions %d and %d", key, first, partition)
 		}
 		home[key] = partition
-		counts[partition]++
-		all = append(all, sent{key, value, partition, offset})
+		all = append(all, sent{key, value, partition, offset, timestamp})
 	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
@@ -177,7 +180,7 @@ func checkSyncProducer(client sarama.Client, topic string) (map[int32]int64, err
 			}
 		}
 	}
-	return counts, nil
+	return all, nil
 }
 
 // readPartition reads `count` messages from the start of one partition.
@@ -193,7 +196,8 @@ func readPartition(consumer sarama.Consumer, topic string, partition int32, coun
 	for len(got) < count {
 		select {
 		case m := <-pc.Messages():
-			got = append(got, sent{string(m.Key), string(m.Value), m.Partition, m.Offset})
+			got = append(got, sent{string(m.Key), string(m.Value), m.Partition, m.Offset,
+				m.Timestamp.UnixNano() / int64(time.Millisecond)})
 			var h []string
 			for _, header := range m.Headers {
 				h = append(h, string(header.Key)+"="+string(header.Value))
@@ -208,8 +212,20 @@ func readPartition(consumer sarama.Consumer, topic string, partition int32, coun
 	return got, headers, nil
 }
 
-// checkOffsets: GetOffset oldest is 0 and newest the count the sync producer sent to each partition.
-func checkOffsets(client sarama.Client, topic string, counts map[int32]int64) error {
+// checkOffsets: GetOffset oldest is 0, newest the count the sync producer sent to each
+// partition, and a record's timestamp finds that record's offset.
+func checkOffsets(client sarama.Client, topic string, records []sent) error {
+	counts := map[int32]int64{}
+	for _, r := range records {
+		counts[r.partition]++
+		found, err := client.GetOffset(topic, r.partition, r.timestampMs)
+		if err != nil {
+			return err
+		}
+		if found != r.offset {
+			return fmt.Errorf("timestamp %d: offset %d, want %d", r.timestampMs, found, r.offset)
+		}
+	}
 	for partition := int32(0); partition < 3; partition++ {
 		newest, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
 		if err != nil {
@@ -239,6 +255,7 @@ func (r *groupReader) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (r *groupReader) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 func (r *groupReader) ConsumeClaim(session sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	for m := range claim.Messages() {
+		session.MarkMessage(m, "") // before counting, so every mark precedes `done`
 		r.mu.Lock()
 		r.got = append(r.got, string(m.Value))
 		if len(r.got) >= r.want && !r.closed {
@@ -246,7 +263,6 @@ func (r *groupReader) ConsumeClaim(session sarama.ConsumerGroupSession, claim sa
 			close(r.done)
 		}
 		r.mu.Unlock()
-		session.MarkMessage(m, "")
 	}
 	return nil
 }
@@ -443,15 +459,16 @@ func checkTwoMembers(admin sarama.ClusterAdmin) error {
 	return fmt.Errorf("no generation with both members after 30 s: %v", recorder.claims)
 }
 
-// checkCompression: an async producer with one codec; a partition consumer reads back the same messages.
-func checkCompression(admin sarama.ClusterAdmin, codec sarama.CompressionCodec, codecName string) error {
-	topic := name(codecName)
+// checkAsyncProducer: an async producer configured by `tune` writes to topic <prefix>-<label>;
+// a partition consumer reads back the same messages.
+func checkAsyncProducer(admin sarama.ClusterAdmin, label string, tune func(*sarama.Config)) error {
+	topic := name(label)
 	if err := createTopic(admin, topic, 1, nil); err != nil {
 		return err
 	}
 	config := newConfig()
-	config.Producer.Compression = codec
-	config.Producer.Flush.Messages = 10 // several records per compressed batch
+	tune(config)
+	config.Producer.Flush.Messages = 10 // several records per batch
 	config.Producer.Flush.Frequency = 50 * time.Millisecond
 	client, err := sarama.NewClient(strings.Split(*brokers, ","), config)
 	if err != nil {
@@ -465,10 +482,11 @@ func checkCompression(admin sarama.ClusterAdmin, codec sarama.CompressionCodec, 
 	var want []sent
 	for n := 0; n < 25; n++ {
 		key := fmt.Sprintf("k%d", n)
-		value := strings.Repeat(fmt.Sprintf("%s-%d ", codecName, n), 20)
+		value := strings.Repeat(fmt.Sprintf("%s-%d ", label, n), 20)
+		timestamp := firstTimestampMs + int64(n)
 		producer.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key),
-			Value: sarama.StringEncoder(value), Partition: 0}
-		want = append(want, sent{key, value, 0, int64(n)})
+			Value: sarama.StringEncoder(value), Timestamp: time.Unix(0, timestamp*int64(time.Millisecond))}
+		want = append(want, sent{key, value, 0, int64(n), timestamp})
 	}
 	for n := 0; n < len(want); n++ {
 		select {
@@ -518,21 +536,28 @@ func main() {
 
 	report("admin", checkAdmin(admin))
 	syncTopic := name("sync")
-	var counts map[int32]int64
+	var records []sent
 	err = createTopic(admin, syncTopic, 3, nil)
 	if err == nil {
-		counts, err = checkSyncProducer(client, syncTopic)
+		records, err = checkSyncProducer(client, syncTopic)
 	}
 	report("sync-producer", err)
 	if err == nil {
-		err = checkOffsets(client, syncTopic, counts)
+		err = checkOffsets(client, syncTopic, records)
 	}
 	report("get-offset", err)
 	report("group-resume", checkGroupResume(admin, client))
 	report("two-members", checkTwoMembers(admin))
-	report("snappy", checkCompression(admin, sarama.CompressionSnappy, "snappy"))
-	report("lz4", checkCompression(admin, sarama.CompressionLZ4, "lz4"))
-	report("gzip", checkCompression(admin, sarama.CompressionGZIP, "gzip"))
+	codecs := map[string]sarama.CompressionCodec{
+		"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "gzip": sarama.CompressionGZIP}
+	for _, label := range []string{"snappy", "lz4", "gzip"} {
+		codec := codecs[label]
+		report(label, checkAsyncProducer(admin, label, func(c *sarama.Config) { c.Producer.Compression = codec }))
+	}
+	report("idempotent", checkAsyncProducer(admin, "idempotent", func(c *sarama.Config) {
+		c.Producer.Idempotent = true // InitProducerId, then sequence numbers per batch
+		c.Net.MaxOpenRequests = 1
+	}))
 	if failed {
 		os.Exit(1)
 	}
