@@ -16,7 +16,7 @@ from compat_helpers import REPO_ROOT
 from recording_proxy import KAFKAJS_DIR
 
 DOC = REPO_ROOT / "COMPATIBILITY.md"
-CLIENTS = ["kafka-python", "confluent-kafka", "aiokafka", "kcat", "kafkajs"]
+CLIENTS = ["kafka-python", "confluent-kafka", "aiokafka", "kcat", "kafkajs", "sarama"]
 MARKS = ("✅", "❌", "—")
 NODE_ID = re.compile(r"`(test_\w+\.py::test_\w+(?:\[[^\]]+\])?)`")
 
@@ -73,6 +73,15 @@ def test_kafkajs_version_is_the_locked_one():
     installed = KAFKAJS_DIR / "node_modules" / "kafkajs" / "package.json"
     if installed.exists():
         assert json.loads(installed.read_text())["version"] == version
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian system (no dpkg-query)")
+def test_sarama_version_is_debians_package():
+    queried = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "golang-github-shopify-sarama-dev"],
+                             capture_output=True, text=True, timeout=10)
+    if queried.returncode != 0:
+        pytest.skip("golang-github-shopify-sarama-dev is not installed")
+    assert queried.stdout.split("-")[0] == documented_versions()["sarama"][0]
 
 
 def collected_node_ids() -> set[str]:

@@ -11,9 +11,11 @@ under test is the one with the parametrized version.
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from kafkacompat.client import KafkaClient
 from kafkacompat.handlers.dispatch import REGISTRY
 from kafkacompat.protocol import encode_data
 from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.protocol.specs import VersionRange, load_specs
 from tests.log.batch_builder import RecordSpec, build_batch
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
@@ -186,6 +189,10 @@ def fetch(session: Session, version: int) -> None:
     if version >= 7:
         assert answer.error_code == ErrorCode.NONE
     (partition,) = topic.partitions
+    if version < 4:  # message format v0/v1 would need down-conversion, which the broker refuses
+        assert (partition.partition_index, partition.error_code) == (0, ErrorCode.UNSUPPORTED_VERSION)
+        assert (partition.high_watermark, bytes(partition.records)) == (-1, b"")
+        return
     assert (partition.partition_index, partition.error_code) == (0, ErrorCode.NONE)
     assert partition.high_watermark == SEEDED
     # The one seeded batch holds offset 1, so it comes back whole: base offset
@@ -200,9 +207,11 @@ def list_offsets(session: Session, version: int) -> None:
     queries = {-2: (0, -1), -1: (SEEDED, -1), FIRST_TIMESTAMP + 1: (1, FIRST_TIMESTAMP + 1)}
     body = {"replica_id": -1, "isolation_level": 0, "timeout_ms": 10_000, "topics": [{
         "name": session.topic, "partitions": [{"partition_index": 0, "timestamp": t} for t in queries]}]}
-    if version == 0:
-        pytest.fail("ListOffsets v0 is advertised; this exercise needs a v0 branch (old_style_offsets)")
     (topic,) = session.call(LIST_OFFSETS, version, body).topics
+    if version == 0:  # a list of offsets (max_num_offsets defaults to 1), no timestamps
+        got = {query: (p.error_code, list(p.old_style_offsets)) for query, p in zip(queries, topic.partitions)}
+        assert got == {query: (ErrorCode.NONE, [offset]) for query, (offset, _) in queries.items()}
+        return
     got = {query: (p.error_code, p.offset, p.timestamp) for query, p in zip(queries, topic.partitions)}
     assert got == {query: (ErrorCode.NONE, *expected) for query, expected in queries.items()}
 
@@ -422,20 +431,35 @@ def init_producer_id(session: Session, version: int) -> None:
     assert first.producer_id != second.producer_id, "each idempotent producer needs its own id"
 
 
-def topic_configs(session: Session, topic: str, version: int | None = None) -> dict[str, str | None]:
+def described_configs(session: Session, topic: str, version: int | None = None) -> dict[str, Any]:
+    """The topic's config entries by name, read with DescribeConfigs `version`."""
     version = newest(DESCRIBE_CONFIGS) if version is None else version
     body = {"resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": topic, "configuration_keys": None}],
             "include_synonyms": False, "include_documentation": False}
     (result,) = session.call(DESCRIBE_CONFIGS, version, body).results
     assert (result.error_code, result.resource_name) == (ErrorCode.NONE, topic)
-    return {config.name: config.value for config in result.configs}
+    return {config.name: config for config in result.configs}
+
+
+def topic_configs(session: Session, topic: str) -> dict[str, str | None]:
+    return {name: config.value for name, config in described_configs(session, topic).items()}
 
 
 @exercises(DESCRIBE_CONFIGS)
 def describe_configs(session: Session, version: int) -> None:
-    configs = topic_configs(session, session.topic, version)
-    assert configs["cleanup.policy"] == "delete"
-    assert configs["message.timestamp.type"] == "CreateTime"
+    topic = session.name("describe-configs", version)
+    answer = session.call(CREATE_TOPICS, newest(CREATE_TOPICS), {"topics": [
+        {"name": topic, "num_partitions": 1, "replication_factor": 1,
+         "configs": [{"name": "retention.ms", "value": "3600000"}]}], "timeout_ms": 10_000})
+    assert answer.topics[0].error_code == ErrorCode.NONE
+    configs = described_configs(session, topic, version)
+    assert configs["cleanup.policy"].value == "delete"
+    assert configs["message.timestamp.type"].value == "CreateTime"
+    assert configs["retention.ms"].value == "3600000"
+    if version == 0:  # v0 flags defaults instead of naming each value's source
+        assert (configs["cleanup.policy"].is_default, configs["retention.ms"].is_default) == (True, False)
+    else:
+        assert (configs["cleanup.policy"].config_source, configs["retention.ms"].config_source) == (5, 1)
 
 
 @exercises(INCREMENTAL_ALTER_CONFIGS)
@@ -506,6 +530,27 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         broker.stop()
     finally:
         broker.kill()
+
+
+KAFKA_SPECS = Path(__file__).resolve().parents[1] / ".." / "shared" / "kafka-message-specs"
+
+
+def test_each_range_is_its_spec_range_and_kafka_39s() -> None:
+    """The one rule: a handler serves its spec's versions, every version Kafka 3.9 accepted."""
+    specs = load_specs()
+    for key, handler in REGISTRY.items():
+        spec = specs[key]
+        assert (handler.min_version, handler.max_version) == (spec.min_version, spec.max_version), spec.name
+    if not KAFKA_SPECS.is_dir():
+        pytest.skip(f"Kafka's message specs not found at {KAFKA_SPECS}")
+    kafka_ranges = {}
+    for path in KAFKA_SPECS.glob("*Request.json"):
+        text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
+                         if not line.lstrip().startswith("//"))
+        raw = json.loads(text)
+        kafka_ranges[raw["apiKey"]] = VersionRange.parse(raw["validVersions"])
+    for key, handler in REGISTRY.items():
+        assert VersionRange(handler.min_version, handler.max_version) == kafka_ranges[key], specs[key].name
 
 
 def test_exercises_match_the_advertised_apis() -> None:

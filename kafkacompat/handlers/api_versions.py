@@ -44,4 +44,4 @@ async def handle_api_versions(request: Request, ctx: RequestContext) -> dict[str
     }
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 0, 4, handle_api_versions)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_api_versions)]

@@ -58,4 +58,4 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
     }
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 0, 1, handle_describe_cluster)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_describe_cluster)]

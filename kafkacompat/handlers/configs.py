@@ -78,11 +78,13 @@ def _entry(
     include_synonyms: bool,
     include_documentation: bool,
 ) -> dict[str, Any]:
+    source = synonyms[0]["source"] if synonyms else ConfigSource.DEFAULT_CONFIG
     return {
         "name": name,
         "value": value,
         "read_only": read_only,
-        "config_source": synonyms[0]["source"] if synonyms else ConfigSource.DEFAULT_CONFIG,
+        "is_default": source == ConfigSource.DEFAULT_CONFIG,  # v0 says this instead of the source
+        "config_source": source,
         "is_sensitive": False,
         "synonyms": synonyms if include_synonyms else [],
         "config_type": config_type,
@@ -303,6 +305,6 @@ async def handle_incremental_alter_configs(request: Request, ctx: RequestContext
 
 
 API_HANDLERS = [
-    ApiHandler(API_DESCRIBE_CONFIGS, 1, 4, handle_describe_configs),
-    ApiHandler(API_INCREMENTAL_ALTER_CONFIGS, 0, 1, handle_incremental_alter_configs),
+    ApiHandler(API_DESCRIBE_CONFIGS, handle_describe_configs),
+    ApiHandler(API_INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs),
 ]

@@ -40,4 +40,4 @@ async def handle_find_coordinator(request: Request, ctx: RequestContext) -> dict
     return {"throttle_time_ms": 0, **_locate(ctx, body.key, body.key_type)}
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 0, 6, handle_find_coordinator)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_find_coordinator)]

@@ -40,4 +40,4 @@ async def handle_delete_records(request: Request, ctx: RequestContext) -> dict[s
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 0, 2, handle_delete_records)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_delete_records)]

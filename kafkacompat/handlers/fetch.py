@@ -21,6 +21,9 @@ from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_KEY = 1
+# Fetch v4 is the first whose records are in message format v2; older versions
+# would need down-conversion, which the broker never does (see handle_fetch).
+MIN_USABLE_VERSION = 4
 # Fetch v13 switched topics from names to ids.
 FIRST_TOPIC_ID_VERSION = 13
 NO_TOPIC_ID = uuid.UUID(int=0)
@@ -37,7 +40,7 @@ class _FetchPlan:
         self.ctx = ctx
         body = request.body
         self.use_ids = request.version >= FIRST_TOPIC_ID_VERSION
-        self.max_bytes = body.max_bytes if request.version >= 3 else 2**31 - 1
+        self.max_bytes = body.max_bytes
         self.topics: list[tuple[Any, Any, list[Any]]] = []
         manager = ctx.broker.log_manager
         for wanted in body.topics:
@@ -114,6 +117,11 @@ async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
     if request.version >= 7 and body.session_id != 0:
         # We never hand out a session, so any id a client names is unknown.
         return {"error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND, "session_id": 0, "responses": []}
+    if request.version < MIN_USABLE_VERSION:
+        # Kafka's answer when message.downconversion.enable is false.
+        return {"throttle_time_ms": 0, "responses": [
+            {"topic": t.topic, "partitions": [_empty_partition(p.partition, ErrorCode.UNSUPPORTED_VERSION)
+                                              for p in t.partitions]} for t in body.topics]}
     plan = _FetchPlan(request, ctx)
     deadline = trio.current_time() + max(body.max_wait_ms, 0) / 1000
     while True:
@@ -125,4 +133,4 @@ async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 4, 17, handle_fetch)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_fetch)]

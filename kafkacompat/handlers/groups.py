@@ -177,11 +177,11 @@ async def handle_delete_groups(request: Request, ctx: RequestContext) -> dict[st
 
 
 API_HANDLERS = [
-    ApiHandler(JOIN_GROUP, 0, 9, handle_join_group),
-    ApiHandler(HEARTBEAT, 0, 4, handle_heartbeat),
-    ApiHandler(LEAVE_GROUP, 0, 5, handle_leave_group),
-    ApiHandler(SYNC_GROUP, 0, 5, handle_sync_group),
-    ApiHandler(DESCRIBE_GROUPS, 0, 5, handle_describe_groups),
-    ApiHandler(LIST_GROUPS, 0, 5, handle_list_groups),
-    ApiHandler(DELETE_GROUPS, 0, 2, handle_delete_groups),
+    ApiHandler(JOIN_GROUP, handle_join_group),
+    ApiHandler(HEARTBEAT, handle_heartbeat),
+    ApiHandler(LEAVE_GROUP, handle_leave_group),
+    ApiHandler(SYNC_GROUP, handle_sync_group),
+    ApiHandler(DESCRIBE_GROUPS, handle_describe_groups),
+    ApiHandler(LIST_GROUPS, handle_list_groups),
+    ApiHandler(DELETE_GROUPS, handle_delete_groups),
 ]

@@ -1,4 +1,11 @@
-"""ListOffsets (key 2): offsets by position (earliest, latest) or by time."""
+"""ListOffsets (key 2): offsets by position (earliest, latest) or by time.
+
+v0 answers with a list of up to ``max_num_offsets`` offsets
+(``old_style_offsets``) instead of one offset and its timestamp. Kafka 3.9
+built that list from segment base offsets; this broker answers the one offset
+v1 would give (the list clients read with ``max_num_offsets`` 1, as all of
+them send), or none when there is none.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
                 partitions.append({
                     "partition_index": p.partition_index,
                     "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                    "timestamp": -1, "offset": -1, "leader_epoch": -1,
+                    "timestamp": -1, "offset": -1, "leader_epoch": -1, "old_style_offsets": [],
                 })
                 continue
             offset, timestamp = _lookup(log, p.timestamp)
@@ -52,9 +59,10 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
                 "timestamp": timestamp,
                 "offset": offset,
                 "leader_epoch": 0,
+                "old_style_offsets": [offset] if offset >= 0 and p.max_num_offsets > 0 else [],
             })
         topics.append({"name": wanted.name, "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 1, 10, handle_list_offsets)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_list_offsets)]

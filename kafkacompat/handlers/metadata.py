@@ -106,4 +106,4 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
     }
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 0, 12, handle_metadata)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_metadata)]

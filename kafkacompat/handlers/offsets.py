@@ -105,7 +105,7 @@ async def handle_offset_delete(request: Request, ctx: RequestContext) -> dict[st
 
 
 API_HANDLERS = [
-    ApiHandler(OFFSET_COMMIT, 0, 9, handle_offset_commit),
-    ApiHandler(OFFSET_FETCH, 0, 9, handle_offset_fetch),
-    ApiHandler(OFFSET_DELETE, 0, 0, handle_offset_delete),
+    ApiHandler(OFFSET_COMMIT, handle_offset_commit),
+    ApiHandler(OFFSET_FETCH, handle_offset_fetch),
+    ApiHandler(OFFSET_DELETE, handle_offset_delete),
 ]

@@ -162,4 +162,4 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
     return Deferred(answer, functools.partial(_flush_before_ack, ctx, written))
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 0, 11, handle_produce)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_produce)]

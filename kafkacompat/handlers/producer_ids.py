@@ -37,4 +37,4 @@ async def handle_init_producer_id(request: Request, ctx: RequestContext) -> dict
     }
 
 
-API_HANDLERS = [ApiHandler(API_KEY, 0, 5, handle_init_producer_id)]
+API_HANDLERS = [ApiHandler(API_KEY, handle_init_producer_id)]

@@ -3,14 +3,25 @@
 Every handler module exports ``API_HANDLERS``, a list of :class:`ApiHandler`.
 ApiVersions answers from this table, so what is advertised is exactly what is
 routed — never a hand-kept list.
+
+One rule sets every range: a handler serves exactly the ``valid_versions`` of
+its API's YAML spec, and each spec restates every version Apache Kafka 3.9
+accepted (the versions KIP-896 removed in 4.0 included). A handler therefore
+names only its API key and its function, ``ApiHandler(api_key, handle)``; it
+never states a floor or a ceiling of its own. Widening an API means adding
+the versions to its spec. Versions that would need records in message format
+v0/v1 (Produce v0-2, Fetch v0-3) are still served, and the handler refuses
+them in-band with UNSUPPORTED_VERSION, as Kafka does when down-conversion is
+off: a refusal on use, not a narrower range.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from kafkacompat.protocol.frames import RequestHeader
+from kafkacompat.protocol.specs import api_spec
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
@@ -58,10 +69,19 @@ HandlerFunc = Callable[[Request, RequestContext], Awaitable["Mapping[str, Any] |
 
 @dataclass(frozen=True)
 class ApiHandler:
+    """One API key's handler; its version range is its spec's (see the module docstring)."""
+
     api_key: int
-    min_version: int
-    max_version: int
     handle: HandlerFunc
+    min_version: int = field(init=False)
+    max_version: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        spec = api_spec(self.api_key)
+        if spec is None:
+            raise ValueError(f"API key {self.api_key} has no spec in protocol_specs/")
+        object.__setattr__(self, "min_version", spec.min_version)
+        object.__setattr__(self, "max_version", spec.max_version)
 
     def supports(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version

@@ -257,7 +257,7 @@ async def handle_create_partitions(request: Request, ctx: RequestContext) -> dic
 
 
 API_HANDLERS = [
-    ApiHandler(API_CREATE_TOPICS, 2, 7, handle_create_topics),
-    ApiHandler(API_DELETE_TOPICS, 1, 6, handle_delete_topics),
-    ApiHandler(API_CREATE_PARTITIONS, 0, 3, handle_create_partitions),
+    ApiHandler(API_CREATE_TOPICS, handle_create_topics),
+    ApiHandler(API_DELETE_TOPICS, handle_delete_topics),
+    ApiHandler(API_CREATE_PARTITIONS, handle_create_partitions),
 ]

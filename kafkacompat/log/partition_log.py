@@ -24,6 +24,7 @@ from kafkacompat.protocol.records import (
     BatchHeader,
     has_keyless_record,
     parse_batches,
+    repair_max_timestamp,
     set_base_offset,
     set_log_append_time,
 )
@@ -179,6 +180,8 @@ class PartitionLog:
         config = self.config
         buffer = records if _is_writable(records) else bytearray(records)
         headers = parse_batches(buffer)
+        if not config.log_append_time:
+            headers = [repair_max_timestamp(buffer, header) for header in headers]
         total_size = headers[-1].end
         _check_policy(buffer, headers, total_size, config, now)
 

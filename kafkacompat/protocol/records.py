@@ -223,9 +223,30 @@ def set_log_append_time(buf: bytearray | memoryview, header: BatchHeader, timest
     attributes = header.attributes | TIMESTAMP_TYPE_BIT
     _INT16.pack_into(buf, header.position + ATTRIBUTES_OFFSET, attributes)
     _INT64.pack_into(buf, header.position + MAX_TIMESTAMP_OFFSET, timestamp)
+    return header._replace(attributes=attributes, max_timestamp=timestamp, crc=_reseal(buf, header))
+
+
+def _reseal(buf: bytearray | memoryview, header: BatchHeader) -> int:
+    """Write (and return) the CRC of the batch at `header.position` after its fields were patched."""
     crc = checksum.crc32c(memoryview(buf)[header.position + ATTRIBUTES_OFFSET : header.end])
     _UINT32.pack_into(buf, header.position + CRC_OFFSET, crc)
-    return header._replace(attributes=attributes, max_timestamp=timestamp, crc=crc)
+    return crc
+
+
+def repair_max_timestamp(buf: bytearray | memoryview, header: BatchHeader) -> BatchHeader:
+    """Give a CreateTime batch whose max_timestamp is below its base timestamp its records' maximum.
+
+    Kafka recomputes every batch's max_timestamp from its records; Sarama 1.22
+    leaves the field at -1, which would put the batch out of every time-index
+    lookup and past any retention.ms. Only such impossible values are fixed
+    (reading the records), so well-formed batches cost one comparison.
+    """
+    if header.is_log_append_time or header.max_timestamp >= header.base_timestamp:
+        return header
+    _, body = batch_body(memoryview(buf)[header.position : header.end])
+    newest = max((raw.timestamp_delta for raw in iter_raw_records(header, body)), default=0) + header.base_timestamp
+    _INT64.pack_into(buf, header.position + MAX_TIMESTAMP_OFFSET, newest)
+    return header._replace(max_timestamp=newest, crc=_reseal(buf, header))
 
 
 # ---------------------------------------------------------------------------

@@ -75,7 +75,7 @@ async def test_api_versions_lists_the_registry(ctx):
     response = await call(ctx, API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     advertised = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     assert advertised == {key: (h.min_version, h.max_version) for key, h in REGISTRY.items()}
-    assert advertised[PRODUCE] == (0, 11) and advertised[FETCH] == (4, 17)
+    assert advertised[PRODUCE] == (0, 11) and advertised[FETCH] == (0, 17)
 
 
 async def test_api_versions_too_new_gets_v0_answer_with_unsupported_version(ctx):
@@ -90,9 +90,9 @@ async def test_api_versions_too_new_gets_v0_answer_with_unsupported_version(ctx)
 async def test_unknown_api_key_and_unsupported_version_close_the_connection(ctx):
     with pytest.raises(CloseConnection, match="unknown API key 9999"):
         await dispatch(struct.pack(">hhih", 9999, 0, 1, -1), ctx)
-    fetch_v3 = struct.pack(">hh", FETCH, 3) + frame(FETCH, 4, fetch_body("t", 0))[4:]
-    with pytest.raises(CloseConnection, match="unsupported version 3 of API key 1"):
-        await dispatch(fetch_v3, ctx)
+    fetch_v18 = struct.pack(">hh", FETCH, 18) + frame(FETCH, 17, fetch_body("t", 0))[4:]
+    with pytest.raises(CloseConnection, match="unsupported version 18 of API key 1"):
+        await dispatch(fetch_v18, ctx)
 
 
 async def test_produce_then_fetch_returns_the_same_bytes_with_assigned_offsets(ctx):

@@ -94,8 +94,12 @@ def build_batch(
     transactional: bool = False,
     control: bool = False,
     log_append_time: bool = False,
+    max_timestamp: int | None = None,
 ) -> bytes:
-    """One complete batch with a valid CRC, as a client would send it."""
+    """One complete batch with a valid CRC, as a client would send it.
+
+    ``max_timestamp`` overrides the field (Sarama 1.22 sends -1), else it is the records' maximum.
+    """
     specs = [spec if isinstance(spec, RecordSpec) else RecordSpec(spec) for spec in records]
     timestamps = [base_timestamp if spec.timestamp is None else spec.timestamp for spec in specs]
     body = compress(
@@ -110,7 +114,7 @@ def build_batch(
         attributes,
         len(specs) - 1,
         base_timestamp,
-        max(timestamps, default=base_timestamp),
+        max(timestamps, default=base_timestamp) if max_timestamp is None else max_timestamp,
         producer_id,
         producer_epoch,
         base_sequence,

@@ -179,6 +179,17 @@ def test_log_append_time_stamps_batches_with_the_broker_clock(open_log, clock):
     assert log.append(build_batch([b"c"]), now_ms=T0 + 900).log_append_time == T0 + 900
 
 
+def test_a_batch_sent_without_max_timestamp_is_found_by_time(open_log):
+    """Sarama 1.22 leaves max_timestamp at -1; the log stores the records' maximum, as Kafka does."""
+    log = open_log()
+    log.append(build_batch([RecordSpec(b"a", timestamp=T0), RecordSpec(b"b", timestamp=T0 + 5)],
+                           base_timestamp=T0, max_timestamp=-1))
+    [header] = parse_batches(log.read(0, 1000))
+    assert header.max_timestamp == T0 + 5
+    assert log.offset_for_timestamp(T0 + 1) == (1, T0 + 5)
+    assert log.max_timestamp_offset() == (1, T0 + 5)
+
+
 def test_sparse_index_gets_entries_and_finds_every_offset(open_log):
     log = open_log(index_interval_bytes="200")
     stored = _fill(log, 60, per_batch=2)

@@ -22,6 +22,7 @@ from kafkacompat.protocol.records import (
     parse_batches,
     read_header,
     rebuild_batch,
+    repair_max_timestamp,
     scan_valid_batches,
     set_base_offset,
     set_log_append_time,
@@ -174,6 +175,24 @@ def test_log_append_time_rewrites_max_timestamp_attributes_and_crc():
     assert reparsed.crc != header.crc
     assert batch[BATCH_OVERHEAD:] == before[BATCH_OVERHEAD:]  # records untouched
     assert [r.timestamp for r in decode_records(batch)] == [T0 + 1000, T0 + 1000]
+
+
+@pytest.mark.parametrize("codec", [NONE, GZIP])
+def test_a_max_timestamp_below_the_base_is_recomputed_from_the_records(codec):
+    specs = [RecordSpec(b"a", timestamp=T0), RecordSpec(b"b", timestamp=T0 + 7), RecordSpec(b"c", timestamp=T0 + 3)]
+    batch = bytearray(build_batch(specs, base_timestamp=T0, compression=codec, max_timestamp=-1))
+    [header] = parse_batches(batch)
+    repaired = repair_max_timestamp(batch, header)
+    [reparsed] = parse_batches(batch)  # CRC valid again
+    assert reparsed == repaired and reparsed.max_timestamp == T0 + 7
+    assert [r.timestamp for r in decode_records(batch)] == [T0, T0 + 7, T0 + 3]
+
+
+def test_a_plausible_max_timestamp_is_left_as_sent():
+    batch = bytearray(build_batch([RecordSpec(b"a", timestamp=T0 + 9)], base_timestamp=T0, max_timestamp=T0 + 4))
+    before = bytes(batch)
+    [header] = parse_batches(batch)
+    assert repair_max_timestamp(batch, header) == header and bytes(batch) == before
 
 
 def test_decode_records_returns_keys_values_headers_timestamps():
