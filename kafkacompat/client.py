@@ -203,19 +203,19 @@ class Cluster:
         """One topic's metadata once every partition has a leader; ClientError for an unknown topic.
 
         Waits (up to the timeout) through LEADER_NOT_AVAILABLE, as while a
-        topic is being created, and, when auto-creating, through
-        UNKNOWN_TOPIC_OR_PARTITION.
+        topic is being created. With ``auto_create`` the broker may create it
+        (Kafka answers UNKNOWN_TOPIC_OR_PARTITION when it will not).
         """
         deadline = time.monotonic() + self.timeout_s
         while True:
             found = self.metadata([name], auto_create=auto_create).topics[0]
             code = found.error_code
-            if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and not auto_create:
-                raise ClientError(f"unknown topic {name!r}")
+            if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                raise ClientError(f"unknown topic {name!r}"
+                                  + (" (the broker does not create topics on use)" if auto_create else ""))
             if code == ErrorCode.NONE and found.partitions and all(p.leader_id >= 0 for p in found.partitions):
                 return found
-            waiting = code in (ErrorCode.NONE, ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-            if not waiting or time.monotonic() > deadline:
+            if code not in (ErrorCode.NONE, ErrorCode.LEADER_NOT_AVAILABLE) or time.monotonic() > deadline:
                 check(code, f"topic {name!r}")
                 raise ClientError(f"topic {name!r} has partitions without a leader")
             time.sleep(0.1)
