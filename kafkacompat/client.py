@@ -54,14 +54,21 @@ class ApiKey(enum.IntEnum):
 
 
 class ClientError(Exception):
-    """A failure the tools report as one line: unreachable broker, Kafka error code, no common version."""
+    """A failure the tools report as one line: unreachable broker, Kafka error code, no common version.
+
+    ``code`` is the Kafka error code behind it, where there is one.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def check(code: int, what: str, message: str | None = None) -> None:
     """Raise :class:`ClientError` naming Kafka's error code unless ``code`` is NONE."""
     if code != ErrorCode.NONE:
         name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else f"error code {code}"
-        raise ClientError(f"{what}: {name}" + (f" ({message})" if message else ""))
+        raise ClientError(f"{what}: {name}" + (f" ({message})" if message else ""), code)
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -212,7 +219,7 @@ class Cluster:
             code = found.error_code
             if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                 raise ClientError(f"unknown topic {name!r}"
-                                  + (" (the broker does not create topics on use)" if auto_create else ""))
+                                  + (" (the broker does not create topics on use)" if auto_create else ""), code)
             if code == ErrorCode.NONE and found.partitions and all(p.leader_id >= 0 for p in found.partitions):
                 return found
             if code not in (ErrorCode.NONE, ErrorCode.LEADER_NOT_AVAILABLE) or time.monotonic() > deadline:

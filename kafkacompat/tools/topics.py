@@ -7,6 +7,7 @@ to the controller Metadata names, as Kafka's admin client sends them.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from typing import Any
 
 from kafkacompat.client import ApiKey, ClientError, Cluster, check
@@ -110,18 +111,19 @@ def describe_topics(cluster: Cluster, topics: list[str]) -> list[dict[str, Any]]
     return described
 
 
-def create_topic(cluster: Cluster, args: argparse.Namespace) -> bool:
-    """True if created; False if it existed and ``--if-not-exists`` was given."""
+def create_topic(cluster: Cluster, name: str, partitions: int = -1, replication_factor: int = -1,
+                 configs: Iterable[tuple[str, str]] = (), *, if_not_exists: bool = False) -> bool:
+    """True if created; False if it existed and ``if_not_exists``. -1 counts take the broker's defaults."""
     answer = cluster.controller().send(ApiKey.CREATE_TOPICS, {
-        "topics": [{"name": args.topic, "num_partitions": args.partitions,
-                    "replication_factor": args.replication_factor, "assignments": [],
-                    "configs": [{"name": n, "value": v} for n, v in args.config]}],
+        "topics": [{"name": name, "num_partitions": partitions,
+                    "replication_factor": replication_factor, "assignments": [],
+                    "configs": [{"name": n, "value": v} for n, v in configs]}],
         "timeout_ms": ADMIN_TIMEOUT_MS,
     }, lowest=4)
     result = answer.topics[0]
-    if result.error_code == ErrorCode.TOPIC_ALREADY_EXISTS and args.if_not_exists:
+    if result.error_code == ErrorCode.TOPIC_ALREADY_EXISTS and if_not_exists:
         return False
-    check(result.error_code, f"cannot create topic {args.topic!r}", result.error_message)
+    check(result.error_code, f"cannot create topic {name!r}", result.error_message)
     return True
 
 
@@ -132,7 +134,7 @@ def delete_topics(cluster: Cluster, topics: list[str]) -> None:
     for result in answer.responses:
         code = result.error_code
         if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
-            raise ClientError(f"unknown topic {result.name!r}")
+            raise ClientError(f"unknown topic {result.name!r}", code)
         check(code, f"cannot delete topic {result.name!r}", result.error_message)
 
 
@@ -182,7 +184,8 @@ def run(args: argparse.Namespace, cluster: Cluster) -> int:
             for topic in described:
                 _print_topic(topic, args.all_configs)
     elif command == "create":
-        created = create_topic(cluster, args)
+        created = create_topic(cluster, args.topic, args.partitions, args.replication_factor, args.config,
+                               if_not_exists=args.if_not_exists)
         output.report(args.json, {"topic": args.topic, "created": created},
                 f"Created topic {args.topic}." if created else f"Topic {args.topic} already exists.")
     elif command == "delete":
