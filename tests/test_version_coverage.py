@@ -29,6 +29,7 @@ PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
 HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 12, 13, 14, 15, 16
 API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 20, 21, 22
+OFFSET_FOR_LEADER_EPOCH = 23
 DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
 INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
 
@@ -224,6 +225,25 @@ def metadata(session: Session, version: int) -> None:
     assert sorted(p.partition_index for p in topic.partitions) == [0, 1]
     assert all(p.leader_id == broker.node_id and list(p.replica_nodes) == [broker.node_id]
                for p in topic.partitions)
+
+
+@exercises(OFFSET_FOR_LEADER_EPOCH)
+def offset_for_leader_epoch(session: Session, version: int) -> None:
+    """Epoch 0 (the only one) ends at the log end; a newer one is unknown; a newer current epoch is refused."""
+    partitions = [{"partition": 0, "current_leader_epoch": 0, "leader_epoch": 0},
+                  {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 1},
+                  {"partition": 7, "current_leader_epoch": -1, "leader_epoch": 0}]
+    if version >= 2:
+        partitions.append({"partition": 0, "current_leader_epoch": 1, "leader_epoch": 0})
+    body = {"replica_id": -1, "topics": [{"topic": session.topic, "partitions": partitions}]}
+    (topic,) = session.call(OFFSET_FOR_LEADER_EPOCH, version, body).topics
+    got = [(p.partition, p.error_code, p.end_offset) for p in topic.partitions]
+    expected = [(0, ErrorCode.NONE, SEEDED), (0, ErrorCode.NONE, -1), (7, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1)]
+    if version >= 2:
+        expected.append((0, ErrorCode.UNKNOWN_LEADER_EPOCH, -1))
+    assert (topic.topic, got) == (session.topic, expected)
+    if version >= 1:
+        assert [p.leader_epoch for p in topic.partitions][:2] == [0, -1]
 
 
 @exercises(OFFSET_COMMIT)

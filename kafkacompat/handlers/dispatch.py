@@ -19,6 +19,7 @@ from kafkacompat.handlers import (
     delete_records,
     fetch,
     groups,
+    leader_epochs,
     list_offsets,
     metadata,
     offsets,
@@ -44,7 +45,7 @@ log = logging.getLogger("kafkacompat.dispatch")
 REGISTRY: Mapping[int, ApiHandler] = build_registry(
     [
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
-        topics, configs, cluster, coordinator, groups, offsets, delete_records,
+        topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
     ]
 )
 api_versions.use_registry(REGISTRY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
-from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_KEY = 2
 
@@ -38,10 +38,16 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
         partitions = []
         for p in wanted.partitions:
             log = manager.partition(wanted.name, p.partition_index)
-            if log is None:
+            code = ErrorCode.NONE if log is not None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            if log is not None:
+                try:
+                    log.check_leader_epoch(p.current_leader_epoch)
+                except KafkaError as exc:
+                    code = exc.code
+            if code != ErrorCode.NONE:
                 partitions.append({
                     "partition_index": p.partition_index,
-                    "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                    "error_code": code,
                     "timestamp": -1, "offset": -1, "leader_epoch": -1,
                 })
                 continue
@@ -51,7 +57,7 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
                 "error_code": ErrorCode.NONE,
                 "timestamp": timestamp,
                 "offset": offset,
-                "leader_epoch": 0,
+                "leader_epoch": log.leader_epoch,
             })
         topics.append({"name": wanted.name, "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}

@@ -1,7 +1,7 @@
 """Small durable files: whole-file replacement that survives a crash at any point.
 
 Used for the topic registry, the producer id allocator, producer-state
-snapshots and the log-start-offset checkpoint.  A reader sees either the old
+snapshots, the log-start-offset and the leader-epoch checkpoints.  A reader sees either the old
 file or the new one, never a mix.
 """
 
@@ -14,19 +14,25 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to `<path>.tmp`, fsync it, rename over `path`, fsync the directory."""
+def write_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write to `<path>.tmp`, fsync it, rename over `path`, fsync the directory.
+
+    `sync=False` skips both fsyncs: a crash may then leave the old file, the
+    new one, or an empty one (for files whose loss is repaired on read).
+    """
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_directory(path.parent)
+    if sync:
+        fsync_directory(path.parent)
 
 
 def write_json_atomically(path: Path, value: object) -> None:
