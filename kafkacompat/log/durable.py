@@ -14,25 +14,19 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 
 
-def write_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Write to `<path>.tmp`, fsync it, rename over `path`, fsync the directory.
-
-    `sync=False` skips both fsyncs: a crash may then leave the old file, the
-    new one, or an empty one (for files whose loss is repaired on read).
-    """
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to `<path>.tmp`, fsync it, rename over `path`, fsync the directory."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
+        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if sync:
-        fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def write_json_atomically(path: Path, value: object) -> None:

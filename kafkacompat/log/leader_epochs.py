@@ -63,8 +63,9 @@ class LeaderEpochCache:
         """Record that `epoch` starts at `start_offset`, unless it (or a later one) is known already.
 
         Entries that the new one contradicts (a start offset at or past it) are
-        dropped, as Kafka drops them.  `sync=False` leaves the write to the page
-        cache: for a new partition, whose entry a lost file would recreate.
+        dropped, as Kafka drops them.  `sync=False` writes the file in place,
+        unsynced: for a new partition's first entry, with no older file to
+        protect and a lost or torn one recreated on first use.
         """
         entries = self.entries
         if epoch < 0 or (entries and entries[-1].epoch >= epoch):
@@ -114,7 +115,11 @@ class LeaderEpochCache:
     def _write(self, sync: bool) -> None:
         entries = self.entries
         lines = [str(CHECKPOINT_VERSION), str(len(entries)), *(f"{e.epoch} {e.start_offset}" for e in entries)]
-        write_atomically(self._path, ("\n".join(lines) + "\n").encode(), sync=sync)
+        data = ("\n".join(lines) + "\n").encode()
+        if sync:
+            write_atomically(self._path, data)
+        else:
+            self._path.write_bytes(data)
 
 
 def _read_checkpoint(path: Path) -> list[EpochEntry]:
