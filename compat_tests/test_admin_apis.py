@@ -190,3 +190,23 @@ def test_kafka_python_knows_security_is_disabled(broker):
             admin.describe_acls(acl_filter)
     finally:
         admin.close()
+
+
+@pytest.mark.timeout(60)
+def test_kafka_python_describes_the_idempotent_producers_of_a_partition(broker):
+    from kafka import TopicPartition as KafkaTopicPartition
+    topic = unique_topic("producers")
+    create_topic(broker.bootstrap, topic, partitions=2)
+    records = sample_records(20)
+    produce_records(broker.bootstrap, topic, records, partition=0)  # one idempotent librdkafka producer
+    admin = kafka_python_admin(broker.bootstrap)
+    try:
+        states = admin.describe_producers([KafkaTopicPartition(topic, 0), KafkaTopicPartition(topic, 1)])
+    finally:
+        admin.close()
+    (producer,) = states[KafkaTopicPartition(topic, 0)].active_producers
+    assert producer.producer_id >= 0 and producer.producer_epoch == 0
+    assert producer.last_sequence == len(records) - 1  # sequences 0..19 on this partition
+    assert producer.last_timestamp == records[-1].timestamp_ms  # the last batch ends with the newest record
+    assert (producer.coordinator_epoch, producer.current_transaction_start_offset) == (-1, -1)
+    assert states[KafkaTopicPartition(topic, 1)].active_producers == []

@@ -32,7 +32,7 @@ API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 1
 OFFSET_FOR_LEADER_EPOCH, DESCRIBE_ACLS, ALTER_CONFIGS, ALTER_REPLICA_LOG_DIRS, DESCRIBE_LOG_DIRS = 23, 29, 33, 34, 35
 CREATE_TOKEN, RENEW_TOKEN, EXPIRE_TOKEN, DESCRIBE_TOKENS, ELECT_LEADERS = 38, 39, 40, 41, 43
 LIST_REASSIGNMENTS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_SCRAM_CREDENTIALS = 46, 48, 50
-DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 75
+DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 61, 75
 DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
 INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
 
@@ -690,6 +690,27 @@ def elect_leaders(session: Session, version: int) -> None:
 def list_partition_reassignments(session: Session, version: int) -> None:
     answer = session.call(LIST_REASSIGNMENTS, version, {"timeout_ms": 10_000, "topics": None})
     assert (answer.error_code, list(answer.topics)) == (ErrorCode.NONE, [])
+
+
+@exercises(DESCRIBE_PRODUCERS)
+def describe_producers(session: Session, version: int) -> None:
+    """An idempotent producer's batch shows up as its state: epoch, last sequence, batch timestamp."""
+    topic = session.name("producers", version)
+    session.create_topic(topic)
+    init = session.call(INIT_PRODUCER_ID, newest(INIT_PRODUCER_ID),
+                        {"transactional_id": None, "transaction_timeout_ms": 60_000})
+    batch = build_batch([RecordSpec(b"a"), RecordSpec(b"b")], base_timestamp=FIRST_TIMESTAMP,
+                        producer_id=init.producer_id, producer_epoch=init.producer_epoch, base_sequence=0)
+    session.call(PRODUCE, newest(PRODUCE), produce_body(topic, 0, batch))
+    body = {"topics": [{"name": topic, "partition_indexes": [0, 4]}]}
+    (answer,) = session.call(DESCRIBE_PRODUCERS, version, body).topics
+    known, unknown = answer.partitions
+    assert (unknown.partition_index, unknown.error_code) == (4, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    (producer,) = known.active_producers
+    assert (known.error_code, producer.producer_id, producer.producer_epoch, producer.last_sequence) == (
+        ErrorCode.NONE, init.producer_id, init.producer_epoch, 1)
+    assert (producer.last_timestamp, producer.coordinator_epoch, producer.current_txn_start_offset) == (
+        FIRST_TIMESTAMP, -1, -1)
 
 
 # --- the tests ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.flush import FlushTicket, LogPosition
 from kafkacompat.log.leader_epochs import EpochEntry, LeaderEpochCache
-from kafkacompat.log.producer_state import ProducerStateManager
+from kafkacompat.log.producer_state import ProducerEntry, ProducerStateManager
 from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments
 from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LONG_MAX, LogConfig
@@ -176,6 +176,11 @@ class PartitionLog:
     @property
     def segment_base_offsets(self) -> list[int]:
         return list(self._bases)
+
+    @property
+    def active_producers(self) -> list[ProducerEntry]:
+        """The idempotent producers this partition remembers (DescribeProducers)."""
+        return list(self._producers.producers.values())
 
     # -- leader epochs -----------------------------------------------------------
 
