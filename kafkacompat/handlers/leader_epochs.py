@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
-from kafkacompat.log.leader_epochs import UNDEFINED_EPOCH, UNDEFINED_OFFSET
+from kafkacompat.log.leader_epochs import UNDEFINED_EPOCH, UNDEFINED_OFFSET, check_current_leader_epoch
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_KEY = 23
@@ -27,7 +27,7 @@ def _epoch_end(manager: Any, topic: str, wanted: Any) -> dict[str, Any]:
         answer["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return answer
     try:
-        log.check_leader_epoch(wanted.current_leader_epoch)
+        check_current_leader_epoch(wanted.current_leader_epoch, log)
         answer["leader_epoch"], answer["end_offset"] = log.end_offset_for_epoch(wanted.leader_epoch)
     except KafkaError as exc:
         answer["error_code"] = exc.code

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
+from kafkacompat.log.leader_epochs import check_current_leader_epoch
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_KEY = 2
@@ -41,7 +42,7 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
             code = ErrorCode.NONE if log is not None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if log is not None:
                 try:
-                    log.check_leader_epoch(p.current_leader_epoch)
+                    check_current_leader_epoch(p.current_leader_epoch, log)
                 except KafkaError as exc:
                     code = exc.code
             if code != ErrorCode.NONE:

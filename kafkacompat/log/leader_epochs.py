@@ -25,9 +25,10 @@ Not safe for concurrent use: PartitionLog serialises access.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kafkacompat.log.durable import write_atomically
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 CHECKPOINT_FILE = "leader-epoch-checkpoint"
 CHECKPOINT_VERSION = 0
@@ -120,6 +121,19 @@ class LeaderEpochCache:
             write_atomically(self._path, data)
         else:
             self._path.write_bytes(data)
+
+
+def check_current_leader_epoch(current_leader_epoch: int, log: Any) -> None:
+    """A client's idea of the partition's current epoch (-1: none) against the log's, as Kafka checks it:
+    FENCED_LEADER_EPOCH when older, UNKNOWN_LEADER_EPOCH when newer."""
+    ours = log.leader_epoch
+    if current_leader_epoch in (-1, ours):
+        return
+    code, relation = (
+        (ErrorCode.FENCED_LEADER_EPOCH, "older") if current_leader_epoch < ours
+        else (ErrorCode.UNKNOWN_LEADER_EPOCH, "newer")
+    )
+    raise KafkaError(code, f"leader epoch {current_leader_epoch} of {log.topic}-{log.index} is {relation} than {ours}")
 
 
 def _read_checkpoint(path: Path) -> list[EpochEntry]:

@@ -194,28 +194,10 @@ class PartitionLog:
             self._leader_epoch_recorded = True
         return cache
 
-    @property
-    def leader_epoch_history(self) -> list[EpochEntry]:
-        return list(self._epoch_history().entries)
-
     def end_offset_for_epoch(self, leader_epoch: int) -> EpochEntry:
         """OffsetForLeaderEpoch: where `leader_epoch` ends in this log (-1, -1 when unknown)."""
         self._check_open()
         return self._epoch_history().end_offset_for(leader_epoch, self.log_end_offset)
-
-    def check_leader_epoch(self, current_leader_epoch: int) -> None:
-        """A client's idea of the current epoch (-1: none) against ours, as Kafka checks it."""
-        if current_leader_epoch == -1 or current_leader_epoch == self.leader_epoch:
-            return
-        if current_leader_epoch < self.leader_epoch:
-            raise KafkaError(
-                ErrorCode.FENCED_LEADER_EPOCH,
-                f"leader epoch {current_leader_epoch} of {self.topic}-{self.index} is older than {self.leader_epoch}",
-            )
-        raise KafkaError(
-            ErrorCode.UNKNOWN_LEADER_EPOCH,
-            f"leader epoch {current_leader_epoch} of {self.topic}-{self.index} is newer than {self.leader_epoch}",
-        )
 
     # -- append ----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from kafkacompat.log.leader_epochs import CHECKPOINT_FILE, EpochEntry, LeaderEpochCache
+from kafkacompat.log.leader_epochs import CHECKPOINT_FILE, EpochEntry, LeaderEpochCache, check_current_leader_epoch
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from tests.log.batch_builder import build_batch, values
 
@@ -97,16 +97,16 @@ def test_delete_records_moves_the_first_epoch_start(open_log):
     log = open_log()
     log.append(build_batch(values(5, 10)))
     log.delete_records(3)
-    assert log.leader_epoch_history == [EpochEntry(0, 3)]
-    assert open_log().leader_epoch_history == [EpochEntry(0, 3)]
+    assert (log.directory / CHECKPOINT_FILE).read_text() == "0\n1\n0 3\n"
+    assert open_log().end_offset_for_epoch(0) == (0, 5)
 
 
 @pytest.mark.parametrize(("current", "code"), [(1, ErrorCode.FENCED_LEADER_EPOCH), (3, ErrorCode.UNKNOWN_LEADER_EPOCH)])
 def test_current_leader_epoch_is_checked_against_ours(open_log, current, code):
     log = open_log()
     log.leader_epoch = 2  # as after two leadership changes
-    log.check_leader_epoch(-1)
-    log.check_leader_epoch(2)
+    check_current_leader_epoch(-1, log)
+    check_current_leader_epoch(2, log)
     with pytest.raises(KafkaError) as info:
-        log.check_leader_epoch(current)
+        check_current_leader_epoch(current, log)
     assert info.value.code == code
