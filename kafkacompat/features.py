@@ -102,7 +102,7 @@ class FinalizedFeatures:
         for update in updates:
             self._check(update)
             proposed[update.feature] = update.max_version_level
-        if validate_only:
+        if validate_only or not updates:
             return
         levels = {name: level for name, level in proposed.items() if level > 0}
         write_json_atomically(self._path, {"epoch": self.epoch + 1, "levels": levels})

@@ -37,9 +37,10 @@ def test_applied_updates_bump_the_epoch_and_survive_reopening(tmp_path):
     assert (reopened.epoch, reopened.levels) == (2, {MV: 20})
 
 
-def test_validate_only_changes_nothing(tmp_path):
+def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate(MV, 18, UpgradeType.SAFE_DOWNGRADE)], validate_only=True)
+    features.update([], validate_only=False)
     assert (features.epoch, features.levels) == (0, {MV: 21})
     assert not (tmp_path / FEATURES_FILE).exists()
 
