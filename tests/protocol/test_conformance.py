@@ -127,6 +127,7 @@ def test_data_spec_matches_kafka(name: str) -> None:
 
 
 def test_every_required_api_key_has_a_spec() -> None:
-    required = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 32, 37, 42, 44, 47, 60}
+    required = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 29, 32, 33, 34, 35, 37, 38,
+                39, 40, 41, 42, 43, 44, 46, 47, 48, 50, 55, 57, 60, 61, 75}
     assert set(load_specs()) == required
     assert set(load_data_specs()) == {"ConsumerProtocolSubscription", "ConsumerProtocolAssignment"}
