@@ -23,7 +23,8 @@ from compat_helpers import REPO_ROOT, free_port, unique_topic, wait_until
 from confluent_clients import admin_client, create_topic, describe_topic, describe_topic_configs
 
 
-def cli(broker, *args: str, stdin: str | None = None, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+def cli(broker, *args: str, stdin: str | None = None, ok: bool = True,
+        timeout: float = 60) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "kafkacompat", *args, "--bootstrap-server", broker.bootstrap],
         cwd=REPO_ROOT, input=stdin, capture_output=True, text=True, timeout=timeout,

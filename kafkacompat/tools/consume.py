@@ -24,6 +24,7 @@ from kafkacompat.tools.formatting import DEFAULT_FORMAT, ConsumedRecord, json_li
 from kafkacompat.tools.group_member import GroupMember
 
 LATEST, EARLIEST = -1, -2
+LAST_FETCH_BY_TOPIC_NAME = 12  # Fetch v13+ names topics by id only
 MAX_WAIT_MS = 500
 PARTITION_MAX_BYTES = 1024 * 1024
 FETCH_MAX_BYTES = 50 * 1024 * 1024
@@ -104,7 +105,7 @@ class Fetcher:
                 "isolation_level": 0, "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [],
                 "rack_id": "", "topics": [{"topic": self.topic, "topic_id": self.topic_id, "partitions": [
                     {"partition": p, "fetch_offset": self.positions[p], "partition_max_bytes": PARTITION_MAX_BYTES}
-                    for p in partitions]}]}, lowest=4)
+                    for p in partitions]}]}, lowest=4, highest=None if self.topic_id.int else LAST_FETCH_BY_TOPIC_NAME)
             check(answer.error_code, f"Fetch from broker {leader}")
             for topic in answer.responses:
                 for result in topic.partitions:
