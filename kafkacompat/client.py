@@ -113,7 +113,7 @@ class KafkaClient:
         except OSError as exc:
             raise ClientError(f"connection to {self.address} failed: {exc.strerror or exc}") from None
         if correlation_id != self._correlation_id:
-            raise ConnectionError(f"correlation id {correlation_id} answers no request of ours")
+            raise ClientError(f"{self.address} answered with correlation id {correlation_id}, not ours")
         return decode_response(api_key, version, response)
 
     def api_versions(self) -> dict[int, tuple[int, int]]:

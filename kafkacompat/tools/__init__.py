@@ -15,6 +15,7 @@ import os
 import sys
 
 from kafkacompat.client import DEFAULT_BOOTSTRAP, ClientError, Cluster
+from kafkacompat.protocol import DecodeError
 from kafkacompat.tools import cluster, consume, groups, produce, topics
 
 COMMANDS = {"topics": topics, "produce": produce, "consume": consume, "groups": groups, "cluster": cluster}
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Cluster(args.bootstrap_server) as connected:
             return args.tool.run(args, connected)
-    except ClientError as exc:
+    except (ClientError, DecodeError) as exc:
         print(f"kafkacompat {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
