@@ -355,3 +355,23 @@ def test_the_tools_work_against_another_broker_implementation(tansu):
         f"value{i}" for i in range(30))
     cli(tansu, "topics", "delete", "other")
     _assert_one_line_error(cli(tansu, "consume", "other", ok=False), "unknown topic 'other'")
+
+
+def test_a_terminated_group_consumer_commits_and_leaves_at_once(broker):
+    topic, group = unique_topic("cli-term"), unique_topic("cli-term-id")
+    create_topic(broker.bootstrap, topic, 1)
+    cli(broker, "produce", topic, stdin="".join(f"r{i}\n" for i in range(5)))
+    member = subprocess.Popen(
+        [sys.executable, "-m", "kafkacompat", "consume", topic, "--group", group, "--from-beginning",
+         "--bootstrap-server", broker.bootstrap],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: _committed(broker, group, topic, 1) == {0: 5}, 20, "the CLI to commit what it read")
+        member.terminate()
+        out, err = member.communicate(timeout=20)
+    finally:
+        member.kill()
+    assert member.returncode == 0, err
+    assert out.splitlines() == [f"r{i}" for i in range(5)]
+    # Left, not timed out: the group is empty well before the 10 s session timeout.
+    assert json.loads(cli(broker, "groups", "describe", group, "--json").stdout)["state"] == "Empty"

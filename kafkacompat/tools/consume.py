@@ -6,12 +6,14 @@ log end, the log start (``--from-beginning``) or ``--offset``; with
 starts from the group's committed offsets and commits what it has printed.
 Fetches go to each partition's leader; control batches (transaction
 markers) are skipped. It stops after ``--max-messages`` records, after
-``--timeout-ms`` without a new record, or on Ctrl-C.
+``--timeout-ms`` without a new record, or on Ctrl-C or SIGTERM (a group
+member commits and leaves first).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import uuid
@@ -136,7 +138,12 @@ class Fetcher:
         return taken
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace, cluster: Cluster) -> int:
+    signal.signal(signal.SIGTERM, _stop)  # like Ctrl-C: commit, leave the group, exit 0
     if args.offset is not None and args.partition is None:
         raise ClientError("--offset needs --partition")
     if args.group and args.partition is not None:
