@@ -35,7 +35,7 @@ def common_options(parser: argparse.ArgumentParser, *, leaf: bool = True) -> Non
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         module.add_parser(sub).set_defaults(tool=module)
 
 
