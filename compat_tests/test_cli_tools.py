@@ -70,6 +70,10 @@ def test_topics_create_list_describe_alter_and_delete(broker):
     assert lines[6].split() == ["CONFIG", "VALUE", "SOURCE"]
     assert [line.split() for line in lines[8:]] == [["retention.ms", "123456", "DYNAMIC_TOPIC_CONFIG"]]
 
+    every = [line.split() for line in cli(broker, "topics", "describe", topic, "--all-configs").stdout.splitlines()]
+    assert ["cleanup.policy", "delete", "DEFAULT_CONFIG"] in every
+    assert ["retention.ms", "123456", "DYNAMIC_TOPIC_CONFIG"] in every
+
     described = json.loads(cli(broker, "topics", "describe", topic, "--json").stdout)
     assert [t["topic_id"] for t in described] == [str(topic_id)]
     configs = {c["name"]: (c["value"], c["source"]) for c in described[0]["configs"]}
