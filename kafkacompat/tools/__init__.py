@@ -11,9 +11,11 @@ stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from kafkacompat.client import DEFAULT_BOOTSTRAP, ClientError, Cluster
+from kafkacompat.protocol import DecodeError
 from kafkacompat.tools import cluster, consume, groups, produce, topics
 
 COMMANDS = {"topics": topics, "produce": produce, "consume": consume, "groups": groups, "cluster": cluster}
@@ -33,19 +35,19 @@ def common_options(parser: argparse.ArgumentParser, *, leaf: bool = True) -> Non
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         module.add_parser(sub).set_defaults(tool=module)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        with Cluster(args.bootstrap_server, timeout_s=getattr(args, "request_timeout", 10.0)) as connected:
+        with Cluster(args.bootstrap_server) as connected:
             return args.tool.run(args, connected)
-    except ClientError as exc:
+    except (ClientError, DecodeError) as exc:
         print(f"kafkacompat {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # the reader of our stdout went away (| head)
-        sys.stderr.close()
+    except BrokenPipeError:  # the reader of our stdout went away (| head): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

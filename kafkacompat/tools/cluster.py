@@ -1,4 +1,8 @@
-"""``kafkacompat cluster info``: brokers, controller, cluster id and the API versions a broker serves."""
+"""``kafkacompat cluster info``: brokers, controller, cluster id and the API versions a broker serves.
+
+Beside each range is the version this client negotiates (the newest both
+sides know), or nothing where it has no spec for the API.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ def cluster_info(cluster: Cluster) -> dict[str, Any]:
         spec = api_spec(key)
         shared = spec is not None and max(low, spec.min_version) <= min(high, spec.max_version)
         apis.append({"api_key": key, "name": spec.name if spec else None, "min_version": low, "max_version": high,
-                     "cli_version": bootstrap.version(key) if shared else None})
+                     "negotiated_version": bootstrap.version(key) if shared else None})
     return {
         "cluster_id": answer.cluster_id,
         "controller_id": answer.controller_id,
@@ -49,8 +53,8 @@ def run(args: argparse.Namespace, cluster: Cluster) -> int:
         [b["node_id"], b["host"], b["port"], b["rack"], "yes" if b["node_id"] == info["controller_id"] else ""]
         for b in info["brokers"]
     ))
-    output.table(f"API versions of {info['bootstrap']}", ["KEY", "NAME", "VERSIONS", "USED BY THE CLI"], (
-        [a["api_key"], a["name"], f"{a['min_version']}-{a['max_version']}", a["cli_version"]]
+    output.table(f"API versions of {info['bootstrap']}", ["KEY", "NAME", "VERSIONS", "NEGOTIATED"], (
+        [a["api_key"], a["name"], f"{a['min_version']}-{a['max_version']}", a["negotiated_version"]]
         for a in info["api_versions"]
     ))
     return 0

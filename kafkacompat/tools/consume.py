@@ -6,12 +6,14 @@ log end, the log start (``--from-beginning``) or ``--offset``; with
 starts from the group's committed offsets and commits what it has printed.
 Fetches go to each partition's leader; control batches (transaction
 markers) are skipped. It stops after ``--max-messages`` records, after
-``--timeout-ms`` without a new record, or on Ctrl-C.
+``--timeout-ms`` without a new record, or on Ctrl-C or SIGTERM (a group
+member commits and leaves first).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import uuid
@@ -24,6 +26,7 @@ from kafkacompat.tools.formatting import DEFAULT_FORMAT, ConsumedRecord, json_li
 from kafkacompat.tools.group_member import GroupMember
 
 LATEST, EARLIEST = -1, -2
+LAST_FETCH_BY_TOPIC_NAME = 12  # Fetch v13+ names topics by id only
 MAX_WAIT_MS = 500
 PARTITION_MAX_BYTES = 1024 * 1024
 FETCH_MAX_BYTES = 50 * 1024 * 1024
@@ -104,7 +107,7 @@ class Fetcher:
                 "isolation_level": 0, "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [],
                 "rack_id": "", "topics": [{"topic": self.topic, "topic_id": self.topic_id, "partitions": [
                     {"partition": p, "fetch_offset": self.positions[p], "partition_max_bytes": PARTITION_MAX_BYTES}
-                    for p in partitions]}]}, lowest=4)
+                    for p in partitions]}]}, lowest=4, highest=None if self.topic_id.int else LAST_FETCH_BY_TOPIC_NAME)
             check(answer.error_code, f"Fetch from broker {leader}")
             for topic in answer.responses:
                 for result in topic.partitions:
@@ -135,7 +138,12 @@ class Fetcher:
         return taken
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace, cluster: Cluster) -> int:
+    signal.signal(signal.SIGTERM, _stop)  # like Ctrl-C: commit, leave the group, exit 0
     if args.offset is not None and args.partition is None:
         raise ClientError("--offset needs --partition")
     if args.group and args.partition is not None:

@@ -42,7 +42,9 @@ def _decode_versioned(name: str, data: bytes) -> Any:
     return decode_data(name, min(version, 3), data[_VERSION.size:])
 
 
-def range_assign(subscriptions: dict[str, list[str]], partition_counts: dict[str, int]) -> dict[str, dict[str, list[int]]]:
+def range_assign(
+    subscriptions: dict[str, list[str]], partition_counts: dict[str, int]
+) -> dict[str, dict[str, list[int]]]:
     """Kafka's RangeAssignor: per topic, members in id order take consecutive ranges, the first ones one more."""
     assignment: dict[str, dict[str, list[int]]] = {member: {} for member in subscriptions}
     for topic in sorted({t for topics in subscriptions.values() for t in topics}):

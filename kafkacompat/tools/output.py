@@ -21,18 +21,22 @@ def console(stderr: bool = False) -> "Console":
 
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty()
-    return Console(file=stream, width=None if tty else 100_000, highlight=False, soft_wrap=not tty)
+    return Console(file=stream, width=None if tty else 100_000, highlight=False, emoji=False, soft_wrap=not tty)
 
 
 def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
-    """One table: a header line, then a row per item; ``-`` stands for an empty cell."""
+    """One table: a header line, then a row per item; ``-`` stands for an empty cell.
+
+    Cells are plain text: a topic named ``[red]x`` shows as written, not as markup.
+    """
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     shown = Table(*columns, title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   header_style="bold")
     for row in rows:
-        shown.add_row(*("-" if cell is None or cell == "" else str(cell) for cell in row))
+        shown.add_row(*(Text("-" if cell is None or cell == "" else str(cell)) for cell in row))
     console().print(shown)
 
 
