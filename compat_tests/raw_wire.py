@@ -248,6 +248,50 @@ def read_metadata_v4(body: Reader) -> dict[str, tuple[int, dict[int, int]]]:
     return topics
 
 
+def metadata_flexible_body(version: int, topics: list[tuple[bytes, str | None]]) -> bytes:
+    """Metadata v10-12: (16-byte topic id, name or None) per topic; no auto-creation, no authorized operations."""
+    listed = b"".join(topic_id + compact_string(name) + EMPTY_TAGS for topic_id, name in topics)
+    flags = b"\x00" * (3 if version == 10 else 2)  # v10 still has include_cluster_authorized_operations
+    return uvarint(len(topics) + 1) + listed + flags + EMPTY_TAGS
+
+
+def read_metadata_flexible(body: Reader, version: int) -> list[tuple[int, str | None, bytes, list[int]]]:
+    """Metadata v10-12: [(error_code, name, topic id, partition indexes)] in answer order."""
+    body.int32()  # throttle_time_ms
+
+    def broker():
+        body.int32(), body.compact_string(), body.int32(), body.compact_string()
+        body.skip_tags()
+
+    body.compact_array(broker)
+    body.compact_string()  # cluster_id
+    body.int32()  # controller_id
+
+    def partition():
+        body.int16()
+        index = body.int32()
+        body.int32(), body.int32()  # leader id and epoch
+        for _ in range(3):  # replicas, isr, offline replicas
+            body.compact_array(body.int32)
+        body.skip_tags()
+        return index
+
+    def topic():
+        error_code, name, topic_id = body.int16(), body.compact_string(), body.raw(16)
+        body.boolean()
+        partitions = body.compact_array(partition)
+        body.int32()  # topic_authorized_operations
+        body.skip_tags()
+        return error_code, name, topic_id, partitions
+
+    topics = body.compact_array(topic)
+    if version <= 10:
+        body.int32()  # cluster_authorized_operations
+    body.skip_tags()
+    body.done()
+    return topics
+
+
 # --- the connection ----------------------------------------------------------
 
 class RawConnection:
