@@ -2,11 +2,12 @@
 
 Walking records means decompressing the batch, so it is done only where a
 record can be refused: every batch of a compacted topic (records need a
-key), and CreateTime batches whose timestamps may be out of range -- the
+key), CreateTime batches whose timestamps may be out of range -- the
 batch's max timestamp is past ``message.timestamp.after.max.ms``, or the
-topic sets a finite ``message.timestamp.before.max.ms``. Per record the key
-is checked first, then the timestamp, and every bad record is reported, so
-Produce can answer with Kafka's ``record_errors``.
+topic sets a finite ``message.timestamp.before.max.ms`` -- and batches a
+producer stamped LogAppendTime on a LogAppendTime topic (only the broker may).
+Per record the key is checked first, then the timestamp, and every bad
+record is reported, so Produce can answer with Kafka's ``record_errors``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def needs_record_walk(header: BatchHeader, config: LogConfig, now: int) -> bool:
     if "compact" in config.cleanup_policy:
         return True
     if config.log_append_time:
-        return False
+        return header.is_log_append_time
     return (header.max_timestamp - now > config.message_timestamp_after_max_ms
             or config.message_timestamp_before_max_ms != LONG_MAX)
 
@@ -37,14 +38,22 @@ def check_records(batch: memoryview, config: LogConfig, now: int, topic_partitio
     latest = now + config.message_timestamp_after_max_ms
     invalid: list[tuple[ErrorCode, int, str]] = []
     for index, record in enumerate(iter_raw_records(header, body)):
-        timestamp = header.base_timestamp + record.timestamp_delta
+        # A batch stamped LogAppendTime gives every record its max timestamp.
+        timestamp = header.max_timestamp if header.is_log_append_time else header.base_timestamp + record.timestamp_delta
+        offset = header.base_offset + record.offset_delta
         if key_required and record.key is None:
             invalid.append((ErrorCode.INVALID_RECORD, index, "Compacted topic cannot accept message without key "
                             f"in topic partition {topic_partition}"))
-        elif check_timestamps and timestamp != NO_TIMESTAMP and not earliest <= timestamp <= latest:
-            invalid.append((ErrorCode.INVALID_TIMESTAMP, index,
-                            f"Timestamp {timestamp} of message with offset {header.base_offset + record.offset_delta}"
-                            f" is out of range. The timestamp should be within [{earliest}, {latest}]"))
+        elif check_timestamps and timestamp != NO_TIMESTAMP:
+            if not earliest <= timestamp <= latest:
+                invalid.append((ErrorCode.INVALID_TIMESTAMP, index,
+                                f"Timestamp {timestamp} of message with offset {offset} is out of range. "
+                                f"The timestamp should be within [{earliest}, {latest}]"))
+        elif header.is_log_append_time:
+            described = (f"DefaultRecord(offset={offset}, timestamp={timestamp}, key={len(record.key or b'')} bytes, "
+                         f"value={len(record.value or b'')} bytes)")
+            invalid.append((ErrorCode.INVALID_TIMESTAMP, index, f"Invalid timestamp type in message {described}. "
+                            "Producer should not set timestamp type to LogAppendTime."))
     if not invalid:
         return
     record_errors = [(index, message) for _, index, message in invalid]

@@ -65,3 +65,13 @@ def test_log_append_time_topics_do_not_check_producer_timestamps(open_log, clock
     clock.now = T0
     log = open_log(message_timestamp_type="LogAppendTime", message_timestamp_before_max_ms="0")
     assert log.append(build_batch([RecordSpec(b"x", timestamp=1)], base_timestamp=1)).base_offset == 0
+
+
+def test_a_producer_may_not_stamp_log_append_time_on_a_log_append_time_topic(open_log, clock):
+    clock.now = T0
+    log = open_log(message_timestamp_type="LogAppendTime")
+    error = refusal(log, build_batch([RecordSpec(b"v", key=b"k")], base_timestamp=T0, log_append_time=True))
+    assert error.code == ErrorCode.INVALID_TIMESTAMP
+    assert error.record_errors == [(0, f"Invalid timestamp type in message DefaultRecord(offset=0, timestamp={T0}, "
+                                       "key=1 bytes, value=1 bytes). Producer should not set timestamp type to "
+                                       "LogAppendTime.")]
