@@ -20,7 +20,7 @@ import pytest
 from compat_helpers import unique_topic
 from raw_wire import RawConnection, metadata_flexible_body, read_metadata_flexible
 
-from kafkacompat.fuzz.campaign import Connection, advertised_versions, check_answer, expects_answer
+from kafkacompat.fuzz.campaign import advertised_versions, check_answer, connect, expects_answer
 from kafkacompat.fuzz.generator import SHORT_WAITS_MS, OddRequests
 from kafkacompat.protocol import decode_request, encode_request, encode_request_frame, load_specs
 from tests.protocol.protocol_bodies import BodyMaker
@@ -57,7 +57,7 @@ def test_every_advertised_request_gets_a_decodable_answer(broker):
     specs = load_specs()
     odd = OddRequests(specs, random.Random(12))
     failures = []
-    connection = Connection(address, timeout_s=15)
+    connection = connect(address, timeout_s=15)
     correlation_id = 0
     advertised = advertised_versions(address, 10)
     assert set(advertised) <= set(specs), "the broker advertises an API key we have no spec for"
@@ -74,7 +74,7 @@ def test_every_advertised_request_gets_a_decodable_answer(broker):
                 frames.append((f"odd request {number}", *odd.frame(api_key, version, correlation_id)))
             for what, frame, body in frames:
                 cid = int.from_bytes(frame[8:12], "big", signed=True)
-                connection.send(frame)
+                connection.send_frame(frame)
                 if not expects_answer(api_key, body):
                     continue
                 try:
@@ -82,7 +82,7 @@ def test_every_advertised_request_gets_a_decodable_answer(broker):
                 except Exception as exc:  # noqa: BLE001 - a closed connection or a timeout both fail the case
                     problem = f"no answer: {exc!r}"
                     connection.close()
-                    connection = Connection(address, timeout_s=15)
+                    connection = connect(address, timeout_s=15)
                 if problem:
                     failures.append(f"API {api_key} v{version}, {what}: {problem}")
     connection.close()

@@ -39,15 +39,23 @@ class KafkaClient:
             chunks += chunk
         return bytes(chunks)
 
+    def send_frame(self, frame: bytes) -> None:
+        """Send one complete request frame, size prefix included, as it is."""
+        self._sock.sendall(frame)
+
+    def receive_frame(self) -> bytes:
+        """The next response frame, without its size prefix."""
+        (size,) = _SIZE.unpack(self._receive_exactly(_SIZE.size))
+        return self._receive_exactly(size)
+
     def request(self, api_key: int, version: int, body: Mapping[str, Any]) -> Any:
         """Send one request and return the decoded response body."""
         self._correlation_id += 1
         frame = encode_request_frame(
             api_key, version, self._correlation_id, self._client_id, encode_request(api_key, version, body)
         )
-        self._sock.sendall(frame)
-        (size,) = _SIZE.unpack(self._receive_exactly(_SIZE.size))
-        correlation_id, response = parse_response_frame(api_key, version, self._receive_exactly(size))
+        self.send_frame(frame)
+        correlation_id, response = parse_response_frame(api_key, version, self.receive_frame())
         if correlation_id != self._correlation_id:
             raise ConnectionError(f"correlation id {correlation_id} answers no request of ours")
         return decode_response(api_key, version, response)

@@ -23,20 +23,18 @@ from __future__ import annotations
 
 import random
 import socket
-import struct
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafkacompat.client import KafkaClient
 from kafkacompat.fuzz.generator import OddRequests, mutate, random_frame
 from kafkacompat.protocol import (
     DecodeError,
     decode_request,
     decode_response,
-    encode_request,
-    encode_request_frame,
     load_specs,
     parse_request,
     parse_response_frame,
@@ -45,13 +43,9 @@ from kafkacompat.protocol.errors import KafkaError
 
 API_VERSIONS = 18
 PRODUCE = 0
-_SIZE = struct.Struct(">i")
+SIZE_PREFIX = 4
 GENERATED_SHARE = 0.55
 MUTATED_SHARE = 0.35
-
-
-class NoAnswer(Exception):
-    """The broker closed the connection where an answer was due."""
 
 
 @dataclass
@@ -90,35 +84,14 @@ def expects_answer(api_key: int, body: Any) -> bool:
     return not (api_key == PRODUCE and body.get("acks") == 0)
 
 
-class Connection:
-    """One blocking client connection that sends whole frames and reads whole response frames."""
-
-    def __init__(self, address: tuple[str, int], timeout_s: float) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout_s)
-
-    def send(self, frame: bytes) -> None:
-        self.sock.sendall(frame)
-
-    def _exactly(self, count: int) -> bytes:
-        data = bytearray()
-        while len(data) < count:
-            chunk = self.sock.recv(count - len(data))
-            if not chunk:
-                raise NoAnswer("connection closed")
-            data += chunk
-        return bytes(data)
-
-    def receive(self) -> bytes:
-        (size,) = _SIZE.unpack(self._exactly(_SIZE.size))
-        return self._exactly(size)
-
-    def close(self) -> None:
-        self.sock.close()
+def connect(address: tuple[str, int], timeout_s: float) -> KafkaClient:
+    """A connection that sends and receives whole frames; a closed one raises ConnectionError."""
+    return KafkaClient(f"{address[0]}:{address[1]}", client_id="fuzz", timeout_s=timeout_s)
 
 
-def check_answer(connection: Connection, api_key: int, version: int, correlation_id: int) -> str | None:
+def check_answer(connection: KafkaClient, api_key: int, version: int, correlation_id: int) -> str | None:
     """Read one response and say what is wrong with it (None: a decodable answer to this request)."""
-    frame = connection.receive()
+    frame = connection.receive_frame()
     try:
         answered_id, body = parse_response_frame(api_key, version, frame)
         if answered_id != correlation_id:
@@ -131,20 +104,15 @@ def check_answer(connection: Connection, api_key: int, version: int, correlation
 
 def advertised_versions(address: tuple[str, int], timeout_s: float) -> dict[int, tuple[int, int]]:
     """The broker's ApiVersions ranges by API key."""
-    connection = Connection(address, timeout_s)
-    try:
-        connection.send(encode_request_frame(API_VERSIONS, 0, 1, "fuzz", encode_request(API_VERSIONS, 0, {})))
-        _, body = parse_response_frame(API_VERSIONS, 0, connection.receive())
-        answer = decode_response(API_VERSIONS, 0, body)
-    finally:
-        connection.close()
+    with connect(address, timeout_s) as connection:
+        answer = connection.request(API_VERSIONS, 0, {})
     return {entry.api_key: (entry.min_version, entry.max_version) for entry in answer.api_keys}
 
 
 def _decodes(frame: bytes, targets: frozenset[tuple[int, int]]) -> tuple[int, int, int, Any] | None:
     """(api key, version, correlation id, body) when the broker would decode ``frame``, else None."""
     try:
-        header, body_view = parse_request(memoryview(frame)[_SIZE.size:])
+        header, body_view = parse_request(memoryview(frame)[SIZE_PREFIX:])
         if (header.api_key, header.api_version) not in targets:
             return None
         body = decode_request(header.api_key, header.api_version, body_view)
@@ -202,14 +170,14 @@ class Campaign:
         self.report.seconds = time.monotonic() - started
         try:
             advertised_versions(self.address, self.timeout_s)
-        except (OSError, NoAnswer, DecodeError) as exc:
+        except (OSError, DecodeError) as exc:
             self._record(Finding("broker down", API_VERSIONS, 0, f"no ApiVersions answer after the run: {exc}", ""))
         return self.report
 
     def _worker(self, number: int) -> None:
         rng = random.Random(self.seed * 1_000_003 + number)
         odd = OddRequests(self.specs, rng, now_ms=int(time.time() * 1000))
-        connection: Connection | None = None
+        connection: KafkaClient | None = None
         correlation_id = 0
         target_set = frozenset(self.report.targets)
         while self._claim():
@@ -234,8 +202,8 @@ class Campaign:
                 continue
             try:
                 if connection is None:
-                    connection = Connection(self.address, self.timeout_s)
-                connection.send(frame)
+                    connection = connect(self.address, self.timeout_s)
+                connection.send_frame(frame)
                 if not expects_answer(api_key, body):
                     continue
                 problem = check_answer(connection, api_key, version, correlation_id)
@@ -245,7 +213,7 @@ class Campaign:
                 problem = None
                 connection.close()
                 connection = None
-            except (NoAnswer, OSError) as exc:
+            except OSError as exc:
                 problem = f"connection closed instead of an answer ({exc})"
                 if connection is not None:
                     connection.close()
