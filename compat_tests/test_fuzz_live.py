@@ -121,7 +121,7 @@ def test_spec_driven_campaign_finds_nothing(broker):
     assert report.frames == CAMPAIGN_FRAMES
     assert {key for key, _ in report.targets} == set(REGISTRY), "every advertised API key is a target"
     assert report.by_kind["generated"] > CAMPAIGN_FRAMES // 3 and report.by_kind["random"] > 0
-    assert not report.findings, "\n".join(f"{f.kind}: API {f.api_key} v{f.version}: {f.detail}"
+    assert not report.findings, "\n".join(f"{f.rule}: API {f.api_key} v{f.version}: {f.detail}"
                                           for f in report.distinct_findings().values())
     log = broker.log_text()
     assert "unexpected error" not in log, log[log.index("unexpected error") - 200:][:4000]

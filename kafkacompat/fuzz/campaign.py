@@ -50,7 +50,7 @@ MUTATED_SHARE = 0.35
 
 @dataclass
 class Finding:
-    kind: str  # what rule broke: "closed", "correlation", "undecodable", "broker down"
+    rule: str  # the rule broken: "closed", "correlation", "undecodable", "broker down"
     api_key: int
     version: int
     detail: str
@@ -75,7 +75,7 @@ class Report:
         """One example per (rule, API key, version, first line of detail)."""
         seen: dict[tuple[str, int, int, str], Finding] = {}
         for finding in self.findings:
-            seen.setdefault((finding.kind, finding.api_key, finding.version, finding.detail.splitlines()[0]), finding)
+            seen.setdefault((finding.rule, finding.api_key, finding.version, finding.detail.splitlines()[0]), finding)
         return seen
 
 
