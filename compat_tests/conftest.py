@@ -17,10 +17,10 @@ import pytest
 from compat_helpers import BrokerProcess
 
 # Applied to every broker the fixtures start: tests should not sit through
-# Kafka's 3 s initial rebalance delay.
+# the initial rebalance delay (300 ms by default; Kafka waits 3 s).
 DEFAULT_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 
-BrokerFactory = Callable[[dict[str, str] | None], BrokerProcess]
+BrokerFactory = Callable[[dict[str, str | None] | None], BrokerProcess]
 
 
 def _shut_down(process: BrokerProcess) -> None:
@@ -44,13 +44,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
 
 @pytest.fixture
 def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
-    """Call with Kafka config overrides, e.g. `broker_factory({"num.partitions": "4"})`."""
+    """Call with Kafka config overrides, e.g. `broker_factory({"num.partitions": "4"})`; a None value
+    leaves that config at the broker's own default, even one DEFAULT_OVERRIDES sets."""
     numbers = itertools.count()
     with contextlib.ExitStack() as teardown:
 
-        def start(overrides: dict[str, str] | None = None) -> BrokerProcess:
+        def start(overrides: dict[str, str | None] | None = None) -> BrokerProcess:
+            merged = {**DEFAULT_OVERRIDES, **(overrides or {})}
             process = BrokerProcess(tmp_path / f"broker{next(numbers)}",
-                                    {**DEFAULT_OVERRIDES, **(overrides or {})})
+                                    {name: value for name, value in merged.items() if value is not None})
             teardown.callback(_shut_down, process)
             process.start()
             return process

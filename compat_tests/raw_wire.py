@@ -61,13 +61,14 @@ def size_prefixed(payload: bytes) -> bytes:
     return struct.pack(">i", len(payload)) + payload
 
 
-def record_batch(key_values: list[tuple[bytes, bytes]], base_timestamp_ms: int,
+def record_batch(key_values: list[tuple[bytes | None, bytes]], base_timestamp_ms: int,
                  corrupt_crc: bool = False) -> bytes:
     """A magic-2 batch, uncompressed, no producer id; `corrupt_crc` flips bits of a correct CRC."""
     records = bytearray()
     for offset_delta, (key, value) in enumerate(key_values):
+        key_field = varint(-1) if key is None else varint(len(key)) + key
         body = (b"\x00" + varint(offset_delta) + varint(offset_delta)
-                + varint(len(key)) + key + varint(len(value)) + value + varint(0))
+                + key_field + varint(len(value)) + value + varint(0))
         records += varint(len(body)) + body
     last_delta = len(key_values) - 1
     after_crc = struct.pack(">hiqqqhii", 0, last_delta, base_timestamp_ms, base_timestamp_ms + last_delta,
@@ -193,8 +194,9 @@ def read_api_versions_v3(body: Reader) -> tuple[int, dict[int, tuple[int, int]]]
     return error_code, {key: (low, high) for key, low, high in ranges}
 
 
-def read_produce_v9(body: Reader) -> dict[tuple[str, int], tuple[int, int]]:
-    """{(topic, partition): (error_code, base_offset)}."""
+def read_produce_v9(body: Reader, details: dict | None = None) -> dict[tuple[str, int], tuple[int, int]]:
+    """{(topic, partition): (error_code, base_offset)}; `details` gets {(topic, partition): (record_errors,
+    error_message)}, record_errors being [(batch_index, message)]."""
     results = {}
 
     def partition_response(topic):
@@ -203,14 +205,16 @@ def read_produce_v9(body: Reader) -> dict[tuple[str, int], tuple[int, int]]:
         body.int64()  # log_start_offset
 
         def record_error():
-            body.int32()
-            body.compact_string()
+            entry = body.int32(), body.compact_string()
             body.skip_tags()
+            return entry
 
-        body.compact_array(record_error)
-        body.compact_string()  # error_message
+        record_errors = body.compact_array(record_error)
+        error_message = body.compact_string()
         body.skip_tags()
         results[(topic, index)] = (error_code, base_offset)
+        if details is not None:
+            details[(topic, index)] = (record_errors, error_message)
 
     def topic_response():
         topic = body.compact_string()
@@ -244,6 +248,50 @@ def read_metadata_v4(body: Reader) -> dict[str, tuple[int, dict[int, int]]]:
         return name, (error_code, dict(body.array(partition)))
 
     topics = dict(body.array(topic))
+    body.done()
+    return topics
+
+
+def metadata_flexible_body(version: int, topics: list[tuple[bytes, str | None]]) -> bytes:
+    """Metadata v10-12: (16-byte topic id, name or None) per topic; no auto-creation, no authorized operations."""
+    listed = b"".join(topic_id + compact_string(name) + EMPTY_TAGS for topic_id, name in topics)
+    flags = b"\x00" * (3 if version == 10 else 2)  # v10 still has include_cluster_authorized_operations
+    return uvarint(len(topics) + 1) + listed + flags + EMPTY_TAGS
+
+
+def read_metadata_flexible(body: Reader, version: int) -> list[tuple[int, str | None, bytes, list[int]]]:
+    """Metadata v10-12: [(error_code, name, topic id, partition indexes)] in answer order."""
+    body.int32()  # throttle_time_ms
+
+    def broker():
+        body.int32(), body.compact_string(), body.int32(), body.compact_string()
+        body.skip_tags()
+
+    body.compact_array(broker)
+    body.compact_string()  # cluster_id
+    body.int32()  # controller_id
+
+    def partition():
+        body.int16()
+        index = body.int32()
+        body.int32(), body.int32()  # leader id and epoch
+        for _ in range(3):  # replicas, isr, offline replicas
+            body.compact_array(body.int32)
+        body.skip_tags()
+        return index
+
+    def topic():
+        error_code, name, topic_id = body.int16(), body.compact_string(), body.raw(16)
+        body.boolean()
+        partitions = body.compact_array(partition)
+        body.int32()  # topic_authorized_operations
+        body.skip_tags()
+        return error_code, name, topic_id, partitions
+
+    topics = body.compact_array(topic)
+    if version <= 10:
+        body.int32()  # cluster_authorized_operations
+    body.skip_tags()
     body.done()
     return topics
 

@@ -14,6 +14,9 @@ from kafka import TopicPartition as KafkaPythonPartition
 
 from compat_helpers import unique_topic, wait_until
 from confluent_clients import ClientErrors, create_topic
+from raw_wire import RawConnection, produce_v9_body, read_produce_v9, record_batch
+
+PRODUCE, INVALID_RECORD = 0, 87
 
 CLEANER = {"log.cleaner.backoff.ms": "200"}
 SEGMENT_MS = 1000
@@ -161,3 +164,40 @@ def test_keyless_records_are_refused_on_compacted_topics(broker):
         assert producer.flush(15) == 0
     assert [error.code() if error else None for error in outcomes] == [KafkaError.INVALID_RECORD, None]
     assert confluent_read(broker.bootstrap, topic) == [(0, b"k", b"v")]
+
+
+@pytest.mark.timeout(30)
+def test_only_the_keyless_records_of_a_batch_fail_with_invalid_record(broker):
+    # KIP-467: the broker names each bad record, so librdkafka fails exactly
+    # those with INVALID_RECORD and the rest of their batch as collateral.
+    topic = unique_topic("compact-record-errors")
+    create_topic(broker.bootstrap, topic, partitions=1, config={"cleanup.policy": "compact"})
+    outcomes: dict[int, KafkaError | None] = {}
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "enable.idempotence": False,
+                         "linger.ms": 500})
+    keys = [b"a", None, b"c", None, None, b"f"]
+    for number, key in enumerate(keys):
+        producer.produce(topic, key=key, value=b"v%d" % number, partition=0,
+                         on_delivery=lambda error, message, number=number: outcomes.__setitem__(number, error))
+    assert producer.flush(15) == 0
+    codes = [outcomes[number].code() if outcomes[number] else None for number in range(len(keys))]
+    collateral, bad = KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD
+    assert codes == [collateral, bad, collateral, bad, bad, collateral]
+    assert confluent_read(broker.bootstrap, topic) == []
+
+
+def test_produce_names_each_keyless_record_in_record_errors(broker):
+    topic = unique_topic("compact-raw-record-errors")
+    create_topic(broker.bootstrap, topic, partitions=1, config={"cleanup.policy": "compact"})
+    batch = record_batch([(b"a", b"1"), (None, b"2"), (b"c", b"3"), (None, b"4")], int(time.time() * 1000))
+    details: dict = {}
+    with RawConnection(broker.port) as connection:
+        answer = read_produce_v9(connection.request(PRODUCE, 9, produce_v9_body(topic, 0, batch), flexible=True),
+                                 details)
+    assert answer == {(topic, 0): (INVALID_RECORD, -1)}
+    record_errors, error_message = details[(topic, 0)]
+    why = f"Compacted topic cannot accept message without key in topic partition {topic}-0"
+    assert record_errors == [(1, why), (3, why)]
+    assert error_message == ("One or more records have been rejected due to 2 record errors in total, and only "
+                             f"showing the first three errors at most: [RecordError(batchIndex=1, message='{why}'), "
+                             f"RecordError(batchIndex=3, message='{why}')]")

@@ -217,3 +217,38 @@ def test_seek_moves_an_assigned_consumer(broker):
     finally:
         consumer.close()
     errors.assert_none("consumer")
+
+
+@pytest.mark.timeout(60)
+def test_incremental_append_and_subtract_edit_list_configs(broker):
+    topic = unique_topic("cf-list-configs")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    admin = admin_client(broker.bootstrap)
+
+    def value(name: str) -> str:
+        return describe_topic_configs(admin, topic)[name].value
+
+    alter_topic_config(admin, topic, "cleanup.policy", "compact", AlterConfigOpType.APPEND)
+    assert value("cleanup.policy") == "delete,compact"  # appended to Kafka's default
+    alter_topic_config(admin, topic, "cleanup.policy", "compact", AlterConfigOpType.APPEND)
+    assert value("cleanup.policy") == "delete,compact"  # items already present are not repeated
+    alter_topic_config(admin, topic, "cleanup.policy", "delete", AlterConfigOpType.SUBTRACT)
+    assert value("cleanup.policy") == "compact"
+    throttled = "leader.replication.throttled.replicas"
+    alter_topic_config(admin, topic, throttled, "0:1,1:1", AlterConfigOpType.APPEND)
+    alter_topic_config(admin, topic, throttled, "0:1", AlterConfigOpType.SUBTRACT)
+    assert value(throttled) == "1:1"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("operation", [AlterConfigOpType.APPEND, AlterConfigOpType.SUBTRACT])
+def test_incremental_append_and_subtract_refuse_configs_that_are_not_lists(broker, operation):
+    topic = unique_topic("cf-not-a-list")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    admin = admin_client(broker.bootstrap)
+    with pytest.raises(KafkaException) as info:
+        alter_topic_config(admin, topic, "retention.ms", "5", operation)
+    error = info.value.args[0]
+    assert error.code() == KafkaError.INVALID_CONFIG
+    assert f"Can't {operation.name} to key retention.ms because its type is not LIST." in error.str()
+    assert describe_topic_configs(admin, topic)["retention.ms"].value == "604800000"

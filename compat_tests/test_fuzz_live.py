@@ -3,8 +3,9 @@
 Each example goes over its own TCP connection; afterwards the broker must
 still answer a well-formed request, must never have logged an unexpected
 error (a handler crashing on input that decoded), and must not have died.
-The budget is small for CI; raise it for a long campaign with
-``KAFKACOMPAT_FUZZ_EXAMPLES=50000 python -m pytest compat_tests/test_fuzz_live.py``.
+The budget is small for CI; raise it with ``KAFKACOMPAT_FUZZ_EXAMPLES=50000``.
+A short run of the spec-driven campaign (``kafkacompat fuzz``) goes with
+it; the long campaign is that command against any broker (see README).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from hypothesis import strategies as st
 
 from compat_helpers import wait_until
 
+from kafkacompat.fuzz.campaign import Campaign
 from kafkacompat.handlers.dispatch import REGISTRY
 from kafkacompat.protocol import encode_request, encode_request_frame, load_specs
 from tests.protocol.protocol_bodies import BodyMaker
 
 EXAMPLES = int(os.environ.get("KAFKACOMPAT_FUZZ_EXAMPLES", "250"))
+CAMPAIGN_FRAMES = int(os.environ.get("KAFKACOMPAT_FUZZ_CAMPAIGN_FRAMES", "3000"))
 READ_TIMEOUT_S = 2.0
 
 
@@ -109,6 +112,17 @@ def test_broker_survives_hostile_frames(broker):
 
     throw()
     assert _api_versions_works(broker.port)
+    log = broker.log_text()
+    assert "unexpected error" not in log, log[log.index("unexpected error") - 200:][:4000]
+
+
+def test_spec_driven_campaign_finds_nothing(broker):
+    report = Campaign(("127.0.0.1", broker.port), frames=CAMPAIGN_FRAMES, seed=7, workers=4, timeout_s=10).run()
+    assert report.frames == CAMPAIGN_FRAMES
+    assert {key for key, _ in report.targets} == set(REGISTRY), "every advertised API key is a target"
+    assert report.by_kind["generated"] > CAMPAIGN_FRAMES // 3 and report.by_kind["random"] > 0
+    assert not report.findings, "\n".join(f"{f.rule}: API {f.api_key} v{f.version}: {f.detail}"
+                                          for f in report.distinct_findings().values())
     log = broker.log_text()
     assert "unexpected error" not in log, log[log.index("unexpected error") - 200:][:4000]
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -22,7 +23,7 @@ from aiokafka.structs import TopicPartition as AioTopicPartition
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions
 from confluent_kafka import TopicPartition as RdTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
 from compat_helpers import sample_records, unique_topic, wait_until
@@ -359,3 +360,66 @@ def test_aiokafka_resumes_at_commits_after_broker_restart(broker_factory):
     assert sorted(seen + rest) == produced
     for partition, first_offset in {p: min(o for q, o in rest if q == p) for p, _ in rest}.items():
         assert first_offset == (committed[partition] or 0)
+
+
+
+class _AssignmentRecorder(ConsumerRebalanceListener):
+    def __init__(self, seen: list[frozenset[int]]) -> None:
+        self.seen = seen
+
+    def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.seen.append(frozenset(tp.partition for tp in assigned))
+
+
+def _member(client: str, bootstrap: str, topic: str, group: str, seen: list[frozenset[int]],
+            stop: threading.Event) -> None:
+    """One group member polling in its own thread until `stop`; every assignment it receives goes to `seen`."""
+    if client == "confluent-kafka":
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                             "session.timeout.ms": SESSION_TIMEOUT_MS})
+        consumer.subscribe([topic], on_assign=lambda c, parts: seen.append(frozenset(p.partition for p in parts)))
+        poll = lambda: consumer.poll(0.05)  # noqa: E731
+    else:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                 session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000)
+        consumer.subscribe([topic], listener=_AssignmentRecorder(seen))
+        poll = lambda: consumer.poll(50)  # noqa: E731
+    try:
+        while not stop.is_set():
+            poll()
+    finally:
+        consumer.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python"])
+@pytest.mark.parametrize("gap_ms", [1, 200])
+def test_members_started_together_share_the_first_generation(broker_factory, client, gap_ms):
+    # The broker's own group.initial.rebalance.delay.ms, not the tests' 0.
+    broker = broker_factory({"group.initial.rebalance.delay.ms": None})
+    topic = new_topic(broker, "together", partitions=4)
+    group = unique_topic("together-group")
+    seen: list[list[frozenset[int]]] = [[], []]
+    stop = threading.Event()
+    threads = []
+    for number in range(2):
+        if number:
+            time.sleep(gap_ms / 1000)
+        threads.append(threading.Thread(target=_member, args=(client, broker.bootstrap, topic, group,
+                                                              seen[number], stop)))
+        threads[-1].start()
+    try:
+        wait_until(lambda: all(seen), 20, "both members assigned")
+        time.sleep(1.0)  # a second rebalance would show up here
+        rebalances = broker.log_text().count(f"group {group}: preparing rebalance")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+    # One generation: each member is handed its half at once, and nothing moves afterwards.
+    assert [len(assignments) for assignments in seen] == [1, 1], seen
+    assert sorted(map(len, (seen[0][0], seen[1][0]))) == [2, 2] and seen[0][0] | seen[1][0] == frozenset(range(4))
+    assert rebalances == 1

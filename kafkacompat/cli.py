@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from kafkacompat import tools
+from kafkacompat.fuzz import cli as fuzz_cli
 from kafkacompat.perf import cli as perf_cli
 from kafkacompat.config import BrokerConfig, ConfigError
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     tools.add_subcommands(sub)
     perf_cli.add_subcommands(sub)
+    fuzz_cli.add_subcommands(sub)
     return parser
 
 
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "perf":
         return perf_cli.run(args)
+    if args.command == "fuzz":
+        return fuzz_cli.run(args)
     return tools.run(args)
 
 

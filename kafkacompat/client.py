@@ -111,6 +111,17 @@ class KafkaClient:
             chunks += chunk
         return bytes(chunks)
 
+    def send_frame(self, frame: bytes) -> None:
+        """Send one complete request frame, size prefix included, as it is (raw socket errors pass through)."""
+        if self._sock is None:
+            self._sock = self._connect()
+        self._sock.sendall(frame)
+
+    def receive_frame(self) -> bytes:
+        """The next response frame, without its size prefix."""
+        (size,) = _SIZE.unpack(self._receive_exactly(_SIZE.size))
+        return self._receive_exactly(size)
+
     def request(self, api_key: int, version: int, body: Mapping[str, Any], *, expect_response: bool = True) -> Any:
         """Send one request and return the decoded response body (None when ``expect_response`` is false)."""
         self._correlation_id += 1
@@ -123,8 +134,7 @@ class KafkaClient:
             self._sock.sendall(frame)
             if not expect_response:
                 return None
-            (size,) = _SIZE.unpack(self._receive_exactly(_SIZE.size))
-            correlation_id, response = parse_response_frame(api_key, version, self._receive_exactly(size))
+            correlation_id, response = parse_response_frame(api_key, version, self.receive_frame())
         except BaseException as exc:
             # Interrupted or failed mid-exchange: an answer may still be on its way, so this
             # socket is out of step. The next request opens a new one.

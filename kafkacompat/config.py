@@ -56,8 +56,10 @@ _DEFS = [
     ConfigDef("socket.request.max.bytes", "int", "104857600", "Largest request frame; larger closes the connection."),
     ConfigDef("connections.max.idle.ms", "long", "600000", "Idle connections are closed after this long."),
     ConfigDef("max.connections", "int", "2147483647", "Connections beyond this (or the fd limit) are closed at once."),
-    # Dev-broker default: Kafka waits 3 s before the first rebalance of a new group.
-    ConfigDef("group.initial.rebalance.delay.ms", "int", "0", "Delay before the first rebalance of an empty group."),
+    # Kafka waits 3 s before the first rebalance of a new group, and again while
+    # members keep arriving. 300 ms is short for a dev broker yet long enough
+    # that consumers started a few hundred ms apart share generation 1.
+    ConfigDef("group.initial.rebalance.delay.ms", "int", "300", "Delay before the first rebalance of an empty group."),
     ConfigDef("group.min.session.timeout.ms", "int", "6000", "Smallest session timeout a member may ask for."),
     ConfigDef("group.max.session.timeout.ms", "int", "1800000", "Largest session timeout a member may ask for."),
     ConfigDef("offsets.retention.minutes", "int", "10080", "How long an empty group keeps committed offsets."),

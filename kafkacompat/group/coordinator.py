@@ -40,6 +40,7 @@ log = logging.getLogger("kafkacompat.group")
 
 OFFSETS_DIR = "__consumer_offsets"
 OFFSET_METADATA_MAX_BYTES = 4096
+INT64_MAX = 2**63 - 1
 
 _E, _C, _S = GroupState.EMPTY, GroupState.COMPLETING_REBALANCE, GroupState.STABLE
 _RETENTION_TIMER = (TimerKind.RETENTION,)
@@ -171,7 +172,8 @@ class GroupCoordinator:
             return dict.fromkeys(offsets, error)
         if member_id in group.members:
             self._membership.touch(group, member_id, now)
-        expire = now + retention_time_ms if retention_time_ms >= 0 else None
+        # A retention past the end of time never expires (Kafka's long would wrap).
+        expire = min(now + retention_time_ms, INT64_MAX) if retention_time_ms >= 0 else None
         results: dict[TopicPartition, ErrorCode] = {}
         accepted: dict[TopicPartition, CommittedOffset] = {}
         for tp, entry in offsets.items():

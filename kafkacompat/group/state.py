@@ -151,6 +151,11 @@ class Member:
         """Same protocols, same order, same metadata: a rejoin that changes nothing."""
         return list(protocols) == self.protocols
 
+    @property
+    def protocol_names(self) -> set[str]:
+        """Each protocol this member offers, once: a name offered twice still counts as one member's support."""
+        return {name for name, _ in self.protocols}
+
     def vote(self, candidates: Iterable[str]) -> str:
         """This member's most preferred protocol among those every member supports."""
         allowed = set(candidates)
@@ -215,7 +220,7 @@ class Group:
         if not self.members:
             self.protocol_type = protocol_type
         self.members[member.member_id] = member
-        self._protocol_support.update(name for name, _ in member.protocols)
+        self._protocol_support.update(member.protocol_names)
         if member.group_instance_id is not None:
             self.static_members[member.group_instance_id] = member.member_id
         if self.leader_id is None:
@@ -225,7 +230,7 @@ class Group:
     def remove(self, member_id: str) -> Member | None:
         member = self.members.pop(member_id, None)
         if member is not None:
-            self._protocol_support.subtract(name for name, _ in member.protocols)
+            self._protocol_support.subtract(member.protocol_names)
             if member.group_instance_id is not None:
                 self.static_members.pop(member.group_instance_id, None)
         if self.leader_id == member_id:
@@ -243,9 +248,9 @@ class Group:
         join_waiter: PendingResult[JoinResult],
     ) -> None:
         """Record a rejoin; an older JoinGroup still waiting is told to retry."""
-        self._protocol_support.subtract(name for name, _ in member.protocols)
+        self._protocol_support.subtract(member.protocol_names)
         member.protocols = list(protocols)
-        self._protocol_support.update(name for name, _ in member.protocols)
+        self._protocol_support.update(member.protocol_names)
         member.rebalance_timeout_ms = rebalance_timeout_ms
         member.session_timeout_ms = session_timeout_ms
         member.resolve_join(JoinResult(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))

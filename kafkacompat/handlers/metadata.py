@@ -19,6 +19,8 @@ log = logging.getLogger("kafkacompat.metadata")
 API_KEY = 3
 # Metadata v4 added allow_auto_topic_creation; before that creation was implied.
 FIRST_AUTO_CREATE_FLAG_VERSION = 4
+# Metadata v12 made topic names nullable, so topics can be looked up by id (KIP-516).
+FIRST_TOPIC_ID_LOOKUP_VERSION = 12
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
 NO_TOPIC_ID = uuid.UUID(int=0)
 
@@ -62,29 +64,37 @@ def _auto_create(ctx: RequestContext, name: str) -> dict[str, Any]:
     return _topic_answer(topic, broker.node_id)
 
 
+def _by_topic_id(ctx: RequestContext, topic_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    """v12+ lookups by id: the topic when the id is known, UNKNOWN_TOPIC_ID (name null) otherwise."""
+    manager, node_id = ctx.broker.log_manager, ctx.broker.node_id
+    answers = []
+    for topic_id in dict.fromkeys(topic_ids):
+        topic = manager.topic_by_id(topic_id)
+        answers.append(_topic_answer(topic, node_id) if topic else _missing(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id))
+    return answers
+
+
 def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, Any]]:
     broker = ctx.broker
     manager = broker.log_manager
     body = request.body
     if body.topics is None or (request.version == 0 and not body.topics):
         return [_topic_answer(t, broker.node_id) for t in manager.topics()]
+    # As in Kafka: once any topic is named by id, the request is answered by ids alone.
+    topic_ids = [wanted.topic_id for wanted in body.topics if wanted.topic_id != NO_TOPIC_ID]
+    if topic_ids:
+        return _by_topic_id(ctx, topic_ids)
     may_create = broker.config.get_bool("auto.create.topics.enable") and (
         request.version < FIRST_AUTO_CREATE_FLAG_VERSION or body.allow_auto_topic_creation
     )
     answers = []
     for wanted in body.topics:
         name = wanted.name
-        topic_id = getattr(wanted, "topic_id", None)
-        if name is None and topic_id is not None and topic_id.int != 0:
-            topic = manager.topic_by_id(topic_id)
-            answers.append(
-                _topic_answer(topic, broker.node_id) if topic
-                else _missing(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id)
-            )
-            continue
-        topic = manager.topic(name)
+        topic = manager.topic(name) if name is not None else None
         if topic is not None:
             answers.append(_topic_answer(topic, broker.node_id))
+        elif name is None:
+            answers.append(_missing(None, ErrorCode.UNKNOWN_TOPIC_ID))
         elif may_create:
             answers.append(_auto_create(ctx, name))
         else:
@@ -92,7 +102,38 @@ def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, A
     return answers
 
 
+def _invalid_for_version(request: Request) -> str | None:
+    """Why Kafka refuses this request outright: v10 and v11 have topic-id fields but no lookups by id."""
+    topics = request.body.topics
+    if request.version >= FIRST_TOPIC_ID_LOOKUP_VERSION or not topics:
+        return None
+    for wanted in topics:
+        if wanted.name is None:
+            return f"Topic name can not be null for version {request.version}"
+        if wanted.topic_id != NO_TOPIC_ID:
+            return f"Topic IDs are not supported in requests for version {request.version}"
+    return None
+
+
+def _invalid_request_answer(request: Request, reason: str) -> dict[str, Any]:
+    """Kafka's error response: every requested topic with INVALID_REQUEST, null names sent as empty."""
+    log.info("metadata v%d refused: %s", request.version, reason)
+    return {
+        "throttle_time_ms": 0,
+        "brokers": [],
+        "topics": [
+            {**_missing(wanted.name or "", ErrorCode.INVALID_REQUEST, wanted.topic_id),
+             "topic_authorized_operations": UNSET_AUTHORIZED_OPERATIONS}
+            for wanted in request.body.topics
+        ],
+        "cluster_authorized_operations": UNSET_AUTHORIZED_OPERATIONS,
+    }
+
+
 async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    reason = _invalid_for_version(request)
+    if reason is not None:
+        return _invalid_request_answer(request, reason)
     broker = ctx.broker
     return {
         "throttle_time_ms": 0,

@@ -14,7 +14,7 @@ from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext
 from kafkacompat.log.partition_log import PartitionLog
-from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.errors import ErrorCode, KafkaError, RecordValidationError
 from kafkacompat.protocol.records import (
     BATCH_OVERHEAD,
     CURRENT_MAGIC,
@@ -45,13 +45,16 @@ _DISCARD_PRODUCE = os.environ.get(DISCARD_PRODUCE_ENV) == "1"
 _discarded_end_offsets: dict[tuple[str, int], int] = {}
 
 
-def _partition_error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+def _partition_error(index: int, code: ErrorCode, message: str | None = None,
+                     record_errors: list[tuple[int, str]] = ()) -> dict[str, Any]:
     return {
         "index": index,
         "error_code": code,
         "base_offset": -1,
         "log_append_time_ms": -1,
         "log_start_offset": -1,
+        "record_errors": [{"batch_index": batch_index, "batch_index_error_message": why}
+                          for batch_index, why in record_errors],
         "error_message": message,
     }
 
@@ -115,7 +118,8 @@ def _append(
         result = partition.append(records, now_ms=ctx.broker.clock())
     except KafkaError as exc:
         log.info("produce to %s-%d refused: %s", topic, index, exc)
-        return _partition_error(index, exc.code, exc.message or None), None
+        record_errors = exc.record_errors if isinstance(exc, RecordValidationError) else ()
+        return _partition_error(index, exc.code, exc.message or None, record_errors), None
     answer = _appended(index, result.base_offset, result.log_append_time, result.log_start_offset)
     return answer, (partition, result.last_offset + 1)
 

@@ -29,6 +29,9 @@ ZERO_UUID = uuid.UUID(int=0)
 USE_DEFAULT = -1
 # DeleteTopics v3 introduced TOPIC_DELETION_DISABLED; older clients get INVALID_REQUEST.
 FIRST_DELETION_DISABLED_VERSION = 3
+# Kafka's controller refuses a request that would create more partitions than this.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
 # The config fields CreateTopics v5+ reports for a created topic.
 _CREATED_CONFIG_FIELDS = ("name", "value", "read_only", "config_source", "is_sensitive")
 
@@ -164,8 +167,26 @@ def _create_failure(name: str, code: ErrorCode, message: str) -> dict[str, Any]:
     }
 
 
+def _requested_partitions(broker: Any, topics: list[Any]) -> int:
+    """Partitions the request would create, counted as Kafka's controller counts them before anything else."""
+    default = broker.config.get_int("num.partitions")
+    total = 0
+    for wanted in topics:
+        if wanted.assignments:
+            total += len(wanted.assignments)
+        elif wanted.num_partitions == USE_DEFAULT:
+            total += default
+        elif wanted.num_partitions > 0:
+            total += wanted.num_partitions
+    return total
+
+
 async def handle_create_topics(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
+    if _requested_partitions(ctx.broker, body.topics) > MAX_PARTITIONS_PER_REQUEST:
+        refused = [_create_failure(wanted.name, ErrorCode.POLICY_VIOLATION, TOO_MANY_PARTITIONS)
+                   for wanted in body.topics]
+        return {"throttle_time_ms": 0, "topics": refused}
     results = []
     for wanted, repeated in _distinct(body.topics, lambda topic: topic.name):
         if repeated:
@@ -227,8 +248,10 @@ def _grow_one(broker: Any, wanted: Any, validate_only: bool) -> None:
     manager = broker.log_manager
     # Existence and "must grow" first, exactly as the real call checks them.
     manager.create_partitions(wanted.name, wanted.count, validate_only=True)
+    added = wanted.count - len(manager.topic(wanted.name).partitions)
+    if added > MAX_PARTITIONS_PER_REQUEST:
+        raise KafkaError(ErrorCode.POLICY_VIOLATION, TOO_MANY_PARTITIONS)
     if wanted.assignments is not None:
-        added = wanted.count - len(manager.topic(wanted.name).partitions)
         if len(wanted.assignments) != added:
             raise KafkaError(
                 ErrorCode.INVALID_REPLICA_ASSIGNMENT,

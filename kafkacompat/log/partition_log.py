@@ -15,6 +15,7 @@ from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.flush import FlushTicket, LogPosition
 from kafkacompat.log.leader_epochs import EpochEntry, LeaderEpochCache
 from kafkacompat.log.producer_state import ProducerEntry, ProducerStateManager
+from kafkacompat.log.record_validation import check_records, needs_record_walk
 from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments
 from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LONG_MAX, LogConfig
@@ -23,7 +24,6 @@ from kafkacompat.protocol.records import (
     INT32_MAX,
     NO_TIMESTAMP,
     BatchHeader,
-    has_keyless_record,
     parse_batches,
     repair_max_timestamp,
     set_base_offset,
@@ -218,7 +218,7 @@ class PartitionLog:
         if not config.log_append_time:
             headers = [repair_max_timestamp(buffer, header) for header in headers]
         total_size = headers[-1].end
-        _check_policy(buffer, headers, total_size, config, now)
+        _check_policy(buffer, headers, total_size, config, now, f"{self.topic}-{self.index}")
 
         base_offsets = []
         next_offset = self.log_end_offset
@@ -573,9 +573,10 @@ def _is_writable(records: bytes | bytearray | memoryview) -> bool:
 
 
 def _check_policy(
-    buffer: bytearray | memoryview, headers: list[BatchHeader], total_size: int, config: LogConfig, now: int
+    buffer: bytearray | memoryview, headers: list[BatchHeader], total_size: int, config: LogConfig, now: int,
+    topic_partition: str,
 ) -> None:
-    """Kafka's append checks: per batch, and per record (keys) only for compacted topics."""
+    """Kafka's append checks: per batch, and per record only where a record can fail (see record_validation)."""
     if total_size > config.segment_bytes:
         raise KafkaError(
             ErrorCode.RECORD_LIST_TOO_LARGE,
@@ -591,11 +592,5 @@ def _check_policy(
             raise KafkaError(ErrorCode.INVALID_RECORD, "clients may not write control batches")
         if header.has_producer_id and header.base_sequence < 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, f"invalid base sequence {header.base_sequence}")
-        if not config.log_append_time and header.max_timestamp - now > config.message_timestamp_after_max_ms:
-            raise KafkaError(
-                ErrorCode.INVALID_TIMESTAMP,
-                f"timestamp {header.max_timestamp} is more than message.timestamp.after.max.ms "
-                f"{config.message_timestamp_after_max_ms} ahead of the broker clock {now}",
-            )
-        if "compact" in config.cleanup_policy and has_keyless_record(memoryview(buffer)[header.position : header.end]):
-            raise KafkaError(ErrorCode.INVALID_RECORD, "compacted topics cannot accept records without a key")
+        if needs_record_walk(header, config, now):
+            check_records(memoryview(buffer)[header.position : header.end], config, now, topic_partition)

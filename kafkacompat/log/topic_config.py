@@ -145,11 +145,11 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
     ),
     "message.timestamp.after.max.ms": ConfigDef(
         _LONG, "3600000", _integer(0, LONG_MAX),
-        "CreateTime topics reject a batch whose max timestamp is this far ahead of the broker clock.",
+        "CreateTime topics refuse records (Produce names each one) whose timestamp is this far ahead of the broker clock.",
     ),
     "message.timestamp.before.max.ms": ConfigDef(
         _LONG, str(LONG_MAX), _integer(0, LONG_MAX),
-        "Accepted; not enforced (it would need every record's timestamp).",
+        "CreateTime topics refuse records (Produce names each one) whose timestamp is this far behind the broker clock.",
     ),
     "message.timestamp.type": ConfigDef(
         ConfigType.STRING, CREATE_TIME, _one_of(CREATE_TIME, LOG_APPEND_TIME),
@@ -243,6 +243,7 @@ class LogConfig:
     max_message_bytes: int
     log_append_time: bool
     message_timestamp_after_max_ms: int
+    message_timestamp_before_max_ms: int
     flush_messages: int
     flush_ms: int
     delete_retention_ms: int
@@ -268,6 +269,7 @@ class LogConfig:
             max_message_bytes=get("max.message.bytes"),
             log_append_time=get("message.timestamp.type") == LOG_APPEND_TIME,
             message_timestamp_after_max_ms=get("message.timestamp.after.max.ms"),
+            message_timestamp_before_max_ms=get("message.timestamp.before.max.ms"),
             flush_messages=get("flush.messages"),
             flush_ms=get("flush.ms"),
             delete_retention_ms=get("delete.retention.ms"),

@@ -152,3 +152,16 @@ class KafkaError(Exception):
         super().__init__(f"{code.name}: {message}" if message else code.name)
         self.code = code
         self.message = message
+
+
+class RecordValidationError(KafkaError):
+    """Some records of a batch are refused (KIP-467): the batch fails, naming each bad record.
+
+    ``record_errors`` holds (index of the record within its batch, why), as
+    Produce v8+ reports them in ``record_errors``; clients fail exactly those
+    records with ``code`` and the rest of the batch as collateral.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, record_errors: list[tuple[int, str]]) -> None:
+        super().__init__(code, message)
+        self.record_errors = record_errors

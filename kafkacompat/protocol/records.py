@@ -258,7 +258,7 @@ def repair_max_timestamp(buf: bytearray | memoryview, header: BatchHeader) -> Ba
 
 # ---------------------------------------------------------------------------
 # Record level: rare paths only -- an exact offset-for-timestamp inside one
-# batch, the key check of compacted topics, the log cleaner, and tests.
+# batch, the record checks of Kafka's LogValidator, the log cleaner, and tests.
 
 
 class Record(NamedTuple):
@@ -334,12 +334,6 @@ def decode_records(batch: bytes | bytearray | memoryview) -> list[Record]:
         )
         for raw in iter_raw_records(header, body)
     ]
-
-
-def has_keyless_record(batch: bytes | bytearray | memoryview) -> bool:
-    """Whether any record of the batch at byte 0 has a null key (compacted topics refuse those)."""
-    header, body = batch_body(batch)
-    return any(raw.key is None for raw in iter_raw_records(header, body))
 
 
 def rebuild_batch(header: BatchHeader, records: bytes, records_count: int, max_timestamp: int) -> bytes:

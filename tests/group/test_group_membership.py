@@ -382,3 +382,10 @@ def test_protocol_chosen_by_votes_among_common_protocols(coordinator):
     assert result.protocol_name == "range"
     assert {m.metadata for m in result.members} == {b"a2", b"b1", b"c1"}
     assert joined(b_join).protocol_name == joined(c_join).protocol_name == "range"
+
+
+def test_a_protocol_named_twice_by_one_member_is_still_chosen(coordinator):
+    # Found by the fuzz campaign: the duplicate counted as a second member's support and no protocol was left.
+    offered = [("range", subscription("t")), ("range", subscription("u")), ("roundrobin", subscription("t"))]
+    result = joined(join(coordinator, protocols=offered))
+    assert (result.error, result.generation_id, result.protocol_name) == (E.NONE, 1, "range")

@@ -184,6 +184,13 @@ def test_explicit_retention_time(coordinator, clock):
     assert offsets_of(coordinator) == {}
 
 
+def test_a_retention_time_past_the_end_of_time_never_expires(coordinator, clock):
+    # Found by the fuzz campaign: now + retention overflowed the stored int64 and the commit crashed.
+    assert commit(coordinator, {T0: 1}, retention_time_ms=2**63 - 1) == {T0: ErrorCode.NONE}
+    coordinator.tick(clock.now + 10 * 365 * DAY_MS)
+    assert offsets_of(coordinator) == {T0: 1}
+
+
 def test_live_group_loses_offsets_of_topics_it_no_longer_reads(tmp_path, clock):
     coordinator = make_coordinator(tmp_path, clock, offsets_retention_ms=DAY_MS,
                                    offsets_retention_check_interval_ms=60_000)

@@ -322,3 +322,16 @@ async def test_create_partitions_for_a_repeated_topic_is_refused_once(broker):
     await create(broker, new_topic("t", 1))
     assert await grow_topics(broker, grow("t", 2), grow("t", 3)) == [("t", ErrorCode.INVALID_REQUEST)]
     assert len(broker.log_manager.topic("t").partitions) == 1
+
+
+async def test_more_than_ten_thousand_partitions_in_one_request_are_refused_whole(broker):
+    # Kafka's controller counts the partitions of every topic in the request first.
+    answers = await create(broker, new_topic("small", 1), new_topic("big", 10_000))
+    assert [(r.name, r.error_code, r.error_message) for r in answers] == [
+        ("small", ErrorCode.POLICY_VIOLATION, "Excessively large number of partitions per request."),
+        ("big", ErrorCode.POLICY_VIOLATION, "Excessively large number of partitions per request."),
+    ]
+    assert broker.log_manager.topics() == []
+    await create(broker, new_topic("t", 1))
+    assert await grow_topics(broker, grow("t", 2**31 - 1)) == [("t", ErrorCode.POLICY_VIOLATION)]
+    assert len(broker.log_manager.topic("t").partitions) == 1

@@ -18,7 +18,6 @@ from kafkacompat.protocol.records import (
     decode_records,
     decompress,
     encode_batch,
-    has_keyless_record,
     iter_raw_records,
     parse_batches,
     read_header,
@@ -297,8 +296,6 @@ def test_raw_records_span_their_bytes_and_fields():
     assert [(r.offset_delta, r.timestamp_delta, r.key, r.value, r.headers) for r in raws] == [
         (0, 0, b"k0", b"v0", [("h", b"x")]), (1, 0, b"k1", None, []), (2, 9, None, b"v2", [])]
     assert raws[0].start == 0 and raws[0].end == raws[1].start and raws[-1].end == len(body)
-    assert has_keyless_record(batch)
-    assert not has_keyless_record(build_batch([RecordSpec(b"v", key=b"k")], compression=ZSTD))
 
 
 @pytest.mark.parametrize("codec", [NONE, GZIP, SNAPPY, LZ4, ZSTD], ids=["none", "gzip", "snappy", "lz4", "zstd"])
