@@ -26,7 +26,8 @@ NO_TIMESTAMP = -1
 
 async def handle_create(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
-    owner = (body.owner_principal_type, body.owner_principal_name) if body.owner_principal_name else ANONYMOUS
+    named = body.owner_principal_type and body.owner_principal_name
+    owner = (body.owner_principal_type, body.owner_principal_name) if named else ANONYMOUS
     return {
         "error_code": REFUSAL,
         "principal_type": owner[0],
