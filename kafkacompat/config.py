@@ -53,6 +53,8 @@ _DEFS = [
     ConfigDef("log.flush.interval.ms", "long", "9223372036854775807", "Milliseconds between forced flushes.", "flush.ms"),
     ConfigDef("min.insync.replicas", "int", "1", "Replicas that must acknowledge acks=all.", "min.insync.replicas"),
     ConfigDef("compression.type", "string", "producer", "Compression kept on disk; producer keeps what was sent.", "compression.type"),
+    ConfigDef("fetch.max.bytes", "int", "57671680",
+              "Largest Fetch response, whatever the request asks (its first batch is sent whole)."),
     ConfigDef("socket.request.max.bytes", "int", "104857600", "Largest request frame; larger closes the connection."),
     ConfigDef("connections.max.idle.ms", "long", "600000", "Idle connections are closed after this long."),
     ConfigDef("max.connections", "int", "2147483647", "Connections beyond this (or the fd limit) are closed at once."),

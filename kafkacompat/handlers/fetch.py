@@ -37,7 +37,8 @@ class _FetchPlan:
         self.ctx = ctx
         body = request.body
         self.use_ids = request.version >= FIRST_TOPIC_ID_VERSION
-        self.max_bytes = body.max_bytes if request.version >= 3 else 2**31 - 1
+        # Kafka caps a response at the smaller of the request's and the broker's fetch.max.bytes.
+        self.max_bytes = min(body.max_bytes, ctx.broker.config.get_int("fetch.max.bytes"))
         self.topics: list[tuple[Any, Any, list[Any]]] = []
         manager = ctx.broker.log_manager
         for wanted in body.topics:
@@ -81,16 +82,19 @@ class _FetchPlan:
             last_stable_offset=log.high_watermark,
             log_start_offset=log.log_start_offset,
         )
-        if budget <= 0 and not first:
+        limit = min(p.partition_max_bytes, budget)
+        if limit <= 0 and not first:
             return answer, 0
         try:
-            data = log.read(p.fetch_offset, min(p.partition_max_bytes, budget) if not first else p.partition_max_bytes,
-                            slice_from=slice_from)
+            data = log.read(p.fetch_offset, limit, slice_from=slice_from)
         except KafkaError as exc:
             answer["error_code"] = exc.code
             return answer, 0
-        if not first and len(data) > budget:
-            # Only the first non-empty partition may exceed the response budget (KIP-74).
+        if not first and len(data) > limit:
+            # Only the first batch of the response may exceed a limit (KIP-74): a partition's
+            # partition_max_bytes or what is left of max_bytes.
+            if isinstance(data, FileSlice):
+                data.close()
             return answer, 0
         answer["records"] = data
         return answer, len(data)
@@ -119,7 +123,7 @@ async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
     while True:
         responses, total, failed = plan.read()
         remaining = deadline - trio.current_time()
-        if total >= body.min_bytes or failed or remaining <= 0:
+        if total >= min(body.min_bytes, plan.max_bytes) or failed or remaining <= 0:
             break
         await ctx.broker.appended.wait(remaining)
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
