@@ -22,6 +22,7 @@ import trio
 
 from kafkacompat.config import BrokerConfig
 from kafkacompat.group.coordinator import GroupCoordinator
+from kafkacompat.log.dir_lock import DataDirLock
 from kafkacompat.log.flush import FlushTicket
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
@@ -148,6 +149,7 @@ class Broker:
         self.advertised_host, self.advertised_port = config.advertised_listener
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = DataDirLock(self.data_dir)  # before anything in the directory is read or written
         self.cluster_id = _read_or_create_cluster_id(self.data_dir, self.node_id)
         self.log_manager = LogManager(
             self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack")
@@ -231,5 +233,7 @@ class Broker:
             log.info("cleaned %s: %d segment group(s) rewritten", name, job.groups_swapped)
 
     def close(self) -> None:
+        """Close the engines, then let another broker have the directory."""
         self.log_manager.close()
         self.groups.close()
+        self._lock.release()

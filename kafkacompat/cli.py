@@ -59,6 +59,7 @@ def _serve_config(args: argparse.Namespace) -> BrokerConfig:
 
 def serve(args: argparse.Namespace) -> int:
     from kafkacompat.broker import Broker
+    from kafkacompat.log.dir_lock import DataDirLocked
     from kafkacompat.server.listener import run
 
     try:
@@ -67,7 +68,11 @@ def serve(args: argparse.Namespace) -> int:
         print(f"kafkacompat: {exc}", file=sys.stderr)
         return 2
     host, port = config.listener
-    broker = Broker(config)
+    try:
+        broker = Broker(config)
+    except DataDirLocked as exc:
+        print(f"kafkacompat: {exc}", file=sys.stderr)
+        return 1
     trio.run(run, broker, host, port)
     return 0
 
