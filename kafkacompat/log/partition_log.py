@@ -494,26 +494,36 @@ class PartitionLog:
             self._high_watermark = durable
         return True
 
-    def flush(self) -> None:
-        """fsync everything written so far, on the calling thread."""
+    def flush(self, *, sync: bool = True) -> None:
+        """fsync everything written so far, on the calling thread.
+
+        `sync=False`: the caller syncs the whole filesystem next (see durable.sync_filesystem).
+        """
         ticket = self.begin_flush()
         if ticket is not None:
-            ticket.sync()
+            if sync:
+                ticket.sync()
+            else:
+                ticket.discard()
             if not self.complete_flush(ticket):
                 raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, self._storage_error)
 
     # -- lifecycle -------------------------------------------------------------
 
-    def close(self) -> None:
-        """Seal the active segment, snapshot producer state, fsync, close files."""
+    def close(self, *, sync: bool = True) -> None:
+        """Seal the active segment, snapshot producer state, fsync, close files.
+
+        `sync=False` writes everything without an fsync: the caller syncs the
+        whole filesystem next, before it relies on any of it.
+        """
         if self._closed:
             return
         self._pending_fds += self._segments[-1].seal()
         try:
             if self._storage_error is None:
                 self._producers.remove_expired(self._clock())
-                self._producers.take_snapshot(self.log_end_offset)
-                self.flush()
+                self._producers.take_snapshot(self.log_end_offset, sync=sync)
+                self.flush(sync=sync)
         finally:
             for fd in self._pending_fds:  # left over only when the flush failed
                 os.close(fd)

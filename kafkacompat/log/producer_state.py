@@ -91,6 +91,7 @@ class ProducerStateManager:
         self.directory = directory
         self.expiration_ms = expiration_ms
         self.producers: dict[int, ProducerEntry] = {}
+        self._snapshot_offset: int | None = None  # of the newest snapshot on disk, once loaded or taken
 
     # -- the append path ---------------------------------------------------------
 
@@ -159,8 +160,15 @@ class ProducerStateManager:
 
     # -- snapshots -------------------------------------------------------------
 
-    def take_snapshot(self, offset: int) -> None:
-        """Persist the state as of `offset` (the log end offset) and prune old snapshots."""
+    def take_snapshot(self, offset: int, *, sync: bool = True) -> None:
+        """Persist the state as of `offset` (the log end offset) and prune old snapshots.
+
+        Nothing is written when the newest snapshot is already at `offset`:
+        the state changes only with appends. `sync=False` leaves the fsyncs
+        to the caller (see write_atomically).
+        """
+        if offset == self._snapshot_offset:
+            return
         document = {
             "version": _SNAPSHOT_VERSION,
             "producers": [
@@ -173,7 +181,8 @@ class ProducerStateManager:
                 for entry in self.producers.values()
             ],
         }
-        write_json_atomically(self._snapshot_path(offset), document)
+        write_json_atomically(self._snapshot_path(offset), document, sync=sync)
+        self._snapshot_offset = offset
         for stale in self._snapshot_offsets()[:-SNAPSHOTS_TO_KEEP]:
             self._snapshot_path(stale).unlink(missing_ok=True)
 
@@ -189,6 +198,7 @@ class ProducerStateManager:
             producers = self._parse(read_json(path)) if offset <= log_end_offset else None
             if producers is not None:
                 self.producers = producers
+                self._snapshot_offset = offset
                 return offset
             path.unlink()
         self.producers = {}

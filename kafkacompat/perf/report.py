@@ -74,6 +74,10 @@ def format_result(result: dict[str, Any]) -> str:
             f"latency avg {latency['avg_ms']:.2f} ms, p50 {latency['p50_ms']:.2f} ms, "
             f"p99 {latency['p99_ms']:.2f} ms, p99.9 {latency['p99_9_ms']:.2f} ms, max {latency['max_ms']:.2f} ms"
         )
+    timings = [f"{key[:-3].replace('_', ' ')} {value:,.0f} ms" for key, value in result.items()
+               if key.endswith("_ms") and isinstance(value, (int, float))]
+    if timings:
+        parts.append(", ".join(timings))
     if result.get("errors"):
         parts.append(f"{result['errors']} errors")
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
