@@ -22,6 +22,7 @@ import trio
 
 from kafkacompat.config import BrokerConfig
 from kafkacompat.group.coordinator import GroupCoordinator
+from kafkacompat.handlers.fetch_session import FetchSessionCache
 from kafkacompat.log.dir_lock import DataDirLock
 from kafkacompat.log.flush import sync_tickets
 from kafkacompat.log.log_manager import LogManager
@@ -159,6 +160,7 @@ class Broker:
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
+        self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.appended = AppendSignal()
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
 

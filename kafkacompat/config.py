@@ -55,6 +55,8 @@ _DEFS = [
     ConfigDef("compression.type", "string", "producer", "Compression kept on disk; producer keeps what was sent.", "compression.type"),
     ConfigDef("fetch.max.bytes", "int", "57671680",
               "Largest Fetch response, whatever the request asks (its first batch is sent whole)."),
+    ConfigDef("max.incremental.fetch.session.cache.slots", "int", "1000",
+              "Incremental fetch sessions (KIP-227) kept at once; 0 turns them off."),
     ConfigDef("socket.request.max.bytes", "int", "104857600", "Largest request frame; larger closes the connection."),
     ConfigDef("connections.max.idle.ms", "long", "600000", "Idle connections are closed after this long."),
     ConfigDef("max.connections", "int", "2147483647", "Connections beyond this (or the fd limit) are closed at once."),
