@@ -5,7 +5,7 @@ snapshots and the log-start-offset checkpoint.  A reader sees either the old
 file or the new one, never a mix.
 
 Many files at once (a flush round over thousands of partitions, the
-snapshots written at shutdown) are made durable with one `syncfs` of the
+partitions closed at shutdown, the repairs of a recovery) are made durable with one `syncfs` of the
 data directory's filesystem where Linux offers it, instead of one fsync each.
 """
 
@@ -20,29 +20,23 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 
 
-def write_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Write to `<path>.tmp`, fsync it, rename over `path`, fsync the directory.
-
-    `sync=False` skips both fsyncs: the caller makes the file durable later
-    with `sync_filesystem`, before anything depends on it.
-    """
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to `<path>.tmp`, fsync it, rename over `path`, fsync the directory."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
+        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if sync:
-        fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
-def write_json_atomically(path: Path, value: object, *, sync: bool = True) -> None:
-    write_atomically(path, json.dumps(value, sort_keys=True).encode(), sync=sync)
+def write_json_atomically(path: Path, value: object) -> None:
+    write_atomically(path, json.dumps(value, sort_keys=True).encode())
 
 
 def read_json(path: Path) -> object | None:

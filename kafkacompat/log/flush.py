@@ -19,7 +19,7 @@ from typing import NamedTuple
 from kafkacompat.log.durable import CAN_SYNC_FILESYSTEM, fsync_directory, sync_filesystem
 
 # From this many tickets on, one syncfs costs less than an fsync per file.
-SYNC_FILESYSTEM_MIN_TICKETS = 16
+SYNC_FILESYSTEM_MIN_TICKETS = 4
 
 
 class LogPosition(NamedTuple):

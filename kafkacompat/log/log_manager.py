@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafkacompat.log.clean_shutdown import CLEAN_SHUTDOWN_FILE, PartitionState, read_marker, state_key, write_marker
 from kafkacompat.log.cleaner import CleaningJob, cleaning_jobs
 from kafkacompat.log.durable import (
     CAN_SYNC_FILESYSTEM,
     fsync_directory,
     read_json,
     sync_filesystem,
-    write_atomically,
     write_json_atomically,
 )
 from kafkacompat.log.partition_log import DEFAULT_PRODUCER_ID_EXPIRATION_MS, PartitionLog
@@ -30,7 +30,6 @@ log = logging.getLogger("kafkacompat.log")
 
 REGISTRY_FILE = "topics.json"
 PRODUCER_IDS_FILE = "producer-ids.json"
-CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
 RECOVERY_POINTS_FILE = "recovery-point-offset-checkpoint"
 PRODUCER_ID_BLOCK_SIZE = 1000
 MAX_TOPIC_NAME_LENGTH = 249
@@ -78,8 +77,9 @@ class LogManager:
         config overrides), replaced atomically on every change; it is the
         source of truth for which partition directories are live;
       - `producer-ids.json`: the end of the producer-id block handed out last;
-      - `.clean-shutdown`: written last by `close()`, removed at open; its
-        absence at open means the previous run stopped uncleanly;
+      - `.clean-shutdown`: written last by `close()` with every partition's
+        state, removed at open; its absence at open means the previous run
+        stopped uncleanly (see clean_shutdown.py);
       - `recovery-point-offset-checkpoint`: per partition (by topic id), the
         offset below which everything was fsynced, written by
         `checkpoint_recovery_points` (the broker calls it periodically); after
@@ -122,10 +122,13 @@ class LogManager:
         self._topics_by_id: dict[uuid.UUID, Topic] = {}
         started = time.monotonic()
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists() or not (self.data_dir / REGISTRY_FILE).exists()  # a new directory is clean
+        states = read_marker(self.data_dir)
+        clean = states is not None or not (self.data_dir / REGISTRY_FILE).exists()  # a new directory is clean
         recovery_points = None if clean else self._read_recovery_points()
         self.recovery_stats = RecoveryStats()
-        self._load_registry(recovery_points)
+        self._load_registry(recovery_points, states or {})
+        if not clean and CAN_SYNC_FILESYSTEM:
+            sync_filesystem(self.data_dir)  # what recovery repaired, in one go
         if marker.exists():
             marker.unlink()  # durably gone before anything new is written
             fsync_directory(self.data_dir)
@@ -158,8 +161,11 @@ class LogManager:
         ]
         write_json_atomically(self.data_dir / RECOVERY_POINTS_FILE, {"version": 1, "partitions": entries})
 
-    def _load_registry(self, recovery_points: dict[tuple[str, int], int] | None) -> None:
-        """Open every registered partition; `recovery_points` is None after a clean shutdown."""
+    def _load_registry(
+        self, recovery_points: dict[tuple[str, int], int] | None, states: dict[str, PartitionState]
+    ) -> None:
+        """Open every registered partition; `recovery_points` is None after a clean shutdown,
+        `states` what it saved (see clean_shutdown.py)."""
         path = self.data_dir / REGISTRY_FILE
         document = read_json(path)
         if document is None:
@@ -174,7 +180,9 @@ class LogManager:
             partitions = []
             for index in range(entry["partitions"]):
                 point = None if recovery_points is None else recovery_points.get((str(topic_id), index), 0)
-                partition = self._open_partition(name, index, log_config, recovery_point=point)
+                partition = self._open_partition(
+                    name, index, log_config, recovery_point=point, state=states.get(state_key(topic_id, index))
+                )
                 self.recovery_stats += partition.recovery_stats
                 partitions.append(partition)
             self._add(Topic(name, topic_id, partitions, configs))
@@ -204,7 +212,14 @@ class LogManager:
         return self.data_dir / f"{topic}-{index}"
 
     def _open_partition(
-        self, topic: str, index: int, config: LogConfig, *, fresh: bool = False, recovery_point: int | None = None
+        self,
+        topic: str,
+        index: int,
+        config: LogConfig,
+        *,
+        fresh: bool = False,
+        recovery_point: int | None = None,
+        state: PartitionState | None = None,
     ) -> PartitionLog:
         directory = self._partition_dir(topic, index)
         if fresh and directory.exists():
@@ -218,6 +233,8 @@ class LogManager:
             producer_id_expiration_ms=self._producer_id_expiration_ms,
             flush_on_ack=self._flush_on_ack,
             recovery_point=recovery_point,
+            state=state,
+            sync_recovery=not CAN_SYNC_FILESYSTEM,  # the caller syncs the filesystem once
         )
 
     def _log_config(self, overrides: Mapping[str, str]) -> LogConfig:
@@ -372,16 +389,22 @@ class LogManager:
             partition.flush()
 
     def close(self) -> None:
-        """Close every partition (fsyncing it), checkpoint recovery points, then mark the shutdown clean.
+        """Close every partition, checkpoint recovery points, then mark the shutdown clean with their states.
 
         Where the filesystem can be synced at once, the partitions are closed
-        without fsyncs and one syncfs covers them all.
+        without fsyncs and one syncfs covers them all.  The marker carries
+        each partition's state instead of a producer snapshot per partition.
         """
-        for partition in self.partitions():
-            partition.close(sync=not CAN_SYNC_FILESYSTEM)
+        states: dict[str, PartitionState] = {}
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                partition.close(sync=not CAN_SYNC_FILESYSTEM, snapshot=False)
+                state = partition.clean_state()
+                if state is not None:
+                    states[state_key(topic.topic_id, partition.index)] = state
         if CAN_SYNC_FILESYSTEM:
             sync_filesystem(self.data_dir)
         self.checkpoint_recovery_points()
-        write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, b"")
+        write_marker(self.data_dir, states)
         self._topics.clear()
         self._topics_by_id.clear()

@@ -160,16 +160,22 @@ class ProducerStateManager:
 
     # -- snapshots -------------------------------------------------------------
 
-    def take_snapshot(self, offset: int, *, sync: bool = True) -> None:
+    def take_snapshot(self, offset: int) -> None:
         """Persist the state as of `offset` (the log end offset) and prune old snapshots.
 
         Nothing is written when the newest snapshot is already at `offset`:
-        the state changes only with appends. `sync=False` leaves the fsyncs
-        to the caller (see write_atomically).
+        the state changes only with appends.
         """
         if offset == self._snapshot_offset:
             return
-        document = {
+        write_json_atomically(self._snapshot_path(offset), self.document())
+        self._snapshot_offset = offset
+        for stale in self._snapshot_offsets()[:-SNAPSHOTS_TO_KEEP]:
+            self._snapshot_path(stale).unlink(missing_ok=True)
+
+    def document(self) -> dict:
+        """The state as a snapshot file holds it (also carried by the clean-shutdown state)."""
+        return {
             "version": _SNAPSHOT_VERSION,
             "producers": [
                 {
@@ -181,10 +187,14 @@ class ProducerStateManager:
                 for entry in self.producers.values()
             ],
         }
-        write_json_atomically(self._snapshot_path(offset), document, sync=sync)
-        self._snapshot_offset = offset
-        for stale in self._snapshot_offsets()[:-SNAPSHOTS_TO_KEEP]:
-            self._snapshot_path(stale).unlink(missing_ok=True)
+
+    def restore(self, document: object) -> bool:
+        """Take the state from `document()`'s output; False (and nothing changed) if it is unreadable."""
+        producers = self._parse(document)
+        if producers is None:
+            return False
+        self.producers = producers
+        return True
 
     def load(self, log_end_offset: int) -> int | None:
         """Load the newest readable snapshot at or below `log_end_offset`.

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from confluent_kafka import Producer
 
 import kafkacompat
-from kafkacompat.perf.brokers import free_port, kafkacompat_command
+from kafkacompat.perf.brokers import free_port, kafkacompat_command, process_cpu_seconds
 from kafkacompat.perf.wire import ProbeError, time_to_first_metadata
 from kafkacompat.perf.workloads import MESSAGE_TIMEOUT_MS, WorkloadError, ensure_topic
 
@@ -96,7 +96,11 @@ def run_scale(partitions: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
     try:
         result: dict[str, Any] = {"workload": "scale", "partitions": partitions, "first_start_ms": broker.start()}
         ensure_topic(broker.bootstrap, TOPIC, partitions, timeout_s=STOP_TIMEOUT_S)
+        cpu_before = process_cpu_seconds(broker.process.pid)
         result["produce_one_each_ms"] = _produce_one_per_partition(broker.bootstrap, partitions)
+        cpu_after = process_cpu_seconds(broker.process.pid)
+        if cpu_before is not None and cpu_after is not None:
+            result["produce_broker_cpu_ms"] = (cpu_after - cpu_before) * 1000
         broker.stop(signal.SIGKILL)
         result["unclean_start_ms"] = broker.start()
         result["shutdown_ms"] = broker.stop(signal.SIGTERM)
