@@ -49,3 +49,14 @@ def test_the_raw_fetch_probe_reads_exactly_what_was_produced(broker, partitions,
     again = fetch_capacity(broker.bootstrap, topic, len(records), passes=3)
     assert (again["records"], again["requests"]) == (3 * len(records), 3 * result["requests"])
     assert result["mb_per_s"] > 0
+
+
+@pytest.mark.timeout(180)
+def test_perf_scale_runs_the_whole_life_of_a_many_partition_broker():
+    finished = subprocess.run([sys.executable, "-m", "kafkacompat", "perf", "scale", "--partitions", "200", "--json"],
+                              capture_output=True, text=True, timeout=170)
+    assert finished.returncode == 0, finished.stderr
+    result = json.loads(finished.stdout)
+    assert result["partitions"] == 200
+    timings = ("first_start_ms", "produce_one_each_ms", "unclean_start_ms", "shutdown_ms", "clean_start_ms")
+    assert all(result[name] > 0 for name in timings), result

@@ -3,7 +3,8 @@
 Creates a topic of N partitions (10,000 by default), produces one record to
 each with acks=all (durable, the broker's default), kills the broker with
 SIGKILL and times the unclean start, stops it with SIGTERM and times the
-shutdown, and times the clean start after that. Starts are timed from the
+shutdown, and times the clean start after that, then checks that every
+partition still holds its record. Starts are timed from the
 spawn to the first answered Metadata request, as ``perf compare`` does.
 The data dir is a fresh temporary one, deleted at the end.
 """
@@ -22,11 +23,14 @@ from typing import Any, Sequence
 from confluent_kafka import Producer
 
 import kafkacompat
+from kafkacompat.client import KafkaClient
 from kafkacompat.perf.brokers import free_port, kafkacompat_command, process_cpu_seconds
 from kafkacompat.perf.wire import ProbeError, time_to_first_metadata
 from kafkacompat.perf.workloads import MESSAGE_TIMEOUT_MS, WorkloadError, ensure_topic
 
 TOPIC = "perf-scale"
+LIST_OFFSETS = 2
+LATEST = -1
 STOP_TIMEOUT_S = 60.0
 
 
@@ -91,6 +95,17 @@ def _produce_one_per_partition(bootstrap: str, partitions: int) -> float:
     return elapsed_ms
 
 
+def _check_one_record_each(bootstrap: str, partitions: int) -> None:
+    """Every partition's log end is 1: the restarts kept each acknowledged record."""
+    with KafkaClient(bootstrap) as client:
+        response = client.request(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+            {"name": TOPIC, "partitions": [{"partition_index": p, "timestamp": LATEST} for p in range(partitions)]}]})
+    ends = {p.partition_index: (p.error_code, p.offset) for topic in response.topics for p in topic.partitions}
+    wrong = {p: end for p, end in ends.items() if end != (0, 1)}
+    if len(ends) != partitions or wrong:
+        raise WorkloadError(f"after the restarts {len(wrong)} partitions do not end at offset 1: {list(wrong.items())[:3]}")
+
+
 def run_scale(partitions: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
     broker = _ScaleBroker(overrides)
     try:
@@ -105,6 +120,7 @@ def run_scale(partitions: int, overrides: Sequence[str] = ()) -> dict[str, Any]:
         result["unclean_start_ms"] = broker.start()
         result["shutdown_ms"] = broker.stop(signal.SIGTERM)
         result["clean_start_ms"] = broker.start()
+        _check_one_record_each(broker.bootstrap, partitions)
         result["second_shutdown_ms"] = broker.stop(signal.SIGTERM)
         return {key: round(value, 1) if isinstance(value, float) else value for key, value in result.items()}
     finally:

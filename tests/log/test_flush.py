@@ -297,3 +297,14 @@ async def test_produce_answers_storage_error_when_the_fsync_fails(ctx, monkeypat
     monkeypatch.undo()
     answer = await produce(ctx, build_batch(values(1)))
     assert answer.error_code == ErrorCode.KAFKA_STORAGE_ERROR  # offline until restart
+
+
+def test_sync_filesystem_on_linux(tmp_path):
+    from kafkacompat.log.durable import CAN_SYNC_FILESYSTEM, sync_filesystem
+
+    if not CAN_SYNC_FILESYSTEM:
+        pytest.skip("syncfs is Linux-only; elsewhere flush rounds fsync file by file")
+    (tmp_path / "f").write_bytes(b"data")
+    sync_filesystem(tmp_path)
+    with pytest.raises(OSError):
+        sync_filesystem(tmp_path / "missing")
