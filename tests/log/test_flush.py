@@ -308,3 +308,44 @@ def test_sync_filesystem_on_linux(tmp_path):
     sync_filesystem(tmp_path)
     with pytest.raises(OSError):
         sync_filesystem(tmp_path / "missing")
+
+
+async def test_produces_pipelined_on_one_connection_share_flush_rounds(tmp_path, monkeypatch):
+    from kafkacompat.server.connection import Connection
+
+    broker = Broker(BrokerConfig({"log.dirs": str(tmp_path)}))
+    broker.log_manager.create_topic("piped", 8)
+    rounds: list[int] = []
+    real_sync = broker_module.sync_tickets
+
+    def counting_sync(tickets, data_dir):
+        rounds.append(len(tickets))
+        real_sync(tickets, data_dir)
+
+    monkeypatch.setattr(broker_module, "sync_tickets", counting_sync)
+    client_socket, server_socket = trio.socket.socketpair()
+    client, server = trio.SocketStream(client_socket), trio.SocketStream(server_socket)
+    connection = Connection(server, RequestContext(broker=broker, client_host="test"), 1 << 20, 60_000)
+    frames = b"".join(
+        encode_request_frame(0, 9, n, "t", encode_request(0, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+            {"name": "piped", "partition_data": [{"index": n, "records": build_batch(values(1))}]}]}))
+        for n in range(8))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.serve)
+            await client.send_all(frames)
+            received = b""
+            for n in range(8):
+                while len(received) < 4 or len(received) < 4 + int.from_bytes(received[:4], "big"):
+                    received += await client.receive_some()
+                size = int.from_bytes(received[:4], "big")
+                correlation_id, payload = parse_response_frame(0, 9, received[4 : 4 + size])
+                received = received[4 + size :]
+                assert correlation_id == n
+                answer = decode_response(0, 9, payload).responses[0].partition_responses[0]
+                assert (answer.index, answer.error_code, answer.base_offset) == (n, 0, 0)
+            await client.aclose()
+    finally:
+        broker.close()
+    assert sum(rounds) == 8
+    assert len(rounds) < 8, "each pipelined produce waited for a flush round of its own"
