@@ -149,7 +149,8 @@ class Broker:
         self._lock = DataDirLock(self.data_dir)  # before anything in the directory is read or written
         self.cluster_id = _read_or_create_cluster_id(self.data_dir, self.node_id)
         self.log_manager = LogManager(
-            self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack")
+            self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack"),
+            recovery_threads=config.get_int("num.recovery.threads.per.data.dir"),
         )
         self.groups = GroupCoordinator(
             self.data_dir,

@@ -71,6 +71,8 @@ _DEFS = [
               "Answer acks=1/-1 produces only once their records are fsynced (group commit), and show "
               "records to consumers only then. Topics with a finite flush.messages or flush.ms use "
               "Kafka's periodic flushing instead; false makes every topic do so."),
+    ConfigDef("num.recovery.threads.per.data.dir", "int", "2",
+              "Threads opening partitions after an unclean stop (Kafka's default since 3.7)."),
     ConfigDef("log.flush.offset.checkpoint.interval.ms", "int", "60000",
               "How often the recovery points (what an unclean restart need not re-scan) are persisted."),
     ConfigDef("log.retention.check.interval.ms", "long", "300000",

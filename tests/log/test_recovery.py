@@ -246,3 +246,18 @@ def test_maintenance_entry_points(tmp_path, clock):
     assert manager.apply_retention() == 1  # the expired active segment is rolled, then deleted
     assert (partition.segment_base_offsets, partition.log_start_offset) == ([3], 3)
     manager.close()
+
+
+def test_an_unclean_start_opens_partitions_on_several_threads_in_order(tmp_path, clock):
+    data_dir = tmp_path / "data"
+    manager = _manager(data_dir, clock)
+    topic = manager.create_topic("t", 6)
+    for index, partition in enumerate(topic.partitions):
+        for _ in range(index):
+            partition.append(build_batch(values(3, 20)))
+    crashed = LogManager(data_dir, {"segment.bytes": str(2 * BATCH), "index.interval.bytes": "1"}, clock,
+                         recovery_threads=3)  # the first manager was never closed
+    reopened = crashed.topic("t").partitions
+    assert [(p.index, p.log_end_offset) for p in reopened] == [(n, 3 * n) for n in range(6)]
+    assert crashed.recovery_stats.segments_scanned == sum(len(p.segment_base_offsets) for p in reopened)
+    crashed.close()
