@@ -192,12 +192,17 @@ class LogManager:
         # num.recovery.threads.per.data.dir do.  A clean start is pure Python work and
         # gains nothing from them.
         threads = 1 if recovery_points is None else self._recovery_threads
-        with ThreadPoolExecutor(max_workers=threads) as pool:
+        pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+        try:
             for name, topic_id, log_config, configs, indexes in topics:
-                partitions = list(pool.map(functools.partial(open_one, name, topic_id, log_config), indexes))
+                opener = functools.partial(open_one, name, topic_id, log_config)
+                partitions = list(pool.map(opener, indexes) if pool else map(opener, indexes))
                 for partition in partitions:
                     self.recovery_stats += partition.recovery_stats
                 self._add(Topic(name, topic_id, partitions, configs))
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
     def _save_registry(self) -> None:
         write_json_atomically(
