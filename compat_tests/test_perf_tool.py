@@ -62,3 +62,14 @@ def test_perf_embedded_times_real_starts(isolation):
     for name in ("first_start_to_metadata_ms", "later_start_to_metadata_ms"):
         spread = result[name]
         assert 0 < spread["min"] <= spread["median"] <= spread["max"] < 60_000
+
+
+@pytest.mark.timeout(180)
+def test_perf_scale_runs_the_whole_life_of_a_many_partition_broker():
+    finished = subprocess.run([sys.executable, "-m", "kafkacompat", "perf", "scale", "--partitions", "200", "--json"],
+                              capture_output=True, text=True, timeout=170)
+    assert finished.returncode == 0, finished.stderr
+    result = json.loads(finished.stdout)
+    assert result["partitions"] == 200
+    timings = ("first_start_ms", "produce_one_each_ms", "unclean_start_ms", "shutdown_ms", "clean_start_ms")
+    assert all(result[name] > 0 for name in timings), result

@@ -23,7 +23,9 @@ import trio
 from kafkacompat.config import BrokerConfig
 from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.coordinator import GroupCoordinator
-from kafkacompat.log.flush import FlushTicket
+from kafkacompat.handlers.fetch_session import FetchSessionCache
+from kafkacompat.log.dir_lock import DataDirLock
+from kafkacompat.log.flush import sync_tickets
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
@@ -62,11 +64,6 @@ class _FlushRound:
         self.failed: set[PartitionLog] = set()
 
 
-def _sync_all(tickets: list[FlushTicket]) -> None:
-    for ticket in tickets:
-        ticket.sync()
-
-
 class GroupCommit:
     """Shares fsyncs among concurrent produce requests and keeps them off the event loop.
 
@@ -76,13 +73,14 @@ class GroupCommit:
     needs no background task and keeps working while connections drain at
     shutdown.  A round takes a flush ticket from every partition waited on
     (on the event loop, so later appends wait for the next round), fsyncs them
-    all in one worker thread, completes them -- which, with log.flush.on.ack,
+    all in one worker thread (one syncfs when there are many), completes them -- which, with log.flush.on.ack,
     moves the high watermark -- and wakes the fetches waiting for records.
     Only the event-loop thread calls it.
     """
 
-    def __init__(self, clock: Callable[[], int], appended: AppendSignal) -> None:
+    def __init__(self, clock: Callable[[], int], appended: AppendSignal, data_dir: Path) -> None:
         self._clock = clock
+        self._data_dir = data_dir
         self._appended = appended
         self._waiting: set[PartitionLog] = set()
         self._next = _FlushRound()
@@ -116,7 +114,7 @@ class GroupCommit:
         try:
             tickets = [(partition, ticket) for partition in partitions if (ticket := partition.begin_flush())]
             with trio.CancelScope(shield=True):  # the tickets own descriptors: always finish the round
-                await trio.to_thread.run_sync(_sync_all, [ticket for _, ticket in tickets])
+                await trio.to_thread.run_sync(sync_tickets, [ticket for _, ticket in tickets], self._data_dir)
             round_.failed = {partition for partition, ticket in tickets if not partition.complete_flush(ticket)}
         finally:
             self._running = None
@@ -149,10 +147,12 @@ class Broker:
         self.advertised_host, self.advertised_port = config.advertised_listener
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = DataDirLock(self.data_dir)  # before anything in the directory is read or written
         self.cluster_id = _read_or_create_cluster_id(self.data_dir, self.node_id)
         self.features = FinalizedFeatures(self.data_dir, self.node_id)
         self.log_manager = LogManager(
-            self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack")
+            self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack"),
+            recovery_threads=config.get_int("num.recovery.threads.per.data.dir"),
         )
         self.groups = GroupCoordinator(
             self.data_dir,
@@ -163,8 +163,9 @@ class Broker:
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
+        self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.appended = AppendSignal()
-        self.flusher = GroupCommit(clock, self.appended)
+        self.flusher = GroupCommit(clock, self.appended, self.data_dir)
 
     def set_advertised(self, host: str, port: int) -> None:
         """Called once the listener is bound (port 0 picks a free port)."""
@@ -233,5 +234,7 @@ class Broker:
             log.info("cleaned %s: %d segment group(s) rewritten", name, job.groups_swapped)
 
     def close(self) -> None:
+        """Close the engines, then let another broker have the directory."""
         self.log_manager.close()
         self.groups.close()
+        self._lock.release()

@@ -60,12 +60,16 @@ def _serve_config(args: argparse.Namespace) -> BrokerConfig:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from kafkacompat.log.dir_lock import DataDirLocked
     from kafkacompat.protocol.specs import SpecError
     from kafkacompat.server.listener import run
 
     try:
         config = _serve_config(args)
         trio.run(run, config)
+    except DataDirLocked as exc:
+        print(f"kafkacompat: {exc}", file=sys.stderr)
+        return 1
     except (ConfigError, SpecError, OSError) as exc:
         print(f"kafkacompat: cannot start: {exc}", file=sys.stderr)
         return 2

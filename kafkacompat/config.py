@@ -53,6 +53,10 @@ _DEFS = [
     ConfigDef("log.flush.interval.ms", "long", "9223372036854775807", "Milliseconds between forced flushes.", "flush.ms"),
     ConfigDef("min.insync.replicas", "int", "1", "Replicas that must acknowledge acks=all.", "min.insync.replicas"),
     ConfigDef("compression.type", "string", "producer", "Compression kept on disk; producer keeps what was sent.", "compression.type"),
+    ConfigDef("fetch.max.bytes", "int", "57671680",
+              "Largest Fetch response, whatever the request asks (its first batch is sent whole)."),
+    ConfigDef("max.incremental.fetch.session.cache.slots", "int", "1000",
+              "Incremental fetch sessions (KIP-227) kept at once; 0 turns them off."),
     ConfigDef("socket.request.max.bytes", "int", "104857600", "Largest request frame; larger closes the connection."),
     ConfigDef("connections.max.idle.ms", "long", "600000", "Idle connections are closed after this long."),
     ConfigDef("max.connections", "int", "2147483647", "Connections beyond this (or the fd limit) are closed at once."),
@@ -69,6 +73,8 @@ _DEFS = [
               "Answer acks=1/-1 produces only once their records are fsynced (group commit), and show "
               "records to consumers only then. Topics with a finite flush.messages or flush.ms use "
               "Kafka's periodic flushing instead; false makes every topic do so."),
+    ConfigDef("num.recovery.threads.per.data.dir", "int", "2",
+              "Threads opening partitions after an unclean stop (Kafka's default since 3.7)."),
     ConfigDef("log.flush.offset.checkpoint.interval.ms", "int", "60000",
               "How often the recovery points (what an unclean restart need not re-scan) are persisted."),
     ConfigDef("log.retention.check.interval.ms", "long", "300000",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable, Mapping
 
+import trio
+
 from kafkacompat.handlers import (
     api_versions,
     cluster,
@@ -75,6 +77,21 @@ class Answer:
         self.header = header
         self.body = body  # a response body, or one already encoded
         self.settle = settle
+
+    def start_settling(self, nursery: trio.Nursery) -> None:
+        """Settle in a task of `nursery` from now on; `frame_parts` then waits for it to finish."""
+        if self.settle is None:
+            return
+        settle, settled = self.settle, trio.Event()
+
+        async def run() -> None:
+            try:
+                await settle()
+            finally:
+                settled.set()
+
+        nursery.start_soon(run)
+        self.settle = settled.wait
 
     async def frame_parts(self) -> list[Part] | None:
         """The response frame as parts to send in order (record sets uncopied); None when nothing is sent."""

@@ -3,19 +3,31 @@
 Records go out as byte ranges of segment files: large ones as FileSlices,
 which the connection sends with sendfile, small ones read. A fetch that finds
 fewer than ``min_bytes`` waits on the broker's append signal until data
-arrives or ``max_wait_ms`` runs out — no polling loop. Incremental fetch
-sessions are declined (session id 0), which every client handles by sending
-full fetches.
+arrives or ``max_wait_ms`` runs out — no polling loop. The response holds at
+most the smaller of ``max_bytes`` and the broker's fetch.max.bytes, partitions
+filled in order, only its first batch allowed past a limit (KIP-74).
+Incremental fetch sessions (KIP-227) are kept in the broker's
+FetchSessionCache (see fetch_session.py).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import trio
 
+from kafkacompat.handlers.fetch_session import (
+    FINAL_EPOCH,
+    INITIAL_EPOCH,
+    INVALID_SESSION_ID,
+    CachedPartition,
+    FetchSession,
+    PartitionKey,
+    SessionError,
+)
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
@@ -24,7 +36,8 @@ API_KEY = 1
 # Fetch v4 is the first whose records are in message format v2; older versions
 # would need down-conversion, which the broker never does (see handle_fetch).
 MIN_USABLE_VERSION = 4
-# Fetch v13 switched topics from names to ids.
+# Fetch v7 added sessions; v13 switched topics from names to ids.
+FIRST_SESSION_VERSION = 7
 FIRST_TOPIC_ID_VERSION = 13
 NO_TOPIC_ID = uuid.UUID(int=0)
 # Smaller ranges are read into memory: the copy costs less than sendfile's extra system calls.
@@ -33,70 +46,88 @@ SENDFILE_MIN_BYTES = 16 * 1024 if hasattr(os, "sendfile") else None
 MAX_SLICES_PER_RESPONSE = 64
 
 
+class _Target(NamedTuple):
+    """One partition to read: its session key, where to read from, and how much."""
+
+    key: PartitionKey
+    fetch_offset: int
+    partition_max_bytes: int
+
+
 class _FetchPlan:
-    """The partitions of one request, resolved once, read on every wake-up."""
+    """The partitions of one fetch, resolved once, read on every wake-up."""
 
-    def __init__(self, request: Request, ctx: RequestContext) -> None:
-        self.ctx = ctx
-        body = request.body
-        self.use_ids = request.version >= FIRST_TOPIC_ID_VERSION
-        self.max_bytes = body.max_bytes
-        self.topics: list[tuple[Any, Any, list[Any]]] = []
+    def __init__(self, targets: list[_Target], use_ids: bool, max_bytes: int, ctx: RequestContext) -> None:
+        self.targets = targets
+        self.use_ids = use_ids
+        self.max_bytes = max_bytes
         manager = ctx.broker.log_manager
-        for wanted in body.topics:
-            topic = manager.topic_by_id(wanted.topic_id) if self.use_ids else manager.topic(wanted.topic)
-            self.topics.append((wanted, topic, list(wanted.partitions)))
+        lookup = manager.topic_by_id if use_ids else manager.topic
+        self.topics = {key[0]: lookup(key[0]) for key, _, _ in targets}
 
-    def read(self) -> tuple[list[dict[str, Any]], int, bool]:
-        """Read every partition now: (topic responses, bytes found, any error)."""
+    def read(self) -> tuple[list[tuple[PartitionKey, dict[str, Any]]], int, bool]:
+        """Read every partition now: ((key, answer) in order, bytes found, any error)."""
         budget = self.max_bytes
         total = 0
         failed = False
-        responses = []
+        answers = []
         slices = 0
-        for wanted, topic, partitions in self.topics:
-            answers = []
-            for p in partitions:
-                slice_from = SENDFILE_MIN_BYTES if slices < MAX_SLICES_PER_RESPONSE else None
-                answer, size = self._read_partition(topic, p, budget, total == 0, slice_from)
-                slices += isinstance(answer["records"], FileSlice)
-                failed |= answer["error_code"] != ErrorCode.NONE
-                budget -= size
-                total += size
-                answers.append(answer)
-            responses.append({
-                "topic": wanted.topic if not self.use_ids else (topic.name if topic else ""),
-                "topic_id": wanted.topic_id if self.use_ids else (topic.topic_id if topic else NO_TOPIC_ID),
-                "partitions": answers,
-            })
-        return responses, total, failed
+        for target in self.targets:
+            slice_from = SENDFILE_MIN_BYTES if slices < MAX_SLICES_PER_RESPONSE else None
+            answer, size = self._read_partition(target, budget, total == 0, slice_from)
+            slices += isinstance(answer["records"], FileSlice)
+            failed |= answer["error_code"] != ErrorCode.NONE
+            budget -= size
+            total += size
+            answers.append((target.key, answer))
+        return answers, total, failed
 
     def _read_partition(
-        self, topic: Any, p: Any, budget: int, first: bool, slice_from: int | None
+        self, target: _Target, budget: int, first: bool, slice_from: int | None
     ) -> tuple[dict[str, Any], int]:
+        (topic_key, index), topic = target.key, self.topics[target.key[0]]
         missing = ErrorCode.UNKNOWN_TOPIC_ID if self.use_ids else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        if topic is None or not 0 <= p.partition < len(topic.partitions):
-            return _empty_partition(p.partition, missing), 0
-        log = topic.partitions[p.partition]
-        answer = _empty_partition(p.partition, ErrorCode.NONE)
+        if topic is None or not 0 <= index < len(topic.partitions):
+            return _empty_partition(index, missing), 0
+        log = topic.partitions[index]
+        answer = _empty_partition(index, ErrorCode.NONE)
         answer.update(
             high_watermark=log.high_watermark,
             last_stable_offset=log.high_watermark,
             log_start_offset=log.log_start_offset,
         )
-        if budget <= 0 and not first:
+        limit = min(target.partition_max_bytes, budget)
+        if limit <= 0 and not first:
             return answer, 0
         try:
-            data = log.read(p.fetch_offset, min(p.partition_max_bytes, budget) if not first else p.partition_max_bytes,
-                            slice_from=slice_from)
+            data = log.read(target.fetch_offset, limit, slice_from=slice_from)
         except KafkaError as exc:
             answer["error_code"] = exc.code
             return answer, 0
-        if not first and len(data) > budget:
-            # Only the first non-empty partition may exceed the response budget (KIP-74).
+        if not first and len(data) > limit:
+            # Only the first batch of the response may exceed a limit (KIP-74): a partition's
+            # partition_max_bytes or what is left of max_bytes.
+            if isinstance(data, FileSlice):
+                data.close()
             return answer, 0
         answer["records"] = data
         return answer, len(data)
+
+    def responses(self, answers: Iterable[tuple[PartitionKey, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Topic responses, consecutive partitions of one topic grouped as Kafka groups them."""
+        responses: list[dict[str, Any]] = []
+        previous = None
+        for (topic_key, _), answer in answers:
+            if not responses or topic_key != previous:
+                topic = self.topics.get(topic_key)
+                responses.append({
+                    "topic": topic_key if not self.use_ids else (topic.name if topic else ""),
+                    "topic_id": topic_key if self.use_ids else (topic.topic_id if topic else NO_TOPIC_ID),
+                    "partitions": [],
+                })
+                previous = topic_key
+            responses[-1]["partitions"].append(answer)
+        return responses
 
 
 def _empty_partition(index: int, code: ErrorCode) -> dict[str, Any]:
@@ -112,25 +143,74 @@ def _empty_partition(index: int, code: ErrorCode) -> dict[str, Any]:
     }
 
 
+def _requested(body: Any, use_ids: bool) -> list[_Target]:
+    return [
+        _Target((wanted.topic_id if use_ids else wanted.topic, p.partition), p.fetch_offset, p.partition_max_bytes)
+        for wanted in body.topics
+        for p in wanted.partitions
+    ]
+
+
+def _forgotten(body: Any, use_ids: bool) -> list[PartitionKey]:
+    return [
+        (topic.topic_id if use_ids else topic.topic, index)
+        for topic in body.forgotten_topics_data
+        for index in topic.partitions
+    ]
+
+
+def _session_targets(session: FetchSession) -> list[_Target]:
+    return [_Target(key, cached.fetch_offset, cached.partition_max_bytes) for key, cached in session.partitions.items()]
+
+
+def _session_error(code: ErrorCode) -> dict[str, Any]:
+    return {"throttle_time_ms": 0, "error_code": code, "session_id": INVALID_SESSION_ID, "responses": []}
+
+
 async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
-    if request.version >= 7 and body.session_id != 0:
-        # We never hand out a session, so any id a client names is unknown.
-        return {"error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND, "session_id": 0, "responses": []}
     if request.version < MIN_USABLE_VERSION:
         # Kafka's answer when message.downconversion.enable is false.
         return {"throttle_time_ms": 0, "responses": [
             {"topic": t.topic, "partitions": [_empty_partition(p.partition, ErrorCode.UNSUPPORTED_VERSION)
                                               for p in t.partitions]} for t in body.topics]}
-    plan = _FetchPlan(request, ctx)
+    use_ids = request.version >= FIRST_TOPIC_ID_VERSION
+    sessions = ctx.broker.fetch_sessions
+    session_id, epoch = (body.session_id, body.session_epoch) if request.version >= FIRST_SESSION_VERSION else (
+        INVALID_SESSION_ID, FINAL_EPOCH)
+    session = None
+    if epoch in (INITIAL_EPOCH, FINAL_EPOCH):  # a full fetch; it closes the session it names
+        if session_id != INVALID_SESSION_ID:
+            sessions.remove(session_id)
+        targets = _requested(body, use_ids)
+    else:
+        try:
+            session = sessions.incremental(session_id, epoch, use_ids)
+        except SessionError as exc:
+            return _session_error(exc.code)
+        session.update(_requested(body, use_ids), _forgotten(body, use_ids))
+        targets = _session_targets(session)
+    # Kafka caps a response at the smaller of the request's and the broker's fetch.max.bytes.
+    plan = _FetchPlan(targets, use_ids, min(body.max_bytes, ctx.broker.config.get_int("fetch.max.bytes")), ctx)
     deadline = trio.current_time() + max(body.max_wait_ms, 0) / 1000
     while True:
-        responses, total, failed = plan.read()
+        answers, total, failed = plan.read()
         remaining = deadline - trio.current_time()
-        if total >= body.min_bytes or failed or remaining <= 0:
+        if total >= min(body.min_bytes, plan.max_bytes) or failed or remaining <= 0:
             break
         await ctx.broker.appended.wait(remaining)
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
+    if session is not None:
+        answers, new_session_id = session.select(answers), session.id
+    elif epoch == INITIAL_EPOCH:
+        cached = {}
+        for target, (key, answer) in zip(targets, answers):
+            cached[key] = CachedPartition(target.fetch_offset, target.partition_max_bytes)
+            cached[key].remember(answer)
+        new_session_id = sessions.create(use_ids, cached)
+    else:
+        new_session_id = INVALID_SESSION_ID
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": new_session_id,
+            "responses": plan.responses(answers)}
 
 
 API_HANDLERS = [ApiHandler(API_KEY, handle_fetch)]

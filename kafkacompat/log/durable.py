@@ -3,12 +3,18 @@
 Used for the topic registry, the producer id allocator, producer-state
 snapshots, the log-start-offset and the leader-epoch checkpoints.  A reader sees either the old
 file or the new one, never a mix.
+
+Many files at once (a flush round over thousands of partitions, the
+partitions closed at shutdown, the repairs of a recovery) are made durable with one `syncfs` of the
+data directory's filesystem where Linux offers it, instead of one fsync each.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import sys
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
@@ -46,5 +52,36 @@ def fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    return function
+
+
+_SYNCFS = _load_syncfs()
+CAN_SYNC_FILESYSTEM = _SYNCFS is not None
+
+
+def sync_filesystem(path: Path) -> None:
+    """Write back every dirty file and directory of the filesystem holding `path` (Linux `syncfs`).
+
+    Since Linux 5.8 it reports writeback errors as fsync does. Callers check
+    CAN_SYNC_FILESYSTEM first and fsync file by file where it is False.
+    """
+    assert _SYNCFS is not None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs of {path}: {os.strerror(code)}")
     finally:
         os.close(fd)

@@ -16,7 +16,10 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from kafkacompat.log.durable import fsync_directory
+from kafkacompat.log.durable import CAN_SYNC_FILESYSTEM, fsync_directory, sync_filesystem
+
+# From this many tickets on, one syncfs costs less than an fsync per file.
+SYNC_FILESYSTEM_MIN_TICKETS = 4
 
 
 class LogPosition(NamedTuple):
@@ -46,6 +49,11 @@ class FlushTicket:
         except OSError as exc:
             self.error = exc
 
+    def close_synced(self, error: OSError | None) -> None:
+        """Close the descriptors after a filesystem-wide sync covered them (with its outcome)."""
+        self.discard()
+        self.error = error
+
     def discard(self) -> None:
         """Close the descriptors of a ticket that will never be synced."""
         fds, self.fds = self.fds, []
@@ -61,3 +69,18 @@ def sync_and_close(fds: list[int]) -> None:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def sync_tickets(tickets: list[FlushTicket], data_dir: Path) -> None:
+    """Run a round's tickets: one syncfs of `data_dir`'s filesystem for many, else each ticket's fsyncs."""
+    if not (CAN_SYNC_FILESYSTEM and len(tickets) >= SYNC_FILESYSTEM_MIN_TICKETS):
+        for ticket in tickets:
+            ticket.sync()
+        return
+    error = None
+    try:
+        sync_filesystem(data_dir)
+    except OSError as exc:
+        error = exc
+    for ticket in tickets:
+        ticket.close_synced(error)

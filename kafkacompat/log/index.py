@@ -33,16 +33,22 @@ class _SparseIndex:
         self._fd: int | None = None  # opened on the first append; sealed segments hold none
         self._dirty = False
         self.last_entry: tuple[int, int] | None = None
-        self.existed = path.exists()  # a missing index is rebuilt by the owning segment
-        with open(path, "ab+") as file:
-            size = file.seek(0, os.SEEK_END)
+        self.existed = True  # a missing index is rebuilt by the owning segment
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            self.existed = False
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
             whole = size - size % self.ENTRY.size
             if whole != size:
-                file.truncate(whole)
+                os.ftruncate(fd, whole)
             self._count = whole // self.ENTRY.size
             if self._count:
-                file.seek(whole - self.ENTRY.size)
-                self.last_entry = self.ENTRY.unpack(file.read(self.ENTRY.size))
+                self.last_entry = self.ENTRY.unpack(os.pread(fd, self.ENTRY.size, whole - self.ENTRY.size))
+        finally:
+            os.close(fd)
         self._keys: array | None = None
         self._values: array | None = None
 
@@ -78,6 +84,8 @@ class _SparseIndex:
         return (keys[slot], values[slot]) if slot >= 0 else None
 
     def _truncate_entries(self, keep: int) -> None:
+        if keep >= self._count:
+            return  # nothing to drop: no write, which recovery of many partitions feels
         keys, values = self._load()
         del keys[keep:]
         del values[keep:]

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafkacompat.log.clean_shutdown import CLEAN_SHUTDOWN_FILE, PartitionState, read_marker, state_key, write_marker
 from kafkacompat.log.cleaner import CleaningJob, cleaning_jobs
-from kafkacompat.log.durable import fsync_directory, read_json, write_atomically, write_json_atomically
+from kafkacompat.log.durable import (
+    CAN_SYNC_FILESYSTEM,
+    fsync_directory,
+    read_json,
+    sync_filesystem,
+    write_json_atomically,
+)
 from kafkacompat.log.partition_log import DEFAULT_PRODUCER_ID_EXPIRATION_MS, PartitionLog
 from kafkacompat.log.recovery import RecoveryStats
 from kafkacompat.log.topic_config import TOPIC_CONFIGS, LogConfig, default_configs, validate_topic_configs
@@ -23,7 +32,6 @@ log = logging.getLogger("kafkacompat.log")
 
 REGISTRY_FILE = "topics.json"
 PRODUCER_IDS_FILE = "producer-ids.json"
-CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
 RECOVERY_POINTS_FILE = "recovery-point-offset-checkpoint"
 PRODUCER_ID_BLOCK_SIZE = 1000
 MAX_TOPIC_NAME_LENGTH = 249
@@ -71,8 +79,9 @@ class LogManager:
         config overrides), replaced atomically on every change; it is the
         source of truth for which partition directories are live;
       - `producer-ids.json`: the end of the producer-id block handed out last;
-      - `.clean-shutdown`: written last by `close()`, removed at open; its
-        absence at open means the previous run stopped uncleanly;
+      - `.clean-shutdown`: written last by `close()` with every partition's
+        state, removed at open; its absence at open means the previous run
+        stopped uncleanly (see clean_shutdown.py);
       - `recovery-point-offset-checkpoint`: per partition (by topic id), the
         offset below which everything was fsynced, written by
         `checkpoint_recovery_points` (the broker calls it periodically); after
@@ -93,9 +102,11 @@ class LogManager:
         *,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         flush_on_ack: bool = False,
+        recovery_threads: int = 1,
     ) -> None:
         """`topic_defaults`: broker-level values for topic configs (Kafka's topic config names).
         `flush_on_ack`: the broker's log.flush.on.ack (see PartitionLog.flushes_on_ack).
+        `recovery_threads`: Kafka's num.recovery.threads.per.data.dir, for an unclean start.
 
         Raises ValueError when one is unknown or invalid: that is a broker configuration error.
         Logs one line saying what recovery found and how long opening took.
@@ -108,6 +119,7 @@ class LogManager:
         self._clock = clock
         self._producer_id_expiration_ms = producer_id_expiration_ms
         self._flush_on_ack = flush_on_ack
+        self._recovery_threads = max(recovery_threads, 1)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.data_dir.glob(f"*{DELETED_DIR_SUFFIX}"):
             shutil.rmtree(stale)
@@ -115,10 +127,13 @@ class LogManager:
         self._topics_by_id: dict[uuid.UUID, Topic] = {}
         started = time.monotonic()
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists() or not (self.data_dir / REGISTRY_FILE).exists()  # a new directory is clean
+        states = read_marker(self.data_dir)
+        clean = states is not None or not (self.data_dir / REGISTRY_FILE).exists()  # a new directory is clean
         recovery_points = None if clean else self._read_recovery_points()
         self.recovery_stats = RecoveryStats()
-        self._load_registry(recovery_points)
+        self._load_registry(recovery_points, states or {})
+        if not clean and CAN_SYNC_FILESYSTEM:
+            sync_filesystem(self.data_dir)  # what recovery repaired, in one go
         if marker.exists():
             marker.unlink()  # durably gone before anything new is written
             fsync_directory(self.data_dir)
@@ -151,26 +166,43 @@ class LogManager:
         ]
         write_json_atomically(self.data_dir / RECOVERY_POINTS_FILE, {"version": 1, "partitions": entries})
 
-    def _load_registry(self, recovery_points: dict[tuple[str, int], int] | None) -> None:
-        """Open every registered partition; `recovery_points` is None after a clean shutdown."""
+    def _load_registry(
+        self, recovery_points: dict[tuple[str, int], int] | None, states: dict[str, PartitionState]
+    ) -> None:
+        """Open every registered partition; `recovery_points` is None after a clean shutdown,
+        `states` what it saved (see clean_shutdown.py)."""
         path = self.data_dir / REGISTRY_FILE
         document = read_json(path)
         if document is None:
             if path.exists():
                 raise RuntimeError(f"{path} is unreadable; refusing to start without the topic registry")
             return
+        topics = []
         for entry in document["topics"]:
             configs = dict(entry["configs"])
-            log_config = self._log_config(configs)
-            name = entry["name"]
-            topic_id = uuid.UUID(entry["topic_id"])
-            partitions = []
-            for index in range(entry["partitions"]):
-                point = None if recovery_points is None else recovery_points.get((str(topic_id), index), 0)
-                partition = self._open_partition(name, index, log_config, recovery_point=point)
-                self.recovery_stats += partition.recovery_stats
-                partitions.append(partition)
-            self._add(Topic(name, topic_id, partitions, configs))
+            topics.append((entry["name"], uuid.UUID(entry["topic_id"]), self._log_config(configs), configs,
+                           range(entry["partitions"])))
+
+        def open_one(name: str, topic_id: uuid.UUID, log_config: LogConfig, index: int) -> PartitionLog:
+            point = None if recovery_points is None else recovery_points.get((str(topic_id), index), 0)
+            state = states.get(state_key(topic_id, index))
+            return self._open_partition(name, index, log_config, recovery_point=point, state=state)
+
+        # Recovery waits on the disk: several threads overlap those waits, as Kafka's
+        # num.recovery.threads.per.data.dir do.  A clean start is pure Python work and
+        # gains nothing from them.
+        threads = 1 if recovery_points is None else self._recovery_threads
+        pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+        try:
+            for name, topic_id, log_config, configs, indexes in topics:
+                opener = functools.partial(open_one, name, topic_id, log_config)
+                partitions = list(pool.map(opener, indexes) if pool else map(opener, indexes))
+                for partition in partitions:
+                    self.recovery_stats += partition.recovery_stats
+                self._add(Topic(name, topic_id, partitions, configs))
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
     def _save_registry(self) -> None:
         write_json_atomically(
@@ -197,7 +229,14 @@ class LogManager:
         return self.data_dir / f"{topic}-{index}"
 
     def _open_partition(
-        self, topic: str, index: int, config: LogConfig, *, fresh: bool = False, recovery_point: int | None = None
+        self,
+        topic: str,
+        index: int,
+        config: LogConfig,
+        *,
+        fresh: bool = False,
+        recovery_point: int | None = None,
+        state: PartitionState | None = None,
     ) -> PartitionLog:
         directory = self._partition_dir(topic, index)
         if fresh and directory.exists():
@@ -211,6 +250,8 @@ class LogManager:
             producer_id_expiration_ms=self._producer_id_expiration_ms,
             flush_on_ack=self._flush_on_ack,
             recovery_point=recovery_point,
+            state=state,
+            sync_recovery=not CAN_SYNC_FILESYSTEM,  # the caller syncs the filesystem once
         )
 
     def _log_config(self, overrides: Mapping[str, str]) -> LogConfig:
@@ -365,10 +406,22 @@ class LogManager:
             partition.flush()
 
     def close(self) -> None:
-        """Close every partition (fsyncing it), checkpoint recovery points, then mark the shutdown clean."""
-        for partition in self.partitions():
-            partition.close()
+        """Close every partition, checkpoint recovery points, then mark the shutdown clean with their states.
+
+        Where the filesystem can be synced at once, the partitions are closed
+        without fsyncs and one syncfs covers them all.  The marker carries
+        each partition's state instead of a producer snapshot per partition.
+        """
+        states: dict[str, PartitionState] = {}
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                partition.close(sync=not CAN_SYNC_FILESYSTEM, snapshot=False)
+                state = partition.clean_state()
+                if state is not None:
+                    states[state_key(topic.topic_id, partition.index)] = state
+        if CAN_SYNC_FILESYSTEM:
+            sync_filesystem(self.data_dir)
         self.checkpoint_recovery_points()
-        write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, b"")
+        write_marker(self.data_dir, states)
         self._topics.clear()
         self._topics_by_id.clear()

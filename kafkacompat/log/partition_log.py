@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from kafkacompat.log.clean_shutdown import PartitionState
 from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.flush import FlushTicket, LogPosition
@@ -81,18 +82,23 @@ class PartitionLog:
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         flush_on_ack: bool = False,
         recovery_point: int | None = None,
+        state: PartitionState | None = None,
+        sync_recovery: bool = True,
     ) -> None:
         """`flush_on_ack`: the broker's log.flush.on.ack.  `recovery_point`: None after a clean
-        shutdown, else the offset below which everything was fsynced (see recovery.py)."""
+        shutdown, else the offset below which everything was fsynced (see recovery.py).
+        `state`: what `clean_state()` returned at a clean shutdown; nothing is read then.
+        `sync_recovery=False` leaves fsyncing what recovery repaired to the caller."""
         self.topic = topic
         self.index = index
         self.directory = directory
         self.config = config
         self._clock = clock
         self._flush_on_ack = flush_on_ack
-        fresh = not directory.exists()
+        fresh = state is None and not directory.exists()
         self._directory_unsynced = fresh
-        directory.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            directory.mkdir(parents=True, exist_ok=True)
         self.leader_epoch = INITIAL_LEADER_EPOCH
         self._leader_epochs = LeaderEpochCache(directory, fresh=fresh)
         # Becoming leader records the epoch at the log end; for a partition on
@@ -100,13 +106,17 @@ class PartitionLog:
         self._leader_epoch_recorded = fresh
         if fresh:
             self._leader_epochs.assign(self.leader_epoch, 0, sync=False)
-        self._segments, self.recovery_stats = open_segments(directory, config.index_interval_bytes, recovery_point)
+        self._segments, self.recovery_stats = open_segments(
+            directory, config.index_interval_bytes, recovery_point,
+            state=state["segments"] if state else None, sync=sync_recovery,
+        )
         self._bases = [segment.base_offset for segment in self._segments]
-        stored = read_json(directory / LOG_START_OFFSET_FILE)
+        stored = state or read_json(directory / LOG_START_OFFSET_FILE)
         stored_offset = stored.get("log_start_offset", 0) if isinstance(stored, dict) else 0
         self.log_start_offset = min(max(self._bases[0], int(stored_offset)), self.log_end_offset)
         self._producers = ProducerStateManager(directory, producer_id_expiration_ms)
-        self._rebuild_producer_state()
+        if not (state and self._producers.restore(state["producers"])):
+            self._rebuild_producer_state()
         self._unflushed_records = 0
         self._last_flush_ms = clock()
         self._pending_fds: list[int] = []  # handed over by sealed segments, synced by the next flush
@@ -538,26 +548,38 @@ class PartitionLog:
             self._high_watermark = durable
         return True
 
-    def flush(self) -> None:
-        """fsync everything written so far, on the calling thread."""
+    def flush(self, *, sync: bool = True) -> None:
+        """fsync everything written so far, on the calling thread.
+
+        `sync=False`: the caller syncs the whole filesystem next (see durable.sync_filesystem).
+        """
         ticket = self.begin_flush()
         if ticket is not None:
-            ticket.sync()
+            if sync:
+                ticket.sync()
+            else:
+                ticket.discard()
             if not self.complete_flush(ticket):
                 raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, self._storage_error)
 
     # -- lifecycle -------------------------------------------------------------
 
-    def close(self) -> None:
-        """Seal the active segment, snapshot producer state, fsync, close files."""
+    def close(self, *, sync: bool = True, snapshot: bool = True) -> None:
+        """Seal the active segment, snapshot producer state, fsync, close files.
+
+        `sync=False` leaves the fsyncs to the caller's sync_filesystem, which
+        must follow before anything relies on the files; `snapshot=False`
+        skips the producer snapshot, for a caller that keeps `clean_state()`.
+        """
         if self._closed:
             return
         self._pending_fds += self._segments[-1].seal()
         try:
             if self._storage_error is None:
                 self._producers.remove_expired(self._clock())
-                self._producers.take_snapshot(self.log_end_offset)
-                self.flush()
+                if snapshot:
+                    self._producers.take_snapshot(self.log_end_offset)
+                self.flush(sync=sync)
         finally:
             for fd in self._pending_fds:  # left over only when the flush failed
                 os.close(fd)
@@ -566,6 +588,13 @@ class PartitionLog:
             self.segments_version += 1
             for segment in self._segments:
                 segment.close()
+
+    def clean_state(self) -> PartitionState | None:
+        """After `close()`: what lets the next start open this partition without reading it (clean_shutdown.py)."""
+        if self._storage_error is not None:
+            return None
+        return {"segments": [segment.state() for segment in self._segments],
+                "log_start_offset": self.log_start_offset, "producers": self._producers.document()}
 
 
 def _is_writable(records: bytes | bytearray | memoryview) -> bool:

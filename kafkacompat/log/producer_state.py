@@ -91,6 +91,7 @@ class ProducerStateManager:
         self.directory = directory
         self.expiration_ms = expiration_ms
         self.producers: dict[int, ProducerEntry] = {}
+        self._snapshot_offset: int | None = None  # of the newest snapshot on disk, once loaded or taken
 
     # -- the append path ---------------------------------------------------------
 
@@ -160,8 +161,21 @@ class ProducerStateManager:
     # -- snapshots -------------------------------------------------------------
 
     def take_snapshot(self, offset: int) -> None:
-        """Persist the state as of `offset` (the log end offset) and prune old snapshots."""
-        document = {
+        """Persist the state as of `offset` (the log end offset) and prune old snapshots.
+
+        Nothing is written when the newest snapshot is already at `offset`:
+        the state changes only with appends.
+        """
+        if offset == self._snapshot_offset:
+            return
+        write_json_atomically(self._snapshot_path(offset), self.document())
+        self._snapshot_offset = offset
+        for stale in self._snapshot_offsets()[:-SNAPSHOTS_TO_KEEP]:
+            self._snapshot_path(stale).unlink(missing_ok=True)
+
+    def document(self) -> dict:
+        """The state as a snapshot file holds it (also carried by the clean-shutdown state)."""
+        return {
             "version": _SNAPSHOT_VERSION,
             "producers": [
                 {
@@ -173,9 +187,14 @@ class ProducerStateManager:
                 for entry in self.producers.values()
             ],
         }
-        write_json_atomically(self._snapshot_path(offset), document)
-        for stale in self._snapshot_offsets()[:-SNAPSHOTS_TO_KEEP]:
-            self._snapshot_path(stale).unlink(missing_ok=True)
+
+    def restore(self, document: object) -> bool:
+        """Take the state from `document()`'s output; False (and nothing changed) if it is unreadable."""
+        producers = self._parse(document)
+        if producers is None:
+            return False
+        self.producers = producers
+        return True
 
     def load(self, log_end_offset: int) -> int | None:
         """Load the newest readable snapshot at or below `log_end_offset`.
@@ -189,6 +208,7 @@ class ProducerStateManager:
             producers = self._parse(read_json(path)) if offset <= log_end_offset else None
             if producers is not None:
                 self.producers = producers
+                self._snapshot_offset = offset
                 return offset
             path.unlink()
         self.producers = {}

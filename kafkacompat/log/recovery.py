@@ -1,6 +1,8 @@
 """Opening a partition's segments after any stop: tail checks, full scans, index rebuilds, cleaner swaps.
 
-After a clean shutdown every sealed segment is trusted; its indexes get a
+After a clean shutdown that saved the partition's state (see
+clean_shutdown.py) nothing is read at all: the segments open their files on
+first use.  After a clean shutdown without it, every sealed segment is trusted; its indexes get a
 cheap sanity check and are rebuilt when missing or wrong, and only the active
 segment's tail is re-checked.  After an unclean one, every segment that ends
 past the partition's recovery point (the offset below which everything was
@@ -40,17 +42,30 @@ class RecoveryStats:
 
 
 def open_segments(
-    directory: Path, index_interval_bytes: int, recovery_point: int | None
+    directory: Path,
+    index_interval_bytes: int,
+    recovery_point: int | None,
+    *,
+    state: list[list[int | None]] | None = None,
+    sync: bool = True,
 ) -> tuple[list[LogSegment], RecoveryStats]:
     """The partition's segments in offset order, consistent with their data.
 
     `recovery_point` is None after a clean shutdown; otherwise segments ending
-    after it are scanned in full.  Repaired data is fsynced before returning.
+    after it are scanned in full.  `state`, the segments' `state()` saved at a
+    clean shutdown, stands for the files unread.  Repaired data is fsynced
+    before returning, or, with `sync=False`, left for the caller's
+    sync_filesystem.
     """
-    finish_segment_swap(directory)
-    _remove_leftovers(directory)
     stats = RecoveryStats()
-    bases = sorted(int(path.stem) for path in directory.glob("*.log") if path.stem.isdigit())
+    if state:
+        return [LogSegment.from_state(directory, entry) for entry in state], stats
+    names = set(os.listdir(directory))
+    if SWAP_JOURNAL in names or CLEANER_STAGING_DIR in names:
+        finish_segment_swap(directory)
+        names = set(os.listdir(directory))
+    _remove_leftovers(directory, names)
+    bases = sorted(int(name[:-4]) for name in names if name.endswith(".log") and name[:-4].isdigit())
     if not bases:
         return [LogSegment(directory, 0)], stats
     segments = [LogSegment(directory, base, next_offset=following) for base, following in zip(bases, bases[1:])]
@@ -59,7 +74,7 @@ def open_segments(
         active = slot == len(segments) - 1
         if recovery_point is not None and (active or segment.next_offset > recovery_point):
             stats.segments_scanned += 1
-            if _recover_in_full(segment, index_interval_bytes, stats) and not active:
+            if _recover_in_full(segment, index_interval_bytes, stats, sync) and not active:
                 for doomed in segments[slot + 1 :]:
                     stats.bytes_truncated += doomed.size
                     doomed.delete()
@@ -70,12 +85,12 @@ def open_segments(
             stats.segments_scanned += 1
             stats.bytes_truncated += segment.recover(index_interval_bytes)
         elif not segment.indexes_look_sane():
-            _recover_in_full(segment, index_interval_bytes, stats)
+            _recover_in_full(segment, index_interval_bytes, stats, sync)
             stats.indexes_rebuilt += 1
     return segments, stats
 
 
-def _recover_in_full(segment: LogSegment, index_interval_bytes: int, stats: RecoveryStats) -> bool:
+def _recover_in_full(segment: LogSegment, index_interval_bytes: int, stats: RecoveryStats, sync: bool) -> bool:
     """Scan a segment from byte 0 and rebuild its indexes; returns whether bytes were cut.
 
     A sealed segment keeps its offset range (up to the next segment's base) if
@@ -86,14 +101,17 @@ def _recover_in_full(segment: LogSegment, index_interval_bytes: int, stats: Reco
     stats.bytes_truncated += cut
     if not cut:
         segment.next_offset = max(following, segment.next_offset)
-    fds = segment.seal()  # the final time-index entry, and every repaired file synced now
-    sync_and_close(fds)
+    fds = segment.seal()  # the final time-index entry, and every repaired file synced now (or by the caller)
+    if sync:
+        sync_and_close(fds)
+    else:
+        for fd in fds:
+            os.close(fd)
     return cut > 0
 
 
-def _remove_leftovers(directory: Path) -> None:
+def _remove_leftovers(directory: Path, names: set[str]) -> None:
     """Half-written files (`*.tmp`) and the index files of a half-deleted segment."""
-    names = {path.name for path in directory.iterdir() if path.is_file()}
     for name in names:
         stem, _, suffix = name.partition(".")
         orphan = f".{suffix}" in SEGMENT_FILE_SUFFIXES and f"{stem}.log" not in names

@@ -44,6 +44,9 @@ class LogSegment:
     it, so after a killed process the indexes never point past the data;
     `recover()` repairs the other direction.
 
+    After a clean shutdown a segment is rebuilt from `state()` without
+    opening anything; its files are opened on first use.
+
     Only the last segment of a partition is appended to.  Not safe for
     concurrent use: the owning PartitionLog serialises every call.  fsyncs go
     through duplicated descriptors (`take_unsynced_fd`, `seal`), so a worker
@@ -54,10 +57,10 @@ class LogSegment:
         stem = segment_name(base_offset)
         self.base_offset = base_offset
         self.log_path = directory / f"{stem}.log"
-        self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
-        self.size = os.fstat(self._fd).st_size
-        self.offset_index = OffsetIndex(directory / f"{stem}.index")
-        self.time_index = TimeIndex(directory / f"{stem}.timeindex")
+        self._descriptor: int | None = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._descriptor).st_size
+        self._offset_index: OffsetIndex | None = OffsetIndex(directory / f"{stem}.index")
+        self._time_index: TimeIndex | None = TimeIndex(directory / f"{stem}.timeindex")
         # Offset after this segment's last batch; known for sealed segments from the
         # next segment's base, and computed by recover() for the active one.
         self.next_offset = base_offset if next_offset is None else next_offset
@@ -65,6 +68,43 @@ class LogSegment:
         self.first_batch_timestamp: int | None = None  # Kafka's segment.ms roll anchor
         self._bytes_since_index_entry = 0
         self._dirty = False
+        self._appended = False
+
+    @classmethod
+    def from_state(cls, directory: Path, state: list[int | None]) -> LogSegment:
+        """A segment as `state()` described it at a clean shutdown; its files are opened on first use."""
+        segment = cls.__new__(cls)
+        base, segment.size, segment.next_offset, segment.max_timestamp, segment.max_timestamp_offset, first = state
+        segment.base_offset = base
+        segment.log_path = directory / f"{segment_name(base)}.log"
+        segment._descriptor = segment._offset_index = segment._time_index = None
+        segment.first_batch_timestamp = first
+        segment._bytes_since_index_entry = 0
+        segment._dirty = segment._appended = False
+        return segment
+
+    def state(self) -> list[int | None]:
+        """What `from_state` needs to stand for this segment without reading it."""
+        return [self.base_offset, self.size, self.next_offset, self.max_timestamp, self.max_timestamp_offset,
+                self.first_batch_timestamp]
+
+    @property
+    def _fd(self) -> int:
+        if self._descriptor is None:
+            self._descriptor = os.open(self.log_path, os.O_RDWR)
+        return self._descriptor
+
+    @property
+    def offset_index(self) -> OffsetIndex:
+        if self._offset_index is None:
+            self._offset_index = OffsetIndex(self.log_path.with_suffix(".index"))
+        return self._offset_index
+
+    @property
+    def time_index(self) -> TimeIndex:
+        if self._time_index is None:
+            self._time_index = TimeIndex(self.log_path.with_suffix(".timeindex"))
+        return self._time_index
 
     # -- writing ---------------------------------------------------------------
 
@@ -80,7 +120,7 @@ class LogSegment:
             os.ftruncate(self._fd, position)
             raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, f"write to {self.log_path} failed: {exc}") from exc
         self.size += len(view)
-        self._dirty = True
+        self._dirty = self._appended = True
         for header in headers:
             self._track(position + header.position, header, index_interval_bytes)
 
@@ -114,10 +154,10 @@ class LogSegment:
         Those are the data file's (if dirty) and both indexes'; the caller
         fsyncs and closes them, so a roll never waits for the disk.
         """
-        if self.size:
+        if self.size and (self._time_index is not None or self._appended):
             self.time_index.maybe_append(self.max_timestamp, self.max_timestamp_offset - self.base_offset)
-        fds = [self.take_unsynced_fd(), self.offset_index.detach(), self.time_index.detach()]
-        return [fd for fd in fds if fd is not None]
+        indexes = [index.detach() for index in (self._offset_index, self._time_index) if index is not None]
+        return [fd for fd in [self.take_unsynced_fd(), *indexes] if fd is not None]
 
     def recover(self, index_interval_bytes: int, *, full: bool = False) -> int:
         """Make the segment consistent with its data; returns the number of bytes cut off.
@@ -319,11 +359,14 @@ class LogSegment:
     # -- lifecycle -------------------------------------------------------------
 
     def close(self) -> None:
-        os.close(self._fd)
-        self.offset_index.close()
-        self.time_index.close()
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+        for index in (self._offset_index, self._time_index):
+            if index is not None:
+                index.close()
 
     def delete(self) -> None:
         self.close()
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
-            path.unlink(missing_ok=True)
+        for suffix in SEGMENT_FILE_SUFFIXES:
+            self.log_path.with_suffix(suffix).unlink(missing_ok=True)

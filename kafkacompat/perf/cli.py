@@ -107,6 +107,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     embedded.add_argument("--runs", type=positive_int, default=10, help="fresh interpreters to start one in")
     embedded.add_argument("--json", action="store_true")
 
+    scale = actions.add_parser("scale", help="many partitions: produce one record each, unclean and clean "
+                                             "start, shutdown")
+    scale.add_argument("--partitions", type=positive_int, default=10_000)
+    scale.add_argument("-o", "--override", type=broker_override, action="append", default=[], metavar="NAME=VALUE",
+                       help="broker config, e.g. -o log.flush.on.ack=false")
+    scale.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+
     compare = actions.add_parser("compare", help="kafkacompat vs Tansu vs the produce ceiling, one run")
     compare.add_argument("--num-records", type=positive_int, default=1_000_000)
     compare.add_argument("--repeat", type=positive_int, default=3,
@@ -141,6 +148,10 @@ def _produce_settings(args: argparse.Namespace, num_records: int, throughput: fl
 def _run_client(args: argparse.Namespace) -> list[dict[str, Any]]:
     from kafkacompat.perf.workloads import ConsumeSettings, run_consume, run_end_to_end, run_produce
 
+    if args.perf_command == "scale":
+        from kafkacompat.perf.scale import run_scale
+
+        return [run_scale(args.partitions, args.override)]
     progress = not args.no_progress
     if args.perf_command == "produce":
         return [run_produce(_produce_settings(args, args.num_records, args.throughput), progress=progress)]

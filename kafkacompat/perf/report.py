@@ -92,6 +92,10 @@ def format_result(result: dict[str, Any]) -> str:
                 f"{name.removesuffix('_ms').replace('_', ' ')} median {spread['median']:.1f} ms "
                 f"(min {spread['min']:.1f}, max {spread['max']:.1f}, {result['runs']} runs)"
             )
+    timings = [f"{key[:-3].replace('_', ' ')} {value:,.0f} ms" for key, value in result.items()
+               if key.endswith("_ms") and isinstance(value, (int, float))]
+    if timings:
+        parts.append(", ".join(timings))
     if result.get("errors"):
         parts.append(f"{result['errors']} errors")
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])

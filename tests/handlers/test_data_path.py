@@ -17,6 +17,7 @@ from kafkacompat.config import BrokerConfig
 from kafkacompat.handlers import fetch
 from kafkacompat.handlers.dispatch import REGISTRY, CloseConnection, begin, dispatch
 from kafkacompat.handlers.registry import RequestContext
+from kafkacompat.log.dir_lock import DataDirLocked
 from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.protocol import (
     decode_response,
@@ -243,3 +244,12 @@ async def test_init_producer_id_allocates_and_bumps(ctx):
     bumped = await call(ctx, INIT_PRODUCER_ID, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
                                                    "producer_id": first.producer_id, "producer_epoch": 0})
     assert (bumped.producer_id, bumped.producer_epoch) == (first.producer_id, 1)
+
+
+def test_a_second_broker_on_the_data_dir_is_refused_until_the_first_has_closed(tmp_path):
+    config = BrokerConfig({"log.dirs": str(tmp_path)})
+    first = Broker(config)
+    with pytest.raises(DataDirLocked, match="another process or thread is using this directory"):
+        Broker(config)
+    first.close()
+    Broker(config).close()

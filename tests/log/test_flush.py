@@ -154,14 +154,14 @@ def test_a_failed_fsync_takes_the_partition_offline(durable_log, monkeypatch):
 # -- group commit -------------------------------------------------------------
 
 
-async def test_concurrent_flushes_share_rounds_and_run_off_the_event_loop(durable_log, clock, monkeypatch):
+async def test_concurrent_flushes_share_rounds_and_run_off_the_event_loop(durable_log, clock, monkeypatch, tmp_path):
     logs = [durable_log(f"p{n}") for n in range(3)]
     rounds: list[list] = []
     first_round_blocked = threading.Event()
     release = threading.Event()
     loop_thread = threading.get_ident()
 
-    def recording_sync_all(tickets):
+    def recording_sync_all(tickets, data_dir):
         assert threading.get_ident() != loop_thread
         rounds.append(tickets)
         if len(rounds) == 1:
@@ -170,8 +170,8 @@ async def test_concurrent_flushes_share_rounds_and_run_off_the_event_loop(durabl
         for ticket in tickets:
             ticket.sync()
 
-    monkeypatch.setattr(broker_module, "_sync_all", recording_sync_all)
-    commit = GroupCommit(clock, AppendSignal())
+    monkeypatch.setattr(broker_module, "sync_tickets", recording_sync_all)
+    commit = GroupCommit(clock, AppendSignal(), tmp_path)
     finished = []
 
     async def produce_and_flush(log: PartitionLog) -> None:
@@ -192,27 +192,27 @@ async def test_concurrent_flushes_share_rounds_and_run_off_the_event_loop(durabl
     assert [len(tickets) for tickets in rounds] == [1, 2]  # the two late writers shared one round
 
 
-async def test_group_commit_skips_partitions_with_nothing_owed(durable_log, clock, monkeypatch):
+async def test_group_commit_skips_partitions_with_nothing_owed(durable_log, clock, monkeypatch, tmp_path):
     log = durable_log()
     calls = []
-    monkeypatch.setattr(broker_module, "_sync_all", calls.append)
-    assert await GroupCommit(clock, AppendSignal()).flush({log: None}) == set()
+    monkeypatch.setattr(broker_module, "sync_tickets", lambda tickets, data_dir: calls.append(tickets))
+    assert await GroupCommit(clock, AppendSignal(), tmp_path).flush({log: None}) == set()
     assert calls == []
 
 
 async def test_group_commit_waits_for_no_round_once_the_acknowledged_appends_are_durable(
-    durable_log, clock, monkeypatch
+    durable_log, clock, monkeypatch, tmp_path
 ):
     log = durable_log()
     rounds = []
 
-    def counting_sync_all(tickets):
+    def counting_sync_all(tickets, data_dir):
         rounds.append(tickets)
         for ticket in tickets:
             ticket.sync()
 
-    monkeypatch.setattr(broker_module, "_sync_all", counting_sync_all)
-    commit = GroupCommit(clock, AppendSignal())
+    monkeypatch.setattr(broker_module, "sync_tickets", counting_sync_all)
+    commit = GroupCommit(clock, AppendSignal(), tmp_path)
     first = log.append(build_batch(values(2)))
     second = log.append(build_batch(values(3)))
     assert await commit.flush({log: first.last_offset + 1}) == set()
@@ -225,6 +225,33 @@ async def test_group_commit_waits_for_no_round_once_the_acknowledged_appends_are
     assert await commit.flush({log: second.last_offset + 1}) == set() and len(rounds) == 1
     assert await commit.flush({log: later.last_offset + 1}) == set()
     assert len(rounds) == 2 and log.high_watermark == 6
+
+
+async def test_a_round_of_many_partitions_is_one_filesystem_sync(durable_log, clock, monkeypatch, tmp_path):
+    logs = [durable_log(f"many{n}") for n in range(flush_module.SYNC_FILESYSTEM_MIN_TICKETS)]
+    syncs, fsyncs = [], []
+    monkeypatch.setattr(flush_module, "CAN_SYNC_FILESYSTEM", True)
+    monkeypatch.setattr(flush_module, "sync_filesystem", syncs.append)
+    monkeypatch.setattr(flush_module.os, "fsync", fsyncs.append)
+    owed = {log: log.append(build_batch(values(1))).last_offset + 1 for log in logs}
+    assert await GroupCommit(clock, AppendSignal(), tmp_path).flush(owed) == set()
+    assert syncs == [tmp_path] and fsyncs == []
+    assert all(log.high_watermark == 1 for log in logs)
+
+
+async def test_a_failed_filesystem_sync_takes_every_partition_of_the_round_offline(
+    durable_log, clock, monkeypatch, tmp_path
+):
+    logs = [durable_log(f"bad{n}") for n in range(flush_module.SYNC_FILESYSTEM_MIN_TICKETS)]
+
+    def failing_sync(path):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(flush_module, "CAN_SYNC_FILESYSTEM", True)
+    monkeypatch.setattr(flush_module, "sync_filesystem", failing_sync)
+    owed = {log: log.append(build_batch(values(1))).last_offset + 1 for log in logs}
+    assert await GroupCommit(clock, AppendSignal(), tmp_path).flush(owed) == set(logs)
+    assert all(log.high_watermark == 0 for log in logs)
 
 
 # -- the produce path ----------------------------------------------------------
@@ -270,3 +297,55 @@ async def test_produce_answers_storage_error_when_the_fsync_fails(ctx, monkeypat
     monkeypatch.undo()
     answer = await produce(ctx, build_batch(values(1)))
     assert answer.error_code == ErrorCode.KAFKA_STORAGE_ERROR  # offline until restart
+
+
+def test_sync_filesystem_on_linux(tmp_path):
+    from kafkacompat.log.durable import CAN_SYNC_FILESYSTEM, sync_filesystem
+
+    if not CAN_SYNC_FILESYSTEM:
+        pytest.skip("syncfs is Linux-only; elsewhere flush rounds fsync file by file")
+    (tmp_path / "f").write_bytes(b"data")
+    sync_filesystem(tmp_path)
+    with pytest.raises(OSError):
+        sync_filesystem(tmp_path / "missing")
+
+
+async def test_produces_pipelined_on_one_connection_share_flush_rounds(tmp_path, monkeypatch):
+    from kafkacompat.server.connection import Connection
+
+    broker = Broker(BrokerConfig({"log.dirs": str(tmp_path)}))
+    broker.log_manager.create_topic("piped", 8)
+    rounds: list[int] = []
+    real_sync = broker_module.sync_tickets
+
+    def counting_sync(tickets, data_dir):
+        rounds.append(len(tickets))
+        real_sync(tickets, data_dir)
+
+    monkeypatch.setattr(broker_module, "sync_tickets", counting_sync)
+    client_socket, server_socket = trio.socket.socketpair()
+    client, server = trio.SocketStream(client_socket), trio.SocketStream(server_socket)
+    connection = Connection(server, RequestContext(broker=broker, client_host="test"), 1 << 20, 60_000)
+    frames = b"".join(
+        encode_request_frame(0, 9, n, "t", encode_request(0, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+            {"name": "piped", "partition_data": [{"index": n, "records": build_batch(values(1))}]}]}))
+        for n in range(8))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.serve)
+            await client.send_all(frames)
+            received = b""
+            for n in range(8):
+                while len(received) < 4 or len(received) < 4 + int.from_bytes(received[:4], "big"):
+                    received += await client.receive_some()
+                size = int.from_bytes(received[:4], "big")
+                correlation_id, payload = parse_response_frame(0, 9, received[4 : 4 + size])
+                received = received[4 + size :]
+                assert correlation_id == n
+                answer = decode_response(0, 9, payload).responses[0].partition_responses[0]
+                assert (answer.index, answer.error_code, answer.base_offset) == (n, 0, 0)
+            await client.aclose()
+    finally:
+        broker.close()
+    assert sum(rounds) == 8
+    assert len(rounds) < 8, "each pipelined produce waited for a flush round of its own"

@@ -182,10 +182,54 @@ def test_clean_shutdown_marker_and_recovery_points(tmp_path, clock, caplog):
     with caplog.at_level(logging.INFO, logger="kafkacompat.log"):
         clean = _manager(data_dir, clock)
     assert not (data_dir / CLEAN_SHUTDOWN_FILE).exists()
-    assert clean.recovery_stats.segments_scanned == 2  # only the two active tails
+    assert clean.recovery_stats.segments_scanned == 0  # the marker's states stand for the files
     assert "log recovery after a clean shutdown" in caplog.text
     assert clean.partition("t", 0).log_end_offset == 21
     clean.close()
+
+
+def test_a_clean_start_opens_no_partition_file_and_serves_the_same(tmp_path, clock, monkeypatch):
+    data_dir = tmp_path / "data"
+    manager = _manager(data_dir, clock)
+    topic = manager.create_topic("t", 2)
+    first = topic.partitions[0]
+    stored = [first.append(build_batch(values(3, 20), producer_id=7, producer_epoch=0, base_sequence=3 * n))
+              for n in range(5)]
+    first.delete_records(4)
+    manager.close()
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *args, **kw: opened.append(str(path)) or real_open(path, *args, **kw))
+    reopened = _manager(data_dir, clock)
+    assert [path for path in opened if "/t-" in path] == []
+    monkeypatch.undo()
+    partition = reopened.partition("t", 0)
+    assert (partition.log_start_offset, partition.log_end_offset, partition.high_watermark) == (4, 15, 15)
+    assert partition.segment_base_offsets == first.segment_base_offsets
+    assert partition.read(12, 1 << 20) == stored_batch(values(3, 20), base_offset=12, producer_id=7,
+                                                       producer_epoch=0, base_sequence=12)
+    # Producer state came back with it: a retry of the last batch is a duplicate, the next sequence appends.
+    retry = partition.append(build_batch(values(3, 20), producer_id=7, producer_epoch=0, base_sequence=12))
+    assert retry.duplicate and retry.base_offset == stored[-1].base_offset
+    assert partition.append(build_batch(values(3, 20), producer_id=7, producer_epoch=0, base_sequence=15)).base_offset == 15
+    reopened.close()
+    again = _manager(data_dir, clock)
+    assert again.partition("t", 0).log_end_offset == 18 and again.partition("t", 1).log_end_offset == 0
+    again.close()
+
+
+def test_an_empty_marker_from_an_older_version_still_means_a_clean_stop(tmp_path, clock):
+    data_dir = tmp_path / "data"
+    manager = _manager(data_dir, clock)
+    topic = manager.create_topic("t", 1)
+    for _ in range(3):
+        topic.partitions[0].append(build_batch(values(3, 20)))
+    manager.close()
+    (data_dir / CLEAN_SHUTDOWN_FILE).write_bytes(b"")
+    reopened = _manager(data_dir, clock)
+    assert reopened.recovery_stats.segments_scanned == 1  # only the active tail, as after a clean stop
+    assert reopened.partition("t", 0).log_end_offset == 9
+    reopened.close()
 
 
 def test_maintenance_entry_points(tmp_path, clock):
@@ -202,3 +246,18 @@ def test_maintenance_entry_points(tmp_path, clock):
     assert manager.apply_retention() == 1  # the expired active segment is rolled, then deleted
     assert (partition.segment_base_offsets, partition.log_start_offset) == ([3], 3)
     manager.close()
+
+
+def test_an_unclean_start_opens_partitions_on_several_threads_in_order(tmp_path, clock):
+    data_dir = tmp_path / "data"
+    manager = _manager(data_dir, clock)
+    topic = manager.create_topic("t", 6)
+    for index, partition in enumerate(topic.partitions):
+        for _ in range(index):
+            partition.append(build_batch(values(3, 20)))
+    crashed = LogManager(data_dir, {"segment.bytes": str(2 * BATCH), "index.interval.bytes": "1"}, clock,
+                         recovery_threads=3)  # the first manager was never closed
+    reopened = crashed.topic("t").partitions
+    assert [(p.index, p.log_end_offset) for p in reopened] == [(n, 3 * n) for n in range(6)]
+    assert crashed.recovery_stats.segments_scanned == sum(len(p.segment_base_offsets) for p in reopened)
+    crashed.close()
