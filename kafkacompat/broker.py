@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
@@ -26,6 +26,9 @@ from kafkacompat.log.flush import FlushTicket
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
+
+if TYPE_CHECKING:
+    from kafkacompat.web.metrics import BrokerMetrics
 
 log = logging.getLogger("kafkacompat.broker")
 
@@ -163,6 +166,9 @@ class Broker:
         )
         self.appended = AppendSignal()
         self.flusher = GroupCommit(clock, self.appended)
+        # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
+        self.metrics: BrokerMetrics | None = None
+        self.http_port: int | None = None
 
     def set_advertised(self, host: str, port: int) -> None:
         """Called once the listener is bound (port 0 picks a free port)."""

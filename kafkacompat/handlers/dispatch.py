@@ -60,18 +60,22 @@ Buffer = bytes | bytearray | memoryview
 class Answer:
     """One request's answer as the connection sends it: settled first when deferred, then framed."""
 
-    __slots__ = ("header", "body", "settle")
+    __slots__ = ("header", "body", "settle", "observe")
 
     def __init__(self, header: RequestHeader, body: Mapping[str, Any] | Buffer | None,
-                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
+                 settle: Callable[[], Awaitable[None]] | None = None,
+                 observe: Callable[[Any], None] | None = None) -> None:
         self.header = header
         self.body = body  # a response body, or one already encoded
         self.settle = settle
+        self.observe = observe  # the metrics' look at the final body, when metrics are on
 
     async def frame_parts(self) -> list[Part] | None:
         """The response frame as parts to send in order (record sets uncopied); None when nothing is sent."""
         if self.settle is not None:
             await self.settle()
+        if self.observe is not None:
+            self.observe(self.body)
         if self.body is None:
             return None
         header = self.header
@@ -112,7 +116,9 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         raise CloseConnection(
             f"malformed body for API key {header.api_key} v{header.api_version}: {exc}"
         ) from None
+    metrics = ctx.broker.metrics
+    observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
     response = await handler.handle(Request(header, body), ctx)
     if isinstance(response, Deferred):
-        return Answer(header, response.body, response.settle)
-    return Answer(header, response)
+        return Answer(header, response.body, response.settle, observe)
+    return Answer(header, response, observe=observe)

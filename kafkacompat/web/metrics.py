@@ -1,0 +1,150 @@
+"""Prometheus metrics with Kafka's names, as the JMX exporter's common rules spell them.
+
+Each broker has its own registry (several embedded brokers may share a
+process). Counters that the request path moves are observed at one point per
+request; everything that is state (log sizes, offsets, partitions, groups,
+lag, connections) is read from the engines when ``/metrics`` is scraped, so
+it costs nothing between scrapes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.protocol.specs import api_spec
+
+if TYPE_CHECKING:
+    from kafkacompat.broker import Broker
+
+REQUEST_TIME_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+
+
+class BrokerMetrics:
+    """The counters the request path moves, and a collector of the broker's state."""
+
+    def __init__(self, broker: Broker, connection_count: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "kafka_network_requestmetrics_requests", "Requests answered, by API and version.",
+            ["request", "version"], registry=self.registry)
+        self.errors = Counter(
+            "kafka_network_requestmetrics_errors", "Error codes in responses, by API and error.",
+            ["request", "error"], registry=self.registry)
+        self.request_time = Histogram(
+            "kafka_network_requestmetrics_totaltimems", "Time from request read to response ready, ms.",
+            ["request"], buckets=REQUEST_TIME_BUCKETS_MS, registry=self.registry)
+        self.messages_in = Counter(
+            "kafka_server_brokertopicmetrics_messagesin", "Records appended, by topic.",
+            ["topic"], registry=self.registry)
+        self.bytes_in = Counter(
+            "kafka_server_brokertopicmetrics_bytesin", "Record batch bytes appended, by topic.",
+            ["topic"], registry=self.registry)
+        self.bytes_out = Counter(
+            "kafka_server_brokertopicmetrics_bytesout", "Record batch bytes fetched, by topic.",
+            ["topic"], registry=self.registry)
+        self.registry.register(BrokerStateCollector(broker, connection_count))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def request_observer(self, api_key: int, version: int) -> Callable[[Any], None]:
+        """Started when a request is read; called with its final response body once it is ready."""
+        started = time.perf_counter()
+        spec = api_spec(api_key)
+        name = spec.name if spec is not None else str(api_key)
+
+        def observe(body: Any) -> None:
+            self.request_time.labels(name).observe((time.perf_counter() - started) * 1000)
+            self.requests.labels(name, str(version)).inc()
+            if isinstance(body, Mapping):
+                for code in _error_codes(body):
+                    self.errors.labels(name, _error_name(code)).inc()
+
+        return observe
+
+
+def _error_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return str(code)
+
+
+def _error_codes(body: Mapping[str, Any]) -> Iterator[int]:
+    """Every non-zero ``error_code`` in a response body, at any depth (as Kafka's errorCounts)."""
+    pending: list[Any] = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            code = item.get("error_code")
+            if code:
+                yield code
+            pending.extend(v for v in item.values() if isinstance(v, (list, Mapping)))
+        elif isinstance(item, list):
+            pending.extend(v for v in item if isinstance(v, (list, Mapping)))
+
+
+class BrokerStateCollector(Collector):
+    """Gauges read from the engines at scrape time."""
+
+    def __init__(self, broker: Broker, connection_count: Callable[[], int]) -> None:
+        self._broker = broker
+        self._connection_count = connection_count
+
+    def describe(self) -> list[Metric]:
+        return []  # families depend on state; nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        broker = self._broker
+        labels = ["topic", "partition"]
+        size = GaugeMetricFamily("kafka_log_log_size", "Bytes of the partition's segments.", labels=labels)
+        segments = GaugeMetricFamily("kafka_log_log_numlogsegments", "Segments of the partition.", labels=labels)
+        end = GaugeMetricFamily("kafka_log_log_logendoffset", "Log end offset.", labels=labels)
+        start = GaugeMetricFamily("kafka_log_log_logstartoffset", "Log start offset.", labels=labels)
+        high = GaugeMetricFamily("kafka_cluster_partition_highwatermark", "High watermark.", labels=labels)
+        partition_count = 0
+        ends: dict[tuple[str, int], int] = {}
+        for topic in broker.log_manager.topics():
+            for partition in topic.partitions:
+                key = [topic.name, str(partition.index)]
+                size.add_metric(key, partition.size_in_bytes)
+                segments.add_metric(key, len(partition.segment_base_offsets))
+                end.add_metric(key, partition.log_end_offset)
+                start.add_metric(key, partition.log_start_offset)
+                high.add_metric(key, partition.high_watermark)
+                ends[(topic.name, partition.index)] = partition.high_watermark
+                partition_count += 1
+        yield from (size, segments, end, start, high)
+        yield GaugeMetricFamily("kafka_server_replicamanager_partitioncount", "Partitions on this broker.",
+                                value=partition_count)
+        yield GaugeMetricFamily("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster.",
+                                value=len(broker.log_manager.topics()))
+        yield GaugeMetricFamily("kafka_server_socketservermetrics_connection_count", "Open client connections.",
+                                value=self._connection_count())
+        yield from self._groups(ends)
+
+    def _groups(self, ends: dict[tuple[str, int], int]) -> Iterator[Metric]:
+        groups = self._broker.groups
+        states = GaugeMetricFamily("kafka_coordinator_group_groupmetadatamanager_numgroups",
+                                   "Groups by state.", labels=["state"])
+        lag = GaugeMetricFamily("kafka_consumergroup_lag", "High watermark minus committed offset.",
+                                labels=["group", "topic", "partition"])
+        by_state: dict[str, int] = {}
+        for listing in groups.list_groups():
+            by_state[listing.state.value] = by_state.get(listing.state.value, 0) + 1
+            for tp, committed in groups.fetch_offsets(listing.group_id, None).items():
+                high_watermark = ends.get((tp.topic, tp.partition))
+                if committed is not None and high_watermark is not None:
+                    lag.add_metric([listing.group_id, tp.topic, str(tp.partition)],
+                                   max(high_watermark - committed.offset, 0))
+        for state, count in sorted(by_state.items()):
+            states.add_metric([state], count)
+        yield states
+        yield lag
