@@ -6,7 +6,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from kafkacompat import EmbeddedBroker
-from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.client import ClientError
+from kafkacompat.protocol.errors import ErrorCode
 
 ISOLATIONS = ["thread", "process"]
 
@@ -71,12 +72,12 @@ def test_keep_data_and_a_callers_data_dir_survive(isolation: str, tmp_path) -> N
 
 def test_broker_configs_by_kafka_name_and_as_keywords() -> None:
     with EmbeddedBroker(auto_create_topics_enable=False, config={"num.partitions": 2}) as broker:
-        with pytest.raises(KafkaError) as unknown:
+        with pytest.raises(ClientError, match="unknown topic 'never-created'") as unknown:
             broker.records("never-created")
         assert unknown.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         topic = broker.create_topic("two")
         assert len(KafkaConsumer(bootstrap_servers=broker.bootstrap_servers).partitions_for_topic(topic)) == 2
-        with pytest.raises(KafkaError) as duplicate:
+        with pytest.raises(ClientError) as duplicate:
             broker.create_topic("two")
         assert duplicate.value.code == ErrorCode.TOPIC_ALREADY_EXISTS
         broker.delete_topic("two")

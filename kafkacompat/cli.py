@@ -1,4 +1,4 @@
-"""Command line: ``kafkacompat serve`` runs a broker."""
+"""Command line: ``kafkacompat serve`` runs a broker; the everyday tools live in :mod:`kafkacompat.tools`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import trio
 
-from kafkacompat import groups_cli
+from kafkacompat import tools
 from kafkacompat.perf import cli as perf_cli
 from kafkacompat.config import BrokerConfig, ConfigError
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="set any broker config by its Kafka name, e.g. -o num.partitions=3",
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    groups_cli.add_subcommands(sub)
+    tools.add_subcommands(sub)
     perf_cli.add_subcommands(sub)
     return parser
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "perf":
         return perf_cli.run(args)
-    return groups_cli.run(args)
+    return tools.run(args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ temporary directory that is removed afterwards (unless ``keep_data`` or a
 
 Clients reach it only through its port, in both modes, and so do the helpers
 here (``create_topic``, ``records``): they speak the Kafka protocol with
-:class:`kafkacompat.client.KafkaClient`, as any client would.
+the command-line tools' client (:mod:`kafkacompat.client`), as any client would.
 """
 
 from __future__ import annotations
@@ -33,31 +33,19 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import kafkacompat
-from kafkacompat.client import KafkaClient
-from kafkacompat.protocol.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import decode_records, parse_batches
+from kafkacompat.client import ClientError, Cluster
+from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.tools.consume import EARLIEST, LATEST, Fetcher
+from kafkacompat.tools.formatting import ConsumedRecord
+from kafkacompat.tools.topics import create_topic, delete_topics
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 _LISTENING = re.compile(r"kafkacompat listening on (\S+):(\d+) ")
 
-CREATE_TOPICS, DELETE_TOPICS, METADATA, LIST_OFFSETS, FETCH = 19, 20, 3, 2, 1
-EARLIEST, LATEST = -2, -1
-
-
-class ConsumedRecord(NamedTuple):
-    """One record as a consumer sees it."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
 
 
 def config_name(keyword: str) -> str:
@@ -84,48 +72,39 @@ class BrokerAccess(abc.ABC):
     def bootstrap_servers(self) -> str:
         """``host:port`` for any client's bootstrap setting."""
 
-    def client(self) -> KafkaClient:
-        return KafkaClient(self.bootstrap_servers, client_id="kafkacompat-embedded")
+    def cluster(self) -> Cluster:
+        """A client-side view of the broker (close it, or use it in ``with``)."""
+        return Cluster(self.bootstrap_servers, client_id="kafkacompat-embedded")
 
     def create_topic(
         self, name: str, partitions: int | None = None, configs: Mapping[str, object] | None = None
     ) -> str:
-        """Create a topic (KafkaError if Kafka would refuse it) and return its name."""
-        with self.client() as client:
-            response = client.request(CREATE_TOPICS, 5, {
-                "topics": [{
-                    "name": name,
-                    "num_partitions": -1 if partitions is None else partitions,
-                    "replication_factor": -1,
-                    "assignments": [],
-                    "configs": [{"name": k, "value": str(v)} for k, v in (configs or {}).items()],
-                }],
-                "timeout_ms": 30_000,
-                "validate_only": False,
-            })
-        created = response.topics[0]
-        if created.error_code != ErrorCode.NONE:
-            raise KafkaError(ErrorCode(created.error_code), created.error_message or f"creating topic {name}")
+        """Create a topic and return its name; ClientError (with ``code``) where Kafka refuses it."""
+        with self.cluster() as cluster:
+            create_topic(cluster, name, -1 if partitions is None else partitions,
+                         configs=[(k, str(v)) for k, v in (configs or {}).items()])
         return name
-
-    def records(self, topic: str, partition: int | None = None) -> list[ConsumedRecord]:
-        """Every record of a topic (or one partition) up to its high watermark, partition by partition."""
-        with self.client() as client:
-            partitions = [partition] if partition is not None else _partitions_of(client, topic)
-            found: list[ConsumedRecord] = []
-            for index in partitions:
-                found += _read_partition(client, topic, index)
-        return found
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic; one that does not exist is not an error."""
-        with self.client() as client:
-            response = client.request(DELETE_TOPICS, 4, {"topic_names": [name], "timeout_ms": 30_000})
-        code = response.responses[0].error_code
-        if code not in (ErrorCode.NONE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION):
-            raise KafkaError(ErrorCode(code), f"deleting topic {name}")
+        with self.cluster() as cluster:
+            try:
+                delete_topics(cluster, [name])
+            except ClientError as exc:
+                if exc.code != ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                    raise
 
-
+    def records(self, topic: str, partition: int | None = None) -> list[ConsumedRecord]:
+        """Every record of a topic (or one partition) up to its high watermark, partition by partition."""
+        with self.cluster() as cluster:
+            fetcher = Fetcher(cluster, topic, EARLIEST)
+            partitions = [partition] if partition is not None else sorted(fetcher.leaders)
+            ends = cluster.list_offsets([(topic, p) for p in partitions], LATEST)
+            fetcher.assign(dict.fromkeys(partitions, EARLIEST))
+            found: list[ConsumedRecord] = []
+            while any(fetcher.positions[p] < ends[topic, p] for p in partitions):
+                found += [r for r in fetcher.fetch() if r.offset < ends[topic, r.partition]]
+        return sorted(found, key=lambda r: (r.partition, r.offset))
 
 
 class ExternalBroker(BrokerAccess):
@@ -230,54 +209,6 @@ class EmbeddedBroker(BrokerAccess):
             "listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "log.dirs": str(self.data_dir),
         }
-
-
-def _partitions_of(client: KafkaClient, topic: str) -> list[int]:
-    response = client.request(METADATA, 4, {"topics": [{"name": topic}], "allow_auto_topic_creation": False})
-    described = response.topics[0]
-    if described.error_code != ErrorCode.NONE:
-        raise KafkaError(ErrorCode(described.error_code), f"topic {topic}")
-    return sorted(p.partition_index for p in described.partitions)
-
-
-def _offset(client: KafkaClient, topic: str, partition: int, timestamp: int) -> int:
-    response = client.request(LIST_OFFSETS, 4, {
-        "replica_id": -1, "isolation_level": 0,
-        "topics": [{"name": topic, "partitions": [{"partition_index": partition, "timestamp": timestamp}]}],
-    })
-    answer = response.topics[0].partitions[0]
-    if answer.error_code != ErrorCode.NONE:
-        raise KafkaError(ErrorCode(answer.error_code), f"offsets of {topic}-{partition}")
-    return answer.offset
-
-
-def _read_partition(client: KafkaClient, topic: str, partition: int) -> list[ConsumedRecord]:
-    offset = _offset(client, topic, partition, EARLIEST)
-    end = _offset(client, topic, partition, LATEST)
-    found: list[ConsumedRecord] = []
-    while offset < end:
-        response = client.request(FETCH, 4, {
-            "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 64 << 20, "isolation_level": 0,
-            "topics": [{"topic": topic, "partitions": [
-                {"partition": partition, "fetch_offset": offset, "partition_max_bytes": 16 << 20}
-            ]}],
-        })
-        answer = response.responses[0].partitions[0]
-        if answer.error_code != ErrorCode.NONE:
-            raise KafkaError(ErrorCode(answer.error_code), f"fetching {topic}-{partition}")
-        blob = bytes(answer.records or b"")
-        batches = parse_batches(blob)
-        if not batches:
-            break
-        for header in batches:
-            if not header.is_control:
-                found += [
-                    ConsumedRecord(topic, partition, r.offset, r.timestamp, r.key, r.value, r.headers)
-                    for r in decode_records(memoryview(blob)[header.position:header.end])
-                    if offset <= r.offset < end
-                ]
-            offset = max(offset, header.last_offset + 1)
-    return found
 
 
 class _ThreadRunner:

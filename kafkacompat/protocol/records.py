@@ -33,6 +33,7 @@ from typing import NamedTuple
 from kafkacompat.protocol import checksum
 
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.primitives import encode_uvarint
 
 BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 BATCH_OVERHEAD = BATCH_HEADER.size  # 61
@@ -343,7 +344,12 @@ def rebuild_batch(header: BatchHeader, records: bytes, records_count: int, max_t
     batch keeps its sequence range, as in Kafka's cleaner.  The records are
     compressed again with the batch's own codec.
     """
-    body = compress(header.compression, records)
+    return _seal(header._replace(max_timestamp=max_timestamp, records_count=records_count),
+                 compress(header.compression, records))
+
+
+def _seal(header: BatchHeader, body: bytes) -> bytes:
+    """``header`` (its batch length and CRC recomputed) followed by the (compressed) ``body``."""
     batch = bytearray(BATCH_OVERHEAD + len(body))
     BATCH_HEADER.pack_into(
         batch,
@@ -356,15 +362,45 @@ def rebuild_batch(header: BatchHeader, records: bytes, records_count: int, max_t
         header.attributes,
         header.last_offset_delta,
         header.base_timestamp,
-        max_timestamp,
+        header.max_timestamp,
         header.producer_id,
         header.producer_epoch,
         header.base_sequence,
-        records_count,
+        header.records_count,
     )
     batch[BATCH_OVERHEAD:] = body
     _UINT32.pack_into(batch, CRC_OFFSET, checksum.crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
     return bytes(batch)
+
+
+def _varint(value: int) -> bytes:
+    return encode_uvarint((value << 1) ^ (value >> 63))
+
+
+def _nullable_bytes(data: bytes | None) -> bytes:
+    return _varint(-1) if data is None else _varint(len(data)) + data
+
+
+def encode_batch(
+    records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]],
+    timestamp: int,
+    compression: int = Compression.NONE,
+) -> bytes:
+    """A client's batch of (key, value, headers) records, all stamped ``timestamp``, without a producer id.
+
+    What a producer sends: base offset 0 (the broker assigns offsets),
+    CreateTime, no idempotence, the body compressed with ``compression``.
+    """
+    encoded = []
+    for delta, (key, value, headers) in enumerate(records):
+        fields = b"".join((
+            b"\x00\x00", _varint(delta), _nullable_bytes(key), _nullable_bytes(value), _varint(len(headers)),
+            *(_nullable_bytes(name.encode()) + _nullable_bytes(data) for name, data in headers),
+        ))
+        encoded.append(_varint(len(fields)) + fields)
+    header = BatchHeader(0, 0, 0, -1, CURRENT_MAGIC, 0, compression, len(records) - 1, timestamp, timestamp,
+                         NO_PRODUCER_ID, -1, -1, len(records))
+    return _seal(header, compress(compression, b"".join(encoded)))
 
 
 def _cramjam():

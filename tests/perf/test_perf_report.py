@@ -30,14 +30,17 @@ def test_progress_on_a_pipe_writes_whole_lines_at_the_log_interval(monkeypatch):
     assert out.getvalue() == text
 
 
-def test_progress_on_a_terminal_redraws_one_line():
+def test_progress_on_a_terminal_is_a_bar_redrawn_in_place_and_cleared_at_the_end():
     out = FakeTty()
     line = Progress("consume t", 10, stream=out)
     line._next = 0.0  # due now
     line.update(5, 500)
-    assert out.getvalue().startswith("\r\x1b[K") and "\n" not in out.getvalue()
+    drawn = out.getvalue()
+    assert "consume t" in drawn and " 5/10" in drawn and "rec/s now" in drawn
+    assert "\n" not in drawn  # redrawn on one line (carriage return, erase line)
+    assert "\r\x1b[2K" in drawn
     line.finish()
-    assert out.getvalue().endswith("\r\x1b[K")
+    assert out.getvalue().endswith("\x1b[2K")  # transient: the bar is erased
 
 
 def test_disabled_progress_writes_nothing():

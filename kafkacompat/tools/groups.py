@@ -1,0 +1,107 @@
+"""``kafkacompat groups list|describe``: what kafka-consumer-groups.sh shows.
+
+Groups are listed from every broker (each lists the groups it coordinates);
+a group is described by its coordinator, and lag is measured against the
+log end offsets at the partitions' leaders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+from typing import Any
+
+from kafkacompat.client import ApiKey, Cluster, check
+from kafkacompat.protocol import decode_data
+from kafkacompat.tools import output
+
+LATEST_OFFSET = -1
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from kafkacompat.tools import common_options
+
+    groups = sub.add_parser("groups", help="list and describe consumer groups")
+    common_options(groups, leaf=False)
+    actions = groups.add_subparsers(dest="groups_command", required=True)
+    common_options(actions.add_parser("list", help="one line per group: id, state, protocol type"))
+    describe = actions.add_parser("describe", help="state, members, assignments, offsets and lag")
+    describe.add_argument("group")
+    common_options(describe)
+    return groups
+
+
+def _assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
+    if not assignment:
+        return []
+    (version,) = struct.unpack_from(">h", assignment)
+    decoded = decode_data("consumer_protocol_assignment", min(version, 3), assignment[2:])
+    return [(t.topic, p) for t in decoded.assigned_partitions for p in t.partitions]
+
+
+def list_groups(cluster: Cluster) -> list[tuple[str, str, str]]:
+    cluster.metadata([])
+    found = set()
+    for node_id in sorted(cluster.brokers):
+        response = cluster.node(node_id).send(ApiKey.LIST_GROUPS, {"states_filter": [], "types_filter": []})
+        check(response.error_code, f"ListGroups from broker {node_id}")
+        found.update((g.group_id, g.group_state, g.protocol_type) for g in response.groups)
+    return sorted(found)
+
+
+def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
+    coordinator = cluster.coordinator(group_id)
+    described = coordinator.send(ApiKey.DESCRIBE_GROUPS, {"groups": [group_id]}).groups[0]
+    check(described.error_code, f"DescribeGroups {group_id}")
+    members = [
+        {
+            "member_id": m.member_id,
+            "group_instance_id": m.group_instance_id,
+            "client_id": m.client_id,
+            "client_host": m.client_host,
+            "partitions": _assigned_partitions(m.member_assignment),
+        }
+        for m in described.members
+    ]
+    version = coordinator.version(ApiKey.OFFSET_FETCH, lowest=2)
+    fetched = coordinator.request(ApiKey.OFFSET_FETCH, version, {
+        "group_id": group_id, "topics": None, "groups": [{"group_id": group_id, "topics": None}]})
+    if version >= 8:
+        fetched = fetched.groups[0]
+    check(fetched.error_code, f"OffsetFetch {group_id}")
+    committed = {
+        (t.name, p.partition_index): p.committed_offset
+        for t in fetched.topics for p in t.partitions if p.committed_offset >= 0
+    }
+    ends = cluster.list_offsets(sorted(committed), LATEST_OFFSET) if committed else {}
+    offsets = [
+        {"topic": topic, "partition": partition, "committed": offset,
+         "log_end": ends.get((topic, partition), -1),
+         "lag": max(ends.get((topic, partition), offset) - offset, 0)}
+        for (topic, partition), offset in sorted(committed.items())
+    ]
+    return {"group_id": group_id, "state": described.group_state,
+            "protocol": described.protocol_data, "members": members, "offsets": offsets}
+
+
+def run(args: argparse.Namespace, cluster: Cluster) -> int:
+    if args.groups_command == "list":
+        listed = list_groups(cluster)
+        if args.json:
+            output.emit_json([{"group_id": g, "state": s, "protocol_type": t} for g, s, t in listed])
+        else:
+            output.table(None, ["GROUP", "STATE", "PROTOCOL-TYPE"], listed)
+        return 0
+    group = describe_group(cluster, args.group)
+    if args.json:
+        output.emit_json(group)
+        return 0
+    output.line(f"GROUP {group['group_id']}  STATE {group['state']}  ASSIGNOR {group['protocol'] or '-'}")
+    output.table(None, ["MEMBER", "CLIENT-ID", "HOST", "PARTITIONS"], (
+        [m["member_id"], m["client_id"], m["client_host"], ",".join(f"{t}-{p}" for t, p in m["partitions"])]
+        for m in group["members"]
+    ))
+    output.table(None, ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"], (
+        [o["topic"], o["partition"], o["committed"], o["log_end"], o["lag"]] for o in group["offsets"]
+    ))
+    return 0
