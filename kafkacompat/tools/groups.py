@@ -8,11 +8,10 @@ log end offsets at the partitions' leaders.
 from __future__ import annotations
 
 import argparse
-import struct
 from typing import Any
 
 from kafkacompat.client import ApiKey, Cluster, check
-from kafkacompat.protocol import decode_data
+from kafkacompat.group.consumer_protocol import assigned_partitions
 from kafkacompat.tools import output
 
 LATEST_OFFSET = -1
@@ -29,14 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     describe.add_argument("group")
     common_options(describe)
     return groups
-
-
-def _assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
-    if not assignment:
-        return []
-    (version,) = struct.unpack_from(">h", assignment)
-    decoded = decode_data("consumer_protocol_assignment", min(version, 3), assignment[2:])
-    return [(t.topic, p) for t in decoded.assigned_partitions for p in t.partitions]
 
 
 def list_groups(cluster: Cluster) -> list[tuple[str, str, str]]:
@@ -59,7 +50,7 @@ def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
             "group_instance_id": m.group_instance_id,
             "client_id": m.client_id,
             "client_host": m.client_host,
-            "partitions": _assigned_partitions(m.member_assignment),
+            "partitions": assigned_partitions(m.member_assignment),
         }
         for m in described.members
     ]

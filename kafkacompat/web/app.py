@@ -19,6 +19,7 @@ from starlette.routing import Route
 from kafkacompat.handlers.configs import ConfigSource, topic_config_entries
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.protocol.records import decode_records, parse_batches
+from kafkacompat.web.state import group_view
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
@@ -162,34 +163,10 @@ class ConsoleApi:
         ])
 
     async def group(self, request: Request) -> JSONResponse:
-        group_id = request.path_params["group_id"]
-        coordinator = self.broker.groups
-        if not any(g.group_id == group_id for g in coordinator.list_groups()):
-            return _not_found(f"group {group_id}")
-        described = coordinator.describe_group(group_id)
-        offsets = []
-        for tp, committed in coordinator.fetch_offsets(group_id, None).items():
-            if committed is None:
-                continue
-            partition = self.broker.log_manager.partition(tp.topic, tp.partition)
-            high_watermark = partition.high_watermark if partition is not None else None
-            offsets.append({
-                "topic": tp.topic, "partition": tp.partition, "committed": committed.offset,
-                "high_watermark": high_watermark,
-                "lag": None if high_watermark is None else max(high_watermark - committed.offset, 0),
-            })
-        return JSONResponse({
-            "group_id": group_id,
-            "state": described.state.value,
-            "protocol_type": described.protocol_type,
-            "protocol": described.protocol_name,
-            "members": [
-                {"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                 "client_id": m.client_id, "client_host": m.client_host}
-                for m in described.members
-            ],
-            "offsets": offsets,
-        })
+        view = group_view(self.broker, request.path_params["group_id"])
+        if view is None:
+            return _not_found(f"group {request.path_params['group_id']}")
+        return JSONResponse(view)
 
 
 def build_app(broker: Broker, metrics: BrokerMetrics) -> Starlette:

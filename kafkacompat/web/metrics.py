@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from kafkacompat.protocol.errors import ErrorCode
 from kafkacompat.protocol.specs import api_spec
+from kafkacompat.web.state import group_lags
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
@@ -131,20 +132,16 @@ class BrokerStateCollector(Collector):
         yield from self._groups(ends)
 
     def _groups(self, ends: dict[tuple[str, int], int]) -> Iterator[Metric]:
-        groups = self._broker.groups
         states = GaugeMetricFamily("kafka_coordinator_group_groupmetadatamanager_numgroups",
                                    "Groups by state.", labels=["state"])
-        lag = GaugeMetricFamily("kafka_consumergroup_lag", "High watermark minus committed offset.",
-                                labels=["group", "topic", "partition"])
         by_state: dict[str, int] = {}
-        for listing in groups.list_groups():
+        for listing in self._broker.groups.list_groups():
             by_state[listing.state.value] = by_state.get(listing.state.value, 0) + 1
-            for tp, committed in groups.fetch_offsets(listing.group_id, None).items():
-                high_watermark = ends.get((tp.topic, tp.partition))
-                if committed is not None and high_watermark is not None:
-                    lag.add_metric([listing.group_id, tp.topic, str(tp.partition)],
-                                   max(high_watermark - committed.offset, 0))
         for state, count in sorted(by_state.items()):
             states.add_metric([state], count)
         yield states
+        lag = GaugeMetricFamily("kafka_consumergroup_lag", "High watermark minus committed offset.",
+                                labels=["group", "topic", "partition"])
+        for (group, topic, partition), value in sorted(group_lags(self._broker, ends).items()):
+            lag.add_metric([group, topic, str(partition)], value)
         yield lag
