@@ -23,6 +23,7 @@ from kafkacompat.web.state import group_view
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
+    from kafkacompat.web.history import History
     from kafkacompat.web.metrics import BrokerMetrics
 
 RECORD_PAGE_BYTES = 1 << 20
@@ -169,5 +170,8 @@ class ConsoleApi:
         return JSONResponse(view)
 
 
-def build_app(broker: Broker, metrics: BrokerMetrics) -> Starlette:
-    return Starlette(routes=ConsoleApi(broker, metrics).routes())
+def build_app(broker: Broker, metrics: BrokerMetrics, history: History) -> Starlette:
+    """The console's pages, the JSON admin API and /metrics, on one app."""
+    from kafkacompat.web.console import Console
+
+    return Starlette(routes=ConsoleApi(broker, metrics).routes() + Console(broker, history).routes())

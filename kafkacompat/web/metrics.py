@@ -55,6 +55,11 @@ class BrokerMetrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def bytes_out_total(self) -> int:
+        """Record bytes fetched so far, all topics (the console's "bytes out now" is its rate)."""
+        return int(sum(sample.value for metric in self.bytes_out.collect() for sample in metric.samples
+                       if sample.name.endswith("_total")))
+
     def request_observer(self, api_key: int, version: int) -> Callable[[Any], None]:
         """Started when a request is read; called with its final response body once it is ready."""
         started = time.perf_counter()
