@@ -62,3 +62,16 @@ def test_perf_embedded_times_real_starts(isolation):
     for name in ("first_start_to_metadata_ms", "later_start_to_metadata_ms"):
         spread = result[name]
         assert 0 < spread["min"] <= spread["median"] <= spread["max"] < 60_000
+
+
+def test_perf_console_times_every_page():
+    finished = subprocess.run(
+        [sys.executable, "-m", "kafkacompat", "perf", "console", "--topics", "4", "--partitions", "3", "--runs", "2",
+         "--json"], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert finished.returncode == 0, finished.stderr
+    result = json.loads(finished.stdout)
+    assert result["workload"] == "console pages (4 topics, 12 partitions)"
+    pages = {name for name in result if name.startswith("GET ")}
+    assert pages == {"GET /_ms", "GET /topics_ms", "GET /topics/{topic}_ms", "GET /groups_ms", "GET /metrics_ms",
+                     "GET /api/topics_ms"}
+    assert all(0 < result[name]["median"] < 60_000 for name in pages)

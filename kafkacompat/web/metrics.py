@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from kafkacompat.protocol.errors import ErrorCode
 from kafkacompat.protocol.specs import api_spec
-from kafkacompat.web.state import group_lags
+from kafkacompat.web.state import group_lags, high_watermarks
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
@@ -50,10 +50,11 @@ class BrokerMetrics:
         self.bytes_out = Counter(
             "kafka_server_brokertopicmetrics_bytesout", "Record batch bytes fetched, by topic.",
             ["topic"], registry=self.registry)
+        self._broker = broker
         self.registry.register(BrokerStateCollector(broker, connection_count))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + partition_gauges_text(self._broker)
 
     def bytes_out_total(self) -> int:
         """Record bytes fetched so far, all topics (the console's "bytes out now" is its rate)."""
@@ -109,32 +110,14 @@ class BrokerStateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         broker = self._broker
-        labels = ["topic", "partition"]
-        size = GaugeMetricFamily("kafka_log_log_size", "Bytes of the partition's segments.", labels=labels)
-        segments = GaugeMetricFamily("kafka_log_log_numlogsegments", "Segments of the partition.", labels=labels)
-        end = GaugeMetricFamily("kafka_log_log_logendoffset", "Log end offset.", labels=labels)
-        start = GaugeMetricFamily("kafka_log_log_logstartoffset", "Log start offset.", labels=labels)
-        high = GaugeMetricFamily("kafka_cluster_partition_highwatermark", "High watermark.", labels=labels)
-        partition_count = 0
-        ends: dict[tuple[str, int], int] = {}
-        for topic in broker.log_manager.topics():
-            for partition in topic.partitions:
-                key = [topic.name, str(partition.index)]
-                size.add_metric(key, partition.size_in_bytes)
-                segments.add_metric(key, len(partition.segment_base_offsets))
-                end.add_metric(key, partition.log_end_offset)
-                start.add_metric(key, partition.log_start_offset)
-                high.add_metric(key, partition.high_watermark)
-                ends[(topic.name, partition.index)] = partition.high_watermark
-                partition_count += 1
-        yield from (size, segments, end, start, high)
+        topics = broker.log_manager.topics()
         yield GaugeMetricFamily("kafka_server_replicamanager_partitioncount", "Partitions on this broker.",
-                                value=partition_count)
+                                value=sum(len(t.partitions) for t in topics))
         yield GaugeMetricFamily("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster.",
-                                value=len(broker.log_manager.topics()))
+                                value=len(topics))
         yield GaugeMetricFamily("kafka_server_socketservermetrics_connection_count", "Open client connections.",
                                 value=self._connection_count())
-        yield from self._groups(ends)
+        yield from self._groups(high_watermarks(broker))
 
     def _groups(self, ends: dict[tuple[str, int], int]) -> Iterator[Metric]:
         states = GaugeMetricFamily("kafka_coordinator_group_groupmetadatamanager_numgroups",
@@ -150,3 +133,28 @@ class BrokerStateCollector(Collector):
         for (group, topic, partition), value in sorted(group_lags(self._broker, ends).items()):
             lag.add_metric([group, topic, str(partition)], value)
         yield lag
+
+
+PARTITION_GAUGES = (
+    ("kafka_log_log_size", "Bytes of the partition's segments.", lambda p: p.size_in_bytes),
+    ("kafka_log_log_numlogsegments", "Segments of the partition.", lambda p: len(p.segment_base_offsets)),
+    ("kafka_log_log_logendoffset", "Log end offset.", lambda p: p.log_end_offset),
+    ("kafka_log_log_logstartoffset", "Log start offset.", lambda p: p.log_start_offset),
+    ("kafka_cluster_partition_highwatermark", "High watermark.", lambda p: p.high_watermark),
+)
+
+
+def partition_gauges_text(broker: Broker) -> bytes:
+    """The per-partition gauges in Prometheus' text format, written directly.
+
+    They are five samples per partition -- 50,000 lines at 10,000 partitions --
+    which prometheus-client's generic families build about twenty times
+    slower, on the event loop. Topic names need no escaping: Kafka allows
+    only ``[a-zA-Z0-9._-]`` in them.
+    """
+    partitions = [(t.name, p) for t in broker.log_manager.topics() for p in t.partitions]
+    lines: list[str] = []
+    for name, doc, value in PARTITION_GAUGES:
+        lines.append(f"# HELP {name} {doc}\n# TYPE {name} gauge")
+        lines.extend(f'{name}{{partition="{p.index}",topic="{topic}"}} {value(p)}' for topic, p in partitions)
+    return ("\n".join(lines) + "\n").encode()
