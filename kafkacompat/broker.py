@@ -26,6 +26,7 @@ from kafkacompat.log.flush import FlushTicket
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
+from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 
 if TYPE_CHECKING:
     from kafkacompat.web.metrics import BrokerMetrics
@@ -164,6 +165,7 @@ class Broker:
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
+        self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
         self.flusher = GroupCommit(clock, self.appended)
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).

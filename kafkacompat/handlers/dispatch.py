@@ -24,6 +24,7 @@ from kafkacompat.handlers import (
     offsets,
     produce,
     producer_ids,
+    telemetry,
     topics,
 )
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext, build_registry
@@ -44,7 +45,7 @@ log = logging.getLogger("kafkacompat.dispatch")
 REGISTRY: Mapping[int, ApiHandler] = build_registry(
     [
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
-        topics, configs, cluster, coordinator, groups, offsets, delete_records,
+        topics, configs, cluster, coordinator, groups, offsets, delete_records, telemetry,
     ]
 )
 api_versions.use_registry(REGISTRY)

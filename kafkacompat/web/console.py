@@ -92,6 +92,7 @@ class Console:
             Route("/groups", self.groups),
             Route("/groups/{group_id}", self.group),
             Route("/groups/{group_id}/reset", self.reset_offsets, methods=["POST"]),
+            Route("/clients", self.clients),
             Mount("/static", StaticFiles(packages=[("kafkacompat.web", "static")]), name="static"),
         ]
 
@@ -269,6 +270,15 @@ class Console:
         return self._page("group.html", group=view, chart=lag_chart(self.history.group_lag(group_id)),
                           message=request.query_params.get("message", ""))
 
+    async def clients(self, request: Request) -> HTMLResponse:
+        """Clients that asked for telemetry subscriptions, and the metrics they pushed (KIP-714)."""
+        manager = self.broker.client_metrics
+        now = self.broker.clock()
+        instances = sorted((_instance_view(i, now) for i in manager.instances.values()),
+                           key=lambda v: (v["client_id"], v["instance_id"]))
+        subscriptions = [{"name": s.name, **s.configs()} for _, s in sorted(manager.subscriptions.items())]
+        return self._page("clients.html", instances=instances, subscriptions=subscriptions)
+
     async def reset_offsets(self, request: Request) -> Response:
         from kafkacompat.tools.groups import reset_offsets
 
@@ -285,6 +295,15 @@ async def _form(request: Request) -> dict[str, str]:
     """The fields of a URL-encoded form post (what the console's forms send), last value winning."""
     return {name: value for name, value in parse_qsl((await request.body()).decode("utf-8", "replace"),
                                                      keep_blank_values=True)}
+
+
+def _instance_view(instance: Any, now_ms: int) -> dict[str, Any]:
+    return {
+        "instance_id": str(instance.instance_id), "client_id": instance.client_id,
+        "address": instance.source_address, "pushes": instance.pushes, "interval_ms": instance.interval_ms,
+        "last_push_s": None if instance.last_push_ms is None else (now_ms - instance.last_push_ms) / 1000,
+        "series": sorted(instance.series.values()),
+    }
 
 
 def lag_chart(points: list[tuple[float, int]], width: int = 480, height: int = 120) -> dict[str, Any] | None:

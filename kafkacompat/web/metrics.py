@@ -118,6 +118,18 @@ class BrokerStateCollector(Collector):
         yield GaugeMetricFamily("kafka_server_socketservermetrics_connection_count", "Open client connections.",
                                 value=self._connection_count())
         yield from self._groups(high_watermarks(broker))
+        yield self._client_telemetry()
+
+    def _client_telemetry(self) -> Metric:
+        """The newest value of every series clients pushed (KIP-714), by client and metric name."""
+        family = GaugeMetricFamily("kafka_client_telemetry", "Newest value a client pushed, by metric.",
+                                   labels=["client_instance_id", "client_id", "metric", "attributes"])
+        for instance in self._broker.client_metrics.instances.values():
+            for point in instance.series.values():
+                attributes = ",".join(f"{k}={v}" for k, v in point.attributes)
+                family.add_metric([str(instance.instance_id), instance.client_id, point.metric, attributes],
+                                  point.value)
+        return family
 
     def _groups(self, ends: dict[tuple[str, int], int]) -> Iterator[Metric]:
         states = GaugeMetricFamily("kafka_coordinator_group_groupmetadatamanager_numgroups",
