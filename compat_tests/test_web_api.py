@@ -82,8 +82,12 @@ def test_metrics_count_exact_requests_errors_and_log_state(web_broker):
     base, bootstrap = web_broker.http, web_broker.bootstrap
     topic = unique_topic("metrics")
     _create(bootstrap, topic, 2)
+    before_produce = _samples(base)
     _produce(bootstrap, topic)
     before = _samples(base)
+    messages_in = ("kafka_server_brokertopicmetrics_messagesin_total", (("topic", topic),))
+    assert before[messages_in] - before_produce.get(messages_in, 0) == 7
+    assert before[("kafka_server_brokertopicmetrics_bytesin_total", (("topic", topic),))] > 7 * 4
     with KafkaClient(bootstrap) as client:
         for _ in range(5):
             client.request(3, 9, {"topics": None, "allow_auto_topic_creation": False,

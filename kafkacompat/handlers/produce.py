@@ -116,6 +116,9 @@ def _append(
     except KafkaError as exc:
         log.info("produce to %s-%d refused: %s", topic, index, exc)
         return _partition_error(index, exc.code, exc.message or None), None
+    metrics = ctx.broker.metrics
+    if metrics is not None and not result.duplicate:
+        metrics.appended(topic, result.last_offset - result.base_offset + 1, len(records))
     answer = _appended(index, result.base_offset, result.log_append_time, result.log_start_offset)
     return answer, (partition, result.last_offset + 1)
 

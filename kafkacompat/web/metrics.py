@@ -61,6 +61,15 @@ class BrokerMetrics:
         return int(sum(sample.value for metric in self.bytes_out.collect() for sample in metric.samples
                        if sample.name.endswith("_total")))
 
+    def appended(self, topic: str, records: int, size: int) -> None:
+        """One batch appended by Produce (per batch, never per record)."""
+        self.messages_in.labels(topic).inc(records)
+        self.bytes_in.labels(topic).inc(size)
+
+    def fetched(self, topic: str, size: int) -> None:
+        """Record bytes of one partition in a Fetch response."""
+        self.bytes_out.labels(topic).inc(size)
+
     def request_observer(self, api_key: int, version: int) -> Callable[[Any], None]:
         """Started when a request is read; called with its final response body once it is ready."""
         started = time.perf_counter()
