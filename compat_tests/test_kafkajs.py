@@ -123,3 +123,19 @@ def test_seek_and_offsets_by_timestamp(broker):
     read = read_records(result)
     assert sorted(read) == [(0, n) for n in range(90, 100)]
     assert [read[(0, n)].value for n in range(90, 100)] == [r.value for r in records[90:]]
+
+
+@pytest.mark.timeout(90)
+def test_admin_alter_configs_replaces_the_topic_overrides(broker):
+    topic = unique_topic("kafkajs-alter")
+    create_topic(broker, topic, 1)
+    run_kafkajs("alterConfigs", {"brokers": [broker.bootstrap], "topic": topic, "configs": {"retention.ms": "3600000"}})
+    result = run_kafkajs("alterConfigs", {"brokers": [broker.bootstrap], "topic": topic,
+                                          "configs": {"segment.ms": "7200000"}})
+    (altered,) = result["altered"]["resources"]
+    assert (altered["errorCode"], altered["resourceName"]) == (0, topic)
+    (described,) = result["described"]["resources"]
+    entries = {e["configName"]: (e["configValue"], e["isDefault"]) for e in described["configEntries"]}
+    assert entries["segment.ms"] == ("7200000", False)
+    assert entries["retention.ms"] == ("604800000", True)  # left out, so back to the default
+    assert result["reassignments"] == {"topics": []}

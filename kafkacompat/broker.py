@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 import trio
 
 from kafkacompat.config import BrokerConfig
+from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.coordinator import GroupCoordinator
 from kafkacompat.log.flush import FlushTicket
 from kafkacompat.log.log_manager import LogManager
@@ -153,6 +154,7 @@ class Broker:
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = _read_or_create_cluster_id(self.data_dir, self.node_id)
+        self.features = FinalizedFeatures(self.data_dir, self.node_id)
         self.log_manager = LogManager(
             self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack")
         )

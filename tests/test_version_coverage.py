@@ -33,6 +33,10 @@ PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
 HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 12, 13, 14, 15, 16
 API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 20, 21, 22
+OFFSET_FOR_LEADER_EPOCH, DESCRIBE_ACLS, ALTER_CONFIGS, ALTER_REPLICA_LOG_DIRS, DESCRIBE_LOG_DIRS = 23, 29, 33, 34, 35
+CREATE_TOKEN, RENEW_TOKEN, EXPIRE_TOKEN, DESCRIBE_TOKENS, ELECT_LEADERS = 38, 39, 40, 41, 43
+LIST_REASSIGNMENTS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_SCRAM_CREDENTIALS = 46, 48, 50
+DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 61, 75
 DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
 INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
 GET_TELEMETRY_SUBSCRIPTIONS, PUSH_TELEMETRY, LIST_CLIENT_METRICS_RESOURCES = 71, 72, 74
@@ -235,6 +239,25 @@ def metadata(session: Session, version: int) -> None:
     assert sorted(p.partition_index for p in topic.partitions) == [0, 1]
     assert all(p.leader_id == broker.node_id and list(p.replica_nodes) == [broker.node_id]
                for p in topic.partitions)
+
+
+@exercises(OFFSET_FOR_LEADER_EPOCH)
+def offset_for_leader_epoch(session: Session, version: int) -> None:
+    """Epoch 0 (the only one) ends at the log end; a newer one is unknown; a newer current epoch is refused."""
+    partitions = [{"partition": 0, "current_leader_epoch": 0, "leader_epoch": 0},
+                  {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 1},
+                  {"partition": 7, "current_leader_epoch": -1, "leader_epoch": 0}]
+    if version >= 2:
+        partitions.append({"partition": 0, "current_leader_epoch": 1, "leader_epoch": 0})
+    body = {"replica_id": -1, "topics": [{"topic": session.topic, "partitions": partitions}]}
+    (topic,) = session.call(OFFSET_FOR_LEADER_EPOCH, version, body).topics
+    got = [(p.partition, p.error_code, p.end_offset) for p in topic.partitions]
+    expected = [(0, ErrorCode.NONE, SEEDED), (0, ErrorCode.NONE, -1), (7, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1)]
+    if version >= 2:
+        expected.append((0, ErrorCode.UNKNOWN_LEADER_EPOCH, -1))
+    assert (topic.topic, got) == (session.topic, expected)
+    if version >= 1:
+        assert [p.leader_epoch for p in topic.partitions][:2] == [0, -1]
 
 
 @exercises(OFFSET_COMMIT)
@@ -517,6 +540,203 @@ def describe_cluster(session: Session, version: int) -> None:
     assert answer.controller_id == broker.broker_id and answer.cluster_id
     if version >= 1:
         assert answer.endpoint_type == 1
+
+
+@exercises(ALTER_CONFIGS)
+def alter_configs(session: Session, version: int) -> None:
+    """The configs named become the whole set of overrides: retention.ms set before is gone after."""
+    topic = session.name("alter-all", version)
+    session.create_topic(topic)
+
+    def replace(configs: dict[str, str]) -> None:
+        body = {"resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": topic, "configs": [
+            {"name": name, "value": value} for name, value in configs.items()]}], "validate_only": False}
+        (answer,) = session.call(ALTER_CONFIGS, version, body).responses
+        assert (answer.error_code, answer.resource_name) == (ErrorCode.NONE, topic)
+
+    replace({"retention.ms": "123456"})
+    replace({"segment.ms": "654321"})
+    configs = topic_configs(session, topic)
+    assert (configs["segment.ms"], configs["retention.ms"]) == ("654321", "604800000")
+
+
+@exercises(DESCRIBE_LOG_DIRS)
+def describe_log_dirs(session: Session, version: int) -> None:
+    body = {"topics": [{"topic": session.topic, "partitions": [0, 1, 9]}]}
+    answer = session.call(DESCRIBE_LOG_DIRS, version, body)
+    (result,) = answer.results
+    assert result.error_code == ErrorCode.NONE and result.log_dir == str(session.broker.data_dir.absolute())
+    (topic,) = result.topics
+    sizes = {p.partition_index: p.partition_size for p in topic.partitions}
+    assert topic.name == session.topic and sorted(sizes) == [0, 1]
+    assert sizes[0] == len(seed_batch()) and sizes[1] == 0
+    if version >= 4:
+        assert result.total_bytes >= result.usable_bytes > 0
+
+
+@exercises(ALTER_REPLICA_LOG_DIRS)
+def alter_replica_log_dirs(session: Session, version: int) -> None:
+    here = str(session.broker.data_dir.absolute())
+    body = {"dirs": [{"path": here, "topics": [{"name": session.topic, "partitions": [0, 9]}]},
+                     {"path": "/nowhere", "topics": [{"name": session.topic, "partitions": [1]}]}]}
+    (result,) = session.call(ALTER_REPLICA_LOG_DIRS, version, body).results
+    assert result.topic_name == session.topic
+    assert [(p.partition_index, p.error_code) for p in result.partitions] == [
+        (0, ErrorCode.NONE), (9, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), (1, ErrorCode.LOG_DIR_NOT_FOUND)]
+
+
+@exercises(DESCRIBE_TOPIC_PARTITIONS)
+def describe_topic_partitions(session: Session, version: int) -> None:
+    """A one-partition page stops at partition 1 of the shared topic; the cursor fetches it."""
+    topics = [{"name": session.topic}, {"name": "cov-no-such-topic"}]
+    first = session.call(DESCRIBE_TOPIC_PARTITIONS, version,
+                         {"topics": topics, "response_partition_limit": 1, "cursor": None})
+    assert [(t.name, t.error_code, [p.partition_index for p in t.partitions]) for t in first.topics] == [
+        ("cov-no-such-topic", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, []), (session.topic, ErrorCode.NONE, [0])]
+    assert first.topics[1].topic_id == session.topic_id
+    assert (first.next_cursor.topic_name, first.next_cursor.partition_index) == (session.topic, 1)
+    rest = session.call(DESCRIBE_TOPIC_PARTITIONS, version,
+                        {"topics": topics, "response_partition_limit": 1,
+                         "cursor": {"topic_name": session.topic, "partition_index": 1}})
+    assert [(t.name, [p.partition_index for p in t.partitions]) for t in rest.topics] == [(session.topic, [1])]
+    (partition,) = rest.topics[0].partitions
+    assert (partition.leader_id, partition.leader_epoch, list(partition.isr_nodes)) == (1, 0, [1])
+    assert rest.next_cursor is None
+
+
+@exercises(DESCRIBE_QUORUM)
+def describe_quorum(session: Session, version: int) -> None:
+    body = {"topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]}
+    answer = session.call(DESCRIBE_QUORUM, version, body)
+    (topic,) = answer.topics
+    (partition,) = topic.partitions
+    assert (answer.error_code, topic.topic_name, partition.error_code) == (
+        ErrorCode.NONE, "__cluster_metadata", ErrorCode.NONE)
+    (voter,) = partition.current_voters
+    assert partition.leader_id == voter.replica_id == 1 and list(partition.observers) == []
+    if version >= 2:
+        (node,) = answer.nodes
+        assert node.node_id == 1 and [listener.port for listener in node.listeners] == [session.broker.port]
+    wrong = session.call(DESCRIBE_QUORUM, version, {"topics": [
+        {"topic_name": session.topic, "partitions": [{"partition_index": 0}]}]})
+    assert wrong.topics[0].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def finalized_metadata_version(session: Session) -> tuple[int, int]:
+    answer = session.call(API_VERSIONS, newest(API_VERSIONS), {"client_software_name": "coverage",
+                                                               "client_software_version": "1.0"})
+    (feature,) = [f for f in answer.finalized_features if f.name == "metadata.version"]
+    return answer.finalized_features_epoch, feature.max_version_level
+
+
+@exercises(UPDATE_FEATURES)
+def update_features(session: Session, version: int) -> None:
+    """A safe downgrade of metadata.version within levels that kept the format, then back up."""
+    epoch, level = finalized_metadata_version(session)
+
+    def update(to: int, upgrade_type: int) -> Any:
+        return session.call(UPDATE_FEATURES, version, {"timeout_ms": 10_000, "validate_only": False,
+            "feature_updates": [{"feature": "metadata.version", "max_version_level": to,
+                                 "allow_downgrade": upgrade_type == 2, "upgrade_type": upgrade_type}]})
+
+    down = update(level - 1, 2)
+    assert down.error_code == ErrorCode.NONE, down
+    if version <= 1:
+        assert [(r.feature, r.error_code) for r in down.results] == [("metadata.version", ErrorCode.NONE)]
+    assert finalized_metadata_version(session) == (epoch + 1, level - 1)
+    refused = update(level, 2)  # a "downgrade" to a higher level
+    assert refused.error_code == ErrorCode.INVALID_UPDATE_VERSION and list(refused.results) == []
+    assert update(level, 1).error_code == ErrorCode.NONE
+    assert finalized_metadata_version(session) == (epoch + 2, level)
+
+
+@exercises(CREATE_TOKEN)
+def create_delegation_token(session: Session, version: int) -> None:
+    body = {"owner_principal_type": None, "owner_principal_name": None, "renewers": [], "max_lifetime_ms": -1}
+    answer = session.call(CREATE_TOKEN, version, body)
+    assert answer.error_code == ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED  # a PLAINTEXT listener
+    assert (answer.principal_type, answer.principal_name, answer.token_id) == ("User", "ANONYMOUS", "")
+
+
+@exercises(RENEW_TOKEN)
+def renew_delegation_token(session: Session, version: int) -> None:
+    answer = session.call(RENEW_TOKEN, version, {"hmac": b"hmac", "renew_period_ms": 1000})
+    assert (answer.error_code, answer.expiry_timestamp_ms) == (ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, -1)
+
+
+@exercises(EXPIRE_TOKEN)
+def expire_delegation_token(session: Session, version: int) -> None:
+    answer = session.call(EXPIRE_TOKEN, version, {"hmac": b"hmac", "expiry_time_period_ms": -1})
+    assert (answer.error_code, answer.expiry_timestamp_ms) == (ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, -1)
+
+
+@exercises(DESCRIBE_TOKENS)
+def describe_delegation_tokens(session: Session, version: int) -> None:
+    answer = session.call(DESCRIBE_TOKENS, version, {"owners": None})
+    assert (answer.error_code, list(answer.tokens)) == (ErrorCode.DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, [])
+
+
+@exercises(DESCRIBE_ACLS)
+def describe_acls(session: Session, version: int) -> None:
+    body = {"resource_type_filter": 1, "resource_name_filter": None, "pattern_type_filter": 1,
+            "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}
+    answer = session.call(DESCRIBE_ACLS, version, body)
+    assert (answer.error_code, list(answer.resources)) == (ErrorCode.SECURITY_DISABLED, [])
+
+
+@exercises(DESCRIBE_CLIENT_QUOTAS)
+def describe_client_quotas(session: Session, version: int) -> None:
+    answer = session.call(DESCRIBE_CLIENT_QUOTAS, version, {"components": [], "strict": False})
+    assert (answer.error_code, list(answer.entries)) == (ErrorCode.NONE, [])
+    bad = session.call(DESCRIBE_CLIENT_QUOTAS, version, {"strict": False, "components": [
+        {"entity_type": "user", "match_type": 0, "match": None}]})
+    assert (bad.error_code, bad.entries) == (ErrorCode.INVALID_REQUEST, None)
+
+
+@exercises(DESCRIBE_SCRAM_CREDENTIALS)
+def describe_user_scram_credentials(session: Session, version: int) -> None:
+    assert list(session.call(DESCRIBE_SCRAM_CREDENTIALS, version, {"users": None}).results) == []
+    answer = session.call(DESCRIBE_SCRAM_CREDENTIALS, version, {"users": [{"name": "alice"}]})
+    assert [(r.user, r.error_code) for r in answer.results] == [("alice", ErrorCode.RESOURCE_NOT_FOUND)]
+
+
+@exercises(ELECT_LEADERS)
+def elect_leaders(session: Session, version: int) -> None:
+    body = {"election_type": 0, "timeout_ms": 10_000,
+            "topic_partitions": [{"topic": session.topic, "partitions": [0, 5]}]}
+    answer = session.call(ELECT_LEADERS, version, body)
+    if version >= 1:
+        assert answer.error_code == ErrorCode.NONE
+    (result,) = answer.replica_election_results
+    assert [(p.partition_id, p.error_code) for p in result.partition_result] == [
+        (0, ErrorCode.ELECTION_NOT_NEEDED), (5, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+
+
+@exercises(LIST_REASSIGNMENTS)
+def list_partition_reassignments(session: Session, version: int) -> None:
+    answer = session.call(LIST_REASSIGNMENTS, version, {"timeout_ms": 10_000, "topics": None})
+    assert (answer.error_code, list(answer.topics)) == (ErrorCode.NONE, [])
+
+
+@exercises(DESCRIBE_PRODUCERS)
+def describe_producers(session: Session, version: int) -> None:
+    """An idempotent producer's batch shows up as its state: epoch, last sequence, batch timestamp."""
+    topic = session.name("producers", version)
+    session.create_topic(topic)
+    init = session.call(INIT_PRODUCER_ID, newest(INIT_PRODUCER_ID),
+                        {"transactional_id": None, "transaction_timeout_ms": 60_000})
+    batch = build_batch([RecordSpec(b"a"), RecordSpec(b"b")], base_timestamp=FIRST_TIMESTAMP,
+                        producer_id=init.producer_id, producer_epoch=init.producer_epoch, base_sequence=0)
+    session.call(PRODUCE, newest(PRODUCE), produce_body(topic, 0, batch))
+    body = {"topics": [{"name": topic, "partition_indexes": [0, 4]}]}
+    (answer,) = session.call(DESCRIBE_PRODUCERS, version, body).topics
+    known, unknown = answer.partitions
+    assert (unknown.partition_index, unknown.error_code) == (4, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    (producer,) = known.active_producers
+    assert (known.error_code, producer.producer_id, producer.producer_epoch, producer.last_sequence) == (
+        ErrorCode.NONE, init.producer_id, init.producer_epoch, 1)
+    assert (producer.last_timestamp, producer.coordinator_epoch, producer.current_txn_start_offset) == (
+        FIRST_TIMESTAMP, -1, -1)
 
 
 @exercises(GET_TELEMETRY_SUBSCRIPTIONS)

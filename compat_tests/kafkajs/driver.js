@@ -7,7 +7,7 @@
 // stdout. Binary keys, values and header values travel as base64 so the
 // Python side can compare exact bytes. kafkajs's own log goes to stderr.
 
-const { Kafka, CompressionTypes, Partitioners, logLevel } = require('kafkajs')
+const { Kafka, CompressionTypes, ConfigResourceTypes, Partitioners, logLevel } = require('kafkajs')
 
 const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP }
 
@@ -201,7 +201,21 @@ async function offsets (request) {
   })
 }
 
-const COMMANDS = { admin, produce, consume, offsets }
+// kafkajs's alterConfigs is the non-incremental AlterConfigs: `configs` become the topic's whole set.
+async function alterConfigs (request) {
+  return withAdmin(connect(request), async admin => {
+    const resource = { type: ConfigResourceTypes.TOPIC, name: request.topic }
+    const altered = await admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ ...resource, configEntries: Object.entries(request.configs).map(([name, value]) => ({ name, value })) }]
+    })
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [resource] })
+    const reassignments = await admin.listPartitionReassignments({})
+    return { altered, described, reassignments }
+  })
+}
+
+const COMMANDS = { admin, produce, consume, offsets, alterConfigs }
 
 async function main () {
   const command = COMMANDS[process.argv[2]]

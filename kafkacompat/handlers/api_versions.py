@@ -1,13 +1,15 @@
 """ApiVersions (key 18): tells clients which APIs and versions we serve.
 
 The ranges come from the dispatch registry, so they cannot drift from what
-is actually routed.
+is actually routed. v3+ also carries the supported and finalized feature
+levels (see kafkacompat/features.py).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from kafkacompat.features import SUPPORTED
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol import encode_response
 from kafkacompat.protocol.errors import ErrorCode
@@ -37,10 +39,19 @@ def unsupported_version_body() -> bytes:
 
 
 async def handle_api_versions(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    features = ctx.broker.features
     return {
         "error_code": ErrorCode.NONE,
         "api_keys": _api_ranges(),
         "throttle_time_ms": 0,
+        "supported_features": [
+            {"name": name, "min_version": low, "max_version": high} for name, (low, high) in SUPPORTED.items()
+        ],
+        "finalized_features_epoch": features.epoch,
+        "finalized_features": [
+            {"name": name, "max_version_level": level, "min_version_level": level}
+            for name, level in sorted(features.levels.items())
+        ],
     }
 
 

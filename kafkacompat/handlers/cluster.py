@@ -1,18 +1,31 @@
-"""DescribeCluster (key 60): who is in the cluster and who is the controller.
+"""DescribeCluster (key 60) and DescribeQuorum (key 55): who is in the cluster, who controls it.
 
 We are a one-broker cluster that is also its own controller, so the answer is
 always this node. Only the broker endpoint type is served: a client asking a
 broker listener for controller endpoints gets Kafka's mismatch error.
+
+DescribeQuorum describes the KRaft quorum behind the cluster metadata
+partition (`__cluster_metadata-0`): this node is its only voter and leader,
+with no observers. There is no replicated metadata log here, so its epoch
+and offsets are 0; the leader's own fetch and catch-up times are "now", as
+Kafka reports them for a leader. A request naming any other partition gets
+UNKNOWN_TOPIC_OR_PARTITION for each partition it names, as in Kafka.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
 
 API_KEY = 60
+API_DESCRIBE_QUORUM = 55
+METADATA_TOPIC = "__cluster_metadata"
+NO_DIRECTORY_ID = uuid.UUID(int=0)
+LISTENER_NAME = "PLAINTEXT"
+UNKNOWN_PARTITION_MESSAGE = "This server does not host this topic-partition."
 
 ENDPOINT_TYPE_BROKER = 1
 ENDPOINT_TYPE_CONTROLLER = 2
@@ -58,4 +71,39 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
     }
 
 
-API_HANDLERS = [ApiHandler(API_KEY, handle_describe_cluster)]
+def _names_metadata_partition(body: Any) -> bool:
+    topics = body.topics
+    return (len(topics) == 1 and topics[0].topic_name == METADATA_TOPIC
+            and [p.partition_index for p in topics[0].partitions] == [0])
+
+
+async def handle_describe_quorum(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    body = request.body
+    if not _names_metadata_partition(body):
+        return {"error_code": ErrorCode.NONE, "error_message": None, "topics": [
+            {"topic_name": topic.topic_name, "partitions": [
+                {"partition_index": p.partition_index, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                 "error_message": UNKNOWN_PARTITION_MESSAGE}
+                for p in topic.partitions]}
+            for topic in body.topics], "nodes": []}
+    broker = ctx.broker
+    now = broker.clock()
+    voter = {"replica_id": broker.node_id, "replica_directory_id": NO_DIRECTORY_ID, "log_end_offset": 0,
+             "last_fetch_timestamp": now, "last_caught_up_timestamp": now}
+    return {
+        "error_code": ErrorCode.NONE,
+        "error_message": None,
+        "topics": [{"topic_name": METADATA_TOPIC, "partitions": [{
+            "partition_index": 0, "error_code": ErrorCode.NONE, "error_message": None,
+            "leader_id": broker.node_id, "leader_epoch": 0, "high_watermark": 0,
+            "current_voters": [voter], "observers": [],
+        }]}],
+        "nodes": [{"node_id": broker.node_id, "listeners": [
+            {"name": LISTENER_NAME, "host": broker.advertised_host, "port": broker.advertised_port}]}],
+    }
+
+
+API_HANDLERS = [
+    ApiHandler(API_DESCRIBE_QUORUM, handle_describe_quorum),
+    ApiHandler(API_KEY, handle_describe_cluster),
+]

@@ -1,4 +1,4 @@
-"""DescribeConfigs (key 32) and IncrementalAlterConfigs (key 44).
+"""DescribeConfigs (key 32), AlterConfigs (key 33) and IncrementalAlterConfigs (key 44).
 
 Topic configs are reported as Kafka reports them: every known topic config
 with its effective value and where that value comes from. The source is the
@@ -6,6 +6,10 @@ head of a synonym chain — the topic override, then the broker config that
 supplies the topic default (``retention.ms`` -> ``log.retention.ms``) if it was
 set explicitly, then that broker config's built-in default. Clients such as
 confluent-kafka decide "is this a default?" from that source alone.
+
+AlterConfigs is the older, non-incremental form: the configs it names become
+the resource's whole set of overrides, so an override it leaves out is
+removed. Both forms check a request's shape the same way first.
 
 Broker configs are static on this broker (there is no dynamic broker config),
 so they are read-only, the cluster-wide default resource ("") holds nothing,
@@ -27,6 +31,7 @@ from kafkacompat.log.topic_config import TOPIC_CONFIGS, ConfigType
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_DESCRIBE_CONFIGS = 32
+API_ALTER_CONFIGS = 33
 API_INCREMENTAL_ALTER_CONFIGS = 44
 
 
@@ -211,18 +216,22 @@ class _Change:
     value: str | None
 
 
-def _read_changes(configs: Iterable[Any]) -> list[_Change]:
-    """Check the shape of one resource's changes the way Kafka does before applying any."""
+def _read_changes(configs: Iterable[Any], *, replace_all: bool = False) -> list[_Change]:
+    """Check the shape of one resource's changes the way Kafka does before applying any.
+
+    `replace_all` (AlterConfigs) entries carry no operation: each one sets its config.
+    """
     configs = list(configs)
     if len({c.name for c in configs}) != len(configs):
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
-    unknown_ops = sorted({c.config_operation for c in configs} - set(AlterOp))
+    ops = [AlterOp.SET if replace_all else c.config_operation for c in configs]
+    unknown_ops = sorted(set(ops) - set(AlterOp))
     if unknown_ops:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown config operation(s): {unknown_ops}")
-    null_values = [c.name for c in configs if c.value is None and c.config_operation != AlterOp.DELETE]
+    null_values = [c.name for c, op in zip(configs, ops) if c.value is None and op != AlterOp.DELETE]
     if null_values:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Null value not supported for : {', '.join(null_values)}")
-    return [_Change(c.name, AlterOp(c.config_operation), c.value) for c in configs]
+    return [_Change(c.name, AlterOp(op), c.value) for c, op in zip(configs, ops)]
 
 
 def _list_items(text: str) -> list[str]:
@@ -246,11 +255,11 @@ def _edited_list(change: _Change, current: str) -> str:
     return ",".join(items)
 
 
-def _alter_topic(broker: Any, name: str, changes: list[_Change], validate_only: bool) -> None:
+def _alter_topic(broker: Any, name: str, changes: list[_Change], validate_only: bool, replace_all: bool) -> None:
     if name == "":
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Default topic resources are not allowed.")
     manager = broker.log_manager
-    _existing_topic(broker, name)
+    topic = _existing_topic(broker, name)
     effective = manager.effective_config(name)
     to_set: dict[str, str] = {}
     to_delete: list[str] = []
@@ -261,6 +270,8 @@ def _alter_topic(broker: Any, name: str, changes: list[_Change], validate_only: 
             to_delete.append(change.name)
         else:
             to_set[change.name] = _edited_list(change, effective.get(change.name, ""))
+    if replace_all:
+        to_delete = [key for key in topic.configs if key not in to_set]
     manager.alter_topic_configs(name, to_set, to_delete, validate_only=validate_only)
 
 
@@ -273,17 +284,17 @@ def _alter_broker(broker: Any, name: str, changes: list[_Change]) -> None:
         )
 
 
-def _alter_resource(broker: Any, resource: Any, validate_only: bool) -> None:
-    changes = _read_changes(resource.configs)
+def _alter_resource(broker: Any, resource: Any, validate_only: bool, replace_all: bool) -> None:
+    changes = _read_changes(resource.configs, replace_all=replace_all)
     if resource.resource_type == ResourceType.TOPIC:
-        _alter_topic(broker, resource.resource_name, changes, validate_only)
+        _alter_topic(broker, resource.resource_name, changes, validate_only, replace_all)
     elif resource.resource_type == ResourceType.BROKER:
         _alter_broker(broker, resource.resource_name, changes)
     else:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type: {resource.resource_type}")
 
 
-async def handle_incremental_alter_configs(request: Request, ctx: RequestContext) -> dict[str, Any]:
+def _alter_configs(request: Request, ctx: RequestContext, *, replace_all: bool) -> dict[str, Any]:
     body = request.body
     seen = Counter((r.resource_type, r.resource_name) for r in body.resources)
     responses = []
@@ -297,14 +308,23 @@ async def handle_incremental_alter_configs(request: Request, ctx: RequestContext
         try:
             if seen[resource.resource_type, resource.resource_name] > 1:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, "Each resource must appear at most once.")
-            _alter_resource(ctx.broker, resource, body.validate_only)
+            _alter_resource(ctx.broker, resource, body.validate_only, replace_all)
         except KafkaError as exc:
             answer["error_code"], answer["error_message"] = exc.code, exc.message
         responses.append(answer)
     return {"throttle_time_ms": 0, "responses": responses}
 
 
+async def handle_alter_configs(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    return _alter_configs(request, ctx, replace_all=True)
+
+
+async def handle_incremental_alter_configs(request: Request, ctx: RequestContext) -> dict[str, Any]:
+    return _alter_configs(request, ctx, replace_all=False)
+
+
 API_HANDLERS = [
     ApiHandler(API_DESCRIBE_CONFIGS, handle_describe_configs),
+    ApiHandler(API_ALTER_CONFIGS, handle_alter_configs),
     ApiHandler(API_INCREMENTAL_ALTER_CONFIGS, handle_incremental_alter_configs),
 ]

@@ -16,15 +16,22 @@ from kafkacompat.handlers import (
     cluster,
     configs,
     coordinator,
+    delegation_tokens,
     delete_records,
+    features,
     fetch,
     groups,
+    leader_epochs,
     list_offsets,
+    log_dirs,
     metadata,
     offsets,
     produce,
     producer_ids,
+    replicas,
+    security_admin,
     telemetry,
+    topic_partitions,
     topics,
 )
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext, build_registry
@@ -45,7 +52,8 @@ log = logging.getLogger("kafkacompat.dispatch")
 REGISTRY: Mapping[int, ApiHandler] = build_registry(
     [
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
-        topics, configs, cluster, coordinator, groups, offsets, delete_records, telemetry,
+        topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
+        log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
     ]
 )
 api_versions.use_registry(REGISTRY)

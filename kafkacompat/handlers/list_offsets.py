@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
-from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.log.leader_epochs import check_current_leader_epoch
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_KEY = 2
 
@@ -45,10 +46,16 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
         partitions = []
         for p in wanted.partitions:
             log = manager.partition(wanted.name, p.partition_index)
-            if log is None:
+            code = ErrorCode.NONE if log is not None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            if log is not None:
+                try:
+                    check_current_leader_epoch(p.current_leader_epoch, log)
+                except KafkaError as exc:
+                    code = exc.code
+            if code != ErrorCode.NONE:
                 partitions.append({
                     "partition_index": p.partition_index,
-                    "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                    "error_code": code,
                     "timestamp": -1, "offset": -1, "leader_epoch": -1, "old_style_offsets": [],
                 })
                 continue
@@ -58,7 +65,7 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
                 "error_code": ErrorCode.NONE,
                 "timestamp": timestamp,
                 "offset": offset,
-                "leader_epoch": 0,
+                "leader_epoch": log.leader_epoch,
                 "old_style_offsets": [offset] if offset >= 0 and p.max_num_offsets > 0 else [],
             })
         topics.append({"name": wanted.name, "partitions": partitions})

@@ -35,12 +35,12 @@ def _topic_answer(topic: Any, node_id: int) -> dict[str, Any]:
                 "error_code": ErrorCode.NONE,
                 "partition_index": index,
                 "leader_id": node_id,
-                "leader_epoch": 0,
+                "leader_epoch": partition.leader_epoch,
                 "replica_nodes": replicas,
                 "isr_nodes": replicas,
                 "offline_replicas": [],
             }
-            for index in range(len(topic.partitions))
+            for index, partition in enumerate(topic.partitions)
         ],
         "topic_authorized_operations": UNSET_AUTHORIZED_OPERATIONS,
     }

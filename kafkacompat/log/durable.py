@@ -1,7 +1,7 @@
 """Small durable files: whole-file replacement that survives a crash at any point.
 
 Used for the topic registry, the producer id allocator, producer-state
-snapshots and the log-start-offset checkpoint.  A reader sees either the old
+snapshots, the log-start-offset and the leader-epoch checkpoints.  A reader sees either the old
 file or the new one, never a mix.
 """
 

@@ -13,7 +13,8 @@ from typing import NamedTuple
 from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.flush import FlushTicket, LogPosition
-from kafkacompat.log.producer_state import ProducerStateManager
+from kafkacompat.log.leader_epochs import EpochEntry, LeaderEpochCache
+from kafkacompat.log.producer_state import ProducerEntry, ProducerStateManager
 from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments
 from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LONG_MAX, LogConfig
@@ -27,12 +28,15 @@ from kafkacompat.protocol.records import (
     repair_max_timestamp,
     set_base_offset,
     set_log_append_time,
+    set_partition_leader_epoch,
 )
 
 log = logging.getLogger("kafkacompat.log")
 
 LOG_START_OFFSET_FILE = "log-start-offset"
 DEFAULT_PRODUCER_ID_EXPIRATION_MS = 86_400_000
+# The only broker leads every partition in this epoch until leadership changes exist.
+INITIAL_LEADER_EPOCH = 0
 _INDEX_ENTRY_BYTES = 8
 
 
@@ -49,8 +53,9 @@ class PartitionLog:
 
     On disk, in `<data_dir>/<topic>-<partition>/`: the segment files (see
     LogSegment), producer-state snapshots (see ProducerStateManager), once
-    DeleteRecords has moved it inside a segment `log-start-offset` (JSON), and
-    the log cleaner's files (see cleaner.py).  Opening repairs what a stop left
+    DeleteRecords has moved it inside a segment `log-start-offset` (JSON), the
+    leader-epoch checkpoint (see leader_epochs.py) and the log cleaner's files
+    (see cleaner.py).  Opening repairs what a stop left
     behind (see recovery.py), so a partition left by a killed process opens
     like a cleanly closed one minus any torn last batch.
 
@@ -85,8 +90,16 @@ class PartitionLog:
         self.config = config
         self._clock = clock
         self._flush_on_ack = flush_on_ack
-        self._directory_unsynced = not directory.exists()
+        fresh = not directory.exists()
+        self._directory_unsynced = fresh
         directory.mkdir(parents=True, exist_ok=True)
+        self.leader_epoch = INITIAL_LEADER_EPOCH
+        self._leader_epochs = LeaderEpochCache(directory, fresh=fresh)
+        # Becoming leader records the epoch at the log end; for a partition on
+        # disk that waits until the history is first needed (see leader_epochs.py).
+        self._leader_epoch_recorded = fresh
+        if fresh:
+            self._leader_epochs.assign(self.leader_epoch, 0, sync=False)
         self._segments, self.recovery_stats = open_segments(directory, config.index_interval_bytes, recovery_point)
         self._bases = [segment.base_offset for segment in self._segments]
         stored = read_json(directory / LOG_START_OFFSET_FILE)
@@ -165,6 +178,28 @@ class PartitionLog:
     def segment_base_offsets(self) -> list[int]:
         return list(self._bases)
 
+    @property
+    def active_producers(self) -> list[ProducerEntry]:
+        """The idempotent producers this partition remembers (DescribeProducers)."""
+        return list(self._producers.producers.values())
+
+    # -- leader epochs -----------------------------------------------------------
+
+    def _epoch_history(self) -> LeaderEpochCache:
+        """The epoch history with the current leader epoch in it, read from disk on first use."""
+        cache = self._leader_epochs
+        if not self._leader_epoch_recorded:
+            cache.truncate_from_end(self.log_end_offset)
+            cache.truncate_from_start(self.log_start_offset)
+            cache.assign(self.leader_epoch, self.log_end_offset)
+            self._leader_epoch_recorded = True
+        return cache
+
+    def end_offset_for_epoch(self, leader_epoch: int) -> EpochEntry:
+        """OffsetForLeaderEpoch: where `leader_epoch` ends in this log (-1, -1 when unknown)."""
+        self._check_open()
+        return self._epoch_history().end_offset_for(leader_epoch, self.log_end_offset)
+
     # -- append ----------------------------------------------------------------
 
     def append(self, records: bytes | bytearray | memoryview, *, now_ms: int | None = None) -> AppendResult:
@@ -197,9 +232,13 @@ class PartitionLog:
             append_time = original.timestamp if config.log_append_time else NO_TIMESTAMP
             return AppendResult(original.base_offset, original.last_offset, append_time, self.log_start_offset, True)
 
+        if not self._leader_epoch_recorded:
+            self._epoch_history()
         patched = []
+        leader_epoch = self.leader_epoch
         for header, base_offset in zip(headers, base_offsets):
             set_base_offset(buffer, header.position, base_offset)
+            set_partition_leader_epoch(buffer, header.position, leader_epoch)
             header = header._replace(base_offset=base_offset)
             if config.log_append_time:
                 header = set_log_append_time(buffer, header, now)
@@ -336,6 +375,7 @@ class PartitionLog:
             self.log_start_offset = offset
             write_json_atomically(self.directory / LOG_START_OFFSET_FILE, {"log_start_offset": offset})
             self._delete_leading_segments(self._count_below_log_start())
+            self._epoch_history().truncate_from_start(self.log_start_offset)
         return self.log_start_offset
 
     def apply_retention(self, now_ms: int | None = None) -> int:
@@ -402,6 +442,7 @@ class PartitionLog:
             segment.delete()
         self.segments_version += 1
         self.log_start_offset = max(self.log_start_offset, self._bases[0])
+        self._epoch_history().truncate_from_start(self.log_start_offset)
 
     # -- compaction (driven by cleaner.py) --------------------------------------
 

@@ -38,6 +38,7 @@ __all__ = [
     "part_size",
     "join_parts",
     "Array",
+    "NullableStruct",
     "Member",
     "TaggedMember",
     "FieldStruct",
@@ -358,6 +359,30 @@ class Array(Construct):
             for item in obj:
                 build(item, stream, context, path)
         return obj
+
+
+class NullableStruct(Construct):
+    """A struct that may be null: an int8 marker (-1 null, 1 present), then the struct itself."""
+
+    def __init__(self, inner: Construct) -> None:
+        super().__init__()
+        self.inner = inner
+        self.min_size = 1
+
+    def _parse(self, stream, context, path):
+        marker = _read_exact(stream, 1)[0]
+        if marker == 0xFF:
+            return None
+        if marker != 1:
+            raise WireError(f"invalid nullable struct marker {marker}")
+        return self.inner._parse(stream, context, path)
+
+    def _build(self, obj, stream, context, path):
+        if obj is None:
+            stream.write(b"\xff")
+            return obj
+        stream.write(b"\x01")
+        return self.inner._build(obj, stream, context, path)
 
 
 _INT32 = struct.Struct(">i")

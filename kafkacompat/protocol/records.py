@@ -38,6 +38,7 @@ from kafkacompat.protocol.primitives import encode_uvarint
 BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
 BATCH_OVERHEAD = BATCH_HEADER.size  # 61
 LOG_OVERHEAD = 12  # base_offset + batch_length: the part batch_length does not count
+PARTITION_LEADER_EPOCH_OFFSET = 12
 MAGIC_OFFSET = 16
 CRC_OFFSET = 17
 ATTRIBUTES_OFFSET = 21
@@ -213,6 +214,11 @@ def _checked_header(view: memoryview, position: int, remaining: int) -> BatchHea
 def set_base_offset(buf: bytearray | memoryview, position: int, base_offset: int) -> None:
     """Assign the batch's offsets. The CRC does not cover this field, so it stays valid."""
     _INT64.pack_into(buf, position, base_offset)
+
+
+def set_partition_leader_epoch(buf: bytearray | memoryview, position: int, leader_epoch: int) -> None:
+    """Stamp the leader epoch the batch was appended in; outside the CRC too."""
+    _INT32.pack_into(buf, position + PARTITION_LEADER_EPOCH_OFFSET, leader_epoch)
 
 
 def set_log_append_time(buf: bytearray | memoryview, header: BatchHeader, timestamp: int) -> BatchHeader:

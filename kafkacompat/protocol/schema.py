@@ -33,6 +33,7 @@ from kafkacompat.protocol.primitives import (
     Fixed,
     GatherStream,
     Member,
+    NullableStruct,
     Part,
     TaggedMember,
     Uuid,
@@ -123,7 +124,8 @@ def _value_construct(field: FieldSpec, type_: str, version: int, flexible: bool,
         return Blob("compact" if flexible else "int16", nullable=nullable, text=True)
     if type_ in ("bytes", "records"):
         return Blob("compact" if flexible else "int32", nullable=nullable, text=False, by_reference=type_ == "records")
-    return build_struct(field.fields, version, flexible)
+    struct_construct = build_struct(field.fields, version, flexible)
+    return NullableStruct(struct_construct) if nullable else struct_construct
 
 
 def build_struct(fields: tuple[FieldSpec, ...], version: int, flexible: bool) -> FieldStruct:

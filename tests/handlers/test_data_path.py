@@ -95,6 +95,11 @@ async def test_unknown_api_key_and_unsupported_version_close_the_connection(ctx)
         await dispatch(fetch_v18, ctx)
 
 
+def _as_stored(batch: bytes, base_offset: int = 0) -> bytes:
+    """What the log hands back for a produced batch: offsets assigned, stamped with leader epoch 0."""
+    return struct.pack(">q", base_offset) + batch[8:12] + struct.pack(">i", 0) + batch[16:]
+
+
 async def test_produce_then_fetch_returns_the_same_bytes_with_assigned_offsets(ctx):
     await call(ctx, METADATA, 12, {"topics": [{"name": "orders"}], "allow_auto_topic_creation": True})
     batch = build_batch([RecordSpec(b"v1", key=b"k1"), RecordSpec(b"v2", key=b"k2")])
@@ -105,9 +110,7 @@ async def test_produce_then_fetch_returns_the_same_bytes_with_assigned_offsets(c
     fetched = await call(ctx, FETCH, 12, fetch_body("orders", 0))
     part = fetched.responses[0].partitions[0]
     assert part.high_watermark == 4 and part.log_start_offset == 0
-    first, second = part.records[: len(batch)], part.records[len(batch):]
-    assert first[8:] == batch[8:] and second[8:] == batch[8:]
-    assert struct.unpack(">q", second[:8])[0] == 2
+    assert bytes(part.records) == _as_stored(batch, 0) + _as_stored(batch, 2)
 
 
 async def test_large_fetched_ranges_are_file_slices_up_to_a_limit_per_response(ctx, monkeypatch):
@@ -123,7 +126,7 @@ async def test_large_fetched_ranges_are_file_slices_up_to_a_limit_per_response(c
     assert sum(isinstance(part, FileSlice) for part in parts) == 1  # the second range was read
     _, payload = parse_response_frame(FETCH, 12, join_parts(parts)[4:])
     fetched = decode_response(FETCH, 12, payload).responses[0].partitions
-    assert [bytes(p.records)[8:] for p in fetched] == [batch[8:] for batch in batches]
+    assert [bytes(p.records) for p in fetched] == [_as_stored(batch) for batch in batches]
 
 
 async def test_produce_v2_is_refused_and_acks_zero_gets_no_answer(ctx):

@@ -128,3 +128,11 @@ def build_batch(
 def values(count: int, size: int = 10, prefix: bytes = b"v") -> list[bytes]:
     """`count` distinct values of `size` bytes each."""
     return [(prefix + b"%d-" % index).ljust(size, b".")[:size] for index in range(count)]
+
+
+STORED_LEADER_EPOCH = 0  # the broker stamps every appended batch with its leader epoch
+
+
+def stored_batch(records: list[RecordSpec | bytes], *, base_offset: int, **options) -> bytes:
+    """A batch as the log stores it: offsets assigned and stamped with the leader epoch."""
+    return build_batch(records, base_offset=base_offset, partition_leader_epoch=STORED_LEADER_EPOCH, **options)

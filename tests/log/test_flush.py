@@ -20,7 +20,7 @@ from kafkacompat.log.topic_config import LogConfig, default_configs
 from kafkacompat.protocol import decode_response, encode_request, encode_request_frame, parse_response_frame
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import decode_records
-from tests.log.batch_builder import build_batch, values
+from tests.log.batch_builder import build_batch, stored_batch, values
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_hidden_records_in_a_rolled_segment_stay_hidden_until_flushed(durable_lo
     for _ in range(3):
         log.append(build_batch(values(3, 20)))  # fills the first segment, rolls, lands in the second
     assert log.segment_base_offsets == [0, 6] and log.high_watermark == 3
-    assert log.read(0, 1 << 20) == build_batch(values(3, 20), base_offset=0)
+    assert log.read(0, 1 << 20) == stored_batch(values(3, 20), base_offset=0)
     assert log.read(3, 1 << 20) == b""
     with pytest.raises(KafkaError) as info:
         log.delete_records(4)  # past the high watermark

@@ -11,7 +11,7 @@ from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import decode_records, parse_batches
 from tests.log.batch_builder import DEFAULT_TIMESTAMP as T0
-from tests.log.batch_builder import GZIP, LZ4, NONE, SNAPPY, ZSTD, RecordSpec, build_batch, values
+from tests.log.batch_builder import GZIP, LZ4, NONE, SNAPPY, ZSTD, RecordSpec, build_batch, stored_batch, values
 
 
 def _offsets(data: bytes) -> list[int]:
@@ -25,7 +25,7 @@ def _fill(log, batches: int, per_batch: int = 3, size: int = 20) -> list[bytes]:
     for _ in range(batches):
         records = values(per_batch, size)
         result = log.append(build_batch(records))
-        stored.append(build_batch(records, base_offset=result.base_offset))
+        stored.append(stored_batch(records, base_offset=result.base_offset))
     return stored
 
 
@@ -38,9 +38,9 @@ def test_append_then_read_is_byte_exact_except_the_base_offset(open_log):
     assert log.log_end_offset == log.high_watermark == 6
     assert log.log_start_offset == 0
     expected = (
-        build_batch([b"a", b"b", b"c"], base_offset=0)
-        + build_batch([b"d", b"e"], base_offset=3)
-        + build_batch([b"f"], base_offset=5)
+        stored_batch([b"a", b"b", b"c"], base_offset=0)
+        + stored_batch([b"d", b"e"], base_offset=3)
+        + stored_batch([b"f"], base_offset=5)
     )
     assert log.read(0, 1 << 20) == expected
     assert (log.directory / "00000000000000000000.log").read_bytes() == expected
@@ -52,7 +52,7 @@ def test_append_patches_a_bytearray_in_place_and_leaves_bytes_alone(open_log):
     original = build_batch([b"y"])
     mutable = bytearray(original)
     log.append(mutable)
-    assert mutable == build_batch([b"y"], base_offset=1)
+    assert mutable == stored_batch([b"y"], base_offset=1)
     assert original != mutable
 
 
@@ -381,14 +381,14 @@ def test_recovery_scans_batches_that_straddle_read_chunks(open_log, monkeypatch,
     import kafkacompat.log.segment as segment_module
 
     log = open_log()
-    stored = [build_batch(values(n, 40), base_offset=0) for n in (1, 5, 2, 9)]
+    stored = [stored_batch(values(n, 40), base_offset=0) for n in (1, 5, 2, 9)]
     offsets = [log.append(batch).base_offset for batch in stored]
     with open(log.directory / "00000000000000000000.log", "ab") as f:
         f.write(build_batch([b"torn"] * 3, base_offset=17)[:-1])
     monkeypatch.setattr(segment_module, "_RECOVERY_CHUNK", chunk)
     reopened = open_log()
     assert reopened.log_end_offset == 17
-    expected = b"".join(build_batch(values(n, 40), base_offset=o) for n, o in zip((1, 5, 2, 9), offsets))
+    expected = b"".join(stored_batch(values(n, 40), base_offset=o) for n, o in zip((1, 5, 2, 9), offsets))
     assert reopened.read(0, 1 << 20) == expected
 
 

@@ -17,7 +17,7 @@ from kafkacompat.log.recovery import CLEANER_STAGING_DIR, SWAP_JOURNAL
 from kafkacompat.log.topic_config import LogConfig, default_configs
 from kafkacompat.protocol.records import scan_valid_batches
 from tests.log.batch_builder import DEFAULT_TIMESTAMP as T0
-from tests.log.batch_builder import build_batch, values
+from tests.log.batch_builder import build_batch, stored_batch, values
 
 BATCH = len(build_batch(values(3, 20)))
 CONFIG = LogConfig.from_strings({**default_configs(), "segment.bytes": str(2 * BATCH), "index.interval.bytes": "1"})
@@ -40,7 +40,7 @@ def _fill(log: PartitionLog, batches: int, producer_id: int = -1) -> list[bytes]
     for n in range(batches):
         idempotent = {"producer_id": producer_id, "producer_epoch": 0, "base_sequence": 3 * n} if producer_id >= 0 else {}
         result = log.append(build_batch(values(3, 20), **idempotent))
-        stored.append(build_batch(values(3, 20), base_offset=result.base_offset, **idempotent))
+        stored.append(stored_batch(values(3, 20), base_offset=result.base_offset, **idempotent))
     return stored
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.log.topic_config import LogConfig, default_configs
-from tests.log.batch_builder import build_batch, values
+from tests.log.batch_builder import build_batch, stored_batch, values
 
 CONFIG = LogConfig.from_strings({**default_configs(), "index.interval.bytes": "64"})
 
@@ -33,7 +33,7 @@ def test_reopen_after_a_cut_keeps_the_whole_batches_before_it(counts, cut_fracti
         stored = []
         for count in counts:
             result = log.append(build_batch(values(count, 17)))
-            stored.append((result.base_offset, result.last_offset, build_batch(values(count, 17), base_offset=result.base_offset)))
+            stored.append((result.base_offset, result.last_offset, stored_batch(values(count, 17), base_offset=result.base_offset)))
         segment = directory / "00000000000000000000.log"
         index = directory / "00000000000000000000.index"
         total = segment.stat().st_size

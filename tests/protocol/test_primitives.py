@@ -18,6 +18,7 @@ from kafkacompat.protocol.primitives import (
     FieldStruct,
     Fixed,
     Member,
+    NullableStruct,
     TaggedMember,
     Uuid,
     WireError,
@@ -248,3 +249,13 @@ def test_struct_runs_of_fixed_fields_keep_wire_order() -> None:
 def test_arrays_refuse_zero_size_elements() -> None:
     with pytest.raises(ValueError):
         Array(FieldStruct([], None), compact=False, nullable=False)
+
+
+def test_nullable_struct_marks_null_with_minus_one_and_presence_with_one() -> None:
+    cursor = NullableStruct(FieldStruct([Member("partition_index", INT32, 0, lambda: 0)], tagged=None))
+    assert cursor.build(None).hex() == "ff"
+    assert cursor.build({"partition_index": 7}).hex() == "01" + "00000007"
+    assert cursor.parse(bytes.fromhex("ff")) is None
+    assert cursor.parse(bytes.fromhex("0100000007")).partition_index == 7
+    with pytest.raises(WireError):
+        cursor.parse(bytes.fromhex("0200000007"))
