@@ -8,16 +8,18 @@ kill or reconfigure theirs. Both always stop what they started.
 from __future__ import annotations
 
 import contextlib
+import re
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from compat_helpers import BrokerProcess
+from compat_helpers import BrokerProcess, wait_until
 
 # Applied to every broker the fixtures start: tests should not sit through
 # the initial rebalance delay (300 ms by default; Kafka waits 3 s).
+_HTTP_LINE = re.compile(r"HTTP admin API and metrics on (http://\S+:\d+)")
 DEFAULT_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 
 BrokerFactory = Callable[[dict[str, str | None] | None], BrokerProcess]
@@ -37,6 +39,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     process = BrokerProcess(tmp_path_factory.mktemp("broker"), DEFAULT_OVERRIDES)
     try:
         process.start()
+        yield process
+    finally:
+        _shut_down(process)
+
+
+@pytest.fixture(scope="module")
+def http_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """A module's broker with the HTTP side on an ephemeral port; its address is ``http_broker.http``."""
+    process = BrokerProcess(tmp_path_factory.mktemp("http-broker"),
+                            {**DEFAULT_OVERRIDES, "http.listeners": "http://127.0.0.1:0"})
+    try:
+        process.start()
+        found = wait_until(lambda: _HTTP_LINE.search(process.log_text()), 10, "the HTTP listener's log line")
+        process.http = found.group(1)
         yield process
     finally:
         _shut_down(process)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -95,3 +97,16 @@ def test_a_bad_config_fails_start_with_the_reason(isolation: str) -> None:
 def test_isolation_is_checked() -> None:
     with pytest.raises(ValueError, match="isolation"):
         EmbeddedBroker(isolation="container")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_http_url_when_the_console_is_on(isolation: str) -> None:
+    import urllib.request
+
+    with EmbeddedBroker(isolation=isolation, config={"http.listeners": "http://127.0.0.1:0"}) as broker:
+        broker.create_topic("seen-by-http", partitions=2)
+        with urllib.request.urlopen(broker.http_url + "/api/topics", timeout=10) as response:
+            listed = {t["name"]: t["partitions"] for t in json.loads(response.read())}
+        assert listed == {"seen-by-http": 2}
+    with EmbeddedBroker(isolation=isolation) as plain:
+        assert plain.http_url is None

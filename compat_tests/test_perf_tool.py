@@ -73,3 +73,16 @@ def test_perf_scale_runs_the_whole_life_of_a_many_partition_broker():
     assert result["partitions"] == 200
     timings = ("first_start_ms", "produce_one_each_ms", "unclean_start_ms", "shutdown_ms", "clean_start_ms")
     assert all(result[name] > 0 for name in timings), result
+
+
+def test_perf_console_times_every_page():
+    finished = subprocess.run(
+        [sys.executable, "-m", "kafkacompat", "perf", "console", "--topics", "4", "--partitions", "3", "--runs", "2",
+         "--json"], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert finished.returncode == 0, finished.stderr
+    result = json.loads(finished.stdout)
+    assert result["workload"] == "console pages (4 topics, 12 partitions)"
+    pages = {name for name in result if name.startswith("GET ")}
+    assert pages == {"GET /_ms", "GET /topics_ms", "GET /topics/{topic}_ms", "GET /groups_ms", "GET /metrics_ms",
+                     "GET /api/topics_ms"}
+    assert all(0 < result[name]["median"] < 60_000 for name in pages)

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
@@ -29,6 +29,10 @@ from kafkacompat.log.flush import sync_tickets
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
+from kafkacompat.telemetry.client_metrics import ClientMetricsManager
+
+if TYPE_CHECKING:
+    from kafkacompat.web.metrics import BrokerMetrics
 
 log = logging.getLogger("kafkacompat.broker")
 
@@ -164,8 +168,12 @@ class Broker:
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
+        self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
+        # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
+        self.metrics: BrokerMetrics | None = None
+        self.http_port: int | None = None
 
     def set_advertised(self, host: str, port: int) -> None:
         """Called once the listener is bound (port 0 picks a free port)."""

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default 9092; 0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, help="where topics and offsets live (default ./kafkacompat-data)")
     serve.add_argument("--config", type=Path, help="YAML file of broker configs by Kafka's names")
+    serve.add_argument("--http-port", type=int,
+                       help="serve the admin API and Prometheus /metrics on 127.0.0.1:PORT (http.listeners)")
     serve.add_argument("--advertised-host", help="host handed to clients in Metadata")
     serve.add_argument("--advertised-port", type=int, help="port handed to clients in Metadata")
     serve.add_argument(
@@ -56,6 +58,8 @@ def _serve_config(args: argparse.Namespace) -> BrokerConfig:
         )
     if args.data_dir is not None:
         overrides["log.dirs"] = str(args.data_dir)
+    if args.http_port is not None:
+        overrides["http.listeners"] = f"http://127.0.0.1:{args.http_port}"
     return BrokerConfig.load(args.config, overrides)
 
 

@@ -35,6 +35,8 @@ _DEFS = [
     ConfigDef("node.id", "int", "1", "Id of this broker in Metadata and DescribeCluster."),
     ConfigDef("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Where the broker accepts connections."),
     ConfigDef("advertised.listeners", "list", "", "Address handed to clients in Metadata; empty means the listener."),
+    ConfigDef("http.listeners", "string", "", "Our own: http://HOST:PORT of the admin API and /metrics; empty is off."),
+    ConfigDef("telemetry.max.bytes", "int", "1048576", "Largest client metrics push accepted (KIP-714)."),
     ConfigDef("log.dirs", "string", "./kafkacompat-data", "Directory holding topics, offsets and broker metadata."),
     ConfigDef("num.partitions", "int", "1", "Partitions of an auto-created or -1-partition topic."),
     ConfigDef("default.replication.factor", "short", "1", "Replication factor used when a request asks for -1."),

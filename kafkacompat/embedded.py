@@ -45,6 +45,7 @@ from kafkacompat.tools.topics import create_topic, delete_topics
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 _LISTENING = re.compile(r"kafkacompat listening on (\S+):(\d+) ")
+_HTTP_LISTENING = re.compile(r"HTTP admin API and metrics on (http://\S+)")
 
 
 
@@ -167,6 +168,13 @@ class EmbeddedBroker(BrokerAccess):
             raise RuntimeError("the broker is not running")
         return f"{self.host}:{self.port}"
 
+    @property
+    def http_url(self) -> str | None:
+        """The console, admin API and /metrics (``http.listeners``, e.g. ``http://127.0.0.1:0``), if served."""
+        if self._runner is None:
+            raise RuntimeError("the broker is not running")
+        return self._runner.http_url
+
     def start(self) -> EmbeddedBroker:
         if self._runner is not None:
             raise RuntimeError("the broker is already running")
@@ -219,6 +227,7 @@ class _ThreadRunner:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._port = 0
+        self.http_url: str | None = None
         self._stop: Any = None
         self._token: Any = None
         self._thread = threading.Thread(target=self._main, name="kafkacompat-broker", daemon=True)
@@ -254,6 +263,7 @@ class _ThreadRunner:
         async with trio.open_nursery() as nursery:
             broker = await nursery.start(serve_broker, config, self._stop.wait)
             self._port = broker.advertised_port
+            self.http_url = None if broker.http_port is None else f"http://{self._owner.host}:{broker.http_port}"
             self._ready.set()
 
     def stop(self) -> None:
@@ -276,6 +286,7 @@ class _ProcessRunner:
     def __init__(self, owner: EmbeddedBroker) -> None:
         self._owner = owner
         self._process: subprocess.Popen[bytes] | None = None
+        self.http_url: str | None = None
 
     def command(self) -> list[str]:
         owner = self._owner
@@ -300,6 +311,8 @@ class _ProcessRunner:
             text = log_path.read_bytes()[seen:].decode(errors="replace")
             match = _LISTENING.search(text)
             if match:
+                http = _HTTP_LISTENING.search(text)
+                self.http_url = http.group(1) if http else None
                 return int(match.group(2))
             if self._process.poll() is not None:
                 raise RuntimeError(f"the broker exited with code {self._process.returncode}:\n{text}")

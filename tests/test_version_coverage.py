@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ LIST_REASSIGNMENTS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_SCRAM_CREDENTIALS = 46, 48,
 DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 61, 75
 DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
 INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
+GET_TELEMETRY_SUBSCRIPTIONS, PUSH_TELEMETRY, LIST_CLIENT_METRICS_RESOURCES = 71, 72, 74
 
 TOPIC_RESOURCE = 2
 FIRST_TIMESTAMP = int(time.time() * 1000) - 60_000
@@ -735,6 +737,34 @@ def describe_producers(session: Session, version: int) -> None:
         ErrorCode.NONE, init.producer_id, init.producer_epoch, 1)
     assert (producer.last_timestamp, producer.coordinator_epoch, producer.current_txn_start_offset) == (
         FIRST_TIMESTAMP, -1, -1)
+
+
+@exercises(GET_TELEMETRY_SUBSCRIPTIONS)
+def get_telemetry_subscriptions(session: Session, version: int) -> None:
+    first = session.call(GET_TELEMETRY_SUBSCRIPTIONS, version, {"client_instance_id": uuid.UUID(int=0)})
+    assert first.error_code == ErrorCode.NONE and first.client_instance_id.int != 0
+    assert first.requested_metrics == [] and first.push_interval_ms == 300_000  # no subscription matches
+    assert first.accepted_compression_types == [4, 3, 1, 2] and first.telemetry_max_bytes == 1_048_576
+    again = session.call(GET_TELEMETRY_SUBSCRIPTIONS, version, {"client_instance_id": first.client_instance_id})
+    assert again.client_instance_id.int == 0 and again.subscription_id == first.subscription_id
+
+
+@exercises(PUSH_TELEMETRY)
+def push_telemetry(session: Session, version: int) -> None:
+    given = session.call(GET_TELEMETRY_SUBSCRIPTIONS, 0, {"client_instance_id": uuid.UUID(int=0)})
+    push = {"client_instance_id": given.client_instance_id, "subscription_id": given.subscription_id,
+            "terminating": False, "compression_type": 0, "metrics": b""}
+    assert session.call(PUSH_TELEMETRY, version, push).error_code == ErrorCode.NONE
+    assert session.call(PUSH_TELEMETRY, version, push).error_code == ErrorCode.THROTTLING_QUOTA_EXCEEDED
+    stale = {**push, "subscription_id": given.subscription_id + 1}
+    assert session.call(PUSH_TELEMETRY, version, stale).error_code == ErrorCode.UNKNOWN_SUBSCRIPTION_ID
+    assert session.call(PUSH_TELEMETRY, version, {**push, "terminating": True}).error_code == ErrorCode.NONE
+
+
+@exercises(LIST_CLIENT_METRICS_RESOURCES)
+def list_client_metrics_resources(session: Session, version: int) -> None:
+    answer = session.call(LIST_CLIENT_METRICS_RESOURCES, version, {})
+    assert answer.error_code == ErrorCode.NONE and answer.client_metrics_resources == []
 
 
 # --- the tests ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The one thing the coordinator reads inside opaque member metadata: subscribed topics.
+"""What the broker reads inside opaque consumer-protocol bytes: subscribed and assigned partitions.
 
 Member metadata and assignments are client-defined bytes the broker relays
 unchanged. For groups of protocol type ``consumer`` Kafka still peeks at the
@@ -6,11 +6,14 @@ subscription (ConsumerProtocolSubscription) to know which topics a live group
 reads, so that OffsetDelete refuses those (GROUP_SUBSCRIBED_TO_TOPIC) and
 retention spares them. Every version (0-3) starts with an int16 version and
 the topic list (int32 count, int16-length strings), which is all we read.
+Assignments are decoded only to show them (the groups tool, the console).
 """
 
 from __future__ import annotations
 
 import struct
+
+from kafkacompat.protocol import DecodeError, decode_data
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 
@@ -38,3 +41,15 @@ def subscribed_topics(metadata: bytes) -> frozenset[str] | None:
     except (struct.error, UnicodeDecodeError):
         return None
     return frozenset(topics)
+
+
+def assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
+    """A ConsumerProtocolAssignment's (topic, partition)s; [] when it is not one (another protocol's bytes)."""
+    if len(assignment) < 2:
+        return []
+    (version,) = struct.unpack_from(">h", assignment)
+    try:
+        decoded = decode_data("consumer_protocol_assignment", min(max(version, 0), 3), assignment[2:])
+    except (DecodeError, ValueError):
+        return []
+    return [(t.topic, p) for t in decoded.assigned_partitions for p in t.partitions]

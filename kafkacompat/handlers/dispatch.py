@@ -32,6 +32,7 @@ from kafkacompat.handlers import (
     producer_ids,
     replicas,
     security_admin,
+    telemetry,
     topic_partitions,
     topics,
 )
@@ -54,7 +55,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
     [
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
-        log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas,
+        log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
     ]
 )
 api_versions.use_registry(REGISTRY)
@@ -70,13 +71,15 @@ Buffer = bytes | bytearray | memoryview
 class Answer:
     """One request's answer as the connection sends it: settled first when deferred, then framed."""
 
-    __slots__ = ("header", "body", "settle")
+    __slots__ = ("header", "body", "settle", "observe")
 
     def __init__(self, header: RequestHeader, body: Mapping[str, Any] | Buffer | None,
-                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
+                 settle: Callable[[], Awaitable[None]] | None = None,
+                 observe: Callable[[Any], None] | None = None) -> None:
         self.header = header
         self.body = body  # a response body, or one already encoded
         self.settle = settle
+        self.observe = observe  # the metrics' look at the final body, when metrics are on
 
     def start_settling(self, nursery: trio.Nursery) -> None:
         """Settle in a task of `nursery` from now on; `frame_parts` then waits for it to finish."""
@@ -97,6 +100,8 @@ class Answer:
         """The response frame as parts to send in order (record sets uncopied); None when nothing is sent."""
         if self.settle is not None:
             await self.settle()
+        if self.observe is not None:
+            self.observe(self.body)
         if self.body is None:
             return None
         header = self.header
@@ -137,7 +142,9 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         raise CloseConnection(
             f"malformed body for API key {header.api_key} v{header.api_version}: {exc}"
         ) from None
+    metrics = ctx.broker.metrics
+    observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
     response = await handler.handle(Request(header, body), ctx)
     if isinstance(response, Deferred):
-        return Answer(header, response.body, response.settle)
-    return Answer(header, response)
+        return Answer(header, response.body, response.settle, observe)
+    return Answer(header, response, observe=observe)

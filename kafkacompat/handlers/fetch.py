@@ -113,6 +113,15 @@ class _FetchPlan:
         answer["records"] = data
         return answer, len(data)
 
+    def record_bytes_by_topic(self, answers: Iterable[tuple[PartitionKey, dict[str, Any]]]) -> dict[str, int]:
+        """Record bytes each topic sends in these answers (for the metrics: sizes only, nothing read)."""
+        sizes: dict[str, int] = {}
+        for (topic_key, _), answer in answers:
+            topic = self.topics.get(topic_key)
+            if topic is not None and len(answer["records"]):
+                sizes[topic.name] = sizes.get(topic.name, 0) + len(answer["records"])
+        return sizes
+
     def responses(self, answers: Iterable[tuple[PartitionKey, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Topic responses, consecutive partitions of one topic grouped as Kafka groups them."""
         responses: list[dict[str, Any]] = []
@@ -209,6 +218,10 @@ async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
         new_session_id = sessions.create(use_ids, cached)
     else:
         new_session_id = INVALID_SESSION_ID
+    metrics = ctx.broker.metrics
+    if metrics is not None:
+        for topic_name, size in plan.record_bytes_by_topic(answers).items():
+            metrics.fetched(topic_name, size)
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": new_session_id,
             "responses": plan.responses(answers)}
 

@@ -120,6 +120,9 @@ def _append(
         log.info("produce to %s-%d refused: %s", topic, index, exc)
         record_errors = exc.record_errors if isinstance(exc, RecordValidationError) else ()
         return _partition_error(index, exc.code, exc.message or None, record_errors), None
+    metrics = ctx.broker.metrics
+    if metrics is not None and not result.duplicate:
+        metrics.appended(topic, result.last_offset - result.base_offset + 1, len(records))
     answer = _appended(index, result.base_offset, result.log_append_time, result.log_start_offset)
     return answer, (partition, result.last_offset + 1)
 

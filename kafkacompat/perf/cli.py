@@ -114,6 +114,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                        help="broker config, e.g. -o log.flush.on.ack=false")
     scale.add_argument("--json", action="store_true", help="print results as JSON on stdout")
 
+    console = actions.add_parser("console", help="web console page times with many topics")
+    console.add_argument("--topics", type=positive_int, default=1000)
+    console.add_argument("--partitions", type=positive_int, default=10, help="partitions per topic")
+    console.add_argument("--runs", type=positive_int, default=5)
+    console.add_argument("--json", action="store_true")
+
     compare = actions.add_parser("compare", help="kafkacompat vs Tansu vs the produce ceiling, one run")
     compare.add_argument("--num-records", type=positive_int, default=1_000_000)
     compare.add_argument("--repeat", type=positive_int, default=3,
@@ -194,6 +200,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.perf_command == "compare":
         return _run_compare(args)
+    if args.perf_command == "console":
+        from kafkacompat.perf.console_pages import measure as measure_console
+
+        emit([measure_console(args.topics, args.partitions, args.runs)], args.json)
+        return 0
     if args.perf_command == "embedded":
         from kafkacompat.perf.embedded_start import measure
 

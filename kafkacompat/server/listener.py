@@ -147,8 +147,21 @@ async def serve_broker(
         if broker.config.is_default("advertised.listeners"):
             # Clients must be handed an address they can dial, never a wildcard.
             broker.set_advertised("127.0.0.1" if host in _WILDCARD_HOSTS else host, bound)
+        http_listener = config.get("http.listeners")
+        stopping = trio.Event()
+
+        async def until_stopping() -> None:
+            await until()
+            stopping.set()
+
         async with trio.open_nursery() as nursery:
-            await nursery.start(Listener(broker).serve, listeners, until)
+            listener = Listener(broker)
+            await nursery.start(listener.serve, listeners, until_stopping)
+            if http_listener:
+                from kafkacompat.web.server import serve_http
+
+                broker.http_port = await nursery.start(
+                    serve_http, broker, lambda: len(listener.connections), http_listener, stopping.wait)
             log.info(
                 "kafkacompat listening on %s:%d (advertised %s:%d), data in %s",
                 host, bound, broker.advertised_host, broker.advertised_port, broker.data_dir.resolve(),

@@ -8,14 +8,16 @@ log end offsets at the partitions' leaders.
 from __future__ import annotations
 
 import argparse
-import struct
 from typing import Any
 
-from kafkacompat.client import ApiKey, Cluster, check
-from kafkacompat.protocol import decode_data
+from kafkacompat.client import ApiKey, ClientError, Cluster, check
+from kafkacompat.group.consumer_protocol import assigned_partitions
 from kafkacompat.tools import output
 
-LATEST_OFFSET = -1
+LATEST_OFFSET, EARLIEST_OFFSET = -1, -2
+RESET_TARGETS = ("earliest", "latest", "timestamp", "offset")
+# A group may have its offsets moved only while nobody consumes (kafka-consumer-groups.sh's rule).
+INACTIVE_STATES = ("Empty", "Dead")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,15 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     describe = actions.add_parser("describe", help="state, members, assignments, offsets and lag")
     describe.add_argument("group")
     common_options(describe)
+    reset = actions.add_parser("reset-offsets", help="move an inactive group's committed offsets of a topic")
+    reset.add_argument("group")
+    reset.add_argument("--topic", required=True)
+    reset.add_argument("--to", choices=RESET_TARGETS, required=True,
+                       help="earliest, latest, the first offset at --value ms (timestamp) or offset --value")
+    reset.add_argument("--value", default="", help="the timestamp (ms) or offset for --to timestamp|offset")
+    common_options(reset)
     return groups
-
-
-def _assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
-    if not assignment:
-        return []
-    (version,) = struct.unpack_from(">h", assignment)
-    decoded = decode_data("consumer_protocol_assignment", min(version, 3), assignment[2:])
-    return [(t.topic, p) for t in decoded.assigned_partitions for p in t.partitions]
 
 
 def list_groups(cluster: Cluster) -> list[tuple[str, str, str]]:
@@ -59,7 +60,7 @@ def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
             "group_instance_id": m.group_instance_id,
             "client_id": m.client_id,
             "client_host": m.client_host,
-            "partitions": _assigned_partitions(m.member_assignment),
+            "partitions": assigned_partitions(m.member_assignment),
         }
         for m in described.members
     ]
@@ -84,6 +85,45 @@ def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
             "protocol": described.protocol_data, "members": members, "offsets": offsets}
 
 
+def reset_offsets(cluster: Cluster, group_id: str, topic: str, target: str, value: str = "") -> dict[int, int]:
+    """Commit new offsets for every partition of ``topic``, as kafka-consumer-groups.sh --reset-offsets.
+
+    ``offset`` targets are kept within each partition's log start and end;
+    ``timestamp`` finds the first offset at or after it (the end when none).
+    Refused while the group has members. Returns the committed offsets.
+    """
+    if target not in RESET_TARGETS:
+        raise ClientError(f"reset to one of {', '.join(RESET_TARGETS)}, not {target!r}")
+    if target in ("timestamp", "offset") and not value.lstrip("-").isdigit():
+        raise ClientError(f"--to {target} needs an integer --value")
+    coordinator = cluster.coordinator(group_id)
+    described = coordinator.send(ApiKey.DESCRIBE_GROUPS, {"groups": [group_id]}).groups[0]
+    check(described.error_code, f"DescribeGroups {group_id}")
+    if described.group_state not in INACTIVE_STATES:
+        raise ClientError(f"group {group_id!r} is {described.group_state}: offsets can be reset only "
+                          "when it has no members")
+    partitions = [(topic, p.partition_index) for p in cluster.topic(topic).partitions]
+    earliest = cluster.list_offsets(partitions, EARLIEST_OFFSET)
+    latest = cluster.list_offsets(partitions, LATEST_OFFSET)
+    if target == "earliest":
+        wanted = earliest
+    elif target == "latest":
+        wanted = latest
+    elif target == "timestamp":
+        found = cluster.list_offsets(partitions, int(value))
+        wanted = {tp: latest[tp] if offset < 0 else offset for tp, offset in found.items()}
+    else:
+        wanted = {tp: min(max(int(value), earliest[tp]), latest[tp]) for tp in partitions}
+    answer = coordinator.send(ApiKey.OFFSET_COMMIT, {
+        "group_id": group_id, "generation_id_or_member_epoch": -1, "member_id": "", "topics": [{
+            "name": topic, "partitions": [
+                {"partition_index": p, "committed_offset": wanted[t, p], "committed_metadata": ""}
+                for t, p in partitions]}]}, lowest=2)
+    for result in answer.topics[0].partitions:
+        check(result.error_code, f"OffsetCommit {topic}-{result.partition_index}")
+    return {p: wanted[t, p] for t, p in partitions}
+
+
 def run(args: argparse.Namespace, cluster: Cluster) -> int:
     if args.groups_command == "list":
         listed = list_groups(cluster)
@@ -91,6 +131,13 @@ def run(args: argparse.Namespace, cluster: Cluster) -> int:
             output.emit_json([{"group_id": g, "state": s, "protocol_type": t} for g, s, t in listed])
         else:
             output.table(None, ["GROUP", "STATE", "PROTOCOL-TYPE"], listed)
+        return 0
+    if args.groups_command == "reset-offsets":
+        moved = reset_offsets(cluster, args.group, args.topic, args.to, args.value)
+        if args.json:
+            output.emit_json([{"topic": args.topic, "partition": p, "offset": o} for p, o in sorted(moved.items())])
+        else:
+            output.table(None, ["TOPIC", "PARTITION", "NEW-OFFSET"], ([args.topic, p, o] for p, o in sorted(moved.items())))
         return 0
     group = describe_group(cluster, args.group)
     if args.json:

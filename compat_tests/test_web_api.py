@@ -1,0 +1,155 @@
+"""The HTTP side of a live broker: Prometheus /metrics and the JSON admin API, after stock clients used it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from compat_helpers import unique_topic, wait_until
+from kafkacompat.client import KafkaClient
+
+
+
+def _get(base: str, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _json(base: str, path: str):
+    status, body = _get(base, path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def _samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body = _get(base, "/metrics")
+    assert status == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def _create(bootstrap: str, topic: str, partitions: int, configs: dict[str, str] | None = None) -> None:
+    with KafkaClient(bootstrap) as client:
+        response = client.request(19, 5, {
+            "topics": [{"name": topic, "num_partitions": partitions, "replication_factor": 1, "assignments": [],
+                        "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()]}],
+            "timeout_ms": 10_000, "validate_only": False})
+    assert response.topics[0].error_code == 0
+
+
+def _produce(bootstrap: str, topic: str) -> list[tuple[int, int]]:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    sent = [
+        producer.send(topic, key=b"k%d" % i, value=b"v%d" % i, headers=[("h", b"%d" % i)], partition=i % 2)
+        .get(timeout=30)
+        for i in range(7)
+    ]
+    producer.close()
+    return [(m.partition, m.offset) for m in sent]
+
+
+def test_metrics_count_exact_requests_errors_and_log_state(http_broker):
+    base, bootstrap = http_broker.http, http_broker.bootstrap
+    topic = unique_topic("metrics")
+    _create(bootstrap, topic, 2)
+    before_produce = _samples(base)
+    _produce(bootstrap, topic)
+    before = _samples(base)
+    messages_in = ("kafka_server_brokertopicmetrics_messagesin_total", (("topic", topic),))
+    assert before[messages_in] - before_produce.get(messages_in, 0) == 7
+    assert before[("kafka_server_brokertopicmetrics_bytesin_total", (("topic", topic),))] > 7 * 4
+    with KafkaClient(bootstrap) as client:
+        for _ in range(5):
+            client.request(3, 9, {"topics": None, "allow_auto_topic_creation": False,
+                                  "include_topic_authorized_operations": False})
+        client.request(2, 4, {"replica_id": -1, "isolation_level": 0, "topics": [
+            {"name": topic, "partitions": [{"partition_index": 9, "current_leader_epoch": -1, "timestamp": -1}]}]})
+    after = _samples(base)
+
+    def moved(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert moved("kafka_network_requestmetrics_requests_total", request="Metadata", version="9") == 5
+    assert moved("kafka_network_requestmetrics_requests_total", request="ListOffsets", version="4") == 1
+    assert moved("kafka_network_requestmetrics_errors_total",
+                 request="ListOffsets", error="UNKNOWN_TOPIC_OR_PARTITION") == 1
+    assert moved("kafka_network_requestmetrics_totaltimems_count", request="Metadata") == 5
+    bytes_in = after[("kafka_server_brokertopicmetrics_bytesin_total", (("topic", topic),))]
+    with KafkaClient(bootstrap) as client:
+        client.request(1, 12, {
+            "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20, "isolation_level": 0,
+            "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
+            "topics": [{"topic": topic, "partitions": [
+                {"partition": p, "fetch_offset": 0, "partition_max_bytes": 1 << 20} for p in (0, 1)]}]})
+    fetched = _samples(base)[("kafka_server_brokertopicmetrics_bytesout_total", (("topic", topic),))]
+    assert fetched == bytes_in, "one fetch of both partitions from 0 sends every stored batch once"
+    ends = {p: after[("kafka_log_log_logendoffset", (("partition", str(p)), ("topic", topic)))] for p in (0, 1)}
+    assert ends == {0: 4, 1: 3}
+    assert after[("kafka_cluster_partition_highwatermark", (("partition", "0"), ("topic", topic)))] == 4
+    assert after[("kafka_log_log_numlogsegments", (("partition", "1"), ("topic", topic)))] == 1
+    assert after[("kafka_log_log_size", (("partition", "1"), ("topic", topic)))] > 0
+    assert after[("kafka_server_replicamanager_partitioncount", ())] >= 2
+
+
+def test_topic_api_shows_partitions_configs_and_records_exactly(http_broker):
+    base, bootstrap = http_broker.http, http_broker.bootstrap
+    topic = unique_topic("api")
+    _create(bootstrap, topic, 2, {"retention.ms": "123456"})
+    placed = _produce(bootstrap, topic)
+    listed = {t["name"]: t for t in _json(base, "/api/topics")}
+    assert listed[topic]["partitions"] == 2 and listed[topic]["records"] == 7
+    described = _json(base, f"/api/topics/{topic}")
+    assert [(p["partition"], p["log_start_offset"], p["high_watermark"]) for p in described["partitions"]] == [
+        (0, 0, 4), (1, 0, 3)]
+    configs = {c["name"]: (c["value"], c["source"]) for c in described["configs"]}
+    assert configs["retention.ms"] == ("123456", "TOPIC_CONFIG")
+    assert configs["cleanup.policy"] == ("delete", "DEFAULT_CONFIG")
+
+    page = _json(base, f"/api/topics/{topic}/partitions/0/records?offset=1&limit=2")
+    expected = [i for i, (p, _) in enumerate(placed) if p == 0]  # record numbers on partition 0, in order
+    assert [(r["offset"], r["key"]["text"], r["value"]["text"]) for r in page["records"]] == [
+        (1, f"k{expected[1]}", f"v{expected[1]}"), (2, f"k{expected[2]}", f"v{expected[2]}")]
+    header_value = str(expected[1]).encode()
+    assert page["records"][0]["headers"] == [
+        {"key": "h", "value": {"text": header_value.decode(), "base64": base64.b64encode(header_value).decode()}}]
+    assert page["next_offset"] == 3 and page["high_watermark"] == 4
+    rest = _json(base, f"/api/topics/{topic}/partitions/0/records?offset=3")
+    assert [r["offset"] for r in rest["records"]] == [3]
+
+    assert _get(base, "/api/topics/no-such-topic")[0] == 404
+    assert _get(base, f"/api/topics/{topic}/partitions/7/records")[0] == 404
+    assert _get(base, f"/api/topics/{topic}/partitions/0/records?offset=x")[0] == 400
+    assert _get(base, f"/api/topics/{topic}/partitions/0/records?offset=99")[0] == 416
+
+
+def test_group_api_shows_committed_offsets_and_lag(http_broker):
+    base, bootstrap = http_broker.http, http_broker.bootstrap
+    topic = unique_topic("lag")
+    _create(bootstrap, topic, 2)
+    _produce(bootstrap, topic)
+    group = unique_topic("group")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(1, "", -1)})
+    consumer.close()
+    described = wait_until(lambda: _json(base, f"/api/groups/{group}"), 5, "the group in the API")
+    assert described["state"] == "Empty"
+    assert [(o["partition"], o["committed"], o["high_watermark"], o["lag"]) for o in described["offsets"]] == [
+        (0, 1, 4, 3)]
+    assert group in {g["group_id"] for g in _json(base, "/api/groups")}
+    samples = _samples(base)
+    assert samples[("kafka_consumergroup_lag", (("group", group), ("partition", "0"), ("topic", topic)))] == 3
+    assert _get(base, "/api/groups/no-such-group")[0] == 404
