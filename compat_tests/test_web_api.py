@@ -153,3 +153,60 @@ def test_group_api_shows_committed_offsets_and_lag(http_broker):
     samples = _samples(base)
     assert samples[("kafka_consumergroup_lag", (("group", group), ("partition", "0"), ("topic", topic)))] == 3
     assert _get(base, "/api/groups/no-such-group")[0] == 404
+
+
+CLIENT_METRICS_RESOURCE, INCREMENTAL_ALTER_CONFIGS, DESCRIBE_CONFIGS = 16, 44, 32
+
+
+def _subscribe(bootstrap: str, name: str, configs: dict[str, str]) -> None:
+    with KafkaClient(bootstrap) as client:
+        answer = client.request(INCREMENTAL_ALTER_CONFIGS, 1, {"resources": [{
+            "resource_type": CLIENT_METRICS_RESOURCE, "resource_name": name,
+            "configs": [{"name": k, "config_operation": 0, "value": v} for k, v in configs.items()]}],
+            "validate_only": False})
+    assert answer.responses[0].error_code == 0, answer.responses[0].error_message
+
+
+def test_client_metrics_subscriptions_are_config_resources(http_broker):
+    bootstrap = http_broker.bootstrap
+    name = unique_topic("subscription")
+    _subscribe(bootstrap, name, {"metrics": "org.apache.kafka.producer.", "interval.ms": "2000",
+                                 "match": "client_id=app-.*"})
+    with KafkaClient(bootstrap) as client:
+        described = client.request(DESCRIBE_CONFIGS, 4, {"resources": [{
+            "resource_type": CLIENT_METRICS_RESOURCE, "resource_name": name, "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False}).results[0]
+        listed = client.request(74, 0, {}).client_metrics_resources
+        refused = client.request(INCREMENTAL_ALTER_CONFIGS, 1, {"resources": [{
+            "resource_type": CLIENT_METRICS_RESOURCE, "resource_name": name,
+            "configs": [{"name": "interval.ms", "config_operation": 0, "value": "5"}]}],
+            "validate_only": False}).responses[0]
+    assert {c.name: (c.value, c.config_source) for c in described.configs} == {
+        "metrics": ("org.apache.kafka.producer.", 7), "interval.ms": ("2000", 7), "match": ("client_id=app-.*", 7)}
+    assert name in {r.name for r in listed}
+    assert refused.error_code == 40 and "interval.ms" in refused.error_message  # INVALID_CONFIG
+
+
+def test_librdkafka_pushes_telemetry_that_metrics_and_the_console_show(http_broker):
+    from confluent_kafka import Producer
+
+    base, bootstrap = http_broker.http, http_broker.bootstrap
+    _subscribe(bootstrap, unique_topic("all-producers"), {"metrics": "*", "interval.ms": "1000",
+                                                          "match": "client_id=telemetry-producer"})
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": "telemetry-producer",
+                         "enable.metrics.push": True})
+    topic = unique_topic("telemetry")
+    try:
+        def pushed() -> list:
+            producer.produce(topic, b"tick")
+            producer.poll(0.2)
+            return [key for key, _ in _samples(base).items()
+                    if key[0] == "kafka_client_telemetry" and ("client_id", "telemetry-producer") in key[1]]
+
+        series = wait_until(pushed, 30, "librdkafka's first telemetry push")
+        metric_names = {dict(labels)["metric"] for _, labels in series}
+        assert any(name.startswith("org.apache.kafka.producer.") for name in metric_names), metric_names
+        status, page = _get(base, "/clients")
+        assert status == 200 and b"telemetry-producer" in page and b"org.apache.kafka.producer." in page
+    finally:
+        producer.flush(10)

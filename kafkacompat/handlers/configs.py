@@ -11,6 +11,10 @@ AlterConfigs is the older, non-incremental form: the configs it names become
 the resource's whole set of overrides, so an override it leaves out is
 removed. Both forms check a request's shape the same way first.
 
+Client metrics subscriptions (KIP-714) are ``client-metrics`` resources whose
+configs (``metrics``, ``interval.ms``, ``match``) live in the broker's
+ClientMetricsManager; a resource whose configs are all deleted is gone.
+
 Broker configs are static on this broker (there is no dynamic broker config),
 so they are read-only, the cluster-wide default resource ("") holds nothing,
 and an alteration of a broker resource is refused as Kafka refuses a config
@@ -29,6 +33,10 @@ from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.log.log_manager import validate_topic_name
 from kafkacompat.log.topic_config import TOPIC_CONFIGS, ConfigType
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.telemetry.client_metrics import parse_configs as parse_client_metrics
+
+# The client-metrics configs that are lists (APPEND and SUBTRACT apply); interval.ms is an int.
+CLIENT_METRICS_LISTS = ("metrics", "match")
 
 API_DESCRIBE_CONFIGS = 32
 API_ALTER_CONFIGS = 33
@@ -38,6 +46,7 @@ API_INCREMENTAL_ALTER_CONFIGS = 44
 class ResourceType(enum.IntEnum):
     TOPIC = 2
     BROKER = 4
+    CLIENT_METRICS = 16
 
 
 class ConfigSource(enum.IntEnum):
@@ -46,6 +55,7 @@ class ConfigSource(enum.IntEnum):
     TOPIC_CONFIG = 1
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
+    CLIENT_METRICS_CONFIG = 7
 
 
 class AlterOp(enum.IntEnum):
@@ -185,6 +195,8 @@ def _describe_resource(broker: Any, resource: Any, include_synonyms: bool, inclu
         if not _check_broker_resource(broker, resource.resource_name):
             return []  # the cluster default holds dynamic defaults only, and we have none
         return _broker_entries(broker, names, **options)
+    if resource.resource_type == ResourceType.CLIENT_METRICS:
+        return _client_metrics_entries(broker, resource.resource_name, names, **options)
     raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type: {resource.resource_type}")
 
 
@@ -284,12 +296,54 @@ def _alter_broker(broker: Any, name: str, changes: list[_Change]) -> None:
         )
 
 
+def _client_metrics_entries(broker: Any, name: str, names: set[str] | None, **options: bool) -> list[dict[str, Any]]:
+    """A subscription's configs (KIP-714); none for a name no subscription has."""
+    manager = broker.client_metrics
+    if name not in manager.subscriptions:
+        return []
+    return [
+        _entry(config, value, [_synonym(config, value, ConfigSource.CLIENT_METRICS_CONFIG)],
+               ConfigType.LIST if config in CLIENT_METRICS_LISTS else ConfigType.INT, "", read_only=False, **options)
+        for config, value in sorted(manager.subscription_configs(name).items())
+        if names is None or config in names
+    ]
+
+
+def _alter_client_metrics(broker: Any, name: str, changes: list[_Change], validate_only: bool,
+                          replace_all: bool) -> None:
+    manager = broker.client_metrics
+    current = {} if replace_all or name not in manager.subscriptions else manager.subscription_configs(name)
+    wanted = dict(current)
+    for change in changes:
+        if change.op == AlterOp.SET:
+            wanted[change.name] = change.value
+        elif change.op == AlterOp.DELETE:
+            wanted.pop(change.name, None)
+        elif change.name not in CLIENT_METRICS_LISTS:
+            raise KafkaError(ErrorCode.INVALID_CONFIG,
+                             f"Can't {change.op.name} to key {change.name} because its type is not LIST.")
+        else:
+            items = _list_items(current.get(change.name, ""))
+            given = _list_items(change.value or "")
+            items = items + [i for i in given if i not in items] if change.op == AlterOp.APPEND else [
+                i for i in items if i not in given]
+            wanted[change.name] = ",".join(items)
+    if validate_only:
+        parse_client_metrics(name, wanted)
+    else:
+        manager.set_subscription(name, wanted)
+
+
 def _alter_resource(broker: Any, resource: Any, validate_only: bool, replace_all: bool) -> None:
     changes = _read_changes(resource.configs, replace_all=replace_all)
     if resource.resource_type == ResourceType.TOPIC:
         _alter_topic(broker, resource.resource_name, changes, validate_only, replace_all)
     elif resource.resource_type == ResourceType.BROKER:
         _alter_broker(broker, resource.resource_name, changes)
+    elif resource.resource_type == ResourceType.CLIENT_METRICS:
+        if not resource.resource_name:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, "A client metrics resource needs a name.")
+        _alter_client_metrics(broker, resource.resource_name, changes, validate_only, replace_all)
     else:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type: {resource.resource_type}")
 
