@@ -17,11 +17,13 @@ off: a refusal on use, not a narrower range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from kafkacompat.protocol.frames import RequestHeader
-from kafkacompat.protocol.specs import api_spec
+from kafkacompat.protocol.specs import spec_version_range
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
@@ -69,22 +71,30 @@ HandlerFunc = Callable[[Request, RequestContext], Awaitable["Mapping[str, Any] |
 
 @dataclass(frozen=True)
 class ApiHandler:
-    """One API key's handler; its version range is its spec's (see the module docstring)."""
+    """One API key's handler; its version range is its spec's (see the module docstring).
+
+    The range is read from the spec file on first use, not at import, so a
+    broker without its specs can say so instead of failing to import.
+    """
 
     api_key: int
     handle: HandlerFunc
-    min_version: int = field(init=False)
-    max_version: int = field(init=False)
 
-    def __post_init__(self) -> None:
-        spec = api_spec(self.api_key)
-        if spec is None:
-            raise ValueError(f"API key {self.api_key} has no spec in protocol_specs/")
-        object.__setattr__(self, "min_version", spec.min_version)
-        object.__setattr__(self, "max_version", spec.max_version)
+    @functools.cached_property
+    def _range(self) -> tuple[int, int]:
+        return spec_version_range(self.api_key)
+
+    @property
+    def min_version(self) -> int:
+        return self._range[0]
+
+    @property
+    def max_version(self) -> int:
+        return self._range[1]
 
     def supports(self, version: int) -> bool:
-        return self.min_version <= version <= self.max_version
+        low, high = self._range
+        return low <= version <= high
 
 
 def build_registry(modules: list[Any]) -> dict[int, ApiHandler]:

@@ -240,6 +240,24 @@ def _api_files() -> dict[int, Traversable]:
     return files
 
 
+_VALID_VERSIONS_LINE = re.compile(rb"^valid_versions:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
+
+
+@functools.cache
+def spec_version_range(api_key: int) -> tuple[int, int]:
+    """An API's (min, max) version from its spec's top-level ``valid_versions:`` line, without parsing YAML.
+
+    ApiVersions answers from these, so a fresh broker's first answer needs no
+    spec parsed; :func:`api_spec` checks they agree with the parsed spec.
+    """
+    path = _api_files().get(api_key)
+    match = _VALID_VERSIONS_LINE.search(path.read_bytes()) if path is not None else None
+    versions = VersionRange.parse(match.group(1).decode()) if match else None
+    if versions is None or versions.high is None:
+        raise SpecError(f"API key {api_key} has no spec with a closed valid_versions line in {specs_dir()}")
+    return versions.low, versions.high
+
+
 @functools.cache
 def api_spec(api_key: int) -> ApiSpec | None:
     """One API's spec (None for a key we have no spec for), parsed on first use."""
@@ -249,6 +267,8 @@ def api_spec(api_key: int) -> ApiSpec | None:
     spec = _parse_file(path)
     if spec.api_key != api_key:
         raise SpecError(f"{path.name}: api_key line says {api_key}, the spec says {spec.api_key}")
+    if spec_version_range(api_key) != (spec.min_version, spec.max_version):
+        raise SpecError(f"{path.name}: the valid_versions line disagrees with the parsed spec")
     return spec
 
 
