@@ -210,3 +210,49 @@ def test_librdkafka_pushes_telemetry_that_metrics_and_the_console_show(http_brok
         assert status == 200 and b"telemetry-producer" in page and b"org.apache.kafka.producer." in page
     finally:
         producer.flush(10)
+
+
+def _post(base: str, path: str, body: object) -> tuple[int, dict]:
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_admin_api_writes_go_through_kafka(http_broker):
+    from kafka import KafkaConsumer, TopicPartition
+
+    base, bootstrap = http_broker.http, http_broker.bootstrap
+    topic, group = unique_topic("api-writes"), unique_topic("api-group")
+    _create(bootstrap, topic, 1)
+    for n in range(3):
+        status, done = _post(base, f"/api/topics/{topic}/records",
+                             {"partition": 0, "key": f"k{n}", "value": f"v{n}", "headers": {"via": "api"}})
+        assert status == 200 and done == {"topic": topic, "partition": 0}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+    consumer.assign([TopicPartition(topic, 0)])
+    assert [(m.key, m.value, m.headers) for _, m in zip(range(3), consumer)] == [
+        (f"k{n}".encode(), f"v{n}".encode(), [("via", b"api")]) for n in range(3)]
+    consumer.close()
+
+    status, done = _post(base, f"/api/topics/{topic}/configs", {"set": {"retention.ms": "7200000"}})
+    assert status == 200
+    configs = {c["name"]: (c["value"], c["source"]) for c in _json(base, f"/api/topics/{topic}")["configs"]}
+    assert configs["retention.ms"] == ("7200000", "TOPIC_CONFIG")
+    assert _post(base, f"/api/topics/{topic}/configs", {"delete": ["retention.ms"]})[0] == 200
+    status, refused = _post(base, f"/api/topics/{topic}/configs", {"set": {"retention.ms": "soon"}})
+    assert status == 400 and "INVALID_CONFIG" in refused["error"]
+
+    committer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    committer.assign([TopicPartition(topic, 0)])
+    committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(3, "", -1)})
+    committer.close()
+    status, done = _post(base, f"/api/groups/{group}/reset-offsets", {"topic": topic, "to": "offset", "value": 1})
+    assert status == 200, done
+    assert [(o["committed"], o["lag"]) for o in _json(base, f"/api/groups/{group}")["offsets"]] == [(1, 2)]
+    status, refused = _post(base, f"/api/groups/{group}/reset-offsets", {"topic": topic, "to": "sideways"})
+    assert status == 400 and "sideways" in refused["error"]
+    assert _post(base, f"/api/topics/{topic}/records", ["not", "an", "object"])[0] == 400

@@ -20,6 +20,7 @@ from kafkacompat.handlers.configs import ConfigSource, topic_config_entries
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.protocol.records import decode_records, parse_batches
 from kafkacompat.web.state import group_view
+from kafkacompat.web.writes import alter_topic_config, produce_record, reset_group_offsets
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
@@ -170,8 +171,82 @@ class ConsoleApi:
         return JSONResponse(view)
 
 
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+def _written(error: str, done: dict[str, Any]) -> JSONResponse:
+    """200 with what was done, or 400 with the Kafka error's one line."""
+    return JSONResponse({"error": error}, status_code=400) if error else JSONResponse(done)
+
+
+def _bytes_field(body: dict[str, Any], name: str) -> bytes | None:
+    value = body.get(name)
+    return None if value is None else str(value).encode()
+
+
+class ApiWrites:
+    """The admin API's POST routes: each a Kafka request to this broker (see web/writes.py)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/topics/{topic}/configs", self.alter_configs, methods=["POST"]),
+            Route("/api/topics/{topic}/records", self.produce, methods=["POST"]),
+            Route("/api/groups/{group_id}/reset-offsets", self.reset_offsets, methods=["POST"]),
+        ]
+
+    async def alter_configs(self, request: Request) -> JSONResponse:
+        """``{"set": {name: value}, "delete": [name]}`` for one topic (IncrementalAlterConfigs)."""
+        topic = request.path_params["topic"]
+        try:
+            body = await _json_body(request)
+            to_set = {str(k): str(v) for k, v in dict(body.get("set", {})).items()}
+            to_delete = [str(name) for name in body.get("delete", [])]
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        for name, value in [*to_set.items(), *((n, None) for n in to_delete)]:
+            error = await alter_topic_config(self.broker, topic, name, value)
+            if error:
+                return _written(error, {})
+        return _written("", {"topic": topic, "set": to_set, "deleted": to_delete})
+
+    async def produce(self, request: Request) -> JSONResponse:
+        """``{"partition": N, "key": text, "value": text, "headers": {name: text}}``: one record."""
+        topic = request.path_params["topic"]
+        try:
+            body = await _json_body(request)
+            partition = int(body.get("partition", 0))
+            headers = [(str(k), None if v is None else str(v).encode()) for k, v in dict(body.get("headers", {})).items()]
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        error = await produce_record(self.broker, topic, partition, _bytes_field(body, "key"),
+                                     _bytes_field(body, "value"), headers)
+        return _written(error, {"topic": topic, "partition": partition})
+
+    async def reset_offsets(self, request: Request) -> JSONResponse:
+        """``{"topic": T, "to": "earliest"|"latest"|"timestamp"|"offset", "value": N}`` for an empty group."""
+        group_id = request.path_params["group_id"]
+        try:
+            body = await _json_body(request)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        topic, target = str(body.get("topic", "")), str(body.get("to", ""))
+        error = await reset_group_offsets(self.broker, group_id, topic, target, str(body.get("value", "")))
+        return _written(error, {"group_id": group_id, "topic": topic, "to": target})
+
+
 def build_app(broker: Broker, metrics: BrokerMetrics, history: History) -> Starlette:
     """The console's pages, the JSON admin API and /metrics, on one app."""
     from kafkacompat.web.console import Console
 
-    return Starlette(routes=ConsoleApi(broker, metrics).routes() + Console(broker, history).routes())
+    return Starlette(routes=ConsoleApi(broker, metrics).routes() + ApiWrites(broker).routes()
+                     + Console(broker, history).routes())

@@ -1,10 +1,7 @@
 """The web console: server-rendered pages over the broker's state, a little JavaScript for live views.
 
-Reads come straight from the engines (see :mod:`kafkacompat.web.state`).
-Writes -- producing a record, altering a topic config, resetting a group's
-offsets -- go through the Kafka protocol to this same broker, from a worker
-thread with the command-line tools' client, so they take exactly the path
-(validation, durability, errors) a client's request takes.
+Reads come straight from the engines (:mod:`kafkacompat.web.state`); writes
+are Kafka requests to this same broker (:mod:`kafkacompat.web.writes`).
 """
 
 from __future__ import annotations
@@ -15,18 +12,17 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-import trio
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from kafkacompat.client import ClientError, Cluster
 from kafkacompat.handlers.configs import ConfigSource, topic_config_entries
 from kafkacompat.protocol.errors import KafkaError
-from kafkacompat.protocol.records import Compression, decode_records, parse_batches
+from kafkacompat.protocol.records import decode_records, parse_batches
 from kafkacompat.web.state import group_lags, group_view, high_watermarks
+from kafkacompat.web.writes import alter_topic_config, produce_record, reset_group_offsets
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
@@ -202,54 +198,27 @@ class Console:
                 offset = max(offset, header.last_offset + 1)
         return found, (offset if offset < partition.high_watermark else None)
 
-    async def _with_cluster(self, work: Any) -> str:
-        """Run ``work(cluster)`` in a thread against this broker; '' or the error's one line."""
-        address = f"{self.broker.advertised_host}:{self.broker.advertised_port}"
-
-        def run() -> str:
-            try:
-                with Cluster(address, client_id="kafkacompat-console") as cluster:
-                    work(cluster)
-                return ""
-            except ClientError as exc:
-                return str(exc)
-
-        return await trio.to_thread.run_sync(run)
-
     async def produce(self, request: Request) -> Response:
-        from kafkacompat.tools.produce import Producer
-
         name = request.path_params["topic"]
         form = await _form(request)
         partition = int(form["partition"]) if form.get("partition", "").isdigit() else 0
-        key = form.get("key", "").encode() or None
-        value = form.get("value", "").encode()
         headers = []
         for line in form.get("headers", "").splitlines():
             header, sep, header_value = line.partition("=")
             if sep and header.strip():
                 headers.append((header.strip(), header_value.encode()))
-
-        def send(cluster: Cluster) -> None:
-            producer = Producer(cluster, name, acks=-1, compression=Compression.NONE, partition=partition)
-            producer.add((key, value, headers))
-            producer.flush()
-
-        error = await self._with_cluster(send)
+        error = await produce_record(self.broker, name, partition, form.get("key", "").encode() or None,
+                                     form.get("value", "").encode(), headers)
         message = error or "record produced"
         return RedirectResponse(f"/topics/{name}?" + urlencode({"partition": partition, "seek": "newest",
                                                                    "message": message}), status_code=303)
 
     async def alter_config(self, request: Request) -> Response:
-        from kafkacompat.tools.topics import alter_configs
-
         name = request.path_params["topic"]
         form = await _form(request)
-        config, value = form.get("name", ""), form.get("value", "")
-        if form.get("delete"):
-            error = await self._with_cluster(lambda cluster: alter_configs(cluster, name, [], [config]))
-        else:
-            error = await self._with_cluster(lambda cluster: alter_configs(cluster, name, [(config, value)], []))
+        config = form.get("name", "")
+        error = await alter_topic_config(self.broker, name, config,
+                                         None if form.get("delete") else form.get("value", ""))
         message = error or f"{config} updated"
         return RedirectResponse(f"/topics/{name}?" + urlencode({"message": message}), status_code=303)
 
@@ -280,13 +249,10 @@ class Console:
         return self._page("clients.html", instances=instances, subscriptions=subscriptions)
 
     async def reset_offsets(self, request: Request) -> Response:
-        from kafkacompat.tools.groups import reset_offsets
-
         group_id = request.path_params["group_id"]
         form = await _form(request)
-        topic, target = form.get("topic", ""), form.get("to", "earliest")
-        value = form.get("value", "")
-        error = await self._with_cluster(lambda cluster: reset_offsets(cluster, group_id, topic, target, value))
+        topic, target, value = form.get("topic", ""), form.get("to", "earliest"), form.get("value", "")
+        error = await reset_group_offsets(self.broker, group_id, topic, target, value)
         message = error or f"offsets of {topic} reset to {target} {value}".rstrip()
         return RedirectResponse(f"/groups/{group_id}?" + urlencode({"message": message}), status_code=303)
 
