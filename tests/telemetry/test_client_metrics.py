@@ -9,21 +9,14 @@ import pytest
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import Compression, compress
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
+from tests.log.conftest import FakeClock
 
 metrics_pb2 = pytest.importorskip("opentelemetry.proto.metrics.v1.metrics_pb2")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1_000_000)
 
 
 @pytest.fixture
