@@ -515,19 +515,25 @@ class PartitionLog:
             self._unflushed_records >= config.flush_messages or now_ms - self._last_flush_ms >= config.flush_ms
         )
 
-    def begin_flush(self) -> FlushTicket | None:
-        """Take what an fsync must cover now; None for a closed partition."""
+    def begin_flush(self, *, whole_filesystem: bool = False) -> FlushTicket | None:
+        """Take what an fsync must cover now; None for a closed partition.
+
+        `whole_filesystem`: a syncfs covers the round, so the active segment's
+        data file needs no descriptor in the ticket.
+        """
         if self._closed:
             return None
         fds, self._pending_fds = self._pending_fds, []
-        data_fd = self._segments[-1].take_unsynced_fd()
+        active = self._segments[-1]
+        uncovered = whole_filesystem and active.has_unsynced_appends
+        data_fd = active.take_unsynced_fd(duplicate=not whole_filesystem)
         if data_fd is not None:
             fds.append(data_fd)
         directory = self.directory if self._directory_unsynced else None
         self._directory_unsynced = False
         self._unflushed_records = 0
         self._last_flush_ms = self._clock()
-        return FlushTicket(fds, directory, self._end_position())
+        return FlushTicket(fds, directory, self._end_position(), needs_filesystem_sync=uncovered)
 
     def complete_flush(self, ticket: FlushTicket) -> bool:
         """Advance the durable point (and, with flushes_on_ack, the high watermark); False if the fsync failed.
