@@ -224,7 +224,10 @@ class Broker:
             log.info("retention deleted %d segment(s)", deleted)
 
     async def _checkpoint_recovery_points(self, now: int) -> None:
-        self.log_manager.checkpoint_recovery_points()
+        """Taken on the event loop (a consistent view), written in a thread; skipped when nothing moved."""
+        document = self.log_manager.recovery_checkpoint()
+        if document is not None:
+            await trio.to_thread.run_sync(self.log_manager.write_recovery_checkpoint, document)
 
     async def _clean_logs(self, now: int) -> None:
         """Run each due cleaning in bounded steps, yielding to requests between them; fsyncs in a thread."""
