@@ -128,7 +128,8 @@ class LogManager:
             shutil.rmtree(stale)
         self._topics: dict[str, Topic] = {}
         self._topics_by_id: dict[uuid.UUID, Topic] = {}
-        self._checkpointed: list[tuple[int, ...]] | None = None  # what the last recovery checkpoint saw
+        # The last recovery checkpoint's entries, with the fingerprint each was built at.
+        self._checkpoint_entries: dict[PartitionLog, tuple[tuple[int, int, int], list[Any]]] = {}
         started = time.monotonic()
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         states = read_marker(self.data_dir)
@@ -174,18 +175,27 @@ class LogManager:
 
         Per partition (by topic id): the recovery point and, when everything
         appended is fsynced, `PartitionLog.checkpoint_state()`, so an unclean
-        start opens it without a scan.  What changed is told by a cheap
-        fingerprint per partition, so the broker may ask often.
+        start opens it without a scan.  An entry is rebuilt only when its
+        partition's recovery point, log start or segments changed, so the
+        broker may ask often; an entry whose state went stale meanwhile is
+        still safe, as the files no longer match it (recovery.state_matches_disk).
         """
-        partitions = [(topic.topic_id, partition) for topic in self._topics.values() for partition in topic.partitions]
-        fingerprint = [(partition.recovery_point, partition.log_end_offset, partition.log_start_offset,
-                        partition.segments_version, len(partition.segment_base_offsets)) for _, partition in partitions]
-        if not force and fingerprint == self._checkpointed:
+        previous, entries = self._checkpoint_entries, {}
+        changed = force
+        for topic in self._topics.values():
+            topic_id = str(topic.topic_id)
+            for partition in topic.partitions:
+                fingerprint = (partition.recovery_point, partition.log_start_offset, partition.segments_version)
+                cached = previous.get(partition)
+                if cached is None or cached[0] != fingerprint:
+                    cached = (fingerprint, [topic_id, partition.index, partition.recovery_point,
+                                            partition.checkpoint_state()])
+                    changed = True
+                entries[partition] = cached
+        self._checkpoint_entries = entries
+        if not (changed or len(entries) != len(previous)):
             return None
-        self._checkpointed = fingerprint
-        entries = [[str(topic_id), partition.index, partition.recovery_point, partition.checkpoint_state()]
-                   for topic_id, partition in partitions]
-        return {"version": 2, "partitions": entries}
+        return {"version": 2, "partitions": [entry for _, entry in entries.values()]}
 
     def _load_registry(
         self, recovery_points: dict[tuple[str, int], int] | None, states: dict[str, PartitionState]

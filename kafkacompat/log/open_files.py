@@ -28,11 +28,18 @@ from typing import Protocol
 
 # Never fewer than this, whatever the limit: a broker with few partitions keeps them all open.
 MIN_OPEN_FILES = 128
+# Descriptors kept out of the log's budget, for connections and everything else.
+OTHER_FDS = 256
 
 
 def descriptor_budget(soft_limit: int) -> int:
-    """How many log descriptors stay open under a soft RLIMIT_NOFILE of `soft_limit`."""
-    return max(MIN_OPEN_FILES, soft_limit // 4)
+    """How many log descriptors stay open under a soft RLIMIT_NOFILE of `soft_limit`.
+
+    Three quarters of what is left after OTHER_FDS: reopening costs a system
+    call that Kafka never pays, so the log keeps as many open as it can
+    while connections keep room of their own (server/listener.py).
+    """
+    return max(MIN_OPEN_FILES, (soft_limit - OTHER_FDS) * 3 // 4)
 
 
 class DescriptorOwner(Protocol):

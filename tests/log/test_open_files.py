@@ -48,5 +48,6 @@ def test_a_dirty_index_whose_descriptor_was_taken_back_is_still_handed_over_for_
 
 
 def test_the_budget_grows_with_the_descriptor_limit() -> None:
-    assert open_files.descriptor_budget(1024) == 256
+    assert open_files.descriptor_budget(1024) == 576
+    assert open_files.descriptor_budget(20_000) == 14_808
     assert open_files.descriptor_budget(100) == open_files.MIN_OPEN_FILES
