@@ -52,6 +52,7 @@ class BrokerProcess:
         self.log_path = workdir / "broker.log"
         self.overrides = dict(overrides or {})
         self._process: subprocess.Popen | None = None
+        self.preexec_fn = None  # run in the child before the broker starts (e.g. to lower its limits)
 
     def command(self) -> list[str]:
         argv = [sys.executable, "-m", "kafkacompat", "serve",
@@ -72,7 +73,7 @@ class BrokerProcess:
             log.flush()
             self._process = subprocess.Popen(
                 self.command(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=self.preexec_fn)
         self._wait_until_accepting()
 
     def _wait_until_accepting(self) -> None:

@@ -25,7 +25,7 @@ from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.coordinator import GroupCoordinator
 from kafkacompat.handlers.fetch_session import FetchSessionCache
 from kafkacompat.log.dir_lock import DataDirLock
-from kafkacompat.log.flush import sync_tickets
+from kafkacompat.log.flush import sync_tickets, syncs_filesystem
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
@@ -116,7 +116,9 @@ class GroupCommit:
         self._running = round_
         round_.failed = set(partitions)  # until proven otherwise
         try:
-            tickets = [(partition, ticket) for partition in partitions if (ticket := partition.begin_flush())]
+            whole_filesystem = syncs_filesystem(len(partitions))
+            tickets = [(partition, ticket) for partition in partitions
+                       if (ticket := partition.begin_flush(whole_filesystem=whole_filesystem))]
             with trio.CancelScope(shield=True):  # the tickets own descriptors: always finish the round
                 await trio.to_thread.run_sync(sync_tickets, [ticket for _, ticket in tickets], self._data_dir)
             round_.failed = {partition for partition, ticket in tickets if not partition.complete_flush(ticket)}
@@ -222,7 +224,10 @@ class Broker:
             log.info("retention deleted %d segment(s)", deleted)
 
     async def _checkpoint_recovery_points(self, now: int) -> None:
-        self.log_manager.checkpoint_recovery_points()
+        """Taken on the event loop (a consistent view), written in a thread; skipped when nothing moved."""
+        document = self.log_manager.recovery_checkpoint()
+        if document is not None:
+            await trio.to_thread.run_sync(self.log_manager.write_recovery_checkpoint, document)
 
     async def _clean_logs(self, now: int) -> None:
         """Run each due cleaning in bounded steps, yielding to requests between them; fsyncs in a thread."""

@@ -3,7 +3,9 @@
 Kafka's rules for requests it cannot serve: an unknown API key, an
 unsupported version (except ApiVersions) or a body that does not parse closes
 the connection; ApiVersions with a version we do not know gets a v0 response
-carrying UNSUPPORTED_VERSION and our ranges so the client can retry lower.
+carrying UNSUPPORTED_VERSION and our ranges so the client can retry lower. A
+handler that fails unexpectedly gets its API's error response with
+UNKNOWN_SERVER_ERROR (see :mod:`.error_response`) and its stack trace logged.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from kafkacompat.handlers import (
     topic_partitions,
     topics,
 )
+from kafkacompat.handlers.error_response import error_response
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext, build_registry
 from kafkacompat.protocol import (
     DecodeError,
@@ -48,6 +51,7 @@ from kafkacompat.protocol import (
     parse_request,
     response_frame_parts,
 )
+from kafkacompat.protocol.errors import ErrorCode
 
 log = logging.getLogger("kafkacompat.dispatch")
 
@@ -144,7 +148,13 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         ) from None
     metrics = ctx.broker.metrics
     observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
-    response = await handler.handle(Request(header, body), ctx)
+    try:
+        response = await handler.handle(Request(header, body), ctx)
+    except Exception:
+        log.exception("unexpected error handling API key %d v%d", header.api_key, header.api_version)
+        response = error_response(header.api_key, header.api_version, body, ErrorCode.UNKNOWN_SERVER_ERROR)
+        if response is None:
+            raise CloseConnection("unexpected error handling a request that gets no response") from None
     if isinstance(response, Deferred):
         return Answer(header, response.body, response.settle, observe)
     return Answer(header, response, observe=observe)

@@ -33,8 +33,10 @@ class LogPosition(NamedTuple):
 class FlushTicket:
     """One partition's share of a flush round.  Owned by whoever runs `sync`; single use."""
 
-    def __init__(self, fds: list[int], directory: Path | None, durable_to: LogPosition | None) -> None:
+    def __init__(self, fds: list[int], directory: Path | None, durable_to: LogPosition | None,
+                 *, needs_filesystem_sync: bool = False) -> None:
         self.fds = fds
+        self.needs_filesystem_sync = needs_filesystem_sync  # its writes are covered by a syncfs only
         self.directory = directory  # set when a file was created in it since the last flush
         self.durable_to = durable_to  # where the partition's log is durable once synced (None: not a log flush)
         self.error: OSError | None = None
@@ -71,9 +73,19 @@ def sync_and_close(fds: list[int]) -> None:
             os.close(fd)
 
 
+def syncs_filesystem(tickets: int) -> bool:
+    """Whether a round of this many tickets is made durable by one syncfs rather than fsyncs.
+
+    Tickets for such a round need not carry the data files' descriptors
+    (`PartitionLog.begin_flush(whole_filesystem=True)`), which keeps a round
+    over 10,000 partitions from duplicating 10,000 descriptors.
+    """
+    return CAN_SYNC_FILESYSTEM and tickets >= SYNC_FILESYSTEM_MIN_TICKETS
+
+
 def sync_tickets(tickets: list[FlushTicket], data_dir: Path) -> None:
     """Run a round's tickets: one syncfs of `data_dir`'s filesystem for many, else each ticket's fsyncs."""
-    if not (CAN_SYNC_FILESYSTEM and len(tickets) >= SYNC_FILESYSTEM_MIN_TICKETS):
+    if not (syncs_filesystem(len(tickets)) or any(ticket.needs_filesystem_sync for ticket in tickets)):
         for ticket in tickets:
             ticket.sync()
         return

@@ -17,6 +17,8 @@ import struct
 from array import array
 from pathlib import Path
 
+from kafkacompat.log.open_files import OPEN_FILES
+
 
 class _SparseIndex:
     """Shared mechanics: an fd, a lazily loaded (keys, values) pair of arrays, and the last entry.
@@ -69,6 +71,9 @@ class _SparseIndex:
     def _append(self, key: int, value: int) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR)
+            OPEN_FILES.opened(self)
+        else:
+            OPEN_FILES.touched(self)
         os.pwrite(self._fd, self.ENTRY.pack(key, value), self._count * self.ENTRY.size)
         self._dirty = True
         self._count += 1
@@ -94,21 +99,38 @@ class _SparseIndex:
         self.last_entry = (keys[-1], values[-1]) if keep else None
 
     def flush(self) -> None:
-        if self._dirty:
-            os.fsync(self._fd)
-            self._dirty = False
+        fd = self.detach()
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def detach(self) -> int | None:
-        """Hand the open descriptor (if any) to the caller, who fsyncs and closes it; a later append reopens."""
-        fd, self._fd, self._dirty = self._fd, None, False
-        return fd
+        """A descriptor for the caller to fsync and close if entries await an fsync, else None; a later append reopens.
+
+        An index whose descriptor the open-files budget took back gets a fresh
+        one: the fsync through it covers the earlier writes too.
+        """
+        fd, dirty = self._fd, self._dirty
+        if fd is not None:
+            OPEN_FILES.closed(self)
+        self._fd, self._dirty = None, False
+        if not dirty:
+            if fd is not None:
+                os.close(fd)
+            return None
+        return fd if fd is not None else os.open(self.path, os.O_RDWR)
+
+    def release_descriptor(self) -> None:
+        """Close the descriptor to stay within the open-files budget; it stays dirty until detached."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def close(self) -> None:
         """Flush and release the descriptor; a later append reopens it."""
-        if self._fd is not None:
-            self.flush()
-            os.close(self._fd)
-            self._fd = None
+        self.flush()
 
 
 class OffsetIndex(_SparseIndex):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kafkacompat.log.clean_shutdown import CLEAN_SHUTDOWN_FILE, PartitionState, read_marker, state_key, write_marker
 from kafkacompat.log.cleaner import CleaningJob, cleaning_jobs
@@ -84,8 +85,10 @@ class LogManager:
         stopped uncleanly (see clean_shutdown.py);
       - `recovery-point-offset-checkpoint`: per partition (by topic id), the
         offset below which everything was fsynced, written by
-        `checkpoint_recovery_points` (the broker calls it periodically); after
-        an unclean stop, segments past it are scanned in full (recovery.py);
+        `recovery_checkpoint` (the broker writes it periodically), with the
+        state of each partition that was fully fsynced then; after an unclean
+        stop, a partition whose files still match that state opens unread,
+        the others scan the segments past their point in full (recovery.py);
       - `<topic>-<partition>/`: one PartitionLog each;
       - `<topic id hex>-<partition>-delete/`: a deleted partition being removed
         (swept again on open if a crash interrupted the removal).
@@ -125,6 +128,8 @@ class LogManager:
             shutil.rmtree(stale)
         self._topics: dict[str, Topic] = {}
         self._topics_by_id: dict[uuid.UUID, Topic] = {}
+        # The last recovery checkpoint's entries, with the fingerprint each was built at.
+        self._checkpoint_entries: dict[PartitionLog, tuple[tuple[int, int, int], list[Any]]] = {}
         started = time.monotonic()
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         states = read_marker(self.data_dir)
@@ -152,19 +157,45 @@ class LogManager:
         self._producer_id_block_end = int(stored["block_end"]) if isinstance(stored, dict) else 0
         self._next_producer_id = self._producer_id_block_end
 
-    def _read_recovery_points(self) -> dict[tuple[str, int], int]:
+    def _read_recovery_points(self) -> dict[tuple[str, int], tuple[int, PartitionState | None]]:
         stored = read_json(self.data_dir / RECOVERY_POINTS_FILE)
         entries = stored.get("partitions", []) if isinstance(stored, dict) else []
-        return {(topic_id, index): offset for topic_id, index, offset in entries}
+        return {(entry[0], entry[1]): (entry[2], entry[3] if len(entry) > 3 else None) for entry in entries}
 
     def checkpoint_recovery_points(self) -> None:
-        """Persist every partition's recovery point (the broker calls this every log.flush.offset.checkpoint.interval.ms)."""
-        entries = [
-            [str(topic.topic_id), partition.index, partition.recovery_point]
-            for topic in self._topics.values()
-            for partition in topic.partitions
-        ]
-        write_json_atomically(self.data_dir / RECOVERY_POINTS_FILE, {"version": 1, "partitions": entries})
+        """Persist every partition's recovery point now, with the states of those fully fsynced."""
+        self.write_recovery_checkpoint(self.recovery_checkpoint(force=True))
+
+    def write_recovery_checkpoint(self, document: dict[str, Any]) -> None:
+        """Write what `recovery_checkpoint` returned; touches nothing else, so any thread may call it."""
+        write_json_atomically(self.data_dir / RECOVERY_POINTS_FILE, document)
+
+    def recovery_checkpoint(self, *, force: bool = False) -> dict[str, Any] | None:
+        """The recovery-point checkpoint to write, or None when nothing moved since the last one.
+
+        Per partition (by topic id): the recovery point and, when everything
+        appended is fsynced, `PartitionLog.checkpoint_state()`, so an unclean
+        start opens it without a scan.  An entry is rebuilt only when its
+        partition's recovery point, log start or segments changed, so the
+        broker may ask often; an entry whose state went stale meanwhile is
+        still safe, as the files no longer match it (recovery.state_matches_disk).
+        """
+        previous, entries = self._checkpoint_entries, {}
+        changed = force
+        for topic in self._topics.values():
+            topic_id = str(topic.topic_id)
+            for partition in topic.partitions:
+                fingerprint = (partition.recovery_point, partition.log_start_offset, partition.segments_version)
+                cached = previous.get(partition)
+                if cached is None or cached[0] != fingerprint:
+                    cached = (fingerprint, [topic_id, partition.index, partition.recovery_point,
+                                            partition.checkpoint_state()])
+                    changed = True
+                entries[partition] = cached
+        self._checkpoint_entries = entries
+        if not (changed or len(entries) != len(previous)):
+            return None
+        return {"version": 2, "partitions": [entry for _, entry in entries.values()]}
 
     def _load_registry(
         self, recovery_points: dict[tuple[str, int], int] | None, states: dict[str, PartitionState]
@@ -184,9 +215,11 @@ class LogManager:
                            range(entry["partitions"])))
 
         def open_one(name: str, topic_id: uuid.UUID, log_config: LogConfig, index: int) -> PartitionLog:
-            point = None if recovery_points is None else recovery_points.get((str(topic_id), index), 0)
+            point, checkpointed = (None, None) if recovery_points is None else \
+                recovery_points.get((str(topic_id), index), (0, None))
             state = states.get(state_key(topic_id, index))
-            return self._open_partition(name, index, log_config, recovery_point=point, state=state)
+            return self._open_partition(name, index, log_config, recovery_point=point, state=state,
+                                        checkpointed=checkpointed)
 
         # Recovery waits on the disk: several threads overlap those waits, as Kafka's
         # num.recovery.threads.per.data.dir do.  A clean start is pure Python work and
@@ -237,6 +270,7 @@ class LogManager:
         fresh: bool = False,
         recovery_point: int | None = None,
         state: PartitionState | None = None,
+        checkpointed: PartitionState | None = None,
     ) -> PartitionLog:
         directory = self._partition_dir(topic, index)
         if fresh and directory.exists():
@@ -251,6 +285,7 @@ class LogManager:
             flush_on_ack=self._flush_on_ack,
             recovery_point=recovery_point,
             state=state,
+            checkpointed=checkpointed,
             sync_recovery=not CAN_SYNC_FILESYSTEM,  # the caller syncs the filesystem once
         )
 

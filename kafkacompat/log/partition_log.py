@@ -17,7 +17,7 @@ from kafkacompat.log.flush import FlushTicket, LogPosition
 from kafkacompat.log.leader_epochs import EpochEntry, LeaderEpochCache
 from kafkacompat.log.producer_state import ProducerEntry, ProducerStateManager
 from kafkacompat.log.record_validation import check_records, needs_record_walk
-from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments
+from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments, state_matches_disk
 from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LONG_MAX, LogConfig
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
@@ -83,11 +83,14 @@ class PartitionLog:
         flush_on_ack: bool = False,
         recovery_point: int | None = None,
         state: PartitionState | None = None,
+        checkpointed: PartitionState | None = None,
         sync_recovery: bool = True,
     ) -> None:
         """`flush_on_ack`: the broker's log.flush.on.ack.  `recovery_point`: None after a clean
         shutdown, else the offset below which everything was fsynced (see recovery.py).
         `state`: what `clean_state()` returned at a clean shutdown; nothing is read then.
+        `checkpointed`: after an unclean stop, what `checkpoint_state()` last saved; the
+        partition opens as after a clean stop if its files still match it.
         `sync_recovery=False` leaves fsyncing what recovery repaired to the caller."""
         self.topic = topic
         self.index = index
@@ -106,16 +109,19 @@ class PartitionLog:
         self._leader_epoch_recorded = fresh
         if fresh:
             self._leader_epochs.assign(self.leader_epoch, 0, sync=False)
+        trusted = state
+        if state is None and checkpointed is not None and state_matches_disk(directory, checkpointed["segments"]):
+            trusted, recovery_point = checkpointed, None
         self._segments, self.recovery_stats = open_segments(
             directory, config.index_interval_bytes, recovery_point,
-            state=state["segments"] if state else None, sync=sync_recovery,
+            state=trusted["segments"] if trusted else None, sync=sync_recovery,
         )
         self._bases = [segment.base_offset for segment in self._segments]
         stored = state or read_json(directory / LOG_START_OFFSET_FILE)
         stored_offset = stored.get("log_start_offset", 0) if isinstance(stored, dict) else 0
         self.log_start_offset = min(max(self._bases[0], int(stored_offset)), self.log_end_offset)
         self._producers = ProducerStateManager(directory, producer_id_expiration_ms)
-        if not (state and self._producers.restore(state["producers"])):
+        if not (trusted and self._producers.restore(trusted["producers"])):
             self._rebuild_producer_state()
         self._unflushed_records = 0
         self._last_flush_ms = clock()
@@ -515,19 +521,25 @@ class PartitionLog:
             self._unflushed_records >= config.flush_messages or now_ms - self._last_flush_ms >= config.flush_ms
         )
 
-    def begin_flush(self) -> FlushTicket | None:
-        """Take what an fsync must cover now; None for a closed partition."""
+    def begin_flush(self, *, whole_filesystem: bool = False) -> FlushTicket | None:
+        """Take what an fsync must cover now; None for a closed partition.
+
+        `whole_filesystem`: a syncfs covers the round, so the active segment's
+        data file needs no descriptor in the ticket.
+        """
         if self._closed:
             return None
         fds, self._pending_fds = self._pending_fds, []
-        data_fd = self._segments[-1].take_unsynced_fd()
+        active = self._segments[-1]
+        uncovered = whole_filesystem and active.has_unsynced_appends
+        data_fd = active.take_unsynced_fd(duplicate=not whole_filesystem)
         if data_fd is not None:
             fds.append(data_fd)
         directory = self.directory if self._directory_unsynced else None
         self._directory_unsynced = False
         self._unflushed_records = 0
         self._last_flush_ms = self._clock()
-        return FlushTicket(fds, directory, self._end_position())
+        return FlushTicket(fds, directory, self._end_position(), needs_filesystem_sync=uncovered)
 
     def complete_flush(self, ticket: FlushTicket) -> bool:
         """Advance the durable point (and, with flushes_on_ack, the high watermark); False if the fsync failed.
@@ -589,10 +601,24 @@ class PartitionLog:
             for segment in self._segments:
                 segment.close()
 
+    def checkpoint_state(self) -> PartitionState | None:
+        """While open: the state as `clean_state()` gives it, if everything appended is fsynced, else None.
+
+        Saved with the recovery point, it lets an unclean start open this
+        partition without scanning it, as long as the files on disk still
+        match it (recovery.state_matches_disk).
+        """
+        if self._closed or self._storage_error is not None or self.recovery_point != self.log_end_offset:
+            return None
+        return self._state()
+
     def clean_state(self) -> PartitionState | None:
         """After `close()`: what lets the next start open this partition without reading it (clean_shutdown.py)."""
         if self._storage_error is not None:
             return None
+        return self._state()
+
+    def _state(self) -> PartitionState:
         return {"segments": [segment.state() for segment in self._segments],
                 "log_start_offset": self.log_start_offset, "producers": self._producers.document()}
 

@@ -8,7 +8,10 @@ segment's tail is re-checked.  After an unclean one, every segment that ends
 past the partition's recovery point (the offset below which everything was
 known to be fsynced) is scanned in full and its indexes rebuilt; a cut inside
 a sealed segment makes the data after it unreachable, so, as in Kafka, the
-later segments are deleted and the log ends at the last valid batch.
+later segments are deleted and the log ends at the last valid batch.  A
+partition whose state was saved with its recovery point at a moment when
+everything appended was fsynced, and whose files have not changed since
+(`state_matches_disk`), opens after an unclean stop as after a clean one.
 """
 
 from __future__ import annotations
@@ -88,6 +91,39 @@ def open_segments(
             _recover_in_full(segment, index_interval_bytes, stats, sync)
             stats.indexes_rebuilt += 1
     return segments, stats
+
+
+def state_matches_disk(directory: Path, segments: list[list[int | None]]) -> bool:
+    """Whether the segment states saved with a recovery checkpoint still describe `directory`'s files.
+
+    They do when the same segment files are there, each of the saved size,
+    and no cleaner swap or half-written file is about: nothing was appended,
+    rolled, deleted or rewritten since the checkpoint, and since the saved
+    state ended at the recovery point, all of it was fsynced. One directory
+    listing and one stat per segment, no data read.
+    """
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return False
+    logs = set()
+    for name in names:
+        if name.endswith(".log"):
+            logs.add(name)
+        elif name in (SWAP_JOURNAL, CLEANER_STAGING_DIR) or name.endswith(TMP_SUFFIX):
+            return False
+    if len(logs) != len(segments) or not segments:
+        return False
+    for base, size, *_ in segments:
+        name = f"{segment_name(base)}.log"
+        if name not in logs:
+            return False
+        try:
+            if os.stat(directory / name).st_size != size:
+                return False
+        except FileNotFoundError:
+            return False
+    return True
 
 
 def _recover_in_full(segment: LogSegment, index_interval_bytes: int, stats: RecoveryStats, sync: bool) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kafkacompat.log.file_slice import FileSlice
+from kafkacompat.log.open_files import OPEN_FILES
 from kafkacompat.log.index import OffsetIndex, TimeIndex
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import (
@@ -45,7 +46,8 @@ class LogSegment:
     `recover()` repairs the other direction.
 
     After a clean shutdown a segment is rebuilt from `state()` without
-    opening anything; its files are opened on first use.
+    opening anything; its files are opened on first use, and closed again
+    when the broker-wide budget of open descriptors needs room (open_files.py).
 
     Only the last segment of a partition is appended to.  Not safe for
     concurrent use: the owning PartitionLog serialises every call.  fsyncs go
@@ -58,6 +60,7 @@ class LogSegment:
         self.base_offset = base_offset
         self.log_path = directory / f"{stem}.log"
         self._descriptor: int | None = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        OPEN_FILES.opened(self)
         self.size = os.fstat(self._descriptor).st_size
         self._offset_index: OffsetIndex | None = OffsetIndex(directory / f"{stem}.index")
         self._time_index: TimeIndex | None = TimeIndex(directory / f"{stem}.timeindex")
@@ -90,9 +93,19 @@ class LogSegment:
 
     @property
     def _fd(self) -> int:
-        if self._descriptor is None:
-            self._descriptor = os.open(self.log_path, os.O_RDWR)
-        return self._descriptor
+        descriptor = self._descriptor
+        if descriptor is None:
+            descriptor = self._descriptor = os.open(self.log_path, os.O_RDWR)
+            OPEN_FILES.opened(self)
+        else:
+            OPEN_FILES.touched(self)
+        return descriptor
+
+    def release_descriptor(self) -> None:
+        """Close the data file's descriptor to stay within the open-files budget; the next use reopens it."""
+        descriptor, self._descriptor = self._descriptor, None
+        if descriptor is not None:
+            os.close(descriptor)
 
     @property
     def offset_index(self) -> OffsetIndex:
@@ -138,15 +151,21 @@ class LogSegment:
         self._bytes_since_index_entry += header.size
         self.next_offset = header.last_offset + 1
 
-    def take_unsynced_fd(self) -> int | None:
+    @property
+    def has_unsynced_appends(self) -> bool:
+        return self._dirty
+
+    def take_unsynced_fd(self, *, duplicate: bool = True) -> int | None:
         """A duplicate of the data file's descriptor if appends since the last call still need an fsync.
 
         The caller owns the duplicate: it fsyncs and closes it, in any thread.
+        With `duplicate=False` the caller syncs the whole filesystem instead:
+        the appends count as covered and no descriptor is handed over.
         """
         if not self._dirty:
             return None
         self._dirty = False
-        return os.dup(self._fd)
+        return os.dup(self._fd) if duplicate else None
 
     def seal(self) -> list[int]:
         """On roll and close: record the final max timestamp; hand over the descriptors still needing an fsync.
@@ -360,6 +379,7 @@ class LogSegment:
 
     def close(self) -> None:
         if self._descriptor is not None:
+            OPEN_FILES.closed(self)
             os.close(self._descriptor)
             self._descriptor = None
         for index in (self._offset_index, self._time_index):

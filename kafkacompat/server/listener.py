@@ -19,13 +19,16 @@ from kafkacompat.broker import Broker
 from kafkacompat.config import BrokerConfig
 from kafkacompat.handlers.dispatch import REGISTRY
 from kafkacompat.handlers.registry import RequestContext
+from kafkacompat.log.open_files import descriptor_budget
 from kafkacompat.protocol.specs import check_specs_cover
 from kafkacompat.server.connection import Connection
 
 log = logging.getLogger("kafkacompat.server")
 
 DRAIN_DEADLINE_S = 10.0
-# File descriptors kept free for segment files, indexes and the offsets journal.
+# File descriptors kept free for the offsets journal, snapshots, checkpoints and
+# fetched file slices; segment files and indexes have a budget of their own
+# (kafkacompat.log.open_files), kept free too.
 RESERVED_FDS = 256
 REFUSAL_LOG_INTERVAL_S = 1.0
 
@@ -44,7 +47,7 @@ def connection_limit(configured: int) -> int:
             soft = target
         except (ValueError, OSError):
             pass
-    return max(1, min(configured, soft - RESERVED_FDS))
+    return max(1, min(configured, soft - RESERVED_FDS - descriptor_budget(soft)))
 
 
 def _peer_host(stream: trio.SocketStream) -> str:

@@ -14,6 +14,7 @@ from kafkacompat.log.durable import write_json_atomically
 from kafkacompat.log.log_manager import CLEAN_SHUTDOWN_FILE, RECOVERY_POINTS_FILE, LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.log.recovery import CLEANER_STAGING_DIR, SWAP_JOURNAL
+from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LogConfig, default_configs
 from kafkacompat.protocol.records import scan_valid_batches
 from tests.log.batch_builder import DEFAULT_TIMESTAMP as T0
@@ -172,8 +173,9 @@ def test_clean_shutdown_marker_and_recovery_points(tmp_path, clock, caplog):
         crashed = _manager(data_dir, clock)  # the first manager was never closed
     partition = crashed.partition("t", 0)
     assert partition.log_end_offset == 21
-    assert crashed.recovery_stats.segments_scanned == 2 + 1  # the segments at 12 and 18, and partition 1's
-    assert "log recovery after an unclean shutdown: 2 partitions, 3 segments scanned" in caplog.text
+    # The segments at 12 and 18; partition 1 was fully fsynced at the checkpoint and opens unread.
+    assert crashed.recovery_stats.segments_scanned == 2
+    assert "log recovery after an unclean shutdown: 2 partitions, 2 segments scanned" in caplog.text
     crashed.close()
     assert (data_dir / CLEAN_SHUTDOWN_FILE).exists()
     assert (data_dir / RECOVERY_POINTS_FILE).exists()
@@ -260,4 +262,46 @@ def test_an_unclean_start_opens_partitions_on_several_threads_in_order(tmp_path,
     reopened = crashed.topic("t").partitions
     assert [(p.index, p.log_end_offset) for p in reopened] == [(n, 3 * n) for n in range(6)]
     assert crashed.recovery_stats.segments_scanned == sum(len(p.segment_base_offsets) for p in reopened)
+    crashed.close()
+
+
+def test_an_unclean_start_opens_partitions_fsynced_at_the_checkpoint_unread(tmp_path, clock, monkeypatch):
+    data_dir = tmp_path / "data"
+    manager = _manager(data_dir, clock)
+    topic = manager.create_topic("t", 3)
+    for partition in topic.partitions:
+        partition.append(build_batch(values(3, 20), producer_id=7, base_sequence=0))
+        partition.flush()
+    expected = [_read_all(partition) for partition in topic.partitions]
+    manager.checkpoint_recovery_points()
+    topic.partitions[1].append(build_batch(values(3, 20), producer_id=7, base_sequence=3))  # after it: scanned
+    topic.partitions[1].flush()
+    expected[1] = _read_all(topic.partitions[1])
+    scans = []
+    real_recover = LogSegment.recover
+    monkeypatch.setattr(LogSegment, "recover", lambda self, *a, **k: scans.append(self.log_path.parent.name)
+                        or real_recover(self, *a, **k))
+
+    crashed = _manager(data_dir, clock)  # the first manager was never closed
+    assert scans == ["t-1"]
+    reopened = crashed.topic("t").partitions
+    assert [_read_all(partition) for partition in reopened] == expected
+    assert [p.log_end_offset for p in reopened] == [3, 6, 3]
+    assert all(p.active_producers[0].last_sequence == (5 if p.index == 1 else 2) for p in reopened)
+    crashed.close()
+
+
+def test_a_checkpointed_state_the_files_no_longer_match_is_not_trusted(tmp_path, clock):
+    data_dir = tmp_path / "data"
+    manager = _manager(data_dir, clock)
+    partition = manager.create_topic("t", 1).partitions[0]
+    partition.append(build_batch(values(3, 20)))
+    partition.flush()
+    manager.checkpoint_recovery_points()
+    active = data_dir / "t-0" / _name(0, ".log")
+    with open(active, "ab") as file:
+        file.write(b"torn")  # a partial write after the checkpoint: the file grew
+    crashed = _manager(data_dir, clock)
+    assert crashed.recovery_stats.segments_scanned == 1 and crashed.recovery_stats.bytes_truncated == 4
+    assert crashed.partition("t", 0).log_end_offset == 3
     crashed.close()

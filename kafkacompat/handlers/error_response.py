@@ -1,0 +1,134 @@
+"""One error answer for any request, built from the request and its response spec.
+
+Kafka answers a request whose handler failed unexpectedly with the API's
+error response (``AbstractRequest.getErrorResponse``): the error code in every
+``error_code`` field, and the arrays that carry errors mirroring the topics,
+partitions, groups or resources the request named, so a client can fail each
+of them. This module builds that answer for every API from the specs alone,
+sans I/O, for dispatch and for injected faults.
+
+The mirroring rules, applied at each level of the response:
+
+- a response array whose elements carry an ``error_code`` (directly or
+  deeper) is paired with a request array of the same level: the one with
+  the same name, else the first one not yet paired; other arrays stay empty;
+- each request element gives one response element; primitive fields are
+  copied from request fields of the same name and type, or of a synonym
+  (a Produce partition's ``index`` is a Fetch request's ``partition``),
+  except 64-bit values: those are offsets and timestamps of the answer,
+  and offsets without a spec default are -1 (Kafka's INVALID_OFFSET);
+- a request element that is a bare value (``partition_indexes``,
+  ``topic_names``, ``groups``) fills the response element's first field of
+  its type: the partition index, topic name or group id.
+
+Every other field keeps its default; the encoder fills those in.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping
+
+from kafkacompat.protocol.specs import FieldSpec, api_spec
+
+ERROR_CODE = "error_code"
+ERROR_MESSAGE = "error_message"
+PRODUCE = 0
+INVALID_OFFSET = -1
+_OFFSET_SUFFIXES = ("offset", "watermark")
+# Kafka's names for one key field that differ between a request and its response.
+_SYNONYMS = {
+    "partition_index": ("partition", "index"),
+    "partition": ("partition_index", "index"),
+    "index": ("partition_index", "partition"),
+    "name": ("topic", "topic_name"),
+    "topic": ("name", "topic_name"),
+    "topic_name": ("name", "topic"),
+}
+
+
+def error_response(api_key: int, version: int, request_body: Mapping[str, Any], code: int,
+                   message: str | None = None) -> dict[str, Any] | None:
+    """The response body answering `request_body` with `code` everywhere; None when Kafka sends none.
+
+    None is Produce with acks=0: Kafka has no answer to send and closes the
+    connection instead. `message` goes into every ``error_message`` field.
+    """
+    if api_key == PRODUCE and request_body.get("acks") == 0:
+        return None
+    spec = api_spec(api_key)
+    return _Mirror(version, code, message).struct(spec.response, spec.request, request_body)
+
+
+@functools.lru_cache(maxsize=None)
+def _carries_errors(field: FieldSpec, version: int) -> bool:
+    return any(child.present_in(version) and (child.name == ERROR_CODE or (child.is_struct and _carries_errors(child, version)))
+               for child in field.fields)
+
+
+class _Mirror:
+    """Builds one error body; holds what every level shares."""
+
+    def __init__(self, version: int, code: int, message: str | None) -> None:
+        self.version = version
+        self.code = int(code)
+        self.message = message
+
+    def struct(self, fields: tuple[FieldSpec, ...], request_fields: tuple[FieldSpec, ...],
+               request: Mapping[str, Any] | None) -> dict[str, Any]:
+        version = self.version
+        present = [f for f in fields if f.present_in(version)]
+        request_present = [f for f in request_fields if f.present_in(version)] if request is not None else []
+        body: dict[str, Any] = {}
+        for field in present:
+            if field.is_array:
+                continue
+            if field.name == ERROR_CODE and field.type == "int16":
+                body[field.name] = self.code
+            elif field.name == ERROR_MESSAGE and (self.message is not None or field.nullable_in(version)):
+                body[field.name] = self.message
+            elif field.type == "int64":
+                if field.name.endswith(_OFFSET_SUFFIXES) and not field.has_default:
+                    body[field.name] = INVALID_OFFSET
+            elif not field.is_struct:
+                source = _same_field(field, request_present)
+                if source is not None:
+                    body[field.name] = request[source.name]
+        for field, source in _paired_arrays(present, request_present, version):
+            body[field.name] = [self.element(field, source, element) for element in request[source.name] or ()]
+        return body
+
+    def element(self, field: FieldSpec, source: FieldSpec, value: Any) -> dict[str, Any]:
+        if source.is_struct:
+            return self.struct(field.fields, source.fields, value)
+        element = self.struct(field.fields, (), None)
+        target = next((f for f in field.fields if f.present_in(self.version) and not f.is_array
+                       and f.type == source.element_type), None)
+        if target is not None:
+            element[target.name] = value
+        return element
+
+
+def _same_field(field: FieldSpec, request_fields: list[FieldSpec]) -> FieldSpec | None:
+    names = (field.name, *_SYNONYMS.get(field.name, ()))
+    for name in names:
+        for candidate in request_fields:
+            if candidate.name == name and candidate.type == field.type:
+                return candidate
+    return None
+
+
+def _paired_arrays(fields: list[FieldSpec], request_fields: list[FieldSpec],
+                   version: int) -> list[tuple[FieldSpec, FieldSpec]]:
+    """(response array, request array) pairs: by name first, then in order (see the module docstring)."""
+    wanted = [f for f in fields if f.is_array and f.is_struct and _carries_errors(f, version)]
+    free = [f for f in request_fields if f.is_array]
+    pairs = []
+    for field in list(wanted):
+        match = next((f for f in free if f.name == field.name), None)
+        if match is not None:
+            pairs.append((field, match))
+            wanted.remove(field)
+            free.remove(match)
+    pairs.extend(zip(wanted, free))
+    return pairs
