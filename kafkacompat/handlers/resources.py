@@ -40,10 +40,15 @@ def _walk(entry: Mapping[str, Any], found: Resources, topic: str | None) -> None
     for name, value in entry.items():
         if name.startswith("_"):
             continue
-        if isinstance(value, str):
-            if name == "group_id" or (name == "key" and entry.get("key_type") == 0):
-                found.groups.add(value)  # FindCoordinator v0-3 names one group (key_type 0) by key
-            elif name == "transactional_id" or (name == "key" and entry.get("key_type") == 1):
+        if name in ("coordinator_keys", "key") and "key_type" in entry:
+            # FindCoordinator: one key (v0-3) or many (v4+), groups for key_type 0, transactional ids for 1
+            keys = [k for k in (value if isinstance(value, list) else [value]) if k]
+            kind = entry["key_type"]
+            (found.groups if kind == 0 else found.transactional_ids if kind == 1 else set()).update(keys)
+        elif isinstance(value, str):
+            if name == "group_id":
+                found.groups.add(value)
+            elif name == "transactional_id":
                 found.transactional_ids.add(value)
         elif isinstance(value, list):
             _walk_array(name, value, found, topic)
