@@ -19,12 +19,13 @@ from kafkacompat.protocol.specs import FieldSpec, api_spec
 # Fields naming a resource, by groups of names that mean the same thing on both sides.
 _IDENTITY_ALIASES = (
     ("name", "topic", "topic_name"),
-    ("partition_index", "partition", "index"),
+    ("partition_index", "partition", "index", "partition_id"),
     ("topic_id",),
     ("group_id",),
     ("transactional_id",),
     ("resource_type",),
     ("resource_name",),
+    ("key",),
 )
 _ALIASES = {name: group for group in _IDENTITY_ALIASES for name in group}
 _PRIMITIVE_ARRAY_ITEMS = {"string", "int32", "int64", "int16", "int8", "uuid"}
@@ -51,12 +52,10 @@ def _fill(request_fields: tuple[FieldSpec, ...], response_fields: tuple[FieldSpe
         elif field.name == "error_message" and message is not None:
             body[field.name] = message
         elif field.is_array and field.fields:
-            source = _mirrored_array(field, request_arrays, request)
-            if source is not None:
-                body[field.name] = [
-                    _element(request_arrays[source], field, item, version, code, message)
-                    for item in request.get(source) or ()
-                ]
+            mirrored = _mirrored_array(field, request_arrays, request, version)
+            if mirrored is not None:
+                source, items = mirrored
+                body[field.name] = [_element(source, field, item, version, code, message) for item in items]
         elif field.name in _ALIASES:
             value = _identity(request, field.name)
             if value is not None:
@@ -82,19 +81,31 @@ def _same_kind(field_type: str, value: Any) -> bool:
     return isinstance(value, str) == (field_type == "string") and not isinstance(value, (bytes, bytearray))
 
 
-def _mirrored_array(field: FieldSpec, request_arrays: Mapping[str, FieldSpec],
-                    request: Mapping[str, Any]) -> str | None:
-    """The request array whose items this response array answers one by one, if any."""
+def _mirrored_array(field: FieldSpec, request_arrays: Mapping[str, FieldSpec], request: Mapping[str, Any],
+                    version: int) -> tuple[FieldSpec, list[Any]] | None:
+    """The request array (its spec and items) this response array answers item by item, if any.
+
+    One level down when nothing matches here: AlterReplicaLogDirs asks per log
+    directory and is answered per topic, over all directories.
+    """
     present = {name: f for name, f in request_arrays.items() if request.get(name)}
     if field.name in present:
-        return field.name
+        return present[field.name], list(request[field.name])
     keys = {_ALIASES[c.name] for c in field.fields if c.name in _ALIASES}
     for name, candidate in present.items():
         if candidate.fields and keys & {_ALIASES[c.name] for c in candidate.fields if c.name in _ALIASES}:
-            return name
+            return candidate, list(request[name])
     for name, candidate in present.items():
         if not candidate.fields and candidate.element_type in _PRIMITIVE_ARRAY_ITEMS and keys:
-            return name
+            return candidate, list(request[name])
+    for name, candidate in present.items():
+        inner = {f.name: f for f in candidate.fields if f.is_array and f.present_in(version)}
+        for item in request[name]:
+            found = _mirrored_array(field, inner, item, version) if isinstance(item, Mapping) else None
+            if found is not None:
+                nested = [i for entry in request[name] if isinstance(entry, Mapping)
+                          for i in entry.get(next(n for n, f in inner.items() if f is found[0])) or ()]
+                return found[0], nested
     return None
 
 

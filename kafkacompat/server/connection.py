@@ -185,7 +185,7 @@ class Connection:
         peer = self.ctx.client_host
         reader = FrameReader(self.stream)
         while not self.draining:
-            if self.muted_until > trio.current_time():
+            while self.muted_until > trio.current_time():  # the writer may push it on once the answer is out
                 await trio.sleep_until(self.muted_until)
             with trio.move_on_after(self.idle_s) as self.idle_scope:
                 size = await reader.read_size()
@@ -206,6 +206,8 @@ class Connection:
                 return
             frame = await reader.read_frame(size)
             answer = await begin(frame, self.ctx)
+            if answer.mute_ms:
+                self.muted_until = trio.current_time() + answer.mute_ms / 1000
             answer.start_settling(nursery)
             await answers.send(answer)
 
