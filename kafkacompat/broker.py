@@ -172,8 +172,7 @@ class Broker:
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
         self.faults = FaultEngine(self.node_id, clock)
-        for rule in config.faults:
-            self.faults.add(rule)
+        self.faults.add_all(config.faults)
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
         self.metrics: BrokerMetrics | None = None

@@ -217,11 +217,16 @@ class FaultEngine:
 
     def add(self, spec: Mapping[str, Any]) -> FaultRule:
         """Parse and append one rule; FaultRuleError says what is wrong with it."""
-        rule = self._parse(dict(spec))
-        self.rules.append(rule)
-        self.armed = True
-        log.info("fault rule %d added: %s", rule.id, rule.spec)
-        return rule
+        return self.add_all([spec])[0]
+
+    def add_all(self, specs: list[Mapping[str, Any]]) -> list[FaultRule]:
+        """Append every rule, or none when one of them is unusable."""
+        rules = [self._parse(dict(spec)) for spec in specs]
+        self.rules += rules
+        self.armed = bool(self.rules)
+        for rule in rules:
+            log.info("fault rule %d added: %s", rule.id, rule.spec)
+        return rules
 
     def remove(self, rule_id: int) -> bool:
         before = len(self.rules)

@@ -187,7 +187,7 @@ class ConsoleApi:
         if not all(isinstance(spec, dict) for spec in specs):
             return JSONResponse({"error": "a fault rule is a JSON object"}, status_code=400)
         try:
-            added = [engine.add(spec).view() for spec in specs]
+            added = [rule.view() for rule in engine.add_all(specs)]
         except FaultRuleError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(added if isinstance(given, list) else added[0], status_code=201)

@@ -207,3 +207,11 @@ def test_every_injection_is_logged_once(engine, caplog):
         fires(engine, facts(FETCH))
     assert len(caplog.records) == 1
     assert "NOT_LEADER_OR_FOLLOWER" in caplog.records[0].getMessage()
+
+
+def test_a_list_of_rules_is_added_whole_or_not_at_all(engine):
+    with pytest.raises(FaultRuleError):
+        engine.add_all([{"api": "Produce"}, {"api": "NoSuchApi"}])
+    assert engine.list() == [] and not engine.armed
+    added = engine.add_all([{"api": "Produce"}, {"api": "Fetch"}])
+    assert [view["id"] for view in engine.list()] == [rule.id for rule in added] and engine.armed
