@@ -110,3 +110,24 @@ def test_http_url_when_the_console_is_on(isolation: str) -> None:
         assert listed == {"seen-by-http": 2}
     with EmbeddedBroker(isolation=isolation) as plain:
         assert plain.http_url is None
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_faults_from_python_in_both_isolations(isolation: str) -> None:
+    """kafka-python's producer sees the injected error and gets through once the rule's first N are spent."""
+    with EmbeddedBroker(partitions=1, isolation=isolation, http_listeners="http://127.0.0.1:0") as broker:
+        topic = broker.create_topic("faulty", 1)
+        rule = broker.faults.add({"api": "Produce", "error": "NOT_LEADER_OR_FOLLOWER"}, first=2)
+        assert (rule["first"], rule["injected"]) == (2, 0)
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, retry_backoff_ms=50)
+        meta = producer.send(topic, b"through").get(timeout=30)
+        producer.close()
+        assert (meta.partition, meta.offset) == (0, 0)
+        [listed] = broker.faults.list()
+        assert (listed["id"], listed["injected"]) == (rule["id"], 2)
+        assert broker.faults.clear() == 1 and broker.faults.list() == []
+
+
+def test_process_isolation_faults_need_the_http_side() -> None:
+    with EmbeddedBroker(isolation="process") as broker, pytest.raises(RuntimeError, match="http_listeners"):
+        broker.faults.list()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 import trio
 
+from kafkacompat.cluster.faults import FaultEngine
 from kafkacompat.config import BrokerConfig
 from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.coordinator import GroupCoordinator
@@ -172,6 +173,8 @@ class Broker:
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
+        self.faults = FaultEngine(self.node_id, clock)
+        self.faults.add_all(config.faults)
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
         self.metrics: BrokerMetrics | None = None

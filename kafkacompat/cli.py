@@ -12,6 +12,7 @@ import trio
 from kafkacompat import tools
 from kafkacompat.fuzz import cli as fuzz_cli
 from kafkacompat.perf import cli as perf_cli
+from kafkacompat.tools import faults as faults_cli, scenario as scenario_cli
 from kafkacompat.config import BrokerConfig, ConfigError
 
 
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_subcommands(sub)
     perf_cli.add_subcommands(sub)
     fuzz_cli.add_subcommands(sub)
+    faults_cli.add_parser(sub)
+    scenario_cli.add_parser(sub)
     return parser
 
 
@@ -93,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         return perf_cli.run(args)
     if args.command == "fuzz":
         return fuzz_cli.run(args)
+    if args.command == "faults":
+        return faults_cli.run(args)
+    if args.command == "scenario":
+        return scenario_cli.run(args)
     return tools.run(args)
 
 

@@ -135,8 +135,11 @@ def parse_listener(listener: str) -> tuple[str, int]:
 class BrokerConfig:
     """Validated broker settings; values are kept as Kafka-style strings."""
 
-    def __init__(self, overrides: Mapping[str, object] | None = None) -> None:
+    def __init__(self, overrides: Mapping[str, object] | None = None,
+                 faults: list[Mapping[str, object]] | None = None) -> None:
         self._values: dict[str, str] = {}
+        # Fault rules (kafkacompat.cluster.faults) from the YAML file's ``faults:`` list, not a Kafka config.
+        self.faults = list(faults or [])
         for name, value in (overrides or {}).items():
             definition = BROKER_CONFIGS.get(name)
             if definition is None:
@@ -151,16 +154,20 @@ class BrokerConfig:
         environ: Mapping[str, str] | None = None,
     ) -> "BrokerConfig":
         merged: dict[str, object] = {}
+        faults: object = []
         if config_file is not None:
             loaded = yaml.safe_load(Path(config_file).read_text()) or {}
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{config_file}: expected a mapping of config names to values")
+            faults = loaded.pop("faults", None) or []
+            if not isinstance(faults, list) or not all(isinstance(rule, dict) for rule in faults):
+                raise ConfigError(f"{config_file}: faults must be a list of fault rules (mappings)")
             merged.update(loaded)
         for key, value in (os.environ if environ is None else environ).items():
             if key.startswith(ENV_PREFIX):
                 merged[key[len(ENV_PREFIX):].lower().replace("_", ".")] = value
         merged.update(overrides or {})
-        return cls(merged)
+        return cls(merged, faults)  # type: ignore[arg-type]
 
     def get(self, name: str) -> str:
         if name in self._values:

@@ -169,6 +169,18 @@ class EmbeddedBroker(BrokerAccess):
         return f"{self.host}:{self.port}"
 
     @property
+    def faults(self) -> Any:
+        """This broker's fault rules: ``add(rule=None, **fields)``, ``list()``, ``remove(id)``, ``clear()``.
+
+        In thread isolation they reach the engine on the broker's event loop; in
+        process isolation they go through the HTTP admin API, so the broker
+        needs ``http_listeners="http://127.0.0.1:0"``.
+        """
+        if self._runner is None:
+            raise RuntimeError("the broker is not running")
+        return self._runner.faults()
+
+    @property
     def http_url(self) -> str | None:
         """The console, admin API and /metrics (``http.listeners``, e.g. ``http://127.0.0.1:0``), if served."""
         if self._runner is None:
@@ -230,6 +242,7 @@ class _ThreadRunner:
         self.http_url: str | None = None
         self._stop: Any = None
         self._token: Any = None
+        self._broker: Any = None
         self._thread = threading.Thread(target=self._main, name="kafkacompat-broker", daemon=True)
 
     def start(self) -> int:
@@ -262,9 +275,13 @@ class _ThreadRunner:
         config = BrokerConfig(self._owner.serve_config())
         async with trio.open_nursery() as nursery:
             broker = await nursery.start(serve_broker, config, self._stop.wait)
+            self._broker = broker
             self._port = broker.advertised_port
             self.http_url = None if broker.http_port is None else f"http://{self._owner.host}:{broker.http_port}"
             self._ready.set()
+
+    def faults(self) -> _LoopFaults:
+        return _LoopFaults(self._broker.faults, self._token)
 
     def stop(self) -> None:
         import trio
@@ -287,6 +304,14 @@ class _ProcessRunner:
         self._owner = owner
         self._process: subprocess.Popen[bytes] | None = None
         self.http_url: str | None = None
+
+    def faults(self) -> Any:
+        from kafkacompat.tools.faults import FaultsClient
+
+        if self.http_url is None:
+            raise RuntimeError("a process-isolated broker's faults go through its HTTP admin API: "
+                               "start it with http_listeners='http://127.0.0.1:0'")
+        return FaultsClient(self.http_url)
 
     def command(self) -> list[str]:
         owner = self._owner
@@ -331,3 +356,30 @@ class _ProcessRunner:
             process.kill()
             process.wait()
             raise RuntimeError(f"the broker ignored SIGTERM for {STOP_TIMEOUT_S} s") from None
+
+
+class _LoopFaults:
+    """A thread-isolated broker's fault engine, called on the broker's event loop (it is not thread-safe)."""
+
+    def __init__(self, engine: Any, token: Any) -> None:
+        self._engine = engine
+        self._token = token
+
+    def _on_loop(self, call: Any, *args: Any) -> Any:
+        import trio
+
+        return trio.from_thread.run_sync(call, *args, trio_token=self._token)
+
+    def add(self, rule: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        """Add one rule (a mapping, keyword fields or both); returns it with its id and counts."""
+        return self._on_loop(lambda: self._engine.add({**(rule or {}), **fields}).view())
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._on_loop(self._engine.list)
+
+    def remove(self, rule_id: int) -> None:
+        if not self._on_loop(self._engine.remove, rule_id):
+            raise KeyError(f"no fault rule {rule_id}")
+
+    def clear(self) -> int:
+        return self._on_loop(self._engine.clear)

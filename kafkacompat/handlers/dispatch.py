@@ -1,5 +1,10 @@
 """Route one request frame to its handler and frame the answer.
 
+Injected faults are decided here, at one fixed point of every request: after
+decoding, with the resources the request names (handlers/resources.py),
+before any side effect; faults that come after the work are applied once the
+handler has run. With no fault rule this costs one attribute check.
+
 Kafka's rules for requests it cannot serve: an unknown API key, an
 unsupported version (except ApiVersions) or a body that does not parse closes
 the connection; ApiVersions with a version we do not know gets a v0 response
@@ -38,8 +43,10 @@ from kafkacompat.handlers import (
     topic_partitions,
     topics,
 )
+from kafkacompat.cluster.faults import Injection, RequestFacts
 from kafkacompat.handlers.error_response import error_response
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext, build_registry
+from kafkacompat.handlers.resources import merge_responses, request_resources, split_request
 from kafkacompat.protocol import (
     DecodeError,
     Part,
@@ -75,7 +82,7 @@ Buffer = bytes | bytearray | memoryview
 class Answer:
     """One request's answer as the connection sends it: settled first when deferred, then framed."""
 
-    __slots__ = ("header", "body", "settle", "observe")
+    __slots__ = ("header", "body", "settle", "observe", "mute_ms")
 
     def __init__(self, header: RequestHeader, body: Mapping[str, Any] | Buffer | None,
                  settle: Callable[[], Awaitable[None]] | None = None,
@@ -84,6 +91,7 @@ class Answer:
         self.body = body  # a response body, or one already encoded
         self.settle = settle
         self.observe = observe  # the metrics' look at the final body, when metrics are on
+        self.mute_ms = 0  # a throttled answer: the connection reads nothing more for this long after it
 
     def start_settling(self, nursery: trio.Nursery) -> None:
         """Settle in a task of `nursery` from now on; `frame_parts` then waits for it to finish."""
@@ -148,13 +156,76 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         ) from None
     metrics = ctx.broker.metrics
     observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
+    if ctx.broker.faults.armed:
+        return await _begin_with_faults(handler, Request(header, body), ctx, observe)
+    return _answer(header, await _handle(handler, Request(header, body), ctx), observe)
+
+
+async def _handle(handler: ApiHandler, request: Request, ctx: RequestContext) -> Mapping[str, Any] | Deferred | None:
+    """The handler's answer; for an unexpected failure, the API's error answer, as Kafka sends it."""
+    header = request.header
     try:
-        response = await handler.handle(Request(header, body), ctx)
+        return await handler.handle(request, ctx)
     except Exception:
         log.exception("unexpected error handling API key %d v%d", header.api_key, header.api_version)
-        response = error_response(header.api_key, header.api_version, body, ErrorCode.UNKNOWN_SERVER_ERROR)
+        response = error_response(header.api_key, header.api_version, request.body, ErrorCode.UNKNOWN_SERVER_ERROR)
         if response is None:
             raise CloseConnection("unexpected error handling a request that gets no response") from None
+        return response
+
+
+def _answer(header: RequestHeader, response: Mapping[str, Any] | Deferred | None,
+            observe: Callable[[Any], None] | None) -> Answer:
     if isinstance(response, Deferred):
         return Answer(header, response.body, response.settle, observe)
     return Answer(header, response, observe=observe)
+
+
+def _refusal(request: Request, body: Any, injection: Injection) -> dict[str, Any] | None:
+    """The error answer for ``body``; none for a Produce with acks=0, which Kafka never answers."""
+    header = request.header
+    if header.api_key == produce.API_KEY and request.body.acks == 0:
+        return None
+    return error_response(header.api_key, header.api_version, body, injection.error_code, injection.message)
+
+
+async def _never() -> None:
+    await trio.sleep_forever()
+
+
+async def _begin_with_faults(handler: ApiHandler, request: Request, ctx: RequestContext,
+                             observe: Callable[[Any], None] | None) -> Answer:
+    """``begin`` for a request the fault rules may touch: the checkpoint, then the handler (or not)."""
+    header = request.header
+    facts = RequestFacts(header.api_key, header.api_version, ctx.broker.node_id, header.client_id)
+    injection = ctx.broker.faults.check(facts, lambda: request_resources(request.body))
+    if injection is None:
+        return _answer(header, await _handle(handler, request, ctx), observe)
+    action = injection.action
+    if action == "delay":
+        await trio.sleep(injection.delay_ms / 1000)
+    elif action == "no_response":
+        return Answer(header, None, _never)
+    elif action == "close" and not injection.after_work:
+        raise CloseConnection(f"fault rule {injection.rule.id} closes the connection")
+    elif action == "error" and not injection.after_work:
+        if injection.targeted is None:
+            return Answer(header, _refusal(request, request.body, injection), observe=observe)
+        served, refused = split_request(request.body, injection.targeted)
+        answer = _answer(header, await _handle(handler, Request(header, served), ctx), observe)
+        refusal = _refusal(request, refused, injection)
+        if refusal is not None and isinstance(answer.body, dict):
+            answer.body.update(merge_responses(answer.body, refusal))
+        return answer
+    answer = _answer(header, await _handle(handler, request, ctx), observe)
+    if action in ("close", "error"):  # after the work
+        if answer.settle is not None:
+            await answer.settle()
+            answer.settle = None
+        if action == "close":
+            raise CloseConnection(f"fault rule {injection.rule.id} closes the connection after the work")
+        answer.body = _refusal(request, request.body, injection) if answer.body is not None else None
+    elif action == "throttle" and isinstance(answer.body, dict):
+        answer.body["throttle_time_ms"] = injection.throttle_ms  # in place: a Deferred's settle fills this body
+        answer.mute_ms = injection.throttle_ms
+    return answer

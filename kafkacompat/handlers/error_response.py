@@ -11,7 +11,10 @@ The mirroring rules, applied at each level of the response:
 
 - a response array whose elements carry an ``error_code`` (directly or
   deeper) is paired with a request array of the same level: the one with
-  the same name, else the first one not yet paired; other arrays stay empty;
+  the same name, else the first one not yet paired that names the same
+  kind of resource (a shared key field such as a topic name, partition,
+  group id; or bare values of a key field's type); other arrays stay empty,
+  as DescribeLogDirs v0-2's results do for a refused request;
 - each request element gives one response element; primitive fields are
   copied from request fields of the same name and type, or of a synonym
   (a Produce partition's ``index`` is a Fetch request's ``partition``),
@@ -38,9 +41,10 @@ INVALID_OFFSET = -1
 _OFFSET_SUFFIXES = ("offset", "watermark")
 # Kafka's names for one key field that differ between a request and its response.
 _SYNONYMS = {
-    "partition_index": ("partition", "index"),
-    "partition": ("partition_index", "index"),
-    "index": ("partition_index", "partition"),
+    "partition_index": ("partition", "index", "partition_id"),
+    "partition": ("partition_index", "index", "partition_id"),
+    "index": ("partition_index", "partition", "partition_id"),
+    "partition_id": ("partition_index", "partition", "index"),
     "name": ("topic", "topic_name"),
     "topic": ("name", "topic_name"),
     "topic_name": ("name", "topic"),
@@ -94,8 +98,8 @@ class _Mirror:
                 source = _same_field(field, request_present)
                 if source is not None:
                     body[field.name] = request[source.name]
-        for field, source in _paired_arrays(present, request_present, version):
-            body[field.name] = [self.element(field, source, element) for element in request[source.name] or ()]
+        for field, source, items in _paired_arrays(present, request_present, request, version):
+            body[field.name] = [self.element(field, source, element) for element in items]
         return body
 
     def element(self, field: FieldSpec, source: FieldSpec, value: Any) -> dict[str, Any]:
@@ -118,17 +122,49 @@ def _same_field(field: FieldSpec, request_fields: list[FieldSpec]) -> FieldSpec 
     return None
 
 
-def _paired_arrays(fields: list[FieldSpec], request_fields: list[FieldSpec],
-                   version: int) -> list[tuple[FieldSpec, FieldSpec]]:
-    """(response array, request array) pairs: by name first, then in order (see the module docstring)."""
+def _paired_arrays(fields: list[FieldSpec], request_fields: list[FieldSpec], request: Mapping[str, Any] | None,
+                   version: int) -> list[tuple[FieldSpec, FieldSpec, list[Any]]]:
+    """(response array, request array, its items) pairs: by name, then by resource (see the module docstring).
+
+    One level down when no request array of this level names the resource:
+    AlterReplicaLogDirs asks per log directory and is answered per topic, so
+    its topics come from every directory.
+    """
     wanted = [f for f in fields if f.is_array and f.is_struct and _carries_errors(f, version)]
     free = [f for f in request_fields if f.is_array]
     pairs = []
     for field in list(wanted):
         match = next((f for f in free if f.name == field.name), None)
         if match is not None:
-            pairs.append((field, match))
+            pairs.append((field, match, list(request[match.name] or ())))
             wanted.remove(field)
             free.remove(match)
-    pairs.extend(zip(wanted, free))
+    for field in wanted:
+        match = next((f for f in free if _names_same_resource(field, f, version)), None)
+        if match is not None:
+            pairs.append((field, match, list(request[match.name] or ())))
+            free.remove(match)
+            continue
+        for outer in (f for f in free if f.is_struct):
+            inner = next((f for f in outer.fields if f.present_in(version) and f.is_array
+                          and _names_same_resource(field, f, version)), None)
+            if inner is not None:
+                items = [item for entry in request[outer.name] or () for item in entry[inner.name] or ()]
+                pairs.append((field, inner, items))
+                break
     return pairs
+
+
+_KEYS = frozenset({*_SYNONYMS, "topic_id", "group_id", "transactional_id", "resource_name", "key", "member_id"})
+
+
+def _names_same_resource(field: FieldSpec, request_field: FieldSpec, version: int) -> bool:
+    keys = {(f.name, f.type) for f in field.fields if f.present_in(version) and not f.is_array and f.name in _KEYS}
+    if not request_field.is_struct:
+        return any(key_type == request_field.element_type for _, key_type in keys)
+    for child in request_field.fields:
+        if child.present_in(version) and not child.is_array:
+            names = {child.name, *_SYNONYMS.get(child.name, ())}
+            if any(name in names and key_type == child.type for name, key_type in keys):
+                return True
+    return False

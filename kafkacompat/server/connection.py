@@ -155,6 +155,8 @@ class Connection:
         self.draining = False
         # Cancelled by the listener at shutdown, only while we wait for a request.
         self.idle_scope: trio.CancelScope | None = None
+        # Until when a throttled answer mutes the connection (trio time), as Kafka's quotas do.
+        self.muted_until = 0.0
 
     def drain(self) -> None:
         """Finish the request in progress, then close; close at once if idle."""
@@ -183,6 +185,8 @@ class Connection:
         peer = self.ctx.client_host
         reader = FrameReader(self.stream)
         while not self.draining:
+            while self.muted_until > trio.current_time():  # the writer may push it on once the answer is out
+                await trio.sleep_until(self.muted_until)
             with trio.move_on_after(self.idle_s) as self.idle_scope:
                 size = await reader.read_size()
             waited = self.idle_scope
@@ -202,6 +206,8 @@ class Connection:
                 return
             frame = await reader.read_frame(size)
             answer = await begin(frame, self.ctx)
+            if answer.mute_ms:
+                self.muted_until = trio.current_time() + answer.mute_ms / 1000
             answer.start_settling(nursery)
             await answers.send(answer)
 
@@ -213,4 +219,6 @@ class Connection:
                     parts = await answer.frame_parts()
                     if parts is not None:
                         await send_gathered(self.stream, parts)
+                    if answer.mute_ms:
+                        self.muted_until = trio.current_time() + answer.mute_ms / 1000
         reading.cancel()

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from kafkacompat.cluster.faults import FaultRuleError
 from kafkacompat.handlers.configs import ConfigSource, topic_config_entries
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.protocol.records import decode_records, parse_batches
@@ -69,6 +70,8 @@ class ConsoleApi:
             Route("/api/topics/{topic}/partitions/{partition:int}/records", self.records),
             Route("/api/groups", self.groups),
             Route("/api/groups/{group_id}", self.group),
+            Route("/api/faults", self.faults, methods=["GET", "POST", "DELETE"]),
+            Route("/api/faults/{rule_id:int}", self.fault, methods=["GET", "DELETE"]),
         ]
 
     async def prometheus(self, request: Request) -> Response:
@@ -169,6 +172,34 @@ class ConsoleApi:
         if view is None:
             return _not_found(f"group {request.path_params['group_id']}")
         return JSONResponse(view)
+
+    async def faults(self, request: Request) -> JSONResponse:
+        """GET lists the fault rules with their counts; POST adds one (or a list); DELETE clears them all."""
+        engine = self.broker.faults
+        if request.method == "DELETE":
+            return JSONResponse({"cleared": engine.clear()})
+        if request.method == "GET":
+            return JSONResponse(engine.list())
+        try:
+            given = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "expected a JSON fault rule or a list of them"}, status_code=400)
+        specs = given if isinstance(given, list) else [given]
+        if not all(isinstance(spec, dict) for spec in specs):
+            return JSONResponse({"error": "a fault rule is a JSON object"}, status_code=400)
+        try:
+            added = [rule.view() for rule in engine.add_all(specs)]
+        except FaultRuleError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(added if isinstance(given, list) else added[0], status_code=201)
+
+    async def fault(self, request: Request) -> JSONResponse:
+        rule_id = request.path_params["rule_id"]
+        engine = self.broker.faults
+        if request.method == "DELETE":
+            return JSONResponse({"removed": rule_id}) if engine.remove(rule_id) else _not_found(f"fault {rule_id}")
+        found = [view for view in engine.list() if view["id"] == rule_id]
+        return JSONResponse(found[0]) if found else _not_found(f"fault {rule_id}")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Cluster-wide behaviour; today the fault engine of one broker (faults.py)."""

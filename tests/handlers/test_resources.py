@@ -1,0 +1,81 @@
+"""The resources a request names, found by field name, and requests split around some of them."""
+
+from __future__ import annotations
+
+from construct import Container
+
+from kafkacompat.handlers.error_response import error_response
+from kafkacompat.handlers.resources import Resources, merge_responses, request_resources, split_request
+from kafkacompat.protocol import decode_request, decode_response, encode_request, encode_response_parts, join_parts
+
+PRODUCE, FETCH, OFFSET_COMMIT, FIND_COORDINATOR, DESCRIBE_GROUPS, DELETE_TOPICS = 0, 1, 8, 10, 15, 20
+
+
+def decoded(api_key: int, version: int, body: dict) -> Container:
+    return decode_request(api_key, version, encode_request(api_key, version, body))
+
+
+def produce_request() -> Container:
+    return decoded(PRODUCE, 9, {"transactional_id": "tx", "acks": -1, "timeout_ms": 100, "topic_data": [
+        {"name": "a", "partition_data": [{"index": 0, "records": None}, {"index": 1, "records": None}]},
+        {"name": "b", "partition_data": [{"index": 0, "records": None}]},
+    ]})
+
+
+def test_produce_names_its_topics_partitions_and_transactional_id():
+    found = request_resources(produce_request())
+    assert found.topics == {"a", "b"}
+    assert found.partitions == {("a", 0), ("a", 1), ("b", 0)}
+    assert found.transactional_ids == {"tx"} and found.groups == set()
+
+
+def test_fetch_names_partitions_under_topic_field():
+    found = request_resources(decoded(FETCH, 11, {"topics": [
+        {"topic": "t", "partitions": [{"partition": 3}, {"partition": 5}]}]}))
+    assert found.partitions == {("t", 3), ("t", 5)}
+
+
+def test_groups_by_id_by_list_and_coordinator_keys():
+    commit = decoded(OFFSET_COMMIT, 8, {"group_id": "g", "topics": [{"name": "t", "partitions": [
+        {"partition_index": 2}]}]})
+    assert (request_resources(commit).groups, request_resources(commit).partitions) == ({"g"}, {("t", 2)})
+    assert request_resources(decoded(DESCRIBE_GROUPS, 5, {"groups": ["g1", "g2"]})).groups == {"g1", "g2"}
+    assert request_resources(decoded(FIND_COORDINATOR, 3, {"key": "g", "key_type": 0})).groups == {"g"}
+    assert request_resources(decoded(FIND_COORDINATOR, 3, {"key": "tx", "key_type": 1})).transactional_ids == {"tx"}
+    assert request_resources(decoded(FIND_COORDINATOR, 4, {"coordinator_keys": ["g3"]})).groups == {"g3"}
+    assert request_resources(decoded(DELETE_TOPICS, 5, {"topic_names": ["x", "y"]})).topics == {"x", "y"}
+
+
+def test_split_keeps_the_rest_for_the_handler_and_the_targets_for_the_error():
+    rest, only = split_request(produce_request(), Resources(partitions={("a", 1)}, topics={"b"}))
+    assert [(t.name, [p.index for p in t.partition_data]) for t in rest.topic_data] == [("a", [0])]
+    assert [(t["name"], [p["index"] for p in t["partition_data"]]) for t in only.topic_data] == [("a", [1]), ("b", [0])]
+    assert rest.acks == only.acks == -1  # still Containers: handlers read attributes
+
+
+def test_merge_joins_partitions_of_one_topic_into_one_entry():
+    answered = {"responses": [{"name": "a", "partition_responses": [{"index": 0, "error_code": 0}]}]}
+    refused = {"responses": [{"name": "a", "partition_responses": [{"index": 1, "error_code": 6}]},
+                             {"name": "b", "partition_responses": [{"index": 0, "error_code": 6}]}]}
+    merged = merge_responses(answered, refused)
+    assert [(t["name"], [(p["index"], p["error_code"]) for p in t["partition_responses"]])
+            for t in merged["responses"]] == [("a", [(0, 0), (1, 6)]), ("b", [(0, 6)])]
+
+
+def _round_trip(api_key: int, version: int, body: dict) -> dict:
+    return decode_response(api_key, version, join_parts(encode_response_parts(api_key, version, body)))
+
+
+def test_error_response_mirrors_topics_and_partitions_with_the_code():
+    answer = _round_trip(PRODUCE, 9, error_response(PRODUCE, 9, produce_request(), 7, "late"))
+    assert [(t.name, [(p.index, p.error_code, p.error_message) for p in t.partition_responses])
+            for t in answer.responses] == [("a", [(0, 7, "late"), (1, 7, "late")]), ("b", [(0, 7, "late")])]
+
+
+def test_error_response_names_plain_value_arrays_and_sets_top_level_codes():
+    answer = _round_trip(DESCRIBE_GROUPS, 5, error_response(
+        DESCRIBE_GROUPS, 5, decoded(DESCRIBE_GROUPS, 5, {"groups": ["g1", "g2"]}), 16))
+    assert [(g.group_id, g.error_code) for g in answer.groups] == [("g1", 16), ("g2", 16)]
+    found = _round_trip(FIND_COORDINATOR, 3, error_response(
+        FIND_COORDINATOR, 3, decoded(FIND_COORDINATOR, 3, {"key": "g"}), 15, "away"))
+    assert (found.error_code, found.error_message) == (15, "away")
