@@ -102,6 +102,8 @@ def test_metrics_count_exact_requests_errors_and_log_state(http_broker):
     assert after[("kafka_log_log_numlogsegments", (("partition", "1"), ("topic", topic)))] == 1
     assert after[("kafka_log_log_size", (("partition", "1"), ("topic", topic)))] > 0
     assert after[("kafka_server_replicamanager_partitioncount", ())] >= 2
+    # Seven acks=all produces were each answered after an fsync round.
+    assert after[("kafka_log_logflushstats_logflushrateandtimems_count", ())] >= 7
 
 
 def test_topic_api_shows_partitions_configs_and_records_exactly(http_broker):
@@ -256,3 +258,19 @@ def test_admin_api_writes_go_through_kafka(http_broker):
     status, refused = _post(base, f"/api/groups/{group}/reset-offsets", {"topic": topic, "to": "sideways"})
     assert status == 400 and "sideways" in refused["error"]
     assert _post(base, f"/api/topics/{topic}/records", ["not", "an", "object"])[0] == 400
+
+
+def test_rebalances_are_counted(http_broker):
+    from kafka import KafkaConsumer
+
+    base, bootstrap = http_broker.http, http_broker.bootstrap
+    topic, group = unique_topic("rebalanced"), unique_topic("rebalancing")
+    _create(bootstrap, topic, 2)
+    before = _samples(base).get(("kafka_coordinator_group_rebalances_total", ()), 0)
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group)
+    wait_until(lambda: consumer.poll(timeout_ms=200) is not None and consumer.assignment(), 30, "an assignment")
+    consumer.close()
+    after = _samples(base)[("kafka_coordinator_group_rebalances_total", ())]
+    # At least the join (generation 1) and the leave that empties the group (the next one);
+    # kafka-python may rejoin once more when its subscription's metadata arrives.
+    assert after - before >= 2

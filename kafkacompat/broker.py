@@ -90,6 +90,8 @@ class GroupCommit:
         self._waiting: set[PartitionLog] = set()
         self._next = _FlushRound()
         self._running: _FlushRound | None = None
+        # Called with each round's fsync time in ms when something listens (the metrics).
+        self.on_round_synced: Callable[[float], None] | None = None
 
     async def flush(self, owed: Mapping[PartitionLog, int | None]) -> set[PartitionLog]:
         """Return once what was appended to the partitions is fsynced, where their flush policy wants it now.
@@ -120,8 +122,11 @@ class GroupCommit:
             whole_filesystem = syncs_filesystem(len(partitions))
             tickets = [(partition, ticket) for partition in partitions
                        if (ticket := partition.begin_flush(whole_filesystem=whole_filesystem))]
+            started = time.perf_counter()
             with trio.CancelScope(shield=True):  # the tickets own descriptors: always finish the round
                 await trio.to_thread.run_sync(sync_tickets, [ticket for _, ticket in tickets], self._data_dir)
+            if self.on_round_synced is not None:
+                self.on_round_synced((time.perf_counter() - started) * 1000)
             round_.failed = {partition for partition, ticket in tickets if not partition.complete_flush(ticket)}
         finally:
             self._running = None

@@ -292,6 +292,11 @@ class GroupCoordinator:
         )
         return GroupDescription(group_id, group.state, group.protocol_type or "", protocol or "", members)
 
+    @property
+    def rebalances(self) -> int:
+        """Rebalances completed (new generations) since the broker started."""
+        return self._membership.rebalances
+
     def list_groups(self, states_filter: Collection[str] = ()) -> list[GroupListing]:
         """Every group, or those whose state name matches the filter (case-insensitively)."""
         wanted = {state.lower() for state in states_filter}

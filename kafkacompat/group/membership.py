@@ -81,6 +81,7 @@ class Membership:
         min_session_timeout_ms: int,
         max_session_timeout_ms: int,
     ) -> None:
+        self.rebalances = 0  # join barriers closed with a new generation, all groups (a metric)
         self._groups = groups
         self._timers = timers
         self._store = store
@@ -302,6 +303,7 @@ class Membership:
             self._timers.schedule((TimerKind.JOIN, group.group_id), now + group.rebalance_timeout_ms)
             return
         group.init_next_generation(now)
+        self.rebalances += 1
         log.info("group %s: generation %d with %d members (%s)", group.group_id, group.generation_id,
                  len(group.members), group.state.value)
         if group.state is _E:

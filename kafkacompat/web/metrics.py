@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kafkacompat.protocol.errors import ErrorCode
@@ -50,6 +50,10 @@ class BrokerMetrics:
         self.bytes_out = Counter(
             "kafka_server_brokertopicmetrics_bytesout", "Record batch bytes fetched, by topic.",
             ["topic"], registry=self.registry)
+        self.flush_time = Histogram(
+            "kafka_log_logflushstats_logflushrateandtimems", "Time of one flush round's fsyncs, ms.",
+            buckets=REQUEST_TIME_BUCKETS_MS, registry=self.registry)
+        broker.flusher.on_round_synced = self.flush_time.observe
         self._broker = broker
         self.registry.register(BrokerStateCollector(broker, connection_count))
 
@@ -127,6 +131,8 @@ class BrokerStateCollector(Collector):
         yield GaugeMetricFamily("kafka_server_socketservermetrics_connection_count", "Open client connections.",
                                 value=self._connection_count())
         yield from self._groups(high_watermarks(broker))
+        yield CounterMetricFamily("kafka_coordinator_group_rebalances", "Group rebalances completed.",
+                                  value=broker.groups.rebalances)
         yield self._client_telemetry()
 
     def _client_telemetry(self) -> Metric:
