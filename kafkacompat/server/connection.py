@@ -1,11 +1,11 @@
 """One client connection: read size-prefixed frames, answer them in order.
 
 Requests are begun one at a time in arrival order, so their effects (a
-Produce's appends) happen in that order, as with Kafka. What an answer still
-waits for after that -- a Produce's fsync -- is waited for in a task of its
-own while the reader begins the next request: pipelined produces on one
-connection then share flush rounds. A writer task sends each answer once it
-has settled. Answers leave in request order, and at
+Produce's appends, and its place in the next flush round) happen in that
+order, as with Kafka. What an answer still waits for after that -- a
+Produce's fsync -- is waited for by a writer task while the reader begins the
+next request: pipelined produces on one connection then share flush rounds.
+The writer sends each answer once it has settled. Answers leave in request order, and at
 most ``MAX_UNSENT_ANSWERS`` wait to be sent before the reader pauses.
 """
 
@@ -169,16 +169,16 @@ class Connection:
                 nursery.start_soon(self._write_answers, answers_out, nursery.cancel_scope)
                 async with answers_in:  # closing it lets the writer finish what was begun
                     with _ends_connection(self.ctx.client_host):
-                        await self._read_requests(answers_in, nursery)
+                        await self._read_requests(answers_in)
         finally:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
-    async def _read_requests(self, answers: trio.MemorySendChannel[Answer], nursery: trio.Nursery) -> None:
+    async def _read_requests(self, answers: trio.MemorySendChannel[Answer]) -> None:
         """Begin requests until the peer leaves, a limit trips or the broker drains.
 
-        A deferred answer starts settling at once, in its own task: pipelined
-        produces then wait for their fsyncs together and share flush rounds.
+        A Produce enlists in the next flush round as it is begun, so pipelined
+        produces wait for their fsyncs together and share flush rounds.
         """
         peer = self.ctx.client_host
         reader = FrameReader(self.stream)
@@ -201,9 +201,7 @@ class Connection:
                 log.warning("closing %s: frame of %d bytes cannot hold a request header", peer, size)
                 return
             frame = await reader.read_frame(size)
-            answer = await begin(frame, self.ctx)
-            answer.start_settling(nursery)
-            await answers.send(answer)
+            await answers.send(await begin(frame, self.ctx))
 
     async def _write_answers(self, answers: trio.MemoryReceiveChannel[Answer], reading: trio.CancelScope) -> None:
         """Send answers in request order, each once it has settled; ends after the reader, or stops it."""
