@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import trio
 
@@ -69,14 +69,22 @@ class _FlushRound:
         self.failed: set[PartitionLog] = set()
 
 
+class Enlisted(NamedTuple):
+    """A caller's place in a flush round: the round, and the partitions it waits for there."""
+
+    round: _FlushRound
+    partitions: set[PartitionLog]
+
+
 class GroupCommit:
     """Shares fsyncs among concurrent produce requests and keeps them off the event loop.
 
-    A caller names the partitions it appended to and waits for the first flush
-    round that starts after its appends.  Rounds run one at a time; a caller
-    that finds none running leads the next one in its own task, so flushing
-    needs no background task and keeps working while connections drain at
-    shutdown.  A round takes a flush ticket from every partition waited on
+    A caller enlists the partitions it appended to in the next flush round at
+    once, as part of its request, and later waits for that round: requests
+    begun while a round runs share the one after it.  Rounds run one at a
+    time; a waiter that finds none running leads the next one itself, so
+    flushing needs no background task and keeps working while connections
+    drain at shutdown.  A round takes a flush ticket from every partition waited on
     (on the event loop, so later appends wait for the next round), fsyncs them
     all in one worker thread (one syncfs when there are many), completes them -- which, with log.flush.on.ack,
     moves the high watermark -- and wakes the fetches waiting for records.
@@ -93,25 +101,34 @@ class GroupCommit:
         # Called with each round's fsync time in ms when something listens (the metrics).
         self.on_round_synced: Callable[[float], None] | None = None
 
-    async def flush(self, owed: Mapping[PartitionLog, int | None]) -> set[PartitionLog]:
-        """Return once what was appended to the partitions is fsynced, where their flush policy wants it now.
+    def enlist(self, owed: Mapping[PartitionLog, int | None]) -> Enlisted | None:
+        """Put the partitions whose flush policy wants an fsync now in the next round; None when none does.
 
         ``owed`` maps each partition to the end offset of the appends its
         caller acknowledges (see PartitionLog.needs_flush), or to None.
-        Returns the partitions whose fsync failed (they are offline from then on).
         """
         now = self._clock()
         wanted = {partition for partition, acking_below in owed.items() if partition.needs_flush(now, acking_below)}
         if not wanted:
-            return set()
+            return None
         self._waiting |= wanted
-        mine = self._next
+        return Enlisted(self._next, wanted)
+
+    async def wait(self, enlisted: Enlisted | None) -> set[PartitionLog]:
+        """Return once the enlisted partitions are fsynced; the ones whose fsync failed (offline from then on)."""
+        if enlisted is None:
+            return set()
+        mine = enlisted.round
         while not mine.done.is_set():
             if self._running is None:
                 await self._run_round()
             else:
                 await self._running.done.wait()
-        return wanted & mine.failed
+        return enlisted.partitions & mine.failed
+
+    async def flush(self, owed: Mapping[PartitionLog, int | None]) -> set[PartitionLog]:
+        """Enlist and wait in one step."""
+        return await self.wait(self.enlist(owed))
 
     async def _run_round(self) -> None:
         round_, self._next = self._next, _FlushRound()

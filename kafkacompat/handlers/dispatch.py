@@ -80,7 +80,13 @@ Buffer = bytes | bytearray | memoryview
 
 
 class Answer:
-    """One request's answer as the connection sends it: settled first when deferred, then framed."""
+    """One request's answer as the connection sends it: settled first when deferred, then framed.
+
+    Settling is awaited by whoever frames the answer (the connection's
+    writer), not in a task of its own: what it waits for was arranged when
+    the request was handled (a Produce enlists in a flush round then), so no
+    task per request is needed for pipelined requests to share that wait.
+    """
 
     __slots__ = ("header", "body", "settle", "observe", "mute_ms")
 
@@ -92,21 +98,6 @@ class Answer:
         self.settle = settle
         self.observe = observe  # the metrics' look at the final body, when metrics are on
         self.mute_ms = 0  # a throttled answer: the connection reads nothing more for this long after it
-
-    def start_settling(self, nursery: trio.Nursery) -> None:
-        """Settle in a task of `nursery` from now on; `frame_parts` then waits for it to finish."""
-        if self.settle is None:
-            return
-        settle, settled = self.settle, trio.Event()
-
-        async def run() -> None:
-            try:
-                await settle()
-            finally:
-                settled.set()
-
-        nursery.start_soon(run)
-        self.settle = settled.wait
 
     async def frame_parts(self) -> list[Part] | None:
         """The response frame as parts to send in order (record sets uncopied); None when nothing is sent."""

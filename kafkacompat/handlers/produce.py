@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext
 from kafkacompat.log.partition_log import PartitionLog
@@ -24,6 +24,9 @@ from kafkacompat.protocol.records import (
     parse_batches,
     read_header,
 )
+
+if TYPE_CHECKING:
+    from kafkacompat.broker import Enlisted
 
 log = logging.getLogger("kafkacompat.produce")
 
@@ -127,14 +130,15 @@ def _append(
     return answer, (partition, result.last_offset + 1)
 
 
-async def _flush_before_ack(ctx: RequestContext, written: list[tuple[PartitionLog, int, dict[str, Any]]]) -> None:
-    """Wait for the fsync the partitions' flush policy asks for now, shared with concurrent requests.
+async def _flush_before_ack(ctx: RequestContext, enlisted: Enlisted,
+                            written: list[tuple[PartitionLog, int, dict[str, Any]]]) -> None:
+    """Wait for the flush round the appends were enlisted in when the request was handled.
 
     With log.flush.on.ack that is every append, and also for acks=0: records
     become visible to consumers only once durable.  A failed fsync turns the
     partition's answer into KAFKA_STORAGE_ERROR.
     """
-    failed = await ctx.broker.flusher.flush({partition: end for partition, end, _ in written})
+    failed = await ctx.broker.flusher.wait(enlisted)
     for partition, _, answer in written:
         if partition in failed:
             answer.update(_partition_error(answer["index"], ErrorCode.KAFKA_STORAGE_ERROR, "fsync failed"))
@@ -166,7 +170,11 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
     if not written:
         return answer
     ctx.broker.appended.notify()
-    return Deferred(answer, functools.partial(_flush_before_ack, ctx, written))
+    # Enlisted now, while the connection begins its next requests: pipelined produces share a round.
+    enlisted = ctx.broker.flusher.enlist({partition: end for partition, end, _ in written})
+    if enlisted is None:
+        return answer
+    return Deferred(answer, functools.partial(_flush_before_ack, ctx, enlisted, written))
 
 
 API_HANDLERS = [ApiHandler(API_KEY, handle_produce)]

@@ -1,12 +1,14 @@
 """One client connection: read size-prefixed frames, answer them in order.
 
 Requests are begun one at a time in arrival order, so their effects (a
-Produce's appends) happen in that order, as with Kafka. What an answer still
-waits for after that -- a Produce's fsync -- is waited for in a task of its
-own while the reader begins the next request: pipelined produces on one
-connection then share flush rounds. A writer task sends each answer once it
-has settled. Answers leave in request order, and at
-most ``MAX_UNSENT_ANSWERS`` wait to be sent before the reader pauses.
+Produce's appends, and its place in the next flush round) happen in that
+order, as with Kafka. What an answer still waits for after that -- a
+Produce's fsync -- is waited for by a writer task while the reader begins the
+next request: pipelined produces on one connection then share flush rounds.
+The writer sends each answer once it has settled. Answers leave in request
+order. The reader pauses when ``MAX_UNSENT_ANSWERS`` answers wait to be sent,
+or ``MAX_UNSENT_READY_ANSWERS`` of those that hold a response already (any but
+a Produce waiting for its flush).
 """
 
 from __future__ import annotations
@@ -32,9 +34,13 @@ _RECEIVE_CHUNK = 256 * 1024
 _MIN_FRAME = 8
 # Buffers one sendmsg call may take.
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
-# Requests begun whose answers are not yet written: enough for a pipelining
-# producer's requests to share fsyncs, few enough to bound the frames held.
-MAX_UNSENT_ANSWERS = 16
+# Requests begun whose answers are not yet written. A Produce waiting for its
+# flush holds no frame (its records are in the log) and answers in a few
+# bytes, and the more of them wait, the fewer flush rounds a pipelining
+# producer needs: up to Kafka's queued.max.requests default of those. Other
+# answers may hold record sets and file descriptors: few of them.
+MAX_UNSENT_ANSWERS = 500
+MAX_UNSENT_READY_ANSWERS = 16
 
 
 class ConnectionClosed(Exception):
@@ -168,19 +174,20 @@ class Connection:
         try:
             async with trio.open_nursery() as nursery:
                 answers_in, answers_out = trio.open_memory_channel(MAX_UNSENT_ANSWERS)
-                nursery.start_soon(self._write_answers, answers_out, nursery.cancel_scope)
+                ready_slots = trio.Semaphore(MAX_UNSENT_READY_ANSWERS)
+                nursery.start_soon(self._write_answers, answers_out, ready_slots, nursery.cancel_scope)
                 async with answers_in:  # closing it lets the writer finish what was begun
                     with _ends_connection(self.ctx.client_host):
-                        await self._read_requests(answers_in, nursery)
+                        await self._read_requests(answers_in, ready_slots)
         finally:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
-    async def _read_requests(self, answers: trio.MemorySendChannel[Answer], nursery: trio.Nursery) -> None:
+    async def _read_requests(self, answers: trio.MemorySendChannel[Answer], ready_slots: trio.Semaphore) -> None:
         """Begin requests until the peer leaves, a limit trips or the broker drains.
 
-        A deferred answer starts settling at once, in its own task: pipelined
-        produces then wait for their fsyncs together and share flush rounds.
+        A Produce enlists in the next flush round as it is begun, so pipelined
+        produces wait for their fsyncs together and share flush rounds.
         """
         peer = self.ctx.client_host
         reader = FrameReader(self.stream)
@@ -208,10 +215,12 @@ class Connection:
             answer = await begin(frame, self.ctx)
             if answer.mute_ms:
                 self.muted_until = trio.current_time() + answer.mute_ms / 1000
-            answer.start_settling(nursery)
+            if answer.settle is None:
+                await ready_slots.acquire()  # the writer gives it back once this answer is sent
             await answers.send(answer)
 
-    async def _write_answers(self, answers: trio.MemoryReceiveChannel[Answer], reading: trio.CancelScope) -> None:
+    async def _write_answers(self, answers: trio.MemoryReceiveChannel[Answer], ready_slots: trio.Semaphore,
+                             reading: trio.CancelScope) -> None:
         """Send answers in request order, each once it has settled; ends after the reader, or stops it."""
         with _ends_connection(self.ctx.client_host):
             async with answers:
@@ -221,4 +230,6 @@ class Connection:
                         await send_gathered(self.stream, parts)
                     if answer.mute_ms:
                         self.muted_until = trio.current_time() + answer.mute_ms / 1000
+                    if answer.settle is None:
+                        ready_slots.release()
         reading.cancel()

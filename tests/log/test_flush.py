@@ -310,11 +310,12 @@ def test_sync_filesystem_on_linux(tmp_path):
         sync_filesystem(tmp_path / "missing")
 
 
-async def test_produces_pipelined_on_one_connection_share_flush_rounds(tmp_path, monkeypatch):
+async def _flush_rounds_of_pipelined_produces(tmp_path, monkeypatch, count: int) -> list[int]:
+    """Send `count` produces (one partition each) on one connection at once; the size of each flush round."""
     from kafkacompat.server.connection import Connection
 
     broker = Broker(BrokerConfig({"log.dirs": str(tmp_path)}))
-    broker.log_manager.create_topic("piped", 8)
+    broker.log_manager.create_topic("piped", count)
     rounds: list[int] = []
     real_sync = broker_module.sync_tickets
 
@@ -329,13 +330,13 @@ async def test_produces_pipelined_on_one_connection_share_flush_rounds(tmp_path,
     frames = b"".join(
         encode_request_frame(0, 9, n, "t", encode_request(0, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
             {"name": "piped", "partition_data": [{"index": n, "records": build_batch(values(1))}]}]}))
-        for n in range(8))
+        for n in range(count))
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(connection.serve)
             await client.send_all(frames)
             received = b""
-            for n in range(8):
+            for n in range(count):
                 while len(received) < 4 or len(received) < 4 + int.from_bytes(received[:4], "big"):
                     received += await client.receive_some()
                 size = int.from_bytes(received[:4], "big")
@@ -347,5 +348,19 @@ async def test_produces_pipelined_on_one_connection_share_flush_rounds(tmp_path,
             await client.aclose()
     finally:
         broker.close()
-    assert sum(rounds) == 8
+    assert sum(rounds) == count
+    return rounds
+
+
+async def test_produces_pipelined_on_one_connection_share_flush_rounds(tmp_path, monkeypatch):
+    rounds = await _flush_rounds_of_pipelined_produces(tmp_path, monkeypatch, 8)
     assert len(rounds) < 8, "each pipelined produce waited for a flush round of its own"
+
+
+async def test_produces_waiting_for_their_flush_do_not_count_against_the_ready_answer_limit(tmp_path, monkeypatch):
+    """Hundreds of one-partition produces in flight share a few rounds (librdkafka sends one per partition)."""
+    from kafkacompat.server.connection import MAX_UNSENT_READY_ANSWERS
+
+    count = 20 * MAX_UNSENT_READY_ANSWERS
+    rounds = await _flush_rounds_of_pipelined_produces(tmp_path, monkeypatch, count)
+    assert len(rounds) < count // MAX_UNSENT_READY_ANSWERS, f"flush rounds of {rounds}"
