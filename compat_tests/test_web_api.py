@@ -7,7 +7,6 @@ import json
 import urllib.error
 import urllib.request
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -85,7 +85,7 @@ class _FetchPlan:
     def _read_partition(
         self, target: _Target, budget: int, first: bool, slice_from: int | None
     ) -> tuple[dict[str, Any], int]:
-        (topic_key, index), topic = target.key, self.topics[target.key[0]]
+        index, topic = target.key[1], self.topics[target.key[0]]
         missing = ErrorCode.UNKNOWN_TOPIC_ID if self.use_ids else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if topic is None or not 0 <= index < len(topic.partitions):
             return _empty_partition(index, missing), 0

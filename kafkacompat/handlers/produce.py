@@ -18,7 +18,6 @@ from kafkacompat.protocol.errors import ErrorCode, KafkaError, RecordValidationE
 from kafkacompat.protocol.records import (
     BATCH_OVERHEAD,
     CURRENT_MAGIC,
-    LOG_OVERHEAD,
     MAGIC_OFFSET,
     Compression,
     parse_batches,

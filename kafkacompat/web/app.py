@@ -19,8 +19,7 @@ from starlette.routing import Route
 from kafkacompat.cluster.faults import FaultRuleError
 from kafkacompat.handlers.configs import ConfigSource, topic_config_entries
 from kafkacompat.protocol.errors import KafkaError
-from kafkacompat.protocol.records import decode_records, parse_batches
-from kafkacompat.web.state import group_view
+from kafkacompat.web.state import group_view, read_records
 from kafkacompat.web.writes import alter_topic_config, produce_record, reset_group_offsets
 
 if TYPE_CHECKING:
@@ -141,22 +140,19 @@ class ConsoleApi:
         except ValueError:
             return JSONResponse({"error": "offset and limit are integers"}, status_code=400)
         try:
-            blob = bytes(partition.read(max(offset, partition.log_start_offset), RECORD_PAGE_BYTES))
+            records, _ = read_records(partition, max(offset, partition.log_start_offset), limit, RECORD_PAGE_BYTES)
         except KafkaError as exc:
             return JSONResponse({"error": str(exc)}, status_code=416)
-        page: list[dict[str, Any]] = []
-        for header in parse_batches(blob):
-            if header.is_control:
-                continue
-            for record in decode_records(memoryview(blob)[header.position:header.end]):
-                if record.offset >= offset and len(page) < limit:
-                    page.append({
-                        "offset": record.offset,
-                        "timestamp": record.timestamp,
-                        "key": _bytes_json(record.key),
-                        "value": _bytes_json(record.value),
-                        "headers": [{"key": k, "value": _bytes_json(v)} for k, v in record.headers],
-                    })
+        page: list[dict[str, Any]] = [
+            {
+                "offset": record.offset,
+                "timestamp": record.timestamp,
+                "key": _bytes_json(record.key),
+                "value": _bytes_json(record.value),
+                "headers": [{"key": k, "value": _bytes_json(v)} for k, v in record.headers],
+            }
+            for record in records
+        ]
         next_offset = page[-1]["offset"] + 1 if page else None
         return JSONResponse({"topic": name, "partition": index, "records": page, "next_offset": next_offset,
                              "high_watermark": partition.high_watermark})

@@ -20,8 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from kafkacompat.handlers.configs import ConfigSource, topic_config_entries
 from kafkacompat.protocol.errors import KafkaError
-from kafkacompat.protocol.records import decode_records, parse_batches
-from kafkacompat.web.state import group_lags, group_view, high_watermarks
+from kafkacompat.web.state import group_lags, group_view, high_watermarks, read_records
 from kafkacompat.web.writes import alter_topic_config, produce_record, reset_group_offsets
 
 if TYPE_CHECKING:
@@ -146,7 +145,13 @@ class Console:
         form = query.get("format", "text") if query.get("format") in FORMATS else "text"
         key_filter, text_filter = query.get("key", ""), query.get("q", "")
         start, error = self._seek(partition, query, limit)
-        records, next_offset = ([], None) if error else self._browse(partition, start, limit, key_filter, text_filter)
+        records, next_offset = [], None
+        if not error:
+            try:
+                records, next_offset = read_records(partition, start, limit, SCAN_BYTES,
+                                                    lambda record: _matches(record, key_filter, text_filter))
+            except KafkaError:
+                next_offset = start if start < partition.high_watermark else None
         configs = [
             {"name": e["name"], "value": e["value"], "source": ConfigSource(e["config_source"]).name}
             for e in topic_config_entries(self.broker, topic.configs, manager.effective_config(name))
@@ -173,30 +178,6 @@ class Console:
             return max(int(query.get("offset", partition.log_start_offset)), partition.log_start_offset), None
         except ValueError:
             return partition.log_start_offset, "offset and timestamp are integers"
-
-    def _browse(self, partition: Any, start: int, limit: int, key_filter: str,
-                text_filter: str) -> tuple[list[Any], int | None]:
-        """Up to ``limit`` matching records from ``start`` and the offset to continue from (None at the end)."""
-        found: list[Any] = []
-        offset, scanned = start, 0
-        while len(found) < limit and offset < partition.high_watermark and scanned < SCAN_BYTES:
-            try:
-                blob = bytes(partition.read(offset, 1 << 20))
-            except KafkaError:
-                break
-            if not blob:
-                break
-            scanned += len(blob)
-            for header in parse_batches(blob):
-                if not header.is_control:
-                    for record in decode_records(memoryview(blob)[header.position:header.end]):
-                        if record.offset >= offset and len(found) < limit and _matches(record, key_filter,
-                                                                                         text_filter):
-                            found.append(record)
-                            if len(found) == limit:
-                                return found, record.offset + 1
-                offset = max(offset, header.last_offset + 1)
-        return found, (offset if offset < partition.high_watermark else None)
 
     async def produce(self, request: Request) -> Response:
         name = request.path_params["topic"]

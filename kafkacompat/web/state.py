@@ -6,12 +6,18 @@ moment and copies out plain values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kafkacompat.group.consumer_protocol import assigned_partitions
+from kafkacompat.protocol.errors import KafkaError
+from kafkacompat.protocol.records import Record, decode_records, parse_batches
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
+    from kafkacompat.log.partition_log import PartitionLog
+
+READ_BYTES = 1 << 20
 
 Lags = dict[tuple[str, str, int], int]
 
@@ -67,3 +73,40 @@ def group_view(broker: Broker, group_id: str) -> dict[str, Any] | None:
         ],
         "offsets": offsets,
     }
+
+
+def read_records(partition: PartitionLog, start: int, limit: int, scan_bytes: int,
+                 matches: Callable[[Record], bool] | None = None) -> tuple[list[Record], int | None]:
+    """Up to ``limit`` data records at or after ``start`` (those ``matches`` accepts), reading at most
+    about ``scan_bytes``; and the offset to continue from, None at the high watermark.
+
+    ``start`` is always read, so one outside the log raises KafkaError
+    (OFFSET_OUT_OF_RANGE) as a Fetch would answer; a later read that fails
+    (retention moved the log start) ends the scan.
+    Control batches are skipped; records are decoded batch by batch, only as
+    far as the page needs.
+    """
+    found: list[Record] = []
+    offset, scanned = start, 0
+    while offset == start or (len(found) < limit and offset < partition.high_watermark and scanned < scan_bytes):
+        try:
+            blob = bytes(partition.read(offset, READ_BYTES))
+        except KafkaError:
+            if offset == start:
+                raise
+            break
+        if not blob:
+            break
+        scanned += len(blob)
+        read_from = offset
+        for header in parse_batches(blob):
+            if not header.is_control:
+                for record in decode_records(memoryview(blob)[header.position:header.end]):
+                    if record.offset >= offset and (matches is None or matches(record)):
+                        found.append(record)
+                        if len(found) == limit:
+                            return found, record.offset + 1
+            offset = max(offset, header.last_offset + 1)
+        if offset == read_from:  # nothing whole to step over
+            break
+    return found, (offset if offset < partition.high_watermark else None)
