@@ -188,7 +188,8 @@ async def _begin_with_faults(handler: ApiHandler, request: Request, ctx: Request
                              observe: Callable[[Any], None] | None) -> Answer:
     """``begin`` for a request the fault rules may touch: the checkpoint, then the handler (or not)."""
     header = request.header
-    facts = RequestFacts(header.api_key, header.api_version, ctx.broker.node_id, header.client_id)
+    facts = RequestFacts(header.api_key, header.api_version, ctx.broker.node_id, header.client_id,
+                         ctx.principal, ctx.listener_name)
     injection = ctx.broker.faults.check(facts, lambda: request_resources(request.body))
     if injection is None:
         return _answer(header, await _handle(handler, request, ctx), observe)

@@ -47,6 +47,8 @@ class RequestContext:
 
     broker: "Broker"
     client_host: str
+    principal: str = "User:ANONYMOUS"  # set by authentication (SASL or a TLS client certificate)
+    listener_name: str = "PLAINTEXT"  # the listener the connection came in on
 
 
 @dataclass(frozen=True)
