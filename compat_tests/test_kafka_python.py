@@ -124,8 +124,12 @@ def test_compressed_idempotent_round_trip(broker, admin, compression):
     producer.close(timeout=10)
 
     # What reached the log really is compressed with the codec asked for, by one idempotent producer.
+    # kafka-python sends a batch that compression would not shrink (a small one, cut by linger) uncompressed.
     batches = [b for p in (0, 1) for b in stored_batches(broker.bootstrap, topic, p)]
-    assert {b.compression for b in batches} == {CODECS[compression]}
+    codecs = {b.compression for b in batches}
+    assert CODECS[compression] in codecs and codecs <= {0, CODECS[compression]}
+    compressed = [b for b in batches if b.compression == CODECS[compression]]
+    assert sum(b.records_count for b in compressed) > len(records) // 2
     assert len({b.producer_id for b in batches}) == 1 and all(b.producer_id >= 0 for b in batches)
 
     consumer = new_consumer(broker)
