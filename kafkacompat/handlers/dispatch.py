@@ -39,6 +39,7 @@ from kafkacompat.handlers import (
     producer_ids,
     replicas,
     security_admin,
+    share_groups,
     telemetry,
     topic_partitions,
     topics,
@@ -67,6 +68,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
+        share_groups,
     ]
 )
 api_versions.use_registry(REGISTRY)

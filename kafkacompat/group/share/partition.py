@@ -188,6 +188,16 @@ class SharePartition:
         self._advance_start()
         return ErrorCode.NONE
 
+    def acknowledge_batches(self, member_id: str, batches: Sequence[tuple[int, int, Sequence[int]]]) -> ErrorCode:
+        """Apply a request's acknowledgement batches for this partition all together, or none of them."""
+        saved = ([e.piece(e.first, e.last) for e in self._ranges], self.start_offset)
+        for first, last, types in batches:
+            error = self.acknowledge(member_id, first, last, types)
+            if error is not ErrorCode.NONE:
+                self._ranges, self.start_offset = saved
+                return error
+        return ErrorCode.NONE
+
     def release_member(self, member_id: str) -> int:
         """Release everything ``member_id`` holds (it left, or its share session closed); count released."""
         held = [e for e in self._ranges if e.state is RecordState.ACQUIRED and e.member_id == member_id]

@@ -122,3 +122,12 @@ def test_max_records_stops_at_a_batch_boundary(records: int) -> None:
     taken = partition.acquire("a", [(0, 6), (7, 9), (10, 19)], max_records=records, now_ms=0)
     expected_end = {1: 6, 7: 6, 10: 9}[records]
     assert taken == [Acquired(0, expected_end, 1)]
+
+
+def test_a_request_s_batches_for_one_partition_apply_all_together_or_not_at_all() -> None:
+    partition = share_partition()
+    partition.acquire("a", [(0, 9)], max_records=100, now_ms=0)
+    assert partition.acknowledge_batches("a", [(0, 4, [ACCEPT]), (8, 12, [ACCEPT])]) == ErrorCode.INVALID_RECORD_STATE
+    assert (partition.start_offset, states(partition)) == (0, [(0, 9, RecordState.ACQUIRED, 1)])
+    assert partition.acknowledge_batches("a", [(0, 4, [ACCEPT]), (5, 9, [REJECT])]) == ErrorCode.NONE
+    assert (partition.start_offset, partition.in_flight) == (10, ())
