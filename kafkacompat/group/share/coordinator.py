@@ -10,7 +10,9 @@ Share sessions (KIP-932) are kept per (group id, member id): ShareFetch with
 epoch 0 opens one with the partitions it names, each later ShareFetch or
 ShareAcknowledge must carry the next epoch and may add or forget
 partitions, and epoch -1 closes it, releasing what the member holds. A
-member that leaves or times out releases its records too.
+member that leaves releases its records too (its session stays until the
+client closes it: librdkafka may do so just after leaving); one whose
+session times out loses its share session as well.
 
 Not thread-safe and not reentrant: the broker calls it from one Trio task at
 a time. Every state change that must survive a restart (share groups, their
@@ -115,7 +117,9 @@ class ShareCoordinator:
             self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
             self._groups[group_id] = group
         if result.left is not None:
-            self._member_gone(group_id, member_id)
+            # Its share session stays: clients close it (epoch -1) around the time they leave, in either order.
+            self._timers.cancel(("session", group_id, member_id))
+            self.release_member(group_id, member_id)
         else:
             self._timers.schedule(("session", group_id, member_id), now + self._session_timeout(group_id))
         return result
@@ -139,9 +143,8 @@ class ShareCoordinator:
         topic = self._logs.topic(name)
         return None if topic is None else (topic.topic_id, len(topic.partitions))
 
-    def _member_gone(self, group_id: str, member_id: str) -> bool:
-        """Drop the member's session and timers, release its records; whether any record was released."""
-        self._timers.cancel(("session", group_id, member_id))
+    def _member_expired(self, group_id: str, member_id: str) -> bool:
+        """Drop the silent member's share session, release its records; whether any record was released."""
         self._sessions.pop((group_id, member_id), None)
         return self.release_member(group_id, member_id)
 
@@ -329,7 +332,7 @@ class ShareCoordinator:
                         group.members[member_id].session_deadline_ms <= now_ms:
                     group.remove(member_id)
                     self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
-                    released |= self._member_gone(group_id, member_id)
+                    released |= self._member_expired(group_id, member_id)
             else:
                 _, group_id, topic_id, index = key
                 partition = self._partitions.get((group_id, topic_id, index))

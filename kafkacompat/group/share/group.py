@@ -110,6 +110,7 @@ class ShareGroup:
             self.remove(member_id)
             return HeartbeatResult(ErrorCode.NONE, LEAVE_EPOCH, left=member)
         member = self.members.get(member_id)
+        bump = False  # one heartbeat bumps the group epoch at most once, whatever it changed
         if member_epoch == JOIN_EPOCH:
             if not subscribed_topic_names:
                 return HeartbeatResult(ErrorCode.INVALID_REQUEST,
@@ -119,7 +120,7 @@ class ShareGroup:
                     return HeartbeatResult(ErrorCode.GROUP_MAX_SIZE_REACHED,
                                            message=f"The share group has reached its maximum capacity of {max_size} members.")
                 member = self.members[member_id] = ShareMember(member_id, client_id, client_host)
-                self.group_epoch += 1
+                bump = True
             member.assignment = {}  # a (re)joining member is sent its whole assignment
         elif member is None:
             return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID, message=f"Member {member_id} is not in group")
@@ -132,8 +133,9 @@ class ShareGroup:
             member.rack_id = rack_id
         if subscribed_topic_names is not None and tuple(sorted(subscribed_topic_names)) != member.subscribed_topic_names:
             member.subscribed_topic_names = tuple(sorted(subscribed_topic_names))
+            bump = True
+        if self._notice_topic_changes(topics) or bump:
             self.group_epoch += 1
-        self._notice_topic_changes(topics)
         if self.assignment_epoch < self.group_epoch:
             self._assign(topics)
         target = self._targets.get(member_id, {})
@@ -149,11 +151,11 @@ class ShareGroup:
     def expired_members(self, now_ms: int) -> list[str]:
         return [m.member_id for m in self.members.values() if m.session_deadline_ms <= now_ms]
 
-    def _notice_topic_changes(self, topics: TopicLookup) -> None:
+    def _notice_topic_changes(self, topics: TopicLookup) -> bool:
+        """Whether a subscribed topic appeared, went away or grew since the last look."""
         seen = {name: topics(name) for name in sorted(self.subscribed_topics())}
-        if seen != self._topics_seen:
-            self._topics_seen = seen
-            self.group_epoch += 1
+        changed, self._topics_seen = seen != self._topics_seen, seen
+        return changed
 
     def _assign(self, topics: TopicLookup) -> None:
         targets: dict[str, Assignment] = {member_id: {} for member_id in self.members}
