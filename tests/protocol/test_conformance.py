@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kafkacompat.protocol.schema import default_value
+from tests.reference_specs import LATER_THAN_REFERENCE
 from kafkacompat.protocol.specs import (
     ApiSpec,
     FieldSpec,
@@ -101,14 +102,6 @@ def _check(ours: ApiSpec, raw: dict[str, Any], ours_fields, kafka_fields) -> Non
         assert _layout(ours_fields, version, is_flexible) == _layout(kafka_fields, version, is_flexible), (
             f"{ours.name} v{version}"
         )
-
-
-# APIs whose served versions Kafka made final after the reference specs' 4.0 development line:
-# KIP-932's share-group APIs (v1 of the four Kafka 4.0 shipped as unstable v0, and three APIs Kafka
-# 4.1 added). Their wire facts come from the KIP and client sources; the golden frames librdkafka
-# sent (compat_tests/test_share_golden.py) check them instead.
-LATER_THAN_REFERENCE = {"ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge",
-                        "DescribeShareGroupOffsets", "AlterShareGroupOffsets", "DeleteShareGroupOffsets"}
 
 
 def _check_later_than_reference(spec: ApiSpec, name: str) -> None:
