@@ -887,11 +887,13 @@ def describe_share_group_offsets(session: Session, version: int) -> None:
     session.call(SHARE_FETCH, newest(SHARE_FETCH), share_fetch_body(session, group, member_id, 0))
     answer = session.call(DESCRIBE_SHARE_GROUP_OFFSETS, version, {"groups": [
         {"group_id": group, "topics": [{"topic_name": session.topic, "partitions": [0, 1]}]},
-        {"group_id": "no-such-share-group", "topics": None}]})
-    known, unknown = answer.groups
+        {"group_id": "no-such-share-group", "topics": None},
+        {"group_id": "no-such-share-group", "topics": [{"topic_name": session.topic, "partitions": [0]}]}]})
+    known, unknown, unknown_named = answer.groups
     assert [(p.partition_index, p.start_offset, p.error_code) for p in known.topics[0].partitions] == [
         (0, 0, ErrorCode.NONE), (1, -1, ErrorCode.NONE)]
-    assert unknown.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    assert (unknown.error_code, unknown.topics) == (ErrorCode.NONE, [])
+    assert [(p.start_offset, p.error_code) for p in unknown_named.topics[0].partitions] == [(-1, ErrorCode.NONE)]
 
 
 @exercises(ALTER_SHARE_GROUP_OFFSETS)

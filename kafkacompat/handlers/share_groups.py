@@ -272,9 +272,7 @@ async def handle_describe_share_group_offsets(request: Request, ctx: RequestCont
         entry: dict[str, Any] = {"group_id": wanted.group_id, "topics": [], "error_code": ErrorCode.NONE,
                                  "error_message": None}
         groups.append(entry)
-        if share.group(wanted.group_id) is None:
-            entry.update(error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=f"Group {wanted.group_id} not found.")
-            continue
+        # A group without state (or no group at all) has -1 for every partition asked about, as in Kafka.
         starts = share.start_offsets(wanted.group_id)
         if wanted.topics is None:
             requested: dict[str, list[int]] = {}
