@@ -10,9 +10,11 @@ default, latest, would skip records produced before the group first reads).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -60,6 +62,22 @@ def _consumer(bootstrap: str, group: str, topic: str, **config: Any) -> Any:
     consumer = ck.ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group, **config})
     consumer.subscribe([topic])
     return consumer
+
+
+def _explicit(bootstrap: str, group: str, topic: str) -> Any:
+    return _consumer(bootstrap, group, topic, **{"share.acknowledgement.mode": "explicit"})
+
+
+@contextlib.contextmanager
+def _explicit_reader(broker: Any, count: int) -> Iterator[tuple[str, str, Any]]:
+    """A new group and topic of ``count`` records, and an explicit-mode consumer of it, closed afterwards."""
+    group = _name("group")
+    topic = _prepare(broker.bootstrap, group, count)
+    consumer = _explicit(broker.bootstrap, group, topic)
+    try:
+        yield group, topic, consumer
+    finally:
+        consumer.close()
 
 
 def _poll(consumer: Any, timeout_s: float = 1.0) -> list[Any]:
@@ -112,10 +130,7 @@ def test_two_members_share_one_partition_each_record_delivered_once(share_broker
 
 
 def test_a_released_record_is_redelivered_with_its_delivery_count_raised(share_broker) -> None:
-    group = _name("group")
-    topic = _prepare(share_broker.bootstrap, group, 3)
-    consumer = _consumer(share_broker.bootstrap, group, topic, **{"share.acknowledgement.mode": "explicit"})
-    try:
+    with _explicit_reader(share_broker, 3) as (_, _, consumer):
         first = _poll_until(consumer, lambda seen: len(seen) >= 3, 20, "the first delivery")
         assert [(m.offset(), m.delivery_count()) for m in first] == [(0, 1), (1, 1), (2, 1)]
         consumer.acknowledge(first[0], ACCEPT)
@@ -127,14 +142,12 @@ def test_a_released_record_is_redelivered_with_its_delivery_count_raised(share_b
         assert [(m.offset(), m.value(), m.delivery_count()) for m in again] == [(1, b"v1", 2)]
         consumer.acknowledge(again[0], ACCEPT)
         consumer.commit_sync(10)
-    finally:
-        consumer.close()
 
 
 def test_a_record_whose_lock_runs_out_goes_to_another_member_with_a_higher_count(share_broker) -> None:
     group = _name("group")
     topic = _prepare(share_broker.bootstrap, group, 2)
-    holder = _consumer(share_broker.bootstrap, group, topic, **{"share.acknowledgement.mode": "explicit"})
+    holder = _explicit(share_broker.bootstrap, group, topic)
     other = _consumer(share_broker.bootstrap, group, topic)
     try:
         held = _poll_until(holder, lambda seen: len(seen) >= 2, 20, "the first delivery")
@@ -150,10 +163,7 @@ def test_a_record_whose_lock_runs_out_goes_to_another_member_with_a_higher_count
 
 
 def test_rejected_and_over_limit_records_are_archived(share_broker) -> None:
-    group = _name("group")
-    topic = _prepare(share_broker.bootstrap, group, 3)
-    consumer = _consumer(share_broker.bootstrap, group, topic, **{"share.acknowledgement.mode": "explicit"})
-    try:
+    with _explicit_reader(share_broker, 3) as (group, topic, consumer):
         counts = []
         for attempt in range(3):  # group.share.delivery.count.limit is 3
             seen = _poll_until(consumer, lambda seen: bool(seen), 20, f"delivery {attempt + 1}")
@@ -169,8 +179,6 @@ def test_rejected_and_over_limit_records_are_archived(share_broker) -> None:
         assert counts == [1, 2, 3]
         # Record 0 was rejected and record 1 released at its third delivery: neither comes back.
         assert _poll(consumer, 3.0) == []
-    finally:
-        consumer.close()
     from kafkacompat.client import KafkaClient
 
     with KafkaClient(share_broker.bootstrap) as client:
@@ -180,16 +188,11 @@ def test_rejected_and_over_limit_records_are_archived(share_broker) -> None:
 
 
 def test_acknowledged_records_stay_acknowledged_across_a_restart(share_broker) -> None:
-    group = _name("group")
-    topic = _prepare(share_broker.bootstrap, group, 6)
-    consumer = _consumer(share_broker.bootstrap, group, topic, **{"share.acknowledgement.mode": "explicit"})
-    try:
+    with _explicit_reader(share_broker, 6) as (group, topic, consumer):
         seen = _poll_until(consumer, lambda seen: len(seen) >= 6, 20, "the first delivery")
         for m in seen:
             consumer.acknowledge(m, ACCEPT if m.offset() < 3 else RELEASE)
         consumer.commit_sync(10)
-    finally:
-        consumer.close()
     share_broker.restart()
     consumer = _consumer(share_broker.bootstrap, group, topic)
     try:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import pytest
-
 from kafkacompat.protocol import (decode_request, decode_response, encode_request, encode_request_frame,
                                   encode_response, parse_request, parse_response_frame)
 from kafkacompat.protocol.records import decode_records, parse_batches

@@ -786,6 +786,14 @@ def share_join(session: Session, group: str, *, earliest: bool = True) -> str:
     return member_id
 
 
+def share_acquire(session: Session, group: str) -> str:
+    """A member of a fresh share group that has acquired the SEEDED records; its member id."""
+    member_id = share_join(session, group)
+    answer = session.call(SHARE_FETCH, newest(SHARE_FETCH), share_fetch_body(session, group, member_id, 0))
+    assert answer.responses[0].partitions[0].acquired_records[0].last_offset == SEEDED - 1, answer
+    return member_id
+
+
 def share_fetch_body(session: Session, group: str, member_id: str, epoch: int,
                      acks: list[tuple[int, int, list[int]]] = ()) -> dict[str, Any]:
     return {"group_id": group, "member_id": member_id, "share_session_epoch": epoch, "max_wait_ms": 0,
@@ -862,8 +870,7 @@ def share_fetch(session: Session, version: int) -> None:
 @exercises(SHARE_ACKNOWLEDGE)
 def share_acknowledge(session: Session, version: int) -> None:
     group = session.name("share-acknowledge", version)
-    member_id = share_join(session, group)
-    session.call(SHARE_FETCH, newest(SHARE_FETCH), share_fetch_body(session, group, member_id, 0))
+    member_id = share_acquire(session, group)
 
     def acknowledge(epoch: int, acks: list[tuple[int, int, list[int]]]) -> Any:
         body = share_fetch_body(session, group, member_id, epoch, acks)
@@ -883,8 +890,7 @@ def share_acknowledge(session: Session, version: int) -> None:
 @exercises(DESCRIBE_SHARE_GROUP_OFFSETS)
 def describe_share_group_offsets(session: Session, version: int) -> None:
     group = session.name("share-describe-offsets", version)
-    member_id = share_join(session, group)
-    session.call(SHARE_FETCH, newest(SHARE_FETCH), share_fetch_body(session, group, member_id, 0))
+    share_acquire(session, group)
     answer = session.call(DESCRIBE_SHARE_GROUP_OFFSETS, version, {"groups": [
         {"group_id": group, "topics": [{"topic_name": session.topic, "partitions": [0, 1]}]},
         {"group_id": "no-such-share-group", "topics": None},

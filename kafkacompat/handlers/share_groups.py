@@ -14,22 +14,20 @@ request here gets UNSUPPORTED_VERSION, as Kafka answers with share groups off.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import trio
 
 from kafkacompat.group.share.coordinator import FINAL_EPOCH, INITIAL_EPOCH, ShareCoordinator
 from kafkacompat.group.share.group import SHARE_ASSIGNOR
 from kafkacompat.group.state import GroupState
+from kafkacompat.handlers.groups import GROUP_OPERATIONS, UNSET_AUTHORIZED_OPERATIONS
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE, SHARE_FETCH, SHARE_ACKNOWLEDGE = 76, 77, 78, 79
 DESCRIBE_SHARE_GROUP_OFFSETS, ALTER_SHARE_GROUP_OFFSETS, DELETE_SHARE_GROUP_OFFSETS = 90, 91, 92
 SHARE_VERSION = "share.version"
-# Without an authorizer Kafka grants every operation a group supports: READ(3), DELETE(6), DESCRIBE(8).
-GROUP_OPERATIONS = sum(1 << code for code in (3, 6, 8))
-UNSET_AUTHORIZED_OPERATIONS = -2147483648
 NO_TOPIC_ID = uuid.UUID(int=0)
 
 Key = tuple[uuid.UUID, int]
@@ -297,23 +295,33 @@ async def handle_describe_share_group_offsets(request: Request, ctx: RequestCont
     return {"throttle_time_ms": 0, "groups": groups}
 
 
-def _offsets_refusal(ctx: RequestContext, group_id: str, *, must_exist: bool) -> tuple[ErrorCode, str] | None:
+def _offsets_refusal(ctx: RequestContext, group_id: str, *, must_exist: bool) -> dict[str, Any] | None:
+    """The whole answer when the group's offsets may not change: not a share group, or one with members."""
     group = ctx.broker.share_groups.group(group_id)
     if group is None and (must_exist or _is_other_group_type(ctx, group_id)):
-        return ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group."
-    if group is not None and group.members:
-        return ErrorCode.NON_EMPTY_GROUP, "The group is not empty."
-    return None
+        code, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group."
+    elif group is not None and group.members:
+        code, message = ErrorCode.NON_EMPTY_GROUP, "The group is not empty."
+    else:
+        return None
+    return {"throttle_time_ms": 0, "error_code": code, "error_message": message, "responses": []}
+
+
+def _change_offsets(request: Request, ctx: RequestContext, *, must_exist: bool,
+                    answer_topic: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
+    """Alter or delete offsets topic by topic (``answer_topic(wanted, topic or None)``) unless refused."""
+    refusal = _offsets_refusal(ctx, request.body.group_id, must_exist=must_exist)
+    if refusal is not None:
+        return refusal
+    logs = ctx.broker.log_manager
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
+            "responses": [answer_topic(wanted, logs.topic(wanted.topic_name)) for wanted in request.body.topics]}
 
 
 async def handle_alter_share_group_offsets(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    body = request.body
-    refusal = _offsets_refusal(ctx, body.group_id, must_exist=False)
-    if refusal is not None:
-        return {"throttle_time_ms": 0, "error_code": refusal[0], "error_message": refusal[1], "responses": []}
-    responses = []
-    for wanted in body.topics:
-        topic = ctx.broker.log_manager.topic(wanted.topic_name)
+    group_id = request.body.group_id
+
+    def alter(wanted: Any, topic: Any) -> dict[str, Any]:
         partitions = []
         for p in wanted.partitions:
             code = ErrorCode.NONE
@@ -322,28 +330,25 @@ async def handle_alter_share_group_offsets(request: Request, ctx: RequestContext
             elif p.start_offset < 0:
                 code = ErrorCode.INVALID_REQUEST
             else:
-                ctx.broker.share_groups.alter_start_offset(body.group_id, topic.topic_id, p.partition_index,
-                                                           p.start_offset)
+                ctx.broker.share_groups.alter_start_offset(group_id, topic.topic_id, p.partition_index, p.start_offset)
             partitions.append({"partition_index": p.partition_index, "error_code": code, "error_message": None})
-        responses.append({"topic_name": wanted.topic_name, "topic_id": topic.topic_id if topic else NO_TOPIC_ID,
-                          "partitions": partitions})
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "responses": responses}
+        return {"topic_name": wanted.topic_name, "topic_id": topic.topic_id if topic else NO_TOPIC_ID,
+                "partitions": partitions}
+
+    return _change_offsets(request, ctx, must_exist=False, answer_topic=alter)
 
 
 async def handle_delete_share_group_offsets(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    body = request.body
-    refusal = _offsets_refusal(ctx, body.group_id, must_exist=True)
-    if refusal is not None:
-        return {"throttle_time_ms": 0, "error_code": refusal[0], "error_message": refusal[1], "responses": []}
-    responses = []
-    for wanted in body.topics:
-        topic = ctx.broker.log_manager.topic(wanted.topic_name)
-        code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if topic is None else ErrorCode.NONE
+    group_id = request.body.group_id
+
+    def delete(wanted: Any, topic: Any) -> dict[str, Any]:
         if topic is not None:
-            ctx.broker.share_groups.delete_start_offsets(body.group_id, topic.topic_id)
-        responses.append({"topic_name": wanted.topic_name, "topic_id": topic.topic_id if topic else NO_TOPIC_ID,
-                          "error_code": code, "error_message": None})
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "responses": responses}
+            ctx.broker.share_groups.delete_start_offsets(group_id, topic.topic_id)
+        return {"topic_name": wanted.topic_name, "topic_id": topic.topic_id if topic else NO_TOPIC_ID,
+                "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if topic is None else ErrorCode.NONE,
+                "error_message": None}
+
+    return _change_offsets(request, ctx, must_exist=True, answer_topic=delete)
 
 
 API_HANDLERS = [
