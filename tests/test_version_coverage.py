@@ -930,6 +930,8 @@ def delete_share_group_offsets(session: Session, version: int) -> None:
     assert share_start_offset(session, group) is None
     missing = session.call(DELETE_SHARE_GROUP_OFFSETS, version, {"group_id": "no-such-share-group", "topics": []})
     assert missing.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    nameless = session.call(ALTER_SHARE_GROUP_OFFSETS, newest(ALTER_SHARE_GROUP_OFFSETS), {"group_id": "", "topics": []})
+    assert nameless.error_code == ErrorCode.INVALID_GROUP_ID
 
 
 # --- the tests ------------------------------------------------------------------

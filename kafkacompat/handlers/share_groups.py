@@ -298,7 +298,9 @@ async def handle_describe_share_group_offsets(request: Request, ctx: RequestCont
 def _offsets_refusal(ctx: RequestContext, group_id: str, *, must_exist: bool) -> dict[str, Any] | None:
     """The whole answer when the group's offsets may not change: not a share group, or one with members."""
     group = ctx.broker.share_groups.group(group_id)
-    if group is None and (must_exist or _is_other_group_type(ctx, group_id)):
+    if not group_id:
+        code, message = ErrorCode.INVALID_GROUP_ID, "The group id can't be empty."
+    elif group is None and (must_exist or _is_other_group_type(ctx, group_id)):
         code, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a share group."
     elif group is not None and group.members:
         code, message = ErrorCode.NON_EMPTY_GROUP, "The group is not empty."
