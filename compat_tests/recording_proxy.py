@@ -13,6 +13,10 @@ Refresh the fixtures (kafka-python, confluent-kafka, kcat, and kafkajs after
 
     python compat_tests/recording_proxy.py [--out compat_tests/golden]
 
+`--share` instead captures a librdkafka ShareConsumer's share-group frames
+(ShareGroupHeartbeat, ShareFetch, ShareAcknowledge, with their responses)
+into `compat_tests/golden_share/librdkafka/`.
+
 Client requests carry timestamps, member ids and producer ids, so refreshed
 fixtures differ from the committed ones; the golden test asserts only what
 the capture run fixed (names, codecs, acks, client software).
@@ -38,6 +42,8 @@ _SIZE = struct.Struct(">i")
 _REQUEST_START = struct.Struct(">hhi")  # api_key, api_version, correlation_id
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 KAFKAJS_DIR = Path(__file__).resolve().parent / "kafkajs"
+SHARE_GOLDEN_DIR = Path(__file__).resolve().parent / "golden_share"
+SHARE_API_KEYS = frozenset({76, 78, 79})  # ShareGroupHeartbeat, ShareFetch, ShareAcknowledge
 
 
 @dataclasses.dataclass
@@ -211,10 +217,13 @@ def api_file_stem(api_key: int) -> str:
     return snake_case(load_specs()[api_key].name)
 
 
-def save_exchanges(exchanges: list[Exchange], out_dir: Path) -> list[str]:
+def save_exchanges(exchanges: list[Exchange], out_dir: Path, *, api_keys: frozenset[int] | None = None,
+                   responses_kept: frozenset[str] | set[str] = RESPONSES_KEPT) -> list[str]:
     """Keep the largest request of each (api, version): it names the most topics and partitions."""
     chosen: dict[tuple[int, int], Exchange] = {}
     for exchange in exchanges:
+        if api_keys is not None and exchange.api_key not in api_keys:
+            continue
         key = (exchange.api_key, exchange.api_version)
         if key not in chosen or len(exchange.request) > len(chosen[key].request):
             chosen[key] = exchange
@@ -226,7 +235,7 @@ def save_exchanges(exchanges: list[Exchange], out_dir: Path) -> list[str]:
         stem = api_file_stem(api_key)
         (out_dir / f"{stem}_request_v{version}.bin").write_bytes(exchange.request)
         written.append(f"{stem}_request_v{version}.bin")
-        if stem in RESPONSES_KEPT and exchange.response is not None:
+        if stem in responses_kept and exchange.response is not None:
             (out_dir / f"{stem}_response_v{version}.bin").write_bytes(exchange.response)
             written.append(f"{stem}_response_v{version}.bin")
     return written
@@ -326,6 +335,42 @@ def drive_kcat(bootstrap: str) -> None:
         raise RuntimeError(f"kcat consumed {consumed!r}")
 
 
+SHARE_GOLDEN_TOPIC, SHARE_GOLDEN_GROUP = "golden-share", "golden-share-group"
+
+
+def drive_share_consumer(bootstrap: str) -> None:
+    """A ShareConsumer reads the golden records, releases the first once, accepts the rest and leaves."""
+    from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(SHARE_GOLDEN_TOPIC, 1, 1)])[SHARE_GOLDEN_TOPIC].result(30)
+    resource = ConfigResource(ConfigResource.Type.GROUP, SHARE_GOLDEN_GROUP, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for key, value, headers in GOLDEN_RECORDS:
+        producer.produce(SHARE_GOLDEN_TOPIC, key=key, value=value, headers=headers)
+    if producer.flush(30):
+        raise RuntimeError("librdkafka did not deliver every golden record")
+    consumer = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": SHARE_GOLDEN_GROUP,
+                              "share.acknowledgement.mode": "explicit"})
+    consumer.subscribe([SHARE_GOLDEN_TOPIC])
+    seen: list = []
+    deadline = time.monotonic() + 30
+    while len(seen) < len(GOLDEN_RECORDS) + 1 and time.monotonic() < deadline:
+        batch = [m for m in consumer.poll(0.5) if m.error() is None]
+        for message in batch:
+            release = message.offset() == 0 and message.delivery_count() == 1
+            consumer.acknowledge(message, AcknowledgeType.RELEASE if release else AcknowledgeType.ACCEPT)
+        seen += batch
+        if batch:
+            consumer.commit_sync(30)
+    consumer.close()
+    if len(seen) != len(GOLDEN_RECORDS) + 1:
+        raise RuntimeError(f"the share consumer got {len(seen)} deliveries, expected {len(GOLDEN_RECORDS) + 1}")
+
+
 DRIVERS = {"kafka-python": drive_kafka_python, "librdkafka": drive_confluent, "kafkajs": drive_kafkajs,
            "kcat": drive_kcat}
 
@@ -340,7 +385,7 @@ def create_golden_topic(bootstrap: str, topic: str) -> None:
         raise RuntimeError(f"could not create {topic}: {answer.topics[0]}")
 
 
-def capture(out_root: Path, clients: list[str]) -> None:
+def capture(out_root: Path, clients: list[str], *, share: bool = False) -> None:
     """Start a broker advertising the proxy's address, so every client connection passes through it."""
     from compat_helpers import BrokerProcess, free_port
 
@@ -355,9 +400,12 @@ def capture(out_root: Path, clients: list[str]) -> None:
                 if client in PRECREATED:
                     create_golden_topic(broker.bootstrap, GOLDEN_TOPIC.format(client=client))
                 with RecordingProxy(("127.0.0.1", broker.port), proxy_port) as proxy:
-                    DRIVERS[client](f"127.0.0.1:{proxy.port}")
+                    (drive_share_consumer if share else DRIVERS[client])(f"127.0.0.1:{proxy.port}")
                     time.sleep(0.5)  # let the last responses be paired
-                    written = save_exchanges(proxy.exchanges, out_root / client)
+                    stems = frozenset(api_file_stem(key) for key in SHARE_API_KEYS)
+                    written = save_exchanges(proxy.exchanges, out_root / client, api_keys=SHARE_API_KEYS,
+                                             responses_kept=stems) if share else save_exchanges(
+                                                 proxy.exchanges, out_root / client)
                 print(f"{client}: {len(written)} files in {out_root / client}")
             finally:
                 broker.stop()
@@ -367,8 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Capture golden client frames through a recording proxy.")
     parser.add_argument("--out", type=Path, default=GOLDEN_DIR)
     parser.add_argument("--client", action="append", choices=sorted(DRIVERS), help="default: all")
+    parser.add_argument("--share", action="store_true", help="librdkafka's share-group frames only")
     args = parser.parse_args(argv)
-    capture(args.out, args.client or sorted(DRIVERS))
+    if args.share:
+        capture(SHARE_GOLDEN_DIR if args.out == GOLDEN_DIR else args.out, ["librdkafka"], share=True)
+    else:
+        capture(args.out, args.client or sorted(DRIVERS))
     return 0
 
 

@@ -24,6 +24,7 @@ from kafkacompat.cluster.faults import FaultEngine
 from kafkacompat.config import BrokerConfig
 from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.coordinator import GroupCoordinator
+from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
 from kafkacompat.handlers.fetch_session import FetchSessionCache
 from kafkacompat.log.dir_lock import DataDirLock
 from kafkacompat.log.flush import sync_tickets, syncs_filesystem
@@ -192,6 +193,15 @@ class Broker:
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
+        self.share_groups = ShareCoordinator(self.data_dir, clock, self.log_manager, ShareSettings(
+            heartbeat_interval_ms=config.get_int("group.share.heartbeat.interval.ms"),
+            session_timeout_ms=config.get_int("group.share.session.timeout.ms"),
+            record_lock_duration_ms=config.get_int("group.share.record.lock.duration.ms"),
+            min_record_lock_duration_ms=config.get_int("group.share.min.record.lock.duration.ms"),
+            max_record_lock_duration_ms=config.get_int("group.share.max.record.lock.duration.ms"),
+            delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
+            max_size=config.get_int("group.share.max.size"),
+        ))
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
@@ -207,10 +217,13 @@ class Broker:
         self.advertised_host, self.advertised_port = host, port
 
     async def run_group_timers(self) -> None:
-        """Drive the coordinator's session and rebalance timers."""
+        """Drive the coordinators' session, rebalance and acquisition-lock timers."""
         while True:
             self.groups.tick(self.clock())
-            deadline = self.groups.next_deadline_ms()
+            if self.share_groups.tick(self.clock()):
+                self.appended.notify()  # released records: waiting share fetches may acquire them
+            deadline = min((d for d in (self.groups.next_deadline_ms(), self.share_groups.next_deadline_ms())
+                            if d is not None), default=None)
             wait_ms = 100 if deadline is None else min(max(deadline - self.clock(), 1), 100)
             await trio.sleep(wait_ms / 1000)
 
@@ -275,4 +288,5 @@ class Broker:
         """Close the engines, then let another broker have the directory."""
         self.log_manager.close()
         self.groups.close()
+        self.share_groups.close()
         self._lock.release()

@@ -4,8 +4,9 @@ rules for changing the finalized levels with UpdateFeatures.
 Theory of operation.  A feature is a name with an integer level.  Each broker
 supports a range of levels per feature; the cluster finalizes one level, and
 clients read both from ApiVersions (v3+) to decide what they may use.  Only
-`metadata.version` is supported above level 0 here, up to 3.9-IV0 (the
-Kafka release whose API versions we serve).  `kraft.version`,
+`metadata.version` (up to 3.9-IV0, the Kafka release whose API versions we
+serve) and `share.version` (1: KIP-932 share groups, finalized in a new data
+directory; 0 turns share groups off) are supported above level 0 here.  `kraft.version`,
 `transaction.version` and `group.version` stay at 0 until their protocols
 exist (KIP-853, KIP-890 v2 transactions, KIP-848 groups), so Java clients do
 not switch to protocols we lack; like Kafka, ApiVersions omits a feature
@@ -49,7 +50,9 @@ _METADATA_NAMES = {level: name for level, name, _ in METADATA_VERSIONS}
 _METADATA_CHANGED = {level: changed for level, _, changed in METADATA_VERSIONS}
 # The first level with FeatureLevelRecord, below which Kafka refuses to go.
 MINIMUM_BOOTSTRAP_LEVEL = 4
-SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0])}
+SHARE_VERSION = "share.version"
+# share.version 1 is KIP-932's share groups; a new data directory finalizes it (Kafka 4.2's default).
+SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0]), SHARE_VERSION: (0, 1)}
 # Features Kafka knows that this broker supports only at level 0 (disabled).
 DISABLED_FEATURES = ("kraft.version", "transaction.version", "group.version")
 
@@ -93,7 +96,7 @@ class FinalizedFeatures:
             self.levels = {str(name): int(level) for name, level in stored["levels"].items()}
         else:
             self.epoch = 0
-            self.levels = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1]}
+            self.levels = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1], SHARE_VERSION: SUPPORTED[SHARE_VERSION][1]}
 
     def update(self, updates: Iterable[FeatureUpdate], *, validate_only: bool) -> None:
         """Apply `updates` all together, or raise KafkaError(INVALID_UPDATE_VERSION) for the first bad one."""
@@ -133,7 +136,7 @@ class FinalizedFeatures:
             raise refuse("Can't downgrade to a newer version.")
         if name == METADATA_VERSION:
             self._check_metadata_version(level, current, upgrade_type)
-        elif name not in DISABLED_FEATURES:
+        elif name not in DISABLED_FEATURES and name != SHARE_VERSION:
             raise refuse(f"Feature {name} not found.")
 
     @staticmethod

@@ -14,6 +14,7 @@ from kafkacompat.features import (
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 MV = "metadata.version"
+SV = "share.version"
 
 
 def _refusal(features: FinalizedFeatures, *updates: FeatureUpdate) -> str:
@@ -25,7 +26,7 @@ def _refusal(features: FinalizedFeatures, *updates: FeatureUpdate) -> str:
 
 def test_a_new_cluster_finalizes_the_newest_metadata_version_at_epoch_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
-    assert (features.epoch, features.levels) == (0, {MV: 21})
+    assert (features.epoch, features.levels) == (0, {MV: 21, SV: 1})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -34,14 +35,14 @@ def test_applied_updates_bump_the_epoch_and_survive_reopening(tmp_path):
     features.update([FeatureUpdate(MV, 19, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
     features.update([FeatureUpdate(MV, 20, UpgradeType.UPGRADE)], validate_only=False)
     reopened = FinalizedFeatures(tmp_path, node_id=1)
-    assert (reopened.epoch, reopened.levels) == (2, {MV: 20})
+    assert (reopened.epoch, reopened.levels) == (2, {MV: 20, SV: 1})
 
 
 def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate(MV, 18, UpgradeType.SAFE_DOWNGRADE)], validate_only=True)
     features.update([], validate_only=False)
-    assert (features.epoch, features.levels) == (0, {MV: 21})
+    assert (features.epoch, features.levels) == (0, {MV: 21, SV: 1})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -89,16 +90,25 @@ def test_one_bad_update_fails_the_whole_request(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     _refusal(features, FeatureUpdate(MV, 20, UpgradeType.SAFE_DOWNGRADE),
              FeatureUpdate("group.version", 1, UpgradeType.UPGRADE))
-    assert (features.epoch, features.levels) == (0, {MV: 21})
+    assert (features.epoch, features.levels) == (0, {MV: 21, SV: 1})
 
 
 def test_disabled_features_may_be_set_to_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate("group.version", 0, UpgradeType.UPGRADE)], validate_only=False)
-    assert (features.epoch, features.levels) == (1, {MV: 21})
+    assert (features.epoch, features.levels) == (1, {MV: 21, SV: 1})
 
 
 def test_metadata_changes_are_those_of_the_levels_between():
     assert not metadata_changed_between(21, 17)  # 18..21 kept the format
     assert metadata_changed_between(21, 16)  # 17 changed it
     assert metadata_changed_between(3, 2) and not metadata_changed_between(2, 1)  # only the upper end counts
+
+
+def test_share_groups_are_finalized_in_a_new_cluster_and_may_be_turned_off(tmp_path):
+    features = FinalizedFeatures(tmp_path, node_id=1)
+    features.update([FeatureUpdate(SV, 0, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21}
+    assert "only supports versions 0-1" in _refusal(features, FeatureUpdate(SV, 2, UpgradeType.UPGRADE))
+    features.update([FeatureUpdate(SV, 1, UpgradeType.UPGRADE)], validate_only=False)
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, SV: 1}

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from kafkacompat.config import BROKER_CONFIGS
+from kafkacompat.group.share import configs as group_configs
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.log.log_manager import validate_topic_name
 from kafkacompat.log.topic_config import TOPIC_CONFIGS, ConfigType
@@ -47,6 +48,7 @@ class ResourceType(enum.IntEnum):
     TOPIC = 2
     BROKER = 4
     CLIENT_METRICS = 16
+    GROUP = 32
 
 
 class ConfigSource(enum.IntEnum):
@@ -56,6 +58,7 @@ class ConfigSource(enum.IntEnum):
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
     CLIENT_METRICS_CONFIG = 7
+    GROUP_CONFIG = 8
 
 
 class AlterOp(enum.IntEnum):
@@ -197,6 +200,8 @@ def _describe_resource(broker: Any, resource: Any, include_synonyms: bool, inclu
         return _broker_entries(broker, names, **options)
     if resource.resource_type == ResourceType.CLIENT_METRICS:
         return _client_metrics_entries(broker, resource.resource_name, names, **options)
+    if resource.resource_type == ResourceType.GROUP:
+        return _group_entries(broker, resource.resource_name, names, **options)
     raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type: {resource.resource_type}")
 
 
@@ -334,6 +339,39 @@ def _alter_client_metrics(broker: Any, name: str, changes: list[_Change], valida
         manager.set_subscription(name, wanted)
 
 
+def _group_entries(broker: Any, name: str, names: set[str] | None, **options: bool) -> list[dict[str, Any]]:
+    """Every group config: the group's own value (GROUP_CONFIG), else the default that applies."""
+    share = broker.share_groups
+    explicit = share.group_configs(name)
+    entries = []
+    for config, default in sorted(group_configs.defaults(share.settings).items()):
+        if names is not None and config not in names:
+            continue
+        value, source = (explicit[config], ConfigSource.GROUP_CONFIG) if config in explicit else (
+            default, ConfigSource.DEFAULT_CONFIG)
+        kind = ConfigType.STRING if config == "share.auto.offset.reset" else ConfigType.INT
+        entries.append(_entry(config, value, [_synonym(config, value, source)], kind, "", read_only=False, **options))
+    return entries
+
+
+def _alter_group(broker: Any, name: str, changes: list[_Change], validate_only: bool, replace_all: bool) -> None:
+    if not name:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "A group resource needs a name.")
+    share = broker.share_groups
+    wanted = {} if replace_all else share.group_configs(name)
+    for change in changes:
+        if change.op == AlterOp.SET:
+            wanted[change.name] = change.value or ""
+        elif change.op == AlterOp.DELETE:
+            wanted.pop(change.name, None)
+        else:
+            raise KafkaError(ErrorCode.INVALID_CONFIG,
+                             f"Can't {change.op.name} to key {change.name} because its type is not LIST.")
+    group_configs.validate(wanted, share.settings)
+    if not validate_only:
+        share.set_group_configs(name, wanted)
+
+
 def _alter_resource(broker: Any, resource: Any, validate_only: bool, replace_all: bool) -> None:
     changes = _read_changes(resource.configs, replace_all=replace_all)
     if resource.resource_type == ResourceType.TOPIC:
@@ -344,6 +382,8 @@ def _alter_resource(broker: Any, resource: Any, validate_only: bool, replace_all
         if not resource.resource_name:
             raise KafkaError(ErrorCode.INVALID_REQUEST, "A client metrics resource needs a name.")
         _alter_client_metrics(broker, resource.resource_name, changes, validate_only, replace_all)
+    elif resource.resource_type == ResourceType.GROUP:
+        _alter_group(broker, resource.resource_name, changes, validate_only, replace_all)
     else:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type: {resource.resource_type}")
 

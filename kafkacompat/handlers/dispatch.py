@@ -39,6 +39,7 @@ from kafkacompat.handlers import (
     producer_ids,
     replicas,
     security_admin,
+    share_groups,
     telemetry,
     topic_partitions,
     topics,
@@ -67,6 +68,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
+        share_groups,
     ]
 )
 api_versions.use_registry(REGISTRY)
@@ -190,7 +192,11 @@ async def _begin_with_faults(handler: ApiHandler, request: Request, ctx: Request
     header = request.header
     facts = RequestFacts(header.api_key, header.api_version, ctx.broker.node_id, header.client_id,
                          ctx.principal, ctx.listener_name)
-    injection = ctx.broker.faults.check(facts, lambda: request_resources(request.body))
+    def topic_name(topic_id: Any) -> str | None:
+        topic = ctx.broker.log_manager.topic_by_id(topic_id)
+        return None if topic is None else topic.name
+
+    injection = ctx.broker.faults.check(facts, lambda: request_resources(request.body, topic_name))
     if injection is None:
         return _answer(header, await _handle(handler, request, ctx), observe)
     action = injection.action
@@ -203,7 +209,7 @@ async def _begin_with_faults(handler: ApiHandler, request: Request, ctx: Request
     elif action == "error" and not injection.after_work:
         if injection.targeted is None:
             return Answer(header, _refusal(request, request.body, injection), observe=observe)
-        served, refused = split_request(request.body, injection.targeted)
+        served, refused = split_request(request.body, injection.targeted, topic_name)
         answer = _answer(header, await _handle(handler, Request(header, served), ctx), observe)
         refusal = _refusal(request, refused, injection)
         if refusal is not None and isinstance(answer.body, dict):

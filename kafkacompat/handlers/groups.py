@@ -1,7 +1,9 @@
 """Consumer-group membership and administration over the classic protocol.
 
 Serves JoinGroup (11), Heartbeat (12), LeaveGroup (13), SyncGroup (14),
-DescribeGroups (15), ListGroups (16) and DeleteGroups (42). The rules live in
+DescribeGroups (15), ListGroups (16) and DeleteGroups (42); share groups
+(KIP-932) are listed and deleted here too, and describe as Dead, as Kafka's
+DescribeGroups v0-5 describes any group that is not classic. The rules live in
 :mod:`kafkacompat.group`; this module maps wire versions onto coordinator
 calls. JoinGroup and SyncGroup may wait for the rest of the group: the
 coordinator hands back a pending result and this task sleeps on a Trio event
@@ -26,6 +28,7 @@ JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS, DE
 GROUP_OPERATIONS = sum(1 << code for code in (3, 6, 8))
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
 CLASSIC_GROUP_TYPE = "classic"
+SHARE_GROUP_TYPE = "share"
 
 T = TypeVar("T")
 
@@ -157,19 +160,22 @@ async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str,
     body = request.body
     types = {t.lower() for t in body.types_filter}
     listed = [] if types and CLASSIC_GROUP_TYPE not in types else ctx.broker.groups.list_groups(body.states_filter)
-    return {
-        "throttle_time_ms": 0,
-        "error_code": ErrorCode.NONE,
-        "groups": [
-            {"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value,
-             "group_type": CLASSIC_GROUP_TYPE}
-            for g in listed
-        ],
-    }
+    groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value,
+               "group_type": CLASSIC_GROUP_TYPE} for g in listed]
+    if not types or SHARE_GROUP_TYPE in types:
+        states = {state.lower() for state in body.states_filter}
+        # Kafka lists share groups with protocol type "share" at every version.
+        groups += [{"group_id": g.group_id, "protocol_type": SHARE_GROUP_TYPE, "group_state": g.state.value,
+                    "group_type": SHARE_GROUP_TYPE} for g in ctx.broker.share_groups.groups()
+                   if not states or g.state.value.lower() in states]
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
 
 async def handle_delete_groups(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    results = ctx.broker.groups.delete_groups(request.body.groups_names)
+    names = request.body.groups_names
+    share = ctx.broker.share_groups
+    results = ctx.broker.groups.delete_groups([g for g in names if share.group(g) is None])
+    results.update({g: share.delete_group(g) for g in names if share.group(g) is not None})
     return {
         "throttle_time_ms": 0,
         "results": [{"group_id": group_id, "error_code": code} for group_id, code in results.items()],

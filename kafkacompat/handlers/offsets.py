@@ -46,7 +46,9 @@ async def handle_offset_commit(request: Request, ctx: RequestContext) -> dict[st
                 metadata=p.committed_metadata or "",
                 commit_timestamp_ms=p.commit_timestamp,  # -1 (now) except in v1
             )
-    if offsets:
+    if offsets and ctx.broker.share_groups.group(body.group_id) is not None:
+        errors.update(dict.fromkeys(offsets, ErrorCode.GROUP_ID_NOT_FOUND))  # a share group commits no offsets
+    elif offsets:
         errors.update(ctx.broker.groups.commit_offsets(
             body.group_id,
             body.generation_id_or_member_epoch,

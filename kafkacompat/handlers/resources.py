@@ -7,17 +7,21 @@ specs' field names, the same in every API: an array whose name speaks of
 topics holds topic entries (``name`` / ``topic`` / ``topic_name``), an array
 whose name speaks of partitions holds partition entries (``partition_index``
 / ``partition`` / ``index``) or plain partition numbers, and ``group_id`` /
-``transactional_id`` fields name those resources wherever they appear. A
-handler that touches a new kind of resource adds it here.
+``transactional_id`` fields name those resources wherever they appear.
+Topics named only by ``topic_id`` (Fetch v13+, the share-group APIs) count
+under their name when the caller passes a way to look ids up. A handler that
+touches a new kind of resource adds it here.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 _TOPIC_KEYS = ("name", "topic", "topic_name")
 _PARTITION_KEYS = ("partition_index", "partition", "index")
+TopicNamer = Callable[[uuid.UUID], "str | None"]  # a topic id's name, None for an unknown id
 
 
 @dataclass
@@ -30,13 +34,21 @@ class Resources:
     transactional_ids: set[str] = field(default_factory=set)
 
 
-def request_resources(body: Mapping[str, Any]) -> Resources:
+def request_resources(body: Mapping[str, Any], topic_name: TopicNamer | None = None) -> Resources:
     found = Resources()
-    _walk(body, found, None)
+    _walk(body, found, None, topic_name)
     return found
 
 
-def _walk(entry: Mapping[str, Any], found: Resources, topic: str | None) -> None:
+def _item_topic(item: Mapping[str, Any], topic_name: TopicNamer | None) -> str | None:
+    """The topic one array entry names: by a name field, else by its topic id."""
+    name = next((item[k] for k in _TOPIC_KEYS if isinstance(item.get(k), str) and item[k]), None)
+    if name is None and topic_name is not None and isinstance(item.get("topic_id"), uuid.UUID):
+        name = topic_name(item["topic_id"])
+    return name
+
+
+def _walk(entry: Mapping[str, Any], found: Resources, topic: str | None, namer: TopicNamer | None) -> None:
     for name, value in entry.items():
         if name.startswith("_"):
             continue
@@ -51,19 +63,19 @@ def _walk(entry: Mapping[str, Any], found: Resources, topic: str | None) -> None
             elif name == "transactional_id":
                 found.transactional_ids.add(value)
         elif isinstance(value, list):
-            _walk_array(name, value, found, topic)
+            _walk_array(name, value, found, topic, namer)
 
 
-def _walk_array(name: str, items: list[Any], found: Resources, topic: str | None) -> None:
+def _walk_array(name: str, items: list[Any], found: Resources, topic: str | None, namer: TopicNamer | None) -> None:
     if "topic" in name:
         for item in items:
             if isinstance(item, str):
                 found.topics.add(item)
             elif isinstance(item, Mapping):
-                item_topic = next((item[k] for k in _TOPIC_KEYS if isinstance(item.get(k), str)), None)
+                item_topic = _item_topic(item, namer)
                 if item_topic is not None:
                     found.topics.add(item_topic)
-                _walk(item, found, item_topic if item_topic is not None else topic)
+                _walk(item, found, item_topic if item_topic is not None else topic, namer)
     elif "partition" in name and topic is not None:
         for item in items:
             if isinstance(item, int):
@@ -72,22 +84,22 @@ def _walk_array(name: str, items: list[Any], found: Resources, topic: str | None
                 index = next((item[k] for k in _PARTITION_KEYS if isinstance(item.get(k), int)), None)
                 if index is not None:
                     found.partitions.add((topic, index))
-                _walk(item, found, topic)
+                _walk(item, found, topic, namer)
     elif "group" in name:
         for item in items:
             if isinstance(item, str):
                 found.groups.add(item)
             elif isinstance(item, Mapping):
-                _walk(item, found, topic)
+                _walk(item, found, topic, namer)
     elif "transaction" in name and all(isinstance(item, str) for item in items):
         found.transactional_ids.update(items)
     else:
         for item in items:
             if isinstance(item, Mapping):
-                _walk(item, found, topic)
+                _walk(item, found, topic, namer)
 
 
-def split_request(body: Any, targeted: Resources) -> tuple[Any, Any]:
+def split_request(body: Any, targeted: Resources, topic_name: TopicNamer | None = None) -> tuple[Any, Any]:
     """``body`` as two requests: without the targeted topics and partitions, and with only them.
 
     A topic is targeted whole when it is in ``targeted.topics``; otherwise only
@@ -99,7 +111,7 @@ def split_request(body: Any, targeted: Resources) -> tuple[Any, Any]:
         if "topic" in name and isinstance(value, list):
             rest[name], only[name] = [], []
             for item in value:
-                kept, taken = _split_topic(item, targeted)
+                kept, taken = _split_topic(item, targeted, topic_name)
                 if kept is not None:
                     rest[name].append(kept)
                 if taken is not None:
@@ -109,9 +121,8 @@ def split_request(body: Any, targeted: Resources) -> tuple[Any, Any]:
     return rest, only
 
 
-def _split_topic(item: Any, targeted: Resources) -> tuple[Any, Any]:
-    topic = item if isinstance(item, str) else next(
-        (item[k] for k in _TOPIC_KEYS if isinstance(item.get(k), str)), None)
+def _split_topic(item: Any, targeted: Resources, topic_name: TopicNamer | None) -> tuple[Any, Any]:
+    topic = item if isinstance(item, str) else _item_topic(item, topic_name)
     if topic in targeted.topics:
         return None, item
     if isinstance(item, str):

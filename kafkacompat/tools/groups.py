@@ -1,4 +1,4 @@
-"""``kafkacompat groups list|describe``: what kafka-consumer-groups.sh shows.
+"""``kafkacompat groups list|describe``: what kafka-consumer-groups.sh (and kafka-share-groups.sh) show.
 
 Groups are listed from every broker (each lists the groups it coordinates);
 a group is described by its coordinator, and lag is measured against the
@@ -50,10 +50,41 @@ def list_groups(cluster: Cluster) -> list[tuple[str, str, str]]:
     return sorted(found)
 
 
+def describe_share_group(cluster: Cluster, group_id: str) -> dict[str, Any] | None:
+    """A share group (KIP-932) as kafka-share-groups.sh shows it; None when the id is not a share group.
+
+    Its offsets are share-partition start offsets, its lag the records from there to the log end.
+    """
+    coordinator = cluster.coordinator(group_id)
+    if ApiKey.SHARE_GROUP_DESCRIBE not in coordinator.api_versions():
+        return None
+    described = coordinator.send(ApiKey.SHARE_GROUP_DESCRIBE, {
+        "group_ids": [group_id], "include_authorized_operations": False}).groups[0]
+    if described.error_code != 0:
+        return None
+    members = [{"member_id": m.member_id, "group_instance_id": None, "client_id": m.client_id,
+                "client_host": m.client_host,
+                "partitions": [(t.topic_name, p) for t in m.assignment.topic_partitions for p in t.partitions]}
+               for m in described.members]
+    answer = coordinator.send(ApiKey.DESCRIBE_SHARE_GROUP_OFFSETS, {"groups": [{"group_id": group_id, "topics": None}]})
+    starts = {(t.topic_name, p.partition_index): p.start_offset
+              for t in answer.groups[0].topics for p in t.partitions if p.start_offset >= 0}
+    ends = cluster.list_offsets(sorted(starts), LATEST_OFFSET) if starts else {}
+    offsets = [{"topic": topic, "partition": partition, "committed": start, "log_end": ends.get((topic, partition), -1),
+                "lag": max(ends.get((topic, partition), start) - start, 0)}
+               for (topic, partition), start in sorted(starts.items())]
+    return {"group_id": group_id, "state": described.group_state, "protocol": described.assignor_name,
+            "type": "share", "members": members, "offsets": offsets}
+
+
 def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
     coordinator = cluster.coordinator(group_id)
     described = coordinator.send(ApiKey.DESCRIBE_GROUPS, {"groups": [group_id]}).groups[0]
     check(described.error_code, f"DescribeGroups {group_id}")
+    if described.group_state == "Dead":  # not a classic group: perhaps a share group
+        share = describe_share_group(cluster, group_id)
+        if share is not None:
+            return share
     members = [
         {
             "member_id": m.member_id,
@@ -81,8 +112,8 @@ def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
          "lag": max(ends.get((topic, partition), offset) - offset, 0)}
         for (topic, partition), offset in sorted(committed.items())
     ]
-    return {"group_id": group_id, "state": described.group_state,
-            "protocol": described.protocol_data, "members": members, "offsets": offsets}
+    return {"group_id": group_id, "state": described.group_state, "protocol": described.protocol_data,
+            "type": "classic", "members": members, "offsets": offsets}
 
 
 def reset_offsets(cluster: Cluster, group_id: str, topic: str, target: str, value: str = "") -> dict[int, int]:
@@ -143,12 +174,14 @@ def run(args: argparse.Namespace, cluster: Cluster) -> int:
     if args.json:
         output.emit_json(group)
         return 0
-    output.line(f"GROUP {group['group_id']}  STATE {group['state']}  ASSIGNOR {group['protocol'] or '-'}")
+    output.line(f"GROUP {group['group_id']}  STATE {group['state']}  ASSIGNOR {group['protocol'] or '-'}"
+                + ("  TYPE share" if group["type"] == "share" else ""))
     output.table(None, ["MEMBER", "CLIENT-ID", "HOST", "PARTITIONS"], (
         [m["member_id"], m["client_id"], m["client_host"], ",".join(f"{t}-{p}" for t, p in m["partitions"])]
         for m in group["members"]
     ))
-    output.table(None, ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"], (
+    committed = "START-OFFSET" if group["type"] == "share" else "COMMITTED"
+    output.table(None, ["TOPIC", "PARTITION", committed, "LOG-END", "LAG"], (
         [o["topic"], o["partition"], o["committed"], o["log_end"], o["lag"]] for o in group["offsets"]
     ))
     return 0

@@ -147,7 +147,7 @@ async def test_describe_cluster_default_broker_resource_is_empty(broker):
     assert (result.error_code, result.configs) == (ErrorCode.NONE, [])
 
 
-@pytest.mark.parametrize(("resource_type", "name"), [(BROKER, "7"), (BROKER, "one"), (8, str(NODE_ID)), (32, "group")])
+@pytest.mark.parametrize(("resource_type", "name"), [(BROKER, "7"), (BROKER, "one"), (8, str(NODE_ID)), (0, "unknown")])
 async def test_describe_foreign_broker_or_unsupported_resource_is_invalid_request(broker, resource_type, name):
     [result] = await describe(broker, resource(resource_type, name))
     assert result.error_code == ErrorCode.INVALID_REQUEST
@@ -266,3 +266,40 @@ async def test_alter_answers_encode_in_every_version(broker, version):
         broker, topic_changes("t", change("retention.ms", AlterOp.SET, "1")), topic_changes("ghost"), version=version
     )
     assert answers == [(TOPIC, "t", 0), (TOPIC, "ghost", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+
+
+# -- group configs (resource type GROUP, read by share groups) ---------------------------
+
+GROUP = ResourceType.GROUP
+
+
+def group_changes(name: str, *changes: dict[str, Any]) -> dict[str, Any]:
+    return {"resource_type": GROUP, "resource_name": name, "configs": list(changes)}
+
+
+async def test_group_configs_default_then_set_validated_and_deleted(broker):
+    [result] = await describe(broker, resource(GROUP, "g"))
+    entries = by_name(result)
+    assert {name: (e.value, e.config_source) for name, e in entries.items()} == {
+        "share.auto.offset.reset": ("latest", ConfigSource.DEFAULT_CONFIG),
+        "share.heartbeat.interval.ms": ("5000", ConfigSource.DEFAULT_CONFIG),
+        "share.record.lock.duration.ms": ("30000", ConfigSource.DEFAULT_CONFIG),
+        "share.session.timeout.ms": ("45000", ConfigSource.DEFAULT_CONFIG),
+    }
+    assert await alter(broker, group_changes("g", change("share.auto.offset.reset", AlterOp.SET, "earliest"))) == [
+        (GROUP, "g", ErrorCode.NONE)]
+    [result] = await describe(broker, resource(GROUP, "g", ["share.auto.offset.reset"]))
+    assert [(e.name, e.value, e.config_source) for e in result.configs] == [
+        ("share.auto.offset.reset", "earliest", ConfigSource.GROUP_CONFIG)]
+    refused = [
+        group_changes("g", change("share.auto.offset.reset", AlterOp.SET, "sometime")),
+        group_changes("g", change("share.record.lock.duration.ms", AlterOp.SET, "1000")),  # below the 15000 floor
+        group_changes("g", change("consumer.session.timeout.ms", AlterOp.SET, "45000")),
+        group_changes("g", change("share.auto.offset.reset", AlterOp.APPEND, "latest")),
+    ]
+    for changes in refused:
+        assert await alter(broker, changes) == [(GROUP, "g", ErrorCode.INVALID_CONFIG)]
+    assert await alter(broker, group_changes("g", change("share.auto.offset.reset", AlterOp.DELETE, None))) == [
+        (GROUP, "g", ErrorCode.NONE)]
+    [result] = await describe(broker, resource(GROUP, "g", ["share.auto.offset.reset"]))
+    assert result.configs[0].config_source == ConfigSource.DEFAULT_CONFIG

@@ -79,3 +79,23 @@ def test_error_response_names_plain_value_arrays_and_sets_top_level_codes():
     found = _round_trip(FIND_COORDINATOR, 3, error_response(
         FIND_COORDINATOR, 3, decoded(FIND_COORDINATOR, 3, {"key": "g"}), 15, "away"))
     assert (found.error_code, found.error_message) == (15, "away")
+
+
+def test_share_group_requests_name_groups_and_topics_by_id():
+    import uuid
+
+    topic_id = uuid.UUID(int=7)
+    names = {topic_id: "t"}
+    fetch = decoded(78, 1, {"group_id": "sg", "member_id": "m", "share_session_epoch": 0, "max_wait_ms": 0,
+                            "min_bytes": 1, "max_bytes": 1, "max_records": 1, "batch_size": 1, "topics": [
+                                {"topic_id": topic_id, "partitions": [{"partition_index": 2,
+                                                                       "acknowledgement_batches": []}]}],
+                            "forgotten_topics_data": [{"topic_id": topic_id, "partitions": [4]}]})
+    found = request_resources(fetch, names.get)
+    assert (found.groups, found.topics, found.partitions) == ({"sg"}, {"t"}, {("t", 2), ("t", 4)})
+    assert request_resources(fetch).topics == set()  # without a way to look ids up
+    rest, only = split_request(fetch, Resources(topics={"t"}), names.get)
+    assert (rest.topics, [t["topic_id"] for t in only.topics]) == ([], [topic_id])
+    assert request_resources(decoded(77, 1, {"group_ids": ["a", "b"]})).groups == {"a", "b"}
+    offsets = decoded(90, 0, {"groups": [{"group_id": "sg", "topics": [{"topic_name": "t", "partitions": [1]}]}]})
+    assert (request_resources(offsets).groups, request_resources(offsets).partitions) == ({"sg"}, {("t", 1)})

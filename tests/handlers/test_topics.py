@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from kafkacompat.config import BrokerConfig
+from kafkacompat.group.share.coordinator import ShareCoordinator
 from kafkacompat.handlers import cluster, configs, topics
 from kafkacompat.handlers.registry import Request, RequestContext, build_registry
 from kafkacompat.log.log_manager import LogManager
@@ -39,6 +40,7 @@ class AdminBroker:
     cluster_id: str = "kc-test-cluster"
     advertised_host: str = "broker.test"
     advertised_port: int = 19092
+    share_groups: ShareCoordinator | None = None  # group configs live with the share coordinator
 
     def clock(self) -> int:
         return 1_700_000_000_000
@@ -52,11 +54,13 @@ def make_broker(tmp_path: Path):
         config = BrokerConfig({"node.id": str(NODE_ID), **broker_config})
         data_dir = tmp_path / f"data{len(opened)}"
         broker = AdminBroker(config, LogManager(data_dir, config.topic_defaults(), lambda: 1_700_000_000_000))
+        broker.share_groups = ShareCoordinator(data_dir, broker.clock, broker.log_manager)
         opened.append(broker)
         return broker
 
     yield make
     for broker in opened:
+        broker.share_groups.close()
         broker.log_manager.close()
 
 

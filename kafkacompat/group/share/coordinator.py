@@ -1,0 +1,362 @@
+"""The share coordinator: share groups, share sessions and share-partition state, sans I/O.
+
+It ties the two state machines together — membership (group.py) and the
+records each share partition has handed out (partition.py) — with what they
+need from outside: the log (to read batches for acquisition), the group
+configs, the durable store and the timers (sessions, acquisition locks).
+Time comes only from the injected clock and ``tick(now_ms)``.
+
+Share sessions (KIP-932) are kept per (group id, member id): ShareFetch with
+epoch 0 opens one with the partitions it names, each later ShareFetch or
+ShareAcknowledge must carry the next epoch and may add or forget
+partitions, and epoch -1 closes it, releasing what the member holds. A
+member that leaves releases its records too (its session stays until the
+client closes it: librdkafka may do so just after leaving); one whose
+session times out loses its share session as well.
+
+Not thread-safe and not reentrant: the broker calls it from one Trio task at
+a time. Every state change that must survive a restart (share groups, their
+configs, share-partition snapshots after acknowledgements, releases and lock
+expiry) is fsynced to the :class:`ShareStateStore` before the call returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+from kafkacompat.group.share.group import HeartbeatResult, ShareGroup, ShareGroupState
+from kafkacompat.group.share.partition import Acquired, SharePartition
+from kafkacompat.group.share.store import PartitionKey, ShareStateStore
+from kafkacompat.group.timers import Timers
+from kafkacompat.log.log_manager import LogManager
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.protocol.records import BATCH_HEADER, LOG_OVERHEAD, read_header
+
+INITIAL_EPOCH, FINAL_EPOCH = 0, -1
+MAX_SESSION_EPOCH = 2**31 - 1
+AUTO_OFFSET_RESET = "share.auto.offset.reset"
+RECORD_LOCK_DURATION = "share.record.lock.duration.ms"
+
+SessionPartition = tuple[uuid.UUID, int]  # topic id, partition index
+
+
+@dataclass(frozen=True)
+class ShareSettings:
+    """The broker's group.share.* configs."""
+
+    heartbeat_interval_ms: int = 5000
+    session_timeout_ms: int = 45000
+    record_lock_duration_ms: int = 30000
+    min_record_lock_duration_ms: int = 15000
+    max_record_lock_duration_ms: int = 60000
+    delivery_count_limit: int = 5
+    max_size: int = 200
+
+
+@dataclass
+class ShareSession:
+    """One member's share session: the partitions it fetches and the epoch its next request must carry."""
+
+    partitions: dict[SessionPartition, None] = field(default_factory=dict)
+    epoch: int = 1
+
+    def advance(self) -> None:
+        self.epoch = 1 if self.epoch == MAX_SESSION_EPOCH else self.epoch + 1
+
+
+class ShareCoordinator:
+    """All share groups of this broker; see the module docstring."""
+
+    def __init__(self, data_dir: Path, clock: Callable[[], int], log_manager: LogManager,
+                 settings: ShareSettings = ShareSettings()) -> None:
+        self._clock = clock
+        self._logs = log_manager
+        self.settings = settings
+        self._store = ShareStateStore(data_dir)
+        self._timers = Timers()
+        self._groups = {group_id: ShareGroup(group_id, group_epoch=epoch)
+                        for group_id, epoch in self._store.groups.items()}
+        self._partitions: dict[PartitionKey, SharePartition] = {}
+        for key, stored in self._store.partitions.items():
+            self._partitions[key] = SharePartition.restore(
+                stored, lock_duration_ms=self._lock_duration(key[0]),
+                delivery_count_limit=settings.delivery_count_limit)
+        self._sessions: dict[tuple[str, str], ShareSession] = {}
+
+    def close(self) -> None:
+        self._store.close()
+
+    # -- groups ---------------------------------------------------------------
+
+    def group(self, group_id: str) -> ShareGroup | None:
+        return self._groups.get(group_id)
+
+    def groups(self) -> list[ShareGroup]:
+        return list(self._groups.values())
+
+    def heartbeat(self, group_id: str, member_id: str, member_epoch: int, *, rack_id: str | None,
+                  subscribed_topic_names: Sequence[str] | None, client_id: str, client_host: str) -> HeartbeatResult:
+        """ShareGroupHeartbeat for a group that is not a classic or consumer group (the caller checks)."""
+        now = self._clock()
+        group = self._groups.get(group_id)
+        if group is None:
+            if member_epoch != INITIAL_EPOCH:
+                return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID, message=f"Member {member_id} is not in group")
+            group = ShareGroup(group_id)
+        epoch_before = group.group_epoch
+        result = group.heartbeat(
+            member_id, member_epoch, rack_id=rack_id, subscribed_topic_names=subscribed_topic_names,
+            client_id=client_id, client_host=client_host, topics=self._topic_lookup, now_ms=now,
+            session_timeout_ms=self._session_timeout(group_id), max_size=self.settings.max_size)
+        if result.error is not ErrorCode.NONE:
+            return result
+        if group.group_epoch != epoch_before or group_id not in self._groups:
+            self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
+            self._groups[group_id] = group
+        if result.left is not None:
+            # Its share session stays: clients close it (epoch -1) around the time they leave, in either order.
+            self._timers.cancel(("session", group_id, member_id))
+            self.release_member(group_id, member_id)
+        else:
+            self._timers.schedule(("session", group_id, member_id), now + self._session_timeout(group_id))
+        return result
+
+    def heartbeat_interval_ms(self, group_id: str) -> int:
+        return int(self._store.configs.get(group_id, {}).get("share.heartbeat.interval.ms",
+                                                              self.settings.heartbeat_interval_ms))
+
+    def _session_timeout(self, group_id: str) -> int:
+        return int(self._store.configs.get(group_id, {}).get("share.session.timeout.ms",
+                                                             self.settings.session_timeout_ms))
+
+    def _lock_duration(self, group_id: str) -> int:
+        return int(self._store.configs.get(group_id, {}).get(RECORD_LOCK_DURATION,
+                                                             self.settings.record_lock_duration_ms))
+
+    def lock_duration_ms(self, group_id: str) -> int:
+        return self._lock_duration(group_id)
+
+    def _topic_lookup(self, name: str) -> tuple[uuid.UUID, int] | None:
+        topic = self._logs.topic(name)
+        return None if topic is None else (topic.topic_id, len(topic.partitions))
+
+    def _member_expired(self, group_id: str, member_id: str) -> bool:
+        """Drop the silent member's share session, release its records; whether any record was released."""
+        self._sessions.pop((group_id, member_id), None)
+        return self.release_member(group_id, member_id)
+
+    def delete_group(self, group_id: str) -> ErrorCode:
+        """DeleteGroups for a share group: only an Empty one, with its share-partition state and configs."""
+        group = self._groups.get(group_id)
+        if group is None:
+            return ErrorCode.GROUP_ID_NOT_FOUND
+        if group.state is not ShareGroupState.EMPTY:
+            return ErrorCode.NON_EMPTY_GROUP
+        self._store.write([ShareStateStore.deleted_group(group_id)])
+        group.deleted = True
+        del self._groups[group_id]
+        for key in [k for k in self._partitions if k[0] == group_id]:
+            del self._partitions[key]
+        return ErrorCode.NONE
+
+    # -- group configs (IncrementalAlterConfigs / DescribeConfigs, resource type GROUP) ----------
+
+    def group_configs(self, group_id: str) -> dict[str, str]:
+        """Explicitly set configs of a group id (whatever its type), as Kafka keeps them."""
+        return dict(self._store.configs.get(group_id, {}))
+
+    def set_group_configs(self, group_id: str, configs: Mapping[str, str]) -> None:
+        """Replace the group's explicit configs (validated by the caller)."""
+        self._store.write([ShareStateStore.configs_record(group_id, dict(configs))])
+        for key, partition in self._partitions.items():
+            if key[0] == group_id:
+                partition.lock_duration_ms = self._lock_duration(group_id)
+
+    # -- share sessions -------------------------------------------------------
+
+    def session(self, group_id: str, member_id: str, epoch: int) -> ShareSession:
+        """The session a request with this (non-initial) epoch continues; KafkaError if there is none."""
+        session = self._sessions.get((group_id, member_id))
+        if session is None:
+            raise KafkaError(ErrorCode.SHARE_SESSION_NOT_FOUND, "Share session not found")
+        if epoch != FINAL_EPOCH:
+            if epoch != session.epoch:
+                raise KafkaError(ErrorCode.INVALID_SHARE_SESSION_EPOCH,
+                                 f"Share session epoch {epoch} is not the expected {session.epoch}")
+            session.advance()
+        return session
+
+    def open_session(self, group_id: str, member_id: str) -> ShareSession:
+        session = self._sessions[(group_id, member_id)] = ShareSession()
+        return session
+
+    def close_session(self, group_id: str, member_id: str) -> bool:
+        """Epoch -1: the session ends and the member's acquired records go back; whether any did."""
+        self._sessions.pop((group_id, member_id), None)
+        return self.release_member(group_id, member_id)
+
+    # -- records ----------------------------------------------------------------
+
+    def _share_partition(self, group_id: str, topic_id: uuid.UUID, index: int) -> SharePartition:
+        key = (group_id, str(topic_id), index)
+        partition = self._partitions.get(key)
+        if partition is None:
+            log = self._log(topic_id, index)
+            reset = self._store.configs.get(group_id, {}).get(AUTO_OFFSET_RESET, "latest")
+            start = log.log_start_offset if reset == "earliest" else log.high_watermark
+            partition = self._partitions[key] = SharePartition(
+                start, lock_duration_ms=self._lock_duration(group_id),
+                delivery_count_limit=self.settings.delivery_count_limit)
+        return partition
+
+    def _log(self, topic_id: uuid.UUID, index: int):
+        topic = self._logs.topic_by_id(topic_id)
+        if topic is None:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
+        if not 0 <= index < len(topic.partitions):
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unknown partition {index}")
+        return topic.partitions[index]
+
+    def acquire(self, group_id: str, member_id: str, topic_id: uuid.UUID, index: int, *,
+                max_bytes: int, max_records: int) -> tuple[bytes, list[Acquired]]:
+        """Read batches from the partition's next available offset and acquire their records for the member.
+
+        Returns the batches (whole, as stored, cut after the last one with an
+        acquired record) and the acquired ranges; KafkaError for an unknown
+        topic or partition or a log that cannot be read.
+        """
+        log = self._log(topic_id, index)
+        partition = self._share_partition(group_id, topic_id, index)
+        partition.move_start(log.log_start_offset)
+        offset = partition.next_fetch_offset()
+        if offset >= log.high_watermark or max_records <= 0:
+            return b"", []
+        data = log.read(offset, max(max_bytes, 1))
+        batches = list(_batch_spans(data))
+        acquired = partition.acquire(member_id, ((base, last) for base, last, _ in batches), max_records,
+                                     self._clock())
+        if not acquired:
+            return b"", []
+        last_acquired = acquired[-1].last_offset
+        end = next(stop for base, last, stop in batches if last >= last_acquired)
+        self._schedule_lock(group_id, topic_id, index, partition)
+        return bytes(data[:end]), acquired
+
+    def acknowledge(self, group_id: str, member_id: str,
+                    acks: Mapping[SessionPartition, Sequence[tuple[int, int, Sequence[int]]]]
+                    ) -> tuple[dict[SessionPartition, ErrorCode], bool]:
+        """Apply acknowledgements partition by partition; the errors, and whether records became available."""
+        results: dict[SessionPartition, ErrorCode] = {}
+        changed: list[PartitionKey] = []
+        for (topic_id, index), batches in acks.items():
+            if not batches:
+                continue
+            key = (group_id, str(topic_id), index)
+            partition = self._partitions.get(key)
+            if partition is None:
+                try:
+                    self._log(topic_id, index)
+                    results[topic_id, index] = ErrorCode.INVALID_RECORD_STATE
+                except KafkaError as exc:
+                    results[topic_id, index] = exc.code
+                continue
+            results[topic_id, index] = partition.acknowledge_batches(member_id, batches)
+            if results[topic_id, index] is ErrorCode.NONE:
+                changed.append(key)
+        self._persist(changed)
+        released = any(
+            types_release(batches) for (topic_id, index), batches in acks.items()
+            if results.get((topic_id, index)) is ErrorCode.NONE)
+        return results, released
+
+    def release_member(self, group_id: str, member_id: str) -> bool:
+        changed = [key for key, partition in self._partitions.items()
+                   if key[0] == group_id and partition.release_member(member_id)]
+        self._persist(changed)
+        return bool(changed)
+
+    def _persist(self, keys: Iterable[PartitionKey]) -> None:
+        self._store.write(ShareStateStore.partition_record(key, self._partitions[key].snapshot()) for key in keys)
+
+    def _schedule_lock(self, group_id: str, topic_id: uuid.UUID, index: int, partition: SharePartition) -> None:
+        deadline = partition.next_lock_deadline()
+        timer = ("lock", group_id, str(topic_id), index)
+        if deadline is None:
+            self._timers.cancel(timer)
+        else:
+            self._timers.schedule(timer, deadline)
+
+    # -- admin: share-group offsets -----------------------------------------
+
+    def start_offsets(self, group_id: str) -> dict[tuple[uuid.UUID, int], int]:
+        """The share-partition start offset of every partition the group has state for."""
+        return {(uuid.UUID(key[1]), key[2]): p.start_offset for key, p in self._partitions.items()
+                if key[0] == group_id}
+
+    def alter_start_offset(self, group_id: str, topic_id: uuid.UUID, index: int, offset: int) -> None:
+        """AlterShareGroupOffsets for an Empty group: the partition starts over at ``offset``."""
+        key = (group_id, str(topic_id), index)
+        partition = self._partitions.get(key) or SharePartition(
+            offset, lock_duration_ms=self._lock_duration(group_id),
+            delivery_count_limit=self.settings.delivery_count_limit)
+        partition.reset(offset)
+        self._partitions[key] = partition
+        if group_id not in self._groups:
+            self._groups[group_id] = ShareGroup(group_id)
+            self._store.write([ShareStateStore.group_record(group_id, 0)])
+        self._persist([key])
+
+    def delete_start_offsets(self, group_id: str, topic_id: uuid.UUID) -> None:
+        """DeleteShareGroupOffsets: the group forgets its state for the topic."""
+        keys = [k for k in self._partitions if k[0] == group_id and k[1] == str(topic_id)]
+        self._store.write(ShareStateStore.partition_record(key, None) for key in keys)
+        for key in keys:
+            del self._partitions[key]
+
+    # -- timers ---------------------------------------------------------------
+
+    def next_deadline_ms(self) -> int | None:
+        return self._timers.next_deadline()
+
+    def tick(self, now_ms: int) -> bool:
+        """Expire sessions and acquisition locks due by ``now_ms``; whether records became available."""
+        released = False
+        while (key := self._timers.pop_due(now_ms)) is not None:
+            if key[0] == "session":
+                _, group_id, member_id = key
+                group = self._groups.get(group_id)
+                if group is not None and member_id in group.members and \
+                        group.members[member_id].session_deadline_ms <= now_ms:
+                    group.remove(member_id)
+                    self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
+                    released |= self._member_expired(group_id, member_id)
+            else:
+                _, group_id, topic_id, index = key
+                partition = self._partitions.get((group_id, topic_id, index))
+                if partition is not None and partition.expire_locks(now_ms):
+                    self._persist([(group_id, topic_id, index)])
+                    released = True
+                if partition is not None:
+                    self._schedule_lock(group_id, uuid.UUID(topic_id), index, partition)
+        return released
+
+
+def types_release(batches: Sequence[tuple[int, int, Sequence[int]]]) -> bool:
+    """Whether any of these acknowledgements releases records (so waiting fetches may find some)."""
+    return any(2 in types for _, _, types in batches)
+
+
+def _batch_spans(data: bytes | memoryview) -> Iterable[tuple[int, int, int]]:
+    """(base offset, last offset, end position) of each whole batch in ``data``, from the headers alone."""
+    position = 0
+    while position + BATCH_HEADER.size <= len(data):
+        header = read_header(data, position)
+        end = position + header.batch_length + LOG_OVERHEAD
+        if end > len(data):
+            return
+        if not header.is_control:
+            yield header.base_offset, header.base_offset + header.last_offset_delta, end
+        position = end

@@ -1,0 +1,181 @@
+"""Share group membership (KIP-932): members, the group epoch and the broker-side assignment.
+
+Theory of operation.  A share group has no rebalance protocol: members send
+ShareGroupHeartbeat, and the coordinator owns the assignment.  Any change a
+member brings (joining, leaving, a new subscription) or that the topics bring
+(a subscribed topic created, deleted or grown) bumps the *group epoch*; the
+next heartbeat then computes a new target assignment, whose epoch is the
+*assignment epoch*.  Several members may be assigned the same partition —
+records, not partitions, are what members divide (see partition.py) — so a
+member never has to give a partition up before another gets it: each member
+takes its target assignment at once, with member epoch = assignment epoch.
+
+States (Kafka's ShareGroupState names), what a heartbeat gets in each:
+
+    =======  ===========================================  =====================
+    state    heartbeat                                     moves to
+    =======  ===========================================  =====================
+    Empty    epoch 0 joins (needs a subscription);         Stable on a join
+             other epochs: UNKNOWN_MEMBER_ID
+    Stable   epoch 0 joins or rejoins; the member's        Empty when the last
+             epoch: heartbeat; an older epoch:             member leaves (epoch
+             FENCED_MEMBER_EPOCH; unknown member:          -1) or its session
+             UNKNOWN_MEMBER_ID; epoch -1: leave            times out
+    Dead     (deleted with DeleteGroups; never answered)   —
+    =======  ===========================================  =====================
+
+A join past ``group.share.max.size`` members gets GROUP_MAX_SIZE_REACHED.
+The assignor is Kafka's "simple" one in spirit, deterministic: per topic,
+with the members subscribed to it sorted by id, partition *i* goes to member
+*i mod m* when there are at least as many partitions as members, and member
+*j* gets partition *j mod p* otherwise, so every partition has a member and
+every member a partition.  Sessions expire ``session_timeout_ms`` after the
+last heartbeat; the injected ``now_ms`` arguments are the only clock.
+Not safe for concurrent use: the share coordinator serialises access.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from kafkacompat.protocol.errors import ErrorCode
+
+JOIN_EPOCH = 0
+LEAVE_EPOCH = -1
+SHARE_ASSIGNOR = "simple"
+
+# topic name -> (topic id, partition count), for the topics that exist
+TopicLookup = Callable[[str], "tuple[uuid.UUID, int] | None"]
+Assignment = dict[uuid.UUID, tuple[int, ...]]
+
+
+class ShareGroupState(enum.Enum):
+    EMPTY = "Empty"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+@dataclass
+class ShareMember:
+    member_id: str
+    client_id: str
+    client_host: str
+    rack_id: str | None = None
+    member_epoch: int = 0
+    subscribed_topic_names: tuple[str, ...] = ()
+    assignment: Assignment = field(default_factory=dict)
+    session_deadline_ms: int = 0
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    error: ErrorCode
+    member_epoch: int = 0
+    assignment: Assignment | None = None  # None: unchanged since the member's last heartbeat
+    message: str | None = None
+    left: ShareMember | None = None  # the member that left with this heartbeat
+
+
+class ShareGroup:
+    """One share group's members and epochs; see the module docstring."""
+
+    def __init__(self, group_id: str, *, group_epoch: int = 0) -> None:
+        self.group_id = group_id
+        self.group_epoch = group_epoch
+        self.assignment_epoch = group_epoch
+        self.members: dict[str, ShareMember] = {}
+        self._topics_seen: dict[str, tuple[uuid.UUID, int] | None] = {}
+        self._targets: dict[str, Assignment] = {}  # the target assignment of assignment_epoch
+        self.deleted = False
+
+    @property
+    def state(self) -> ShareGroupState:
+        if self.deleted:
+            return ShareGroupState.DEAD
+        return ShareGroupState.STABLE if self.members else ShareGroupState.EMPTY
+
+    def subscribed_topics(self) -> set[str]:
+        return {name for m in self.members.values() for name in m.subscribed_topic_names}
+
+    def heartbeat(self, member_id: str, member_epoch: int, *, rack_id: str | None,
+                  subscribed_topic_names: Sequence[str] | None, client_id: str, client_host: str,
+                  topics: TopicLookup, now_ms: int, session_timeout_ms: int, max_size: int) -> HeartbeatResult:
+        if member_epoch == LEAVE_EPOCH:
+            member = self.members.get(member_id)
+            if member is None:
+                return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID, message=f"Member {member_id} is not in group")
+            self.remove(member_id)
+            return HeartbeatResult(ErrorCode.NONE, LEAVE_EPOCH, left=member)
+        member = self.members.get(member_id)
+        bump = False  # one heartbeat bumps the group epoch at most once, whatever it changed
+        if member_epoch == JOIN_EPOCH:
+            if not subscribed_topic_names:
+                return HeartbeatResult(ErrorCode.INVALID_REQUEST,
+                                       message="SubscribedTopicNames must be set in first request.")
+            if member is None:
+                if len(self.members) >= max_size:
+                    return HeartbeatResult(ErrorCode.GROUP_MAX_SIZE_REACHED,
+                                           message=f"The share group has reached its maximum capacity of {max_size} members.")
+                member = self.members[member_id] = ShareMember(member_id, client_id, client_host)
+                bump = True
+            member.assignment = {}  # a (re)joining member is sent its whole assignment
+        elif member is None:
+            return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID, message=f"Member {member_id} is not in group")
+        elif member_epoch != member.member_epoch:
+            return HeartbeatResult(ErrorCode.FENCED_MEMBER_EPOCH,
+                                   message=f"The share group member has a smaller member epoch ({member_epoch}) "
+                                           f"than the one known by the group coordinator ({member.member_epoch}).")
+        member.session_deadline_ms = now_ms + session_timeout_ms
+        if rack_id is not None:
+            member.rack_id = rack_id
+        if subscribed_topic_names is not None and tuple(sorted(subscribed_topic_names)) != member.subscribed_topic_names:
+            member.subscribed_topic_names = tuple(sorted(subscribed_topic_names))
+            bump = True
+        if self._notice_topic_changes(topics) or bump:
+            self.group_epoch += 1
+        if self.assignment_epoch < self.group_epoch:
+            self._assign(topics)
+        target = self._targets.get(member_id, {})
+        changed = target != member.assignment or member_epoch == JOIN_EPOCH
+        member.assignment = target
+        member.member_epoch = self.assignment_epoch
+        return HeartbeatResult(ErrorCode.NONE, member.member_epoch, dict(target) if changed else None)
+
+    def remove(self, member_id: str) -> None:
+        if self.members.pop(member_id, None) is not None:
+            self.group_epoch += 1
+
+    def expired_members(self, now_ms: int) -> list[str]:
+        return [m.member_id for m in self.members.values() if m.session_deadline_ms <= now_ms]
+
+    def _notice_topic_changes(self, topics: TopicLookup) -> bool:
+        """Whether a subscribed topic appeared, went away or grew since the last look."""
+        seen = {name: topics(name) for name in sorted(self.subscribed_topics())}
+        changed, self._topics_seen = seen != self._topics_seen, seen
+        return changed
+
+    def _assign(self, topics: TopicLookup) -> None:
+        targets: dict[str, Assignment] = {member_id: {} for member_id in self.members}
+        for name in sorted(self.subscribed_topics()):
+            found = topics(name)
+            if found is None or found[1] == 0:
+                continue
+            topic_id, count = found
+            members = sorted(m.member_id for m in self.members.values() if name in m.subscribed_topic_names)
+            for member_id, partitions in simple_assignment(members, count).items():
+                if partitions:
+                    targets[member_id][topic_id] = partitions
+        self._targets = targets
+        self.assignment_epoch = self.group_epoch
+
+
+def simple_assignment(members: Sequence[str], partition_count: int) -> Mapping[str, tuple[int, ...]]:
+    """One topic's partitions over its subscribers (sorted ids), as the module docstring describes."""
+    if not members:
+        return {}
+    if partition_count >= len(members):
+        return {member: tuple(range(i, partition_count, len(members))) for i, member in enumerate(members)}
+    return {member: (j % partition_count,) for j, member in enumerate(members)}

@@ -1,0 +1,128 @@
+"""The share coordinator with a real log and an injected clock: locks, sessions, durability."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
+from kafkacompat.group.share.partition import Acquired
+from kafkacompat.log.log_manager import LogManager
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from tests.group.group_helpers import FakeClock
+from tests.log.batch_builder import RecordSpec, build_batch
+
+SETTINGS = ShareSettings(session_timeout_ms=5000, record_lock_duration_ms=1000, delivery_count_limit=2)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(int(time.time() * 1000))  # near the batches' timestamps, which the log checks
+
+
+@pytest.fixture
+def logs(tmp_path, clock):
+    manager = LogManager(tmp_path / "data", {}, clock)
+    topic = manager.create_topic("t", 1)
+    for n in range(4):  # four batches of two records: offsets 0-7
+        topic.partitions[0].append(build_batch([RecordSpec(b"a%d" % n), RecordSpec(b"b%d" % n)]))
+    yield manager
+    manager.close()
+
+
+def open_coordinator(tmp_path, clock, logs) -> ShareCoordinator:
+    return ShareCoordinator(tmp_path / "data", clock, logs, SETTINGS)
+
+
+@pytest.fixture
+def share(tmp_path, clock, logs):
+    coordinator = open_coordinator(tmp_path, clock, logs)
+    coordinator.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
+    yield coordinator
+    coordinator.close()
+
+
+def join(share: ShareCoordinator, member: str) -> None:
+    result = share.heartbeat("g", member, 0, rack_id=None, subscribed_topic_names=["t"], client_id="c",
+                             client_host="/h")
+    assert result.error is ErrorCode.NONE
+
+
+def topic_id(logs: LogManager):
+    return logs.topic("t").topic_id
+
+
+def test_acquired_batches_come_back_whole_and_an_expired_lock_releases_them(share, logs, clock) -> None:
+    join(share, "a")
+    records, acquired = share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=3)
+    assert acquired == [Acquired(0, 3, 1)] and len(records) > 0  # two whole batches for three records
+    assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [Acquired(4, 7, 1)]
+    assert share.next_deadline_ms() == clock.now + 1000
+    assert share.tick(clock.now + 999) is False
+    assert share.tick(clock.now + 1000) is True
+    clock.now += 1000
+    assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [Acquired(0, 7, 2)]
+    clock.now += 1000
+    assert share.tick(clock.now) is True  # the second expiry reaches the delivery limit: archived
+    assert share.start_offsets("g") == {(topic_id(logs), 0): 8}
+
+
+def test_a_member_whose_session_times_out_loses_its_records_and_share_session(share, logs, clock) -> None:
+    join(share, "a")
+    share.open_session("g", "a")
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
+    clock.now += 5000
+    share.tick(clock.now)
+    assert share.group("g").members == {}
+    with pytest.raises(KafkaError) as info:
+        share.session("g", "a", 1)
+    assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
+    join(share, "b")
+    assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 2)]
+
+
+def test_share_session_epochs_must_follow_one_another(share) -> None:
+    session = share.open_session("g", "a")
+    assert share.session("g", "a", 1) is session
+    with pytest.raises(KafkaError) as info:
+        share.session("g", "a", 1)
+    assert info.value.code is ErrorCode.INVALID_SHARE_SESSION_EPOCH
+    assert share.session("g", "a", 2) is session and share.session("g", "a", -1) is session
+
+
+def test_state_groups_and_configs_survive_reopening(logs, clock, tmp_path) -> None:
+    share = open_coordinator(tmp_path, clock, logs)
+    share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
+    join(share, "a")
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)
+    results, released = share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [1]), (2, 3, [2]), (4, 7, [3])]})
+    assert (results, released) == ({(topic_id(logs), 0): ErrorCode.NONE}, True)
+    share.close()
+    reopened = open_coordinator(tmp_path, clock, logs)
+    try:
+        assert reopened.group("g").group_epoch == 1 and reopened.group_configs("g") == {
+            "share.auto.offset.reset": "earliest"}
+        assert reopened.start_offsets("g") == {(topic_id(logs), 0): 2}
+        join(reopened, "b")
+        assert reopened.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
+            Acquired(2, 3, 2)]
+        reopened.heartbeat("g", "b", -1, rack_id=None, subscribed_topic_names=None, client_id="c", client_host="/h")
+        assert reopened.delete_group("g") is ErrorCode.NONE
+    finally:
+        reopened.close()
+    again = open_coordinator(tmp_path, clock, logs)
+    try:
+        assert (again.group("g"), again.start_offsets("g"), again.group_configs("g")) == (None, {}, {})
+    finally:
+        again.close()
+
+
+def test_latest_starts_at_the_high_watermark_and_altering_moves_the_start(share, logs) -> None:
+    share.set_group_configs("h", {})
+    assert share.acquire("h", "m", topic_id(logs), 0, max_bytes=1 << 20, max_records=10) == (b"", [])
+    assert share.start_offsets("h") == {(topic_id(logs), 0): 8}
+    share.alter_start_offset("h", topic_id(logs), 0, 6)
+    assert share.acquire("h", "m", topic_id(logs), 0, max_bytes=1 << 20, max_records=10)[1] == [Acquired(6, 7, 1)]
+    share.delete_start_offsets("h", topic_id(logs))
+    assert share.start_offsets("h") == {}

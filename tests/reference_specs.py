@@ -1,0 +1,10 @@
+"""What the tests know about the reference specs in ../shared/kafka-message-specs (Kafka's 4.0 line)."""
+
+# APIs whose served versions Kafka made final after the reference specs' 4.0 development line:
+# KIP-932's share-group APIs (v1 of the four Kafka 4.0 shipped as unstable v0, and three APIs Kafka
+# 4.1 added). Their wire facts come from the KIP and client sources; the golden frames librdkafka
+# sent (compat_tests/test_share_golden.py) check them instead.
+LATER_THAN_REFERENCE = frozenset({
+    "ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge",
+    "DescribeShareGroupOffsets", "AlterShareGroupOffsets", "DeleteShareGroupOffsets",
+})
