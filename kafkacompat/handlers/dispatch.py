@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import trio
 
 from kafkacompat.handlers import (
+    acls,
     api_versions,
     cluster,
     configs,
@@ -67,6 +68,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
+        acls,
     ]
 )
 api_versions.use_registry(REGISTRY)

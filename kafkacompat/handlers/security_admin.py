@@ -1,8 +1,7 @@
-"""DescribeAcls (key 29), DescribeClientQuotas (key 48) and DescribeUserScramCredentials (key 50),
+"""DescribeClientQuotas (key 48) and DescribeUserScramCredentials (key 50),
 answered as Kafka answers them with none of these configured.
 
-There is no authorizer, no quota and no SCRAM credential here yet, so:
-DescribeAcls gets SECURITY_DISABLED, as from a Kafka without an authorizer;
+There is no quota and no SCRAM credential here yet, so:
 DescribeClientQuotas checks its filter as Kafka does, then matches nothing;
 DescribeUserScramCredentials lists no users, and a user named in the request
 is RESOURCE_NOT_FOUND (DUPLICATE_RESOURCE when named twice).
@@ -16,16 +15,10 @@ from typing import Any
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
-API_DESCRIBE_ACLS = 29
 API_DESCRIBE_CLIENT_QUOTAS = 48
 API_DESCRIBE_USER_SCRAM_CREDENTIALS = 50
 QUOTA_ENTITY_TYPES = ("user", "client-id", "ip")
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
-
-
-async def handle_describe_acls(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.SECURITY_DISABLED,
-            "error_message": "No Authorizer is configured on the broker", "resources": []}
 
 
 def _check_quota_filter(components: list[Any]) -> None:
@@ -81,7 +74,6 @@ async def handle_describe_user_scram_credentials(request: Request, ctx: RequestC
 
 
 API_HANDLERS = [
-    ApiHandler(API_DESCRIBE_ACLS, handle_describe_acls),
     ApiHandler(API_DESCRIBE_CLIENT_QUOTAS, handle_describe_client_quotas),
     ApiHandler(API_DESCRIBE_USER_SCRAM_CREDENTIALS, handle_describe_user_scram_credentials),
 ]
