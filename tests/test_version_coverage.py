@@ -34,6 +34,7 @@ OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
 HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 12, 13, 14, 15, 16
 API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 20, 21, 22
 OFFSET_FOR_LEADER_EPOCH, DESCRIBE_ACLS, ALTER_CONFIGS, ALTER_REPLICA_LOG_DIRS, DESCRIBE_LOG_DIRS = 23, 29, 33, 34, 35
+CREATE_ACLS, DELETE_ACLS = 30, 31
 CREATE_TOKEN, RENEW_TOKEN, EXPIRE_TOKEN, DESCRIBE_TOKENS, ELECT_LEADERS = 38, 39, 40, 41, 43
 LIST_REASSIGNMENTS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_SCRAM_CREDENTIALS = 46, 48, 50
 DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 61, 75
@@ -682,6 +683,23 @@ def describe_acls(session: Session, version: int) -> None:
             "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}
     answer = session.call(DESCRIBE_ACLS, version, body)
     assert (answer.error_code, list(answer.resources)) == (ErrorCode.SECURITY_DISABLED, [])
+
+
+@exercises(CREATE_ACLS)
+def create_acls(session: Session, version: int) -> None:
+    creation = {"resource_type": 2, "resource_name": "t", "resource_pattern_type": 3, "principal": "User:a",
+                "host": "*", "operation": 3, "permission_type": 3}
+    answer = session.call(CREATE_ACLS, version, {"creations": [creation, creation]})
+    assert [r.error_code for r in answer.results] == [ErrorCode.SECURITY_DISABLED] * 2  # no authorizer
+
+
+@exercises(DELETE_ACLS)
+def delete_acls(session: Session, version: int) -> None:
+    acl_filter = {"resource_type_filter": 1, "resource_name_filter": None, "pattern_type_filter": 1,
+                  "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}
+    answer = session.call(DELETE_ACLS, version, {"filters": [acl_filter]})
+    assert [(r.error_code, list(r.matching_acls)) for r in answer.filter_results] == [
+        (ErrorCode.SECURITY_DISABLED, [])]
 
 
 @exercises(DESCRIBE_CLIENT_QUOTAS)

@@ -1,9 +1,10 @@
 """Route one request frame to its handler and frame the answer.
 
-Injected faults are decided here, at one fixed point of every request: after
-decoding, with the resources the request names (handlers/resources.py),
-before any side effect; faults that come after the work are applied once the
-handler has run. With no fault rule this costs one attribute check.
+Injected faults and authorization are decided here, at one fixed point of
+every request: after decoding, with the resources the request names
+(handlers/resources.py, handlers/authorization.py), before any side effect;
+faults that come after the work are applied once the handler has run. With
+no fault rule and no authorizer each costs one attribute check.
 
 Kafka's rules for requests it cannot serve: an unknown API key, an
 unsupported version (except ApiVersions) or a body that does not parse closes
@@ -23,6 +24,7 @@ import trio
 from kafkacompat.handlers import (
     acls,
     api_versions,
+    authorization,
     cluster,
     configs,
     coordinator,
@@ -158,7 +160,11 @@ async def _handle(handler: ApiHandler, request: Request, ctx: RequestContext) ->
     """The handler's answer; for an unexpected failure, the API's error answer, as Kafka sends it."""
     header = request.header
     try:
+        if ctx.broker.authorizer is not None:
+            return await authorization.checkpoint(handler.handle, request, ctx)
         return await handler.handle(request, ctx)
+    except CloseConnection:
+        raise
     except Exception:
         log.exception("unexpected error handling API key %d v%d", header.api_key, header.api_version)
         response = error_response(header.api_key, header.api_version, request.body, ErrorCode.UNKNOWN_SERVER_ERROR)

@@ -16,8 +16,10 @@ import trio
 
 from kafkacompat.group.coordinator import JoinRequest, LeavingMember
 from kafkacompat.group.results import PendingResult
+from kafkacompat.handlers.authorization import allowed
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.security.authorizer import CLUSTER_NAME, AclOperation, ResourceType
 
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 11, 12, 13, 14, 15, 16, 42
 
@@ -157,6 +159,8 @@ async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str,
     body = request.body
     types = {t.lower() for t in body.types_filter}
     listed = [] if types and CLASSIC_GROUP_TYPE not in types else ctx.broker.groups.list_groups(body.states_filter)
+    if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        listed = [g for g in listed if allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)]
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
