@@ -31,6 +31,7 @@ from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.security.authorizer import STANDARD_AUTHORIZER, open_authorizer
+from kafkacompat.security.quotas import open_quotas
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 
 if TYPE_CHECKING:
@@ -202,6 +203,8 @@ class Broker:
         self.appended = AppendSignal()
         self.faults = FaultEngine(self.node_id, clock)
         self.faults.add_all(config.faults)
+        self.quotas = open_quotas(self.data_dir, clock, config.get_int("quota.window.num"),
+                                  config.get_int("quota.window.size.seconds"))
         self.authorizer = open_authorizer(config.get("authorizer.class.name"), config.get("super.users"),
                                           config.get_bool("allow.everyone.if.no.acl.found"), self.data_dir)
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
@@ -282,6 +285,7 @@ class Broker:
         """Close the engines, then let another broker have the directory."""
         self.log_manager.close()
         self.groups.close()
+        self.quotas.store.close()
         if self.authorizer is not None:
             self.authorizer.store.close()
         self._lock.release()
