@@ -102,7 +102,7 @@ async def handle_alter_client_quotas(request: Request, ctx: RequestContext) -> d
                         "error_message": reason,
                         "entity": [{"entity_type": e.entity_type, "entity_name": e.entity_name} for e in entry.entity]})
     if not body.validate_only:
-        ctx.broker.quotas.store.alter(changes)
+        ctx.broker.quotas.alter(changes)
     return {"throttle_time_ms": 0, "entries": results}
 
 

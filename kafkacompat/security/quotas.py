@@ -189,10 +189,11 @@ class QuotaManager:
         self.samples, self.window_ms = samples, window_s * 1000
         self.max_throttle_ms = self.window_ms * samples
         self._rates: dict[tuple[str, object], Rate] = {}
+        self.active = bool(store)  # a plain attribute: every request reads it
 
-    @property
-    def active(self) -> bool:
-        return bool(self.store)
+    def alter(self, changes: list[tuple[Entity, str, float | None]]) -> None:
+        self.store.alter(changes)
+        self.active = bool(self.store)
 
     def quota_for(self, key: str, user: str, client_id: str) -> tuple[float, tuple[str, str]] | None:
         for entity, measured in _precedence(user, client_id):

@@ -44,7 +44,7 @@ def manager(tmp_path: Path) -> tuple[QuotaManager, Clock]:
 
 def test_throttle_time_is_the_excess_over_the_quota_times_the_window(manager) -> None:
     quotas, clock = manager
-    quotas.store.alter([(entity_of([(CLIENT_ID, "app")]), PRODUCE, 1000.0)])
+    quotas.alter([(entity_of([(CLIENT_ID, "app")]), PRODUCE, 1000.0)])
     assert quotas.record(PRODUCE, "ANONYMOUS", "app", 10_000) == 0  # 1000 B/s over the 10 s minimum window
     # 20,000 bytes over 10 s is 2000 B/s: (2000 - 1000) / 1000 * 10 s
     assert quotas.record(PRODUCE, "ANONYMOUS", "app", 10_000) == 10_000
@@ -55,13 +55,13 @@ def test_throttle_time_is_the_excess_over_the_quota_times_the_window(manager) ->
 
 def test_throttle_time_is_bounded_by_the_whole_window_span(manager) -> None:
     quotas, _ = manager
-    quotas.store.alter([(entity_of([(USER, None)]), PRODUCE, 1.0)])
+    quotas.alter([(entity_of([(USER, None)]), PRODUCE, 1.0)])
     assert quotas.record(PRODUCE, "alice", "c", 1_000_000) == 11_000
 
 
 def test_precedence_and_per_client_measurement_of_defaults(manager) -> None:
     quotas, _ = manager
-    quotas.store.alter([
+    quotas.alter([
         (entity_of([(CLIENT_ID, None)]), PRODUCE, 1.0),
         (entity_of([(USER, "alice")]), PRODUCE, 2.0),
         (entity_of([(USER, "alice"), (CLIENT_ID, "special")]), PRODUCE, 3.0),
@@ -76,7 +76,7 @@ def test_precedence_and_per_client_measurement_of_defaults(manager) -> None:
 
 def test_connection_creation_rate_per_ip_and_refusals_do_not_count(manager) -> None:
     quotas, clock = manager
-    quotas.store.alter([(entity_of([(IP, None)]), CONNECTION, 1.0), (entity_of([(IP, "10.0.0.9")]), CONNECTION, 100.0)])
+    quotas.alter([(entity_of([(IP, None)]), CONNECTION, 1.0), (entity_of([(IP, "10.0.0.9")]), CONNECTION, 100.0)])
     accepted = [quotas.connection_throttle_ms("10.0.0.1") == 0 for _ in range(12)]
     assert accepted == [True] * 10 + [False] * 2  # 10 connections over the 10 s minimum window
     assert all(quotas.connection_throttle_ms("10.0.0.9") == 0 for _ in range(12))
