@@ -201,3 +201,53 @@ def test_produce_to_a_topic_without_write_is_refused(secured):
     producer.produce(secured.hidden, b"x", partition=0, on_delivery=lambda err, msg: failures.append(err))
     producer.flush(20)
     assert [f.code() for f in failures] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
+@pytest.mark.timeout(90)
+def test_kafka_python_creates_describes_and_deletes_acls_and_is_refused_a_read(broker_factory):
+    from kafka import KafkaConsumer, TopicPartition as KafkaTopicPartition
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             KafkaAdminClient, ResourcePattern, ResourcePatternFilter,
+                             ResourceType as KafkaResourceType)
+    from kafka.errors import TopicAuthorizationFailedError
+
+    broker = broker_factory(AS_SUPER_USER)
+    topic = unique_topic("kafka-python-acl")
+    create_topic(broker.bootstrap, topic, partitions=1)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15_000)
+    try:
+        write = ACL(ANONYMOUS, "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
+                    ResourcePattern(KafkaResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL))
+        prefixed = ACL("User:carol", "*", ACLOperation.READ, ACLPermissionType.DENY,
+                       ResourcePattern(KafkaResourceType.TOPIC, "kp-", ACLResourcePatternType.PREFIXED))
+        created = admin.create_acls([write, prefixed])
+        assert created["failed"] == [] and len(created["succeeded"]) == 2
+        acl_filter = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                               permission_type=ACLPermissionType.ANY,
+                               resource_pattern=ResourcePatternFilter(KafkaResourceType.TOPIC, topic,
+                                                                      ACLResourcePatternType.MATCH))
+        acls, error = admin.describe_acls(acl_filter)
+        assert error.errno == 0
+        assert [(a.principal, a.operation, a.resource_pattern.resource_name) for a in acls] == [
+            (ANONYMOUS, ACLOperation.WRITE, topic)]
+        carol = ACLFilter(principal="User:carol", host=None, operation=ACLOperation.ANY,
+                          permission_type=ACLPermissionType.ANY,
+                          resource_pattern=ResourcePatternFilter(KafkaResourceType.ANY, None,
+                                                                 ACLResourcePatternType.ANY))
+        ((_, matches, error),) = admin.delete_acls([carol])
+        assert error.errno == 0
+        assert [(acl.principal, acl.resource_pattern.resource_name) for acl in matches] == [("User:carol", "kp-")]
+    finally:
+        admin.close()
+    broker.overrides.pop("super.users")
+    broker.restart()
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, request_timeout_ms=15_000,
+                             enable_auto_commit=False)
+    try:
+        consumer.assign([KafkaTopicPartition(topic, 0)])
+        consumer.seek(KafkaTopicPartition(topic, 0), 0)
+        with pytest.raises(TopicAuthorizationFailedError):
+            for _ in range(20):
+                consumer.poll(timeout_ms=500)
+    finally:
+        consumer.close()
