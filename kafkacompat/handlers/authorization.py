@@ -48,6 +48,21 @@ def allowed(ctx: RequestContext, operation: Op, resource_type: Res, name: str) -
     return authorizer is None or authorizer.authorize(ctx.principal, ctx.client_host, operation, resource_type, name)
 
 
+# The operations Kafka reports in authorized-operations bitfields, per resource type.
+_SUPPORTED_OPERATIONS = {
+    Res.TOPIC: (Op.READ, Op.WRITE, Op.CREATE, Op.DELETE, Op.ALTER, Op.DESCRIBE, Op.DESCRIBE_CONFIGS,
+                Op.ALTER_CONFIGS),
+    Res.GROUP: (Op.READ, Op.DELETE, Op.DESCRIBE),
+    Res.CLUSTER: (Op.CREATE, Op.ALTER, Op.DESCRIBE, Op.CLUSTER_ACTION, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS,
+                  Op.IDEMPOTENT_WRITE),
+}
+
+
+def authorized_operations(ctx: RequestContext, resource_type: Res, name: str) -> int:
+    """Kafka's bitfield of the supported operations the caller may perform (all of them without an authorizer)."""
+    return sum(1 << op for op in _SUPPORTED_OPERATIONS[resource_type] if allowed(ctx, op, resource_type, name))
+
+
 @dataclass(frozen=True)
 class Rule:
     """One check: ``operation`` on ``resource`` for the names ``source`` finds, refused with ``error``.

@@ -16,16 +16,13 @@ import trio
 
 from kafkacompat.group.coordinator import JoinRequest, LeavingMember
 from kafkacompat.group.results import PendingResult
-from kafkacompat.handlers.authorization import allowed
+from kafkacompat.handlers.authorization import allowed, authorized_operations
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
 from kafkacompat.security.authorizer import CLUSTER_NAME, AclOperation, ResourceType
 
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 11, 12, 13, 14, 15, 16, 42
 
-# Without an authorizer Kafka grants every operation a group supports:
-# READ(3), DELETE(6), DESCRIBE(8).
-GROUP_OPERATIONS = sum(1 << code for code in (3, 6, 8))
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
 CLASSIC_GROUP_TYPE = "classic"
 
@@ -129,7 +126,6 @@ async def handle_leave_group(request: Request, ctx: RequestContext) -> dict[str,
 
 async def handle_describe_groups(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
-    operations = GROUP_OPERATIONS if body.include_authorized_operations else UNSET_AUTHORIZED_OPERATIONS
     described = []
     for group_id in body.groups:
         group = ctx.broker.groups.describe_group(group_id)
@@ -150,7 +146,8 @@ async def handle_describe_groups(request: Request, ctx: RequestContext) -> dict[
                 }
                 for m in group.members
             ],
-            "authorized_operations": operations,
+            "authorized_operations": authorized_operations(ctx, ResourceType.GROUP, group_id)
+            if body.include_authorized_operations else UNSET_AUTHORIZED_OPERATIONS,
         })
     return {"throttle_time_ms": 0, "groups": described}
 

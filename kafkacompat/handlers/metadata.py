@@ -17,7 +17,7 @@ import logging
 import uuid
 from typing import Any
 
-from kafkacompat.handlers.authorization import allowed
+from kafkacompat.handlers.authorization import allowed, authorized_operations
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.security.authorizer import CLUSTER_NAME, AclOperation, ResourceType
@@ -30,6 +30,8 @@ FIRST_AUTO_CREATE_FLAG_VERSION = 4
 # Metadata v12 made topic names nullable, so topics can be looked up by id (KIP-516).
 FIRST_TOPIC_ID_LOOKUP_VERSION = 12
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
+# Metadata v8 added the authorized-operation bitfields (KIP-430).
+FIRST_AUTHORIZED_OPERATIONS_VERSION = 8
 NO_TOPIC_ID = uuid.UUID(int=0)
 
 
@@ -163,6 +165,12 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
     if reason is not None:
         return _invalid_request_answer(request, reason)
     broker = ctx.broker
+    body = request.body
+    topics = _requested_topics(request, ctx)
+    if request.version >= FIRST_AUTHORIZED_OPERATIONS_VERSION and body.include_topic_authorized_operations:
+        for topic in topics:
+            if topic["error_code"] == ErrorCode.NONE:
+                topic["topic_authorized_operations"] = authorized_operations(ctx, ResourceType.TOPIC, topic["name"])
     return {
         "throttle_time_ms": 0,
         "brokers": [
@@ -170,8 +178,10 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
         ],
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
-        "topics": _requested_topics(request, ctx),
-        "cluster_authorized_operations": UNSET_AUTHORIZED_OPERATIONS,
+        "topics": topics,
+        "cluster_authorized_operations": authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
+        if request.version >= FIRST_AUTHORIZED_OPERATIONS_VERSION and body.include_cluster_authorized_operations
+        else UNSET_AUTHORIZED_OPERATIONS,
     }
 
 

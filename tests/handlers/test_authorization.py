@@ -138,3 +138,16 @@ async def test_the_acl_apis_need_their_cluster_operations(ctx):
     assert answer.error_code == ErrorCode.NONE
     assert [(r.resource_type, r.resource_name, [a.operation for a in r.acls]) for r in answer.resources] == [
         (Res.CLUSTER, "kafka-cluster", [Op.ALTER])]
+
+
+async def test_metadata_lists_what_may_be_described_with_the_operations_allowed(ctx):
+    grant(ctx, Res.TOPIC, "open", Op.READ)
+    grant(ctx, Res.CLUSTER, "kafka-cluster", Op.DESCRIBE)
+    body = {"topics": None, "allow_auto_topic_creation": False, "include_cluster_authorized_operations": True,
+            "include_topic_authorized_operations": True}
+    answer = await call(ctx, 3, 9, body)
+    assert [(t.name, t.error_code, t.topic_authorized_operations) for t in answer.topics] == [
+        ("open", ErrorCode.NONE, 1 << Op.READ | 1 << Op.DESCRIBE)]
+    assert answer.cluster_authorized_operations == 1 << Op.DESCRIBE
+    named = await call(ctx, 3, 9, {**body, "topics": [{"name": "closed"}, {"name": "absent"}]})
+    assert [(t.name, t.error_code) for t in named.topics] == [("closed", TOPIC_FAILED), ("absent", TOPIC_FAILED)]

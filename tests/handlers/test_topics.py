@@ -39,6 +39,7 @@ class AdminBroker:
     cluster_id: str = "kc-test-cluster"
     advertised_host: str = "broker.test"
     advertised_port: int = 19092
+    authorizer: None = None
 
     def clock(self) -> int:
         return 1_700_000_000_000
