@@ -151,3 +151,29 @@ async def test_metadata_lists_what_may_be_described_with_the_operations_allowed(
     assert answer.cluster_authorized_operations == 1 << Op.DESCRIBE
     named = await call(ctx, 3, 9, {**body, "topics": [{"name": "closed"}, {"name": "absent"}]})
     assert [(t.name, t.error_code) for t in named.topics] == [("closed", TOPIC_FAILED), ("absent", TOPIC_FAILED)]
+
+
+async def test_offset_fetch_leaves_out_or_refuses_topics_the_caller_may_not_describe(ctx):
+    grant(ctx, Res.GROUP, "g", Op.READ)
+    grant(ctx, Res.TOPIC, "open", Op.READ)
+    ctx.broker.authorizer.super_users = frozenset({ME})
+    commit = {"group_id": "g", "generation_id_or_member_epoch": -1, "member_id": "", "retention_time_ms": -1,
+              "topics": [{"name": t, "partitions": [{"partition_index": 0, "committed_offset": 5,
+                                                     "committed_metadata": "m"}]} for t in ("open", "closed")]}
+    await call(ctx, OFFSET_COMMIT, 8, commit)
+    ctx.broker.authorizer.super_users = frozenset()
+
+    def fetched(topics) -> dict:
+        return {"groups": [{"group_id": "g", "member_id": None, "member_epoch": -1, "topics": topics}],
+                "require_stable": False}
+
+    listing = await call(ctx, 9, 8, fetched(None))
+    assert [(t.name, [p.committed_offset for p in t.partitions]) for t in listing.groups[0].topics] == [("open", [5])]
+    named = await call(ctx, 9, 8, fetched([{"name": "closed", "partition_indexes": [0]}]))
+    assert [(t.name, [(p.committed_offset, p.error_code) for p in t.partitions]) for t in named.groups[0].topics] == [
+        ("closed", [(-1, TOPIC_FAILED)])]
+    unauthorized_group = await call(ctx, 9, 8, {"groups": [{"group_id": "other", "member_id": None,
+                                                            "member_epoch": -1, "topics": None}],
+                                                "require_stable": False})
+    assert [(g.group_id, g.error_code) for g in unauthorized_group.groups] == [
+        ("other", ErrorCode.GROUP_AUTHORIZATION_FAILED)]
