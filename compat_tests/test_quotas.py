@@ -8,6 +8,7 @@ the way kafka-configs.sh sends them.
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -106,3 +107,23 @@ def test_quotas_survive_a_restart_and_bad_ones_are_refused(broker_factory):
         (("client-id", None), ("user", "alice")): {"request_percentage": 25.5},
         (("ip", None),): {"connection_creation_rate": 100},
     }
+
+
+@pytest.mark.timeout(60)
+def test_connections_over_the_ips_creation_rate_are_held_then_closed(broker_factory):
+    broker = broker_factory(WINDOWS)
+    alter_quota(broker.bootstrap, [("ip", "127.0.0.1")], "connection_creation_rate", 1)
+    time.sleep(2.1)  # the connection that set the quota has left the two windows
+    first = KafkaClient(broker.bootstrap)
+    assert first.api_versions()  # within the rate: served
+    second = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+    try:
+        started = time.monotonic()
+        assert second.recv(1) == b""  # held for the throttle time, then closed without a word
+        assert 0.5 <= time.monotonic() - started <= 5
+    finally:
+        second.close()
+        first.close()
+    time.sleep(2.1)
+    with KafkaClient(broker.bootstrap) as later:  # the refused one did not count against the rate
+        assert later.api_versions()
