@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -103,14 +104,21 @@ def fetch_error(bootstrap: str, topic: str) -> int:
     return partition.error_code
 
 
-def first_consumer_error(consumer: Consumer, timeout_s: float = 30) -> KafkaError:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is not None and message.error() is not None:
-            return message.error()
-        assert message is None, "a record was delivered to a principal that may not read"
-    pytest.fail(f"no consumer error within {timeout_s}s")
+def first_consumer_error(bootstrap: str, group: str, start: Callable[[Consumer], None], timeout_s: float = 30) -> int:
+    """The code of the first error a confluent consumer in ``group`` reports once ``start`` has run on it."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "session.timeout.ms": 6000})
+    try:
+        start(consumer)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is not None:
+                return message.error().code()
+            assert message is None, "a record was delivered to a principal that may not read"
+        pytest.fail(f"no consumer error within {timeout_s}s")
+    finally:
+        consumer.close()
 
 
 @pytest.fixture
@@ -141,13 +149,8 @@ def test_a_principal_allowed_to_write_but_not_read_can_produce_and_is_refused_on
     deliveries = produce_records(secured.bootstrap, secured.topic, records, partition=0)
     assert [d.offset for d in deliveries] == list(range(20))
     assert fetch_error(secured.bootstrap, secured.topic) == TOPIC_AUTHORIZATION_FAILED
-    consumer = Consumer({"bootstrap.servers": secured.bootstrap, "group.id": secured.group,
-                         "enable.auto.commit": False})
-    try:
-        consumer.assign([TopicPartition(secured.topic, 0, 0)])
-        assert first_consumer_error(consumer).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-    finally:
-        consumer.close()
+    assign = lambda consumer: consumer.assign([TopicPartition(secured.topic, 0, 0)])  # noqa: E731
+    assert first_consumer_error(secured.bootstrap, secured.group, assign) == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
 @pytest.mark.timeout(60)
@@ -161,13 +164,9 @@ def test_metadata_leaves_out_topics_the_principal_may_not_describe(secured):
 
 @pytest.mark.timeout(90)
 def test_group_read_is_required_to_join(secured):
-    consumer = Consumer({"bootstrap.servers": secured.bootstrap, "group.id": secured.describe_only,
-                         "session.timeout.ms": 6000})
-    try:
-        consumer.subscribe([secured.topic])
-        assert first_consumer_error(consumer).code() == KafkaError.GROUP_AUTHORIZATION_FAILED
-    finally:
-        consumer.close()
+    subscribe = lambda consumer: consumer.subscribe([secured.topic])  # noqa: E731
+    assert first_consumer_error(secured.bootstrap, secured.describe_only, subscribe) == \
+        KafkaError.GROUP_AUTHORIZATION_FAILED
 
 
 @pytest.mark.timeout(90)
