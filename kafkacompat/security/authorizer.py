@@ -130,8 +130,10 @@ class AclFilter:
     permission_type: int
 
     def unknown_element(self) -> bool:
-        return PatternType.UNKNOWN in (self.resource_type, self.pattern_type, self.operation,
-                                       self.permission_type)
+        """Kafka reads a code it does not know as UNKNOWN, and refuses a filter holding one."""
+        return any(value == 0 or value not in kind._value2member_map_ for kind, value in (
+            (ResourceType, self.resource_type), (PatternType, self.pattern_type),
+            (AclOperation, self.operation), (AclPermission, self.permission_type)))
 
     def matches(self, acl: AclBinding) -> bool:
         return self._matches_pattern(acl) and (

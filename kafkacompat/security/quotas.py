@@ -49,7 +49,7 @@ Entity = tuple[tuple[str, "str | None"], ...]  # (entity type, name or None for 
 
 
 def entity_of(pairs: Iterable[tuple[str, str | None]]) -> Entity:
-    return tuple(sorted(pairs))
+    return tuple(sorted(pairs, key=lambda pair: pair[0]))  # by type alone: a default's name is None
 
 
 def invalid_entity(pairs: list[tuple[str, str | None]]) -> str | None:

@@ -148,3 +148,9 @@ def test_the_store_survives_reopening(tmp_path: Path) -> None:
     assert set(second) == {kept}
     second.close()
     assert set(AclStore(tmp_path)) == {kept}  # the compacted journal reads the same
+
+
+def test_a_filter_with_an_unknown_code_is_refused() -> None:
+    assert AclFilter(Res.ANY, None, Pat.ANY, None, None, Op.ANY, Perm.ANY).unknown_element() is False
+    assert AclFilter(Res.UNKNOWN, None, Pat.ANY, None, None, Op.ANY, Perm.ANY).unknown_element() is True
+    assert AclFilter(Res.ANY, None, Pat.ANY, None, None, 99, Perm.ANY).unknown_element() is True

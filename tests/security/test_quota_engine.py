@@ -106,3 +106,9 @@ def test_entity_and_value_checks() -> None:
     assert invalid_value(entity_of([(USER, "a")]), CONNECTION, 1) == "Invalid configuration key connection_creation_rate"
     assert invalid_value(entity_of([(IP, None)]), CONNECTION, 3) is None
     assert invalid_value(entity_of([(USER, "a")]), REQUEST, 12.5) is None
+
+
+def test_an_entity_naming_a_type_twice_is_refused_not_a_crash() -> None:
+    pairs = [(USER, "a"), (USER, None)]
+    assert entity_of(pairs) == ((USER, "a"), (USER, None))
+    assert invalid_entity(pairs) == "Duplicate entity type in the client quota entity"
