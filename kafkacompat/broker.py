@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import trio
 
 from kafkacompat.cluster.faults import FaultEngine
-from kafkacompat.config import BrokerConfig
+from kafkacompat.config import BrokerConfig, ConfigError
 from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.coordinator import GroupCoordinator
 from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
@@ -31,6 +31,8 @@ from kafkacompat.log.flush import sync_tickets, syncs_filesystem
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
+from kafkacompat.security.authorizer import STANDARD_AUTHORIZER, open_authorizer
+from kafkacompat.security.quotas import open_quotas
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 
 if TYPE_CHECKING:
@@ -173,6 +175,10 @@ class Broker:
     def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
         self.clock = clock
+        authorizer_class = config.get("authorizer.class.name")
+        if authorizer_class and authorizer_class != STANDARD_AUTHORIZER:
+            raise ConfigError(f"authorizer.class.name {authorizer_class!r} is not supported; "
+                              f"use {STANDARD_AUTHORIZER}")
         self.node_id = config.get_int("node.id")
         self.advertised_host, self.advertised_port = config.advertised_listener
         self.data_dir = config.data_dir
@@ -207,6 +213,10 @@ class Broker:
         self.appended = AppendSignal()
         self.faults = FaultEngine(self.node_id, clock)
         self.faults.add_all(config.faults)
+        self.quotas = open_quotas(self.data_dir, clock, config.get_int("quota.window.num"),
+                                  config.get_int("quota.window.size.seconds"))
+        self.authorizer = open_authorizer(config.get("authorizer.class.name"), config.get("super.users"),
+                                          config.get_bool("allow.everyone.if.no.acl.found"), self.data_dir)
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
         self.metrics: BrokerMetrics | None = None
@@ -289,4 +299,7 @@ class Broker:
         self.log_manager.close()
         self.groups.close()
         self.share_groups.close()
+        self.quotas.store.close()
+        if self.authorizer is not None:
+            self.authorizer.store.close()
         self._lock.release()

@@ -102,6 +102,14 @@ _DEFS = [
               "Dirty fraction of the cleanable log that makes a partition due.", "min.cleanable.dirty.ratio"),
     ConfigDef("log.cleaner.min.compaction.lag.ms", "long", "0",
               "Records younger than this are not compacted yet.", "min.compaction.lag.ms"),
+    ConfigDef("authorizer.class.name", "string", "",
+              "Empty: no authorizer. Kafka's org.apache.kafka.metadata.authorizer.StandardAuthorizer "
+              "turns ACL checks on; any other class is refused at start."),
+    ConfigDef("super.users", "list", "", "Principals (User:NAME;User:OTHER) the authorizer always allows."),
+    ConfigDef("allow.everyone.if.no.acl.found", "boolean", "false",
+              "With the authorizer on: allow a resource no ACL applies to."),
+    ConfigDef("quota.window.num", "int", "11", "Samples a client quota's rate is measured over."),
+    ConfigDef("quota.window.size.seconds", "int", "1", "Length of one client quota sample."),
     ConfigDef("log.cleaner.max.compaction.lag.ms", "long", "9223372036854775807",
               "Uncleaned records older than this make a partition due.", "max.compaction.lag.ms"),
 ]

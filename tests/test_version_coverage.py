@@ -35,6 +35,7 @@ OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
 HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 12, 13, 14, 15, 16
 API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 20, 21, 22
 OFFSET_FOR_LEADER_EPOCH, DESCRIBE_ACLS, ALTER_CONFIGS, ALTER_REPLICA_LOG_DIRS, DESCRIBE_LOG_DIRS = 23, 29, 33, 34, 35
+CREATE_ACLS, DELETE_ACLS, ALTER_CLIENT_QUOTAS = 30, 31, 49
 CREATE_TOKEN, RENEW_TOKEN, EXPIRE_TOKEN, DESCRIBE_TOKENS, ELECT_LEADERS = 38, 39, 40, 41, 43
 LIST_REASSIGNMENTS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_SCRAM_CREDENTIALS = 46, 48, 50
 DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 61, 75
@@ -688,6 +689,23 @@ def describe_acls(session: Session, version: int) -> None:
     assert (answer.error_code, list(answer.resources)) == (ErrorCode.SECURITY_DISABLED, [])
 
 
+@exercises(CREATE_ACLS)
+def create_acls(session: Session, version: int) -> None:
+    creation = {"resource_type": 2, "resource_name": "t", "resource_pattern_type": 3, "principal": "User:a",
+                "host": "*", "operation": 3, "permission_type": 3}
+    answer = session.call(CREATE_ACLS, version, {"creations": [creation, creation]})
+    assert [r.error_code for r in answer.results] == [ErrorCode.SECURITY_DISABLED] * 2  # no authorizer
+
+
+@exercises(DELETE_ACLS)
+def delete_acls(session: Session, version: int) -> None:
+    acl_filter = {"resource_type_filter": 1, "resource_name_filter": None, "pattern_type_filter": 1,
+                  "principal_filter": None, "host_filter": None, "operation": 1, "permission_type": 1}
+    answer = session.call(DELETE_ACLS, version, {"filters": [acl_filter]})
+    assert [(r.error_code, list(r.matching_acls)) for r in answer.filter_results] == [
+        (ErrorCode.SECURITY_DISABLED, [])]
+
+
 @exercises(DESCRIBE_CLIENT_QUOTAS)
 def describe_client_quotas(session: Session, version: int) -> None:
     answer = session.call(DESCRIBE_CLIENT_QUOTAS, version, {"components": [], "strict": False})
@@ -695,6 +713,35 @@ def describe_client_quotas(session: Session, version: int) -> None:
     bad = session.call(DESCRIBE_CLIENT_QUOTAS, version, {"strict": False, "components": [
         {"entity_type": "user", "match_type": 0, "match": None}]})
     assert (bad.error_code, bad.entries) == (ErrorCode.INVALID_REQUEST, None)
+
+
+@exercises(ALTER_CLIENT_QUOTAS)
+def alter_client_quotas(session: Session, version: int) -> None:
+    """A quota is set, described and removed again, so the shared broker's other cases stay unthrottled."""
+    client = session.name("quota", version)
+    entity = [{"entity_type": "client-id", "entity_name": client}]
+
+    def alter(value: float, remove: bool, validate_only: bool = False) -> Any:
+        ops = [{"key": "producer_byte_rate", "value": value, "remove": remove}]
+        return session.call(ALTER_CLIENT_QUOTAS, version, {"entries": [{"entity": entity, "ops": ops}],
+                                                           "validate_only": validate_only})
+
+    def described() -> list[tuple[str, float]]:
+        flt = {"components": [{"entity_type": "client-id", "match_type": 0, "match": client}], "strict": True}
+        answer = session.call(DESCRIBE_CLIENT_QUOTAS, newest(DESCRIBE_CLIENT_QUOTAS), flt)
+        return [(v.key, v.value) for e in answer.entries for v in e["values"]]
+
+    (bad,) = alter(1.5, False).entries
+    assert (bad.error_code, bad.error_message) == (ErrorCode.INVALID_REQUEST,
+                                                   "Configuration producer_byte_rate must be a Long value")
+    assert [e.error_code for e in alter(1000, False, validate_only=True).entries] == [ErrorCode.NONE]
+    assert described() == []
+    (done,) = alter(1000, False).entries
+    assert (done.error_code, [(e.entity_type, e.entity_name) for e in done.entity]) == (
+        ErrorCode.NONE, [("client-id", client)])
+    assert described() == [("producer_byte_rate", 1000.0)]
+    assert [e.error_code for e in alter(0, True).entries] == [ErrorCode.NONE]
+    assert described() == []
 
 
 @exercises(DESCRIBE_SCRAM_CREDENTIALS)

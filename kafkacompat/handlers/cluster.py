@@ -17,8 +17,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from kafkacompat.handlers.authorization import authorized_operations
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.security.authorizer import CLUSTER_NAME, ResourceType
 
 API_KEY = 60
 API_DESCRIBE_QUORUM = 55
@@ -31,10 +33,6 @@ ENDPOINT_TYPE_BROKER = 1
 ENDPOINT_TYPE_CONTROLLER = 2
 # The schema's "not requested" value for authorized-operation bitfields.
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
-# Without an authorizer Kafka grants every operation the cluster resource
-# supports: CREATE(5), ALTER(7), DESCRIBE(8), CLUSTER_ACTION(9),
-# DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11), IDEMPOTENT_WRITE(12).
-CLUSTER_OPERATIONS = sum(1 << code for code in (5, 7, 8, 9, 10, 11, 12))
 
 
 def _refusal(request: Request, code_from_v1: ErrorCode, message: str) -> dict[str, Any]:
@@ -66,7 +64,8 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
             {"broker_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port, "rack": None}
         ],
         "cluster_authorized_operations": (
-            CLUSTER_OPERATIONS if body.include_cluster_authorized_operations else UNSET_AUTHORIZED_OPERATIONS
+            authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
+            if body.include_cluster_authorized_operations else UNSET_AUTHORIZED_OPERATIONS
         ),
     }
 

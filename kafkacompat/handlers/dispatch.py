@@ -1,9 +1,11 @@
 """Route one request frame to its handler and frame the answer.
 
-Injected faults are decided here, at one fixed point of every request: after
-decoding, with the resources the request names (handlers/resources.py),
-before any side effect; faults that come after the work are applied once the
-handler has run. With no fault rule this costs one attribute check.
+Injected faults and authorization are decided here, at one fixed point of
+every request: after decoding, with the resources the request names
+(handlers/resources.py, handlers/authorization.py), before any side effect;
+faults that come after the work are applied once the handler has run, and
+so are client quotas (handlers/client_quotas.py). With no fault rule, no
+authorizer and no quota each costs one attribute check.
 
 Kafka's rules for requests it cannot serve: an unknown API key, an
 unsupported version (except ApiVersions) or a body that does not parse closes
@@ -16,12 +18,16 @@ UNKNOWN_SERVER_ERROR (see :mod:`.error_response`) and its stack trace logged.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Awaitable, Callable, Mapping
 
 import trio
 
 from kafkacompat.handlers import (
+    acls,
     api_versions,
+    authorization,
+    client_quotas,
     cluster,
     configs,
     coordinator,
@@ -68,7 +74,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
-        share_groups,
+        share_groups, acls, client_quotas,
     ]
 )
 api_versions.use_registry(REGISTRY)
@@ -149,16 +155,34 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         ) from None
     metrics = ctx.broker.metrics
     observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
+    if ctx.broker.quotas.active:
+        return await _begin_throttled(handler, Request(header, body), ctx, observe, len(frame))
     if ctx.broker.faults.armed:
         return await _begin_with_faults(handler, Request(header, body), ctx, observe)
     return _answer(header, await _handle(handler, Request(header, body), ctx), observe)
+
+
+async def _begin_throttled(handler: ApiHandler, request: Request, ctx: RequestContext,
+                           observe: Callable[[Any], None] | None, request_bytes: int) -> Answer:
+    """``begin`` for a broker with client quotas: the request is recorded against them once handled."""
+    started = time.perf_counter_ns()
+    if ctx.broker.faults.armed:
+        answer = await _begin_with_faults(handler, request, ctx, observe)
+    else:
+        answer = _answer(request.header, await _handle(handler, request, ctx), observe)
+    client_quotas.throttle(answer, request.header, ctx, request_bytes, time.perf_counter_ns() - started)
+    return answer
 
 
 async def _handle(handler: ApiHandler, request: Request, ctx: RequestContext) -> Mapping[str, Any] | Deferred | None:
     """The handler's answer; for an unexpected failure, the API's error answer, as Kafka sends it."""
     header = request.header
     try:
+        if ctx.broker.authorizer is not None:
+            return await authorization.checkpoint(handler.handle, request, ctx)
         return await handler.handle(request, ctx)
+    except CloseConnection:
+        raise
     except Exception:
         log.exception("unexpected error handling API key %d v%d", header.api_key, header.api_version)
         response = error_response(header.api_key, header.api_version, request.body, ErrorCode.UNKNOWN_SERVER_ERROR)

@@ -20,11 +20,15 @@ The mirroring rules, applied at each level of the response:
   (a Produce partition's ``index`` is a Fetch request's ``partition``),
   except 64-bit values: those are offsets and timestamps of the answer,
   and offsets without a spec default are -1 (Kafka's INVALID_OFFSET);
+- a response array whose elements hold only an error (and arrays) answers
+  the one request array left at its level entry by entry: CreateAcls'
+  results, DeleteAcls' filter results;
 - a request element that is a bare value (``partition_indexes``,
   ``topic_names``, ``groups``) fills the response element's first field of
   its type: the partition index, topic name or group id.
 
-Every other field keeps its default; the encoder fills those in.
+Record sets are empty (not null, as Kafka sends them). Every other field
+keeps its default; the encoder fills those in.
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ class _Mirror:
                 body[field.name] = self.code
             elif field.name == ERROR_MESSAGE and (self.message is not None or field.nullable_in(version)):
                 body[field.name] = self.message
+            elif field.type == "records":
+                body[field.name] = b""  # empty, never null: librdkafka cannot read a null record set
             elif field.type == "int64":
                 if field.name.endswith(_OFFSET_SUFFIXES) and not field.has_default:
                     body[field.name] = INVALID_OFFSET
@@ -152,7 +158,16 @@ def _paired_arrays(fields: list[FieldSpec], request_fields: list[FieldSpec], req
                 items = [item for entry in request[outer.name] or () for item in entry[inner.name] or ()]
                 pairs.append((field, inner, items))
                 break
+        else:
+            if _only_outcome(field, version) and len(free) == 1 and free[0].is_struct:
+                pairs.append((field, free[0], list(request[free[0].name] or ())))
+                free.clear()
     return pairs
+
+
+def _only_outcome(field: FieldSpec, version: int) -> bool:
+    """An array answering its request array entry by entry, naming nothing: CreateAcls' results."""
+    return all(f.is_array or f.name in (ERROR_CODE, ERROR_MESSAGE) for f in field.fields if f.present_in(version))
 
 
 _KEYS = frozenset({*_SYNONYMS, "topic_id", "group_id", "transactional_id", "resource_name", "key", "member_id"})

@@ -18,14 +18,13 @@ import trio
 
 from kafkacompat.group.coordinator import JoinRequest, LeavingMember
 from kafkacompat.group.results import PendingResult
+from kafkacompat.handlers.authorization import allowed, authorized_operations
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.security.authorizer import CLUSTER_NAME, AclOperation, ResourceType
 
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 11, 12, 13, 14, 15, 16, 42
 
-# Without an authorizer Kafka grants every operation a group supports:
-# READ(3), DELETE(6), DESCRIBE(8).
-GROUP_OPERATIONS = sum(1 << code for code in (3, 6, 8))
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
 CLASSIC_GROUP_TYPE = "classic"
 SHARE_GROUP_TYPE = "share"
@@ -130,7 +129,6 @@ async def handle_leave_group(request: Request, ctx: RequestContext) -> dict[str,
 
 async def handle_describe_groups(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
-    operations = GROUP_OPERATIONS if body.include_authorized_operations else UNSET_AUTHORIZED_OPERATIONS
     described = []
     for group_id in body.groups:
         group = ctx.broker.groups.describe_group(group_id)
@@ -151,7 +149,8 @@ async def handle_describe_groups(request: Request, ctx: RequestContext) -> dict[
                 }
                 for m in group.members
             ],
-            "authorized_operations": operations,
+            "authorized_operations": authorized_operations(ctx, ResourceType.GROUP, group_id)
+            if body.include_authorized_operations else UNSET_AUTHORIZED_OPERATIONS,
         })
     return {"throttle_time_ms": 0, "groups": described}
 
@@ -160,14 +159,19 @@ async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str,
     body = request.body
     types = {t.lower() for t in body.types_filter}
     listed = [] if types and CLASSIC_GROUP_TYPE not in types else ctx.broker.groups.list_groups(body.states_filter)
+    if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        listed = [g for g in listed if allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)]
     groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value,
                "group_type": CLASSIC_GROUP_TYPE} for g in listed]
     if not types or SHARE_GROUP_TYPE in types:
         states = {state.lower() for state in body.states_filter}
         # Kafka lists share groups with protocol type "share" at every version.
+        shares = [g for g in ctx.broker.share_groups.groups() if not states or g.state.value.lower() in states]
+        if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER,
+                                                               CLUSTER_NAME):
+            shares = [g for g in shares if allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)]
         groups += [{"group_id": g.group_id, "protocol_type": SHARE_GROUP_TYPE, "group_state": g.state.value,
-                    "group_type": SHARE_GROUP_TYPE} for g in ctx.broker.share_groups.groups()
-                   if not states or g.state.value.lower() in states]
+                    "group_type": SHARE_GROUP_TYPE} for g in shares]
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
 

@@ -3,6 +3,12 @@
 We are the only broker, so every partition's leader, replica set and ISR is
 this node. Unknown topics are created here when auto-creation is on, as
 Kafka does, and answered as ready since creation is immediate.
+
+With an authorizer, as in Kafka: a request for all topics lists only those
+the caller may DESCRIBE; a named topic it may not DESCRIBE is
+TOPIC_AUTHORIZATION_FAILED whether or not it exists, and so is an unknown one
+it may not CREATE (on the cluster or the topic) when auto-creation would
+create it.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ import logging
 import uuid
 from typing import Any
 
+from kafkacompat.handlers.authorization import allowed, authorized_operations
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.security.authorizer import CLUSTER_NAME, AclOperation, ResourceType
 
 log = logging.getLogger("kafkacompat.metadata")
 
@@ -22,6 +30,8 @@ FIRST_AUTO_CREATE_FLAG_VERSION = 4
 # Metadata v12 made topic names nullable, so topics can be looked up by id (KIP-516).
 FIRST_TOPIC_ID_LOOKUP_VERSION = 12
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
+# Metadata v8 added the authorized-operation bitfields (KIP-430).
+FIRST_AUTHORIZED_OPERATIONS_VERSION = 8
 NO_TOPIC_ID = uuid.UUID(int=0)
 
 
@@ -70,8 +80,22 @@ def _by_topic_id(ctx: RequestContext, topic_ids: list[uuid.UUID]) -> list[dict[s
     answers = []
     for topic_id in dict.fromkeys(topic_ids):
         topic = manager.topic_by_id(topic_id)
-        answers.append(_topic_answer(topic, node_id) if topic else _missing(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id))
+        if topic is None:
+            answers.append(_missing(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id))
+        elif not _may_describe(ctx, topic.name):
+            answers.append(_missing(None, ErrorCode.TOPIC_AUTHORIZATION_FAILED, topic_id))
+        else:
+            answers.append(_topic_answer(topic, node_id))
     return answers
+
+
+def _may_describe(ctx: RequestContext, name: str) -> bool:
+    return allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+
+
+def _may_create(ctx: RequestContext, name: str) -> bool:
+    return (allowed(ctx, AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
+            or allowed(ctx, AclOperation.CREATE, ResourceType.TOPIC, name))
 
 
 def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, Any]]:
@@ -79,7 +103,9 @@ def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, A
     manager = broker.log_manager
     body = request.body
     if body.topics is None or (request.version == 0 and not body.topics):
-        return [_topic_answer(t, broker.node_id) for t in manager.topics()]
+        listed = manager.topics() if broker.authorizer is None else [
+            t for t in manager.topics() if _may_describe(ctx, t.name)]
+        return [_topic_answer(t, broker.node_id) for t in listed]
     # As in Kafka: once any topic is named by id, the request is answered by ids alone.
     topic_ids = [wanted.topic_id for wanted in body.topics if wanted.topic_id != NO_TOPIC_ID]
     if topic_ids:
@@ -91,10 +117,14 @@ def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, A
     for wanted in body.topics:
         name = wanted.name
         topic = manager.topic(name) if name is not None else None
-        if topic is not None:
+        if name is not None and not _may_describe(ctx, name):
+            answers.append(_missing(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+        elif topic is not None:
             answers.append(_topic_answer(topic, broker.node_id))
         elif name is None:
             answers.append(_missing(None, ErrorCode.UNKNOWN_TOPIC_ID))
+        elif may_create and not _may_create(ctx, name):
+            answers.append(_missing(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
         elif may_create:
             answers.append(_auto_create(ctx, name))
         else:
@@ -135,6 +165,12 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
     if reason is not None:
         return _invalid_request_answer(request, reason)
     broker = ctx.broker
+    body = request.body
+    topics = _requested_topics(request, ctx)
+    if request.version >= FIRST_AUTHORIZED_OPERATIONS_VERSION and body.include_topic_authorized_operations:
+        for topic in topics:
+            if topic["error_code"] == ErrorCode.NONE:
+                topic["topic_authorized_operations"] = authorized_operations(ctx, ResourceType.TOPIC, topic["name"])
     return {
         "throttle_time_ms": 0,
         "brokers": [
@@ -142,8 +178,10 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
         ],
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
-        "topics": _requested_topics(request, ctx),
-        "cluster_authorized_operations": UNSET_AUTHORIZED_OPERATIONS,
+        "topics": topics,
+        "cluster_authorized_operations": authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
+        if request.version >= FIRST_AUTHORIZED_OPERATIONS_VERSION and body.include_cluster_authorized_operations
+        else UNSET_AUTHORIZED_OPERATIONS,
     }
 
 

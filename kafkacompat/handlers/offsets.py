@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from kafkacompat.group.coordinator import CommittedOffset, GroupCoordinator, TopicPartition
+from kafkacompat.handlers.authorization import allowed
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.security.authorizer import AclOperation, ResourceType
 
 OFFSET_COMMIT, OFFSET_FETCH, OFFSET_DELETE = 8, 9, 47
 
@@ -60,7 +62,10 @@ async def handle_offset_commit(request: Request, ctx: RequestContext) -> dict[st
     return {"throttle_time_ms": 0, "topics": _by_topic(errors)}
 
 
-def _fetched_topics(groups: GroupCoordinator, group_id: str, topics: Iterable[Any] | None) -> list[dict[str, Any]]:
+def _fetched_topics(ctx: RequestContext, group_id: str, topics: Iterable[Any] | None) -> list[dict[str, Any]]:
+    """The group's commits; with an authorizer, topics the caller may not DESCRIBE are left out of a listing
+    and TOPIC_AUTHORIZATION_FAILED when named, as Kafka answers them."""
+    groups: GroupCoordinator = ctx.broker.groups
     wanted = None if topics is None else [
         TopicPartition(t.name, index) for t in topics for index in t.partition_indexes
     ]
@@ -73,23 +78,30 @@ def _fetched_topics(groups: GroupCoordinator, group_id: str, topics: Iterable[An
             "metadata": committed.metadata if committed else "",
             "error_code": ErrorCode.NONE,
         })
+    if ctx.broker.authorizer is not None:
+        for name in [n for n in answer if not allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, n)]:
+            if topics is None:
+                del answer[name]
+            else:
+                answer[name] = [{**p, "committed_offset": -1, "committed_leader_epoch": -1, "metadata": "",
+                                 "error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED} for p in answer[name]]
     return [{"name": name, "partitions": partitions} for name, partitions in answer.items()]
 
 
 async def handle_offset_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    body, groups = request.body, ctx.broker.groups
+    body = request.body
     if request.version >= 8:
         return {
             "throttle_time_ms": 0,
             "groups": [
-                {"group_id": g.group_id, "topics": _fetched_topics(groups, g.group_id, g.topics),
+                {"group_id": g.group_id, "topics": _fetched_topics(ctx, g.group_id, g.topics),
                  "error_code": ErrorCode.NONE}
                 for g in body.groups
             ],
         }
     return {
         "throttle_time_ms": 0,
-        "topics": _fetched_topics(groups, body.group_id, body.topics),
+        "topics": _fetched_topics(ctx, body.group_id, body.topics),
         "error_code": ErrorCode.NONE,
     }
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from kafkacompat.handlers.authorization import allowed, authorized_operations
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.log.log_manager import validate_topic_name
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.security.authorizer import AclOperation, ResourceType
 
 API_KEY = 75
 MAX_REQUEST_PARTITION_SIZE_LIMIT = 2000
 NO_TOPIC_ID = uuid.UUID(int=0)
-# Without an authorizer Kafka grants every operation a topic supports: READ(3), WRITE(4),
-# CREATE(5), DELETE(6), ALTER(7), DESCRIBE(8), DESCRIBE_CONFIGS(10), ALTER_CONFIGS(11).
-TOPIC_OPERATIONS = sum(1 << code for code in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 def _partition(log: Any, node_id: int) -> dict[str, Any]:
@@ -85,7 +84,7 @@ def _page(body: Any, ctx: RequestContext, names: list[str]) -> tuple[list[dict[s
         partitions = [_partition(log, ctx.broker.node_id) for log in topic.partitions[start:end]]
         topics.append({"error_code": ErrorCode.NONE, "name": name, "topic_id": topic.topic_id,
                        "is_internal": False, "partitions": partitions,
-                       "topic_authorized_operations": TOPIC_OPERATIONS})
+                       "topic_authorized_operations": authorized_operations(ctx, ResourceType.TOPIC, name)})
         if end < len(topic.partitions):
             return topics, {"topic_name": name, "partition_index": end}
         remaining -= len(partitions)
@@ -100,6 +99,8 @@ async def handle_describe_topic_partitions(request: Request, ctx: RequestContext
         refused = [{"error_code": exc.code, "name": t.name, "topic_id": NO_TOPIC_ID, "is_internal": False,
                     "partitions": []} for t in body.topics]
         return {"throttle_time_ms": 0, "topics": refused, "next_cursor": None}
+    if not body.topics and ctx.broker.authorizer is not None:  # a listing leaves out what the caller may not see
+        names = [name for name in names if allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)]
     topics, next_cursor = _page(body, ctx, names)
     return {"throttle_time_ms": 0, "topics": topics, "next_cursor": next_cursor}
 

@@ -57,6 +57,14 @@ def _peer_host(stream: trio.SocketStream) -> str:
         return "?"
 
 
+async def _close_after(stream: trio.SocketStream, delay_ms: int) -> None:
+    """A connection over its ip's creation rate: held for the throttle time, then closed unanswered."""
+    try:
+        await trio.sleep(delay_ms / 1000)
+    finally:
+        await stream.aclose()
+
+
 class Listener:
     """Owns the listening sockets and the set of live connections."""
 
@@ -92,7 +100,11 @@ class Listener:
                 if len(self.connections) >= self.max_connections:
                     await self._refuse(stream)
                     continue
-                ctx = RequestContext(broker=self.broker, client_host=_peer_host(stream))
+                peer = _peer_host(stream)
+                if self.broker.quotas.active and (hold_ms := self.broker.quotas.connection_throttle_ms(peer)):
+                    conn_nursery.start_soon(_close_after, stream, hold_ms)  # Kafka's per-ip connection_creation_rate
+                    continue
+                ctx = RequestContext(broker=self.broker, client_host=peer)
                 connection = Connection(stream, ctx, self.max_frame, self.idle_ms)
                 # Counted before its task starts, so a burst of accepts sees it.
                 self.connections.add(connection)

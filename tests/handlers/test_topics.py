@@ -41,6 +41,7 @@ class AdminBroker:
     advertised_host: str = "broker.test"
     advertised_port: int = 19092
     share_groups: ShareCoordinator | None = None  # group configs live with the share coordinator
+    authorizer: None = None
 
     def clock(self) -> int:
         return 1_700_000_000_000
