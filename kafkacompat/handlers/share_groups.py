@@ -21,7 +21,9 @@ import trio
 from kafkacompat.group.share.coordinator import FINAL_EPOCH, INITIAL_EPOCH, ShareCoordinator
 from kafkacompat.group.share.group import SHARE_ASSIGNOR
 from kafkacompat.group.state import GroupState
-from kafkacompat.handlers.groups import GROUP_OPERATIONS, UNSET_AUTHORIZED_OPERATIONS
+from kafkacompat.handlers.authorization import authorized_operations
+from kafkacompat.security.authorizer import ResourceType
+from kafkacompat.handlers.groups import UNSET_AUTHORIZED_OPERATIONS
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
@@ -97,9 +99,10 @@ async def handle_share_group_heartbeat(request: Request, ctx: RequestContext) ->
 
 async def handle_share_group_describe(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
-    operations = GROUP_OPERATIONS if body.include_authorized_operations else UNSET_AUTHORIZED_OPERATIONS
     described = []
     for group_id in body.group_ids:
+        operations = (authorized_operations(ctx, ResourceType.GROUP, group_id) if body.include_authorized_operations
+                      else UNSET_AUTHORIZED_OPERATIONS)
         group = ctx.broker.share_groups.group(group_id)
         entry: dict[str, Any] = {"error_code": ErrorCode.NONE, "error_message": None, "group_id": group_id,
                                  "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1,
