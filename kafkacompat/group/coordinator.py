@@ -16,8 +16,8 @@ import logging
 from pathlib import Path
 from typing import Callable, Collection, Mapping, Sequence
 
-from kafkacompat.group.consumer_protocol import CONSUMER_PROTOCOL_TYPE
-from kafkacompat.group.membership import JoinRequest, Membership, TimerKind
+from kafkacompat.group.classic.consumer_protocol import CONSUMER_PROTOCOL_TYPE
+from kafkacompat.group.classic.membership import JoinRequest, Membership, TimerKind
 from kafkacompat.group.offsets import CommittedOffset, OffsetStore, write_or_error
 from kafkacompat.group.results import (
     GroupDescription,
@@ -30,7 +30,7 @@ from kafkacompat.group.results import (
     SyncResult,
     TopicPartition,
 )
-from kafkacompat.group.state import Group, GroupState
+from kafkacompat.group.classic.state import Group, GroupState
 from kafkacompat.group.timers import Timers
 from kafkacompat.protocol.errors import ErrorCode
 

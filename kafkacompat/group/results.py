@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Generic, NamedTuple, TypeVar
 from kafkacompat.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kafkacompat.group.state import GroupState
+    from kafkacompat.group.classic.state import GroupState
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from kafkacompat.client import ApiKey, ClientError, Cluster, check
-from kafkacompat.group.consumer_protocol import assigned_partitions
+from kafkacompat.group.classic.consumer_protocol import assigned_partitions
 from kafkacompat.tools import output
 
 LATEST_OFFSET, EARLIEST_OFFSET = -1, -2
