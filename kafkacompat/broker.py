@@ -23,6 +23,7 @@ import trio
 from kafkacompat.cluster.faults import FaultEngine
 from kafkacompat.config import BrokerConfig
 from kafkacompat.features import FinalizedFeatures
+from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
 from kafkacompat.group.coordinator import GroupCoordinator
 from kafkacompat.handlers.fetch_session import FetchSessionCache
 from kafkacompat.log.dir_lock import DataDirLock
@@ -191,6 +192,8 @@ class Broker:
             max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
+            topics=LogTopics(self.log_manager),
+            consumer_config=ConsumerGroupConfig.from_broker_config(config),
         )
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))

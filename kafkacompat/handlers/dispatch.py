@@ -24,6 +24,7 @@ from kafkacompat.handlers import (
     api_versions,
     cluster,
     configs,
+    consumer_groups,
     coordinator,
     delegation_tokens,
     delete_records,
@@ -67,6 +68,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
+        consumer_groups,
     ]
 )
 api_versions.use_registry(REGISTRY)

@@ -25,7 +25,6 @@ JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS, DE
 # READ(3), DELETE(6), DESCRIBE(8).
 GROUP_OPERATIONS = sum(1 << code for code in (3, 6, 8))
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
-CLASSIC_GROUP_TYPE = "classic"
 
 T = TypeVar("T")
 
@@ -39,7 +38,7 @@ async def _outcome(pending: PendingResult[T]) -> T:
     return pending.result()
 
 
-def _client_host(ctx: RequestContext) -> str:
+def client_host(ctx: RequestContext) -> str:
     # Kafka reports the client's InetAddress, which prints with a leading slash.
     return f"/{ctx.client_host}"
 
@@ -56,7 +55,7 @@ async def handle_join_group(request: Request, ctx: RequestContext) -> dict[str, 
         rebalance_timeout_ms=body.session_timeout_ms if version == 0 else body.rebalance_timeout_ms,
         group_instance_id=body.group_instance_id,
         client_id=request.header.client_id or "",
-        client_host=_client_host(ctx),
+        client_host=client_host(ctx),
         require_known_member_id=version >= 4,
         supports_skip_assignment=version >= 9,
     )
@@ -156,13 +155,13 @@ async def handle_describe_groups(request: Request, ctx: RequestContext) -> dict[
 async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
     types = {t.lower() for t in body.types_filter}
-    listed = [] if types and CLASSIC_GROUP_TYPE not in types else ctx.broker.groups.list_groups(body.states_filter)
+    listed = [g for g in ctx.broker.groups.list_groups(body.states_filter) if not types or g.group_type in types]
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
         "groups": [
             {"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value,
-             "group_type": CLASSIC_GROUP_TYPE}
+             "group_type": g.group_type}
             for g in listed
         ],
     }
