@@ -7,13 +7,14 @@ syntax subscriptions use (literals, ``.``, classes, ``|``, groups, repeats,
 RE2 spellings Python lacks and refuses what RE2 itself would refuse:
 
 - translated: ``\\z`` (end of text) to ``\\Z``; ``\\Q...\\E`` (quoted text) to
-  the escaped text; POSIX classes inside brackets (``[[:alpha:]]`` and the
-  other twelve) to ASCII ranges; ``(?<name>...)`` to ``(?P<name>...)``.
+  the escaped text; RE2's fourteen POSIX classes inside brackets
+  (``[[:alpha:]]``, ``[[:digit:]]``, ...) to ASCII ranges; ``(?<name>...)``
+  to ``(?P<name>...)``.
 - refused (INVALID_REGULAR_EXPRESSION), because RE2 has no such thing:
   backreferences (``\\1``, ``(?P=name)``), lookaround (``(?=``, ``(?!``,
   ``(?<=``, ``(?<!``), conditionals ``(?(``, possessive and atomic forms.
 - refused because Python cannot express them faithfully: Unicode classes
-  ``\\p{...}`` / ``\\P{...}`` and ``\\C``.
+  ``\\p{...}`` / ``\\P{...}``, ``\\C`` and negated POSIX classes ``[[:^alpha:]]``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def translate(pattern: str) -> re.Pattern[str]:
     text = re.sub(r"\[:(\^?)([a-z]+):\]", lambda m: _posix(pattern, m), text)
     text = text.replace("(?<", "(?P<").replace(r"\z", r"\Z")
     try:
-        return re.compile(text)
+        return re.compile(text, re.ASCII)  # RE2's \d, \w, \s and \b are ASCII-only
     except re.error as exc:
         raise KafkaError(ErrorCode.INVALID_REGULAR_EXPRESSION, f"Invalid regular expression {pattern!r}: {exc}") from None
 
