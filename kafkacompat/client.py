@@ -51,6 +51,7 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     INCREMENTAL_ALTER_CONFIGS = 44
     DESCRIBE_CLUSTER = 60
+    CONSUMER_GROUP_DESCRIBE = 69
 
 
 class ClientError(Exception):
