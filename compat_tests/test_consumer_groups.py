@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, ConsumerGroupType, KafkaError
 from confluent_kafka import TopicPartition as RdTopicPartition
 from confluent_kafka.admin import AdminClient
+from kafka import KafkaAdminClient
 
 from compat_helpers import BrokerProcess, unique_topic, wait_until
 from conftest import DEFAULT_OVERRIDES, _shut_down
@@ -265,3 +266,27 @@ def test_a_group_with_members_keeps_its_protocol(broker):
         assert modern[0].partitions() == ALL
     finally:
         close_all(modern)
+
+
+@pytest.mark.timeout(90)
+def test_kafka_python_admin_sees_a_consumer_group_through_describe_groups(broker):
+    """kafka-python has no KIP-848 consumer, but its admin reads the group as Kafka shows it in DescribeGroups."""
+    topic, group_id = new_topic(broker, "cg-kp-admin"), unique_topic("cg-kp-admin")
+    group = consumers(broker, group_id, topic, 2)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15_000)
+    try:
+        shares = poll_until_split(group, 3)
+        assert {"group_id": group_id, "protocol_type": "consumer", "group_state": "Stable",
+                "group_type": "consumer"} in admin.list_groups(types_filter=["consumer"])
+        assert group_id not in {g["group_id"] for g in admin.list_groups(types_filter=["classic"])}
+        description = admin.describe_groups([group_id])[group_id]
+        assert (description["group_state"], description["protocol_type"], description["protocol_data"]) == (
+            "Stable", "consumer", "uniform")
+        members = description["members"]
+        assigned = sorted(sorted(p for a in m["member_assignment"]["assigned_partitions"] for p in a["partitions"])
+                          for m in members)
+        assert assigned == sorted(sorted(s) for s in shares)
+        assert [m["member_metadata"]["topics"] for m in members] == [[topic], [topic]]
+    finally:
+        admin.close()
+        close_all(group)
