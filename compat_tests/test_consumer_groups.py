@@ -124,6 +124,22 @@ def test_the_group_reads_every_record_once_and_resumes_at_its_commits(broker):
 
 
 @pytest.mark.timeout(90)
+def test_a_restarted_static_member_gets_its_partitions_back_without_moving_the_others(broker):
+    topic, group_id = new_topic(broker, "cg-static"), unique_topic("cg-static")
+    group = [Member(broker.bootstrap, group_id, topic, **CONSUMER, **{"group.instance.id": f"i{n}"})
+             for n in range(3)]
+    try:
+        shares = poll_until_split(group, 2)
+        settled = [m.rebalances for m in group[:2]]
+        group.pop().close()  # a static member leaves with epoch -2: its partitions wait for it
+        group.append(Member(broker.bootstrap, group_id, topic, **CONSUMER, **{"group.instance.id": "i2"}))
+        assert poll_until_split(group, 2, timeout_s=15) == shares
+        assert [m.rebalances for m in group[:2]] == settled
+    finally:
+        close_all(group)
+
+
+@pytest.mark.timeout(90)
 def test_a_regex_subscription_picks_up_a_topic_created_later(broker):
     prefix = unique_topic("cg-rx")
     first = new_topic(broker, prefix, partitions=2)
