@@ -7,6 +7,13 @@ whole group until a split or a record count shows up.
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -97,3 +104,46 @@ def poll_until_read(group: list[Member], count: int, timeout_s: float = 30) -> l
         for member in group:
             member.poll()
     return [position for member in group for position in member.read]
+
+
+def check_takeover_after_close(group: list[Member], within_s: float) -> None:
+    """Close the last member of a three-member, six-partition group (it says goodbye);
+    the other two must own three partitions each within ``within_s``."""
+    group.pop().close()
+    started = time.monotonic()
+    shares = poll_until_split(group, 3, timeout_s=15)
+    assert time.monotonic() - started < within_s
+    assert shares[0] | shares[1] == ALL
+
+
+_DOOMED_MEMBER = textwrap.dedent("""
+    import json, sys
+    from confluent_kafka import Consumer
+    bootstrap, group, topic, config = sys.argv[1:5]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                         **json.loads(config)})
+    consumer.subscribe([topic])
+    while True:
+        consumer.poll(0.1)
+""")
+
+
+def check_takeover_after_kill(broker, group: list[Member], group_id: str, topic: str, session_timeout_ms: int,
+                              **config) -> None:
+    """A third member in a child process owns two partitions and gets SIGKILL; the two in ``group`` must
+    take them over once its session times out, counted from its last heartbeat, not before."""
+    doomed = subprocess.Popen([sys.executable, "-c", _DOOMED_MEMBER, broker.bootstrap, group_id, topic,
+                               json.dumps(config)])
+    try:
+        poll_until_split(group, 2, timeout_s=40)  # the child owns the other two
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        killed_at = time.monotonic()
+        shares = poll_until_split(group, 3, timeout_s=30)
+        elapsed = time.monotonic() - killed_at
+        assert shares[0] | shares[1] == ALL
+        # Nothing said goodbye: only the session timeout frees its partitions.
+        assert session_timeout_ms / 1000 - 1.5 <= elapsed <= session_timeout_ms / 1000 + 10
+    finally:
+        doomed.kill()
+        doomed.wait(timeout=10)

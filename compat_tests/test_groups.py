@@ -10,10 +10,6 @@ resume exactly there.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -28,7 +24,8 @@ from kafka import TopicPartition as KpTopicPartition
 
 from compat_helpers import unique_topic, wait_until
 from group_members import (
-    ALL, SESSION_TIMEOUT_MS, Member, close_all, members, new_topic, poll_until_read, poll_until_split, produce,
+    ALL, SESSION_TIMEOUT_MS, Member, check_takeover_after_close, check_takeover_after_kill, close_all, members,
+    new_topic, poll_until_read, poll_until_split, produce,
 )
 
 
@@ -39,46 +36,19 @@ def test_three_members_split_and_survivors_take_over_after_close(broker, assigno
     group = members(broker, group_id, topic, 3, **{"partition.assignment.strategy": assignor})
     try:
         assert frozenset().union(*poll_until_split(group, 2)) == ALL
-        group.pop().close()  # a clean close sends LeaveGroup
-        started = time.monotonic()
-        shares = poll_until_split(group, 3, timeout_s=15)
-        assert time.monotonic() - started < 10
-        assert shares[0] | shares[1] == ALL
+        check_takeover_after_close(group, within_s=10)  # a clean close sends LeaveGroup
     finally:
         close_all(group)
-
-
-_DOOMED_MEMBER = textwrap.dedent("""
-    import sys
-    from confluent_kafka import Consumer
-    bootstrap, group, topic, session_timeout_ms = sys.argv[1:5]
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "heartbeat.interval.ms": 500,
-                         "session.timeout.ms": int(session_timeout_ms), "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    while True:
-        consumer.poll(0.1)
-""")
 
 
 @pytest.mark.timeout(90)
 def test_killed_member_loses_its_partitions_after_session_timeout(broker):
     topic, group_id = new_topic(broker, "kill"), unique_topic("kill")
     group = members(broker, group_id, topic, 2)
-    doomed = subprocess.Popen([sys.executable, "-c", _DOOMED_MEMBER, broker.bootstrap, group_id, topic,
-                               str(SESSION_TIMEOUT_MS)])
     try:
-        poll_until_split(group, 2, timeout_s=40)  # the child owns the other two
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait(timeout=10)
-        killed_at = time.monotonic()
-        shares = poll_until_split(group, 3, timeout_s=30)
-        elapsed = time.monotonic() - killed_at
-        assert shares[0] | shares[1] == ALL
-        # No LeaveGroup came: only session expiry (counted from its last heartbeat) frees them.
-        assert SESSION_TIMEOUT_MS / 1000 - 1.5 <= elapsed <= SESSION_TIMEOUT_MS / 1000 + 10
+        check_takeover_after_kill(broker, group, group_id, topic, SESSION_TIMEOUT_MS,
+                                  **{"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 500})
     finally:
-        doomed.kill()
-        doomed.wait(timeout=10)
         close_all(group)
 
 

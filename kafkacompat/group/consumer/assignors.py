@@ -24,8 +24,9 @@ sticky beyond what that rule implies.
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping, TypeVar
 
+K = TypeVar("K")
 Assignment = dict[uuid.UUID, frozenset[int]]
 # member id -> topic ids it subscribes to
 Subscriptions = Mapping[str, frozenset[uuid.UUID]]
@@ -85,21 +86,28 @@ def _balance(owned: dict[str, set[tuple[uuid.UUID, int]]], eligible: Mapping[tup
                     moved = True
 
 
-def range_assignor(subscriptions: Subscriptions, topics: TopicSizes, current: Mapping[str, Assignment]) -> dict[str, Assignment]:
-    """Contiguous per-topic ranges over the subscribed members in member-id order."""
-    owned: dict[str, dict[uuid.UUID, frozenset[int]]] = {m: {} for m in subscriptions}
-    for topic_id, count in topics.items():
-        holders = sorted(m for m, subs in subscriptions.items() if topic_id in subs)
-        if not holders:
-            continue
-        quota, extra = divmod(count, len(holders))
+def range_assign(subscriptions: Mapping[str, Iterable[K]], partition_counts: Mapping[K, int]) -> dict[str, dict[K, list[int]]]:
+    """Kafka's RangeAssignor: per topic, members in id order take consecutive ranges, the first ones one more.
+
+    Topics are any sortable keys (ids here, names in the client-side tools).
+    """
+    assignment: dict[str, dict[K, list[int]]] = {member: {} for member in subscriptions}
+    for topic in sorted({t for topics in subscriptions.values() for t in topics}):
+        members = sorted(m for m, topics in subscriptions.items() if topic in topics)
+        share, extra = divmod(partition_counts.get(topic, 0), len(members))
         start = 0
-        for index, member in enumerate(holders):
-            size = quota + (1 if index < extra else 0)
+        for index, member in enumerate(members):
+            size = share + (1 if index < extra else 0)
             if size:
-                owned[member][topic_id] = frozenset(range(start, start + size))
+                assignment[member][topic] = list(range(start, start + size))
             start += size
-    return owned
+    return assignment
+
+
+def range_assignor(subscriptions: Subscriptions, topics: TopicSizes, current: Mapping[str, Assignment]) -> dict[str, Assignment]:
+    """The ``range`` server-side assignor (see :func:`range_assign`); the current target does not matter."""
+    return {member: {topic_id: frozenset(ps) for topic_id, ps in owned.items()}
+            for member, owned in range_assign(subscriptions, topics).items()}
 
 
 ASSIGNORS: dict[str, Assignor] = {"uniform": uniform, "range": range_assignor}
