@@ -78,7 +78,7 @@ def _named(ctx: RequestContext, assignment: Mapping[Any, frozenset[int]]) -> dic
 
 def _unknown(group_id: str, message: str) -> dict[str, Any]:
     return {"error_code": ErrorCode.GROUP_ID_NOT_FOUND, "error_message": message, "group_id": group_id,
-            "group_state": "Dead", "group_epoch": -1, "assignment_epoch": -1, "assignor_name": "", "members": []}
+            "group_state": "", "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": []}
 
 
 async def handle_consumer_group_describe(request: Request, ctx: RequestContext) -> dict[str, Any]:
@@ -88,7 +88,7 @@ async def handle_consumer_group_describe(request: Request, ctx: RequestContext) 
     for group_id in body.group_ids:
         group = groups.consumer_group(group_id) if _consumer_protocol_enabled(ctx) else None
         if group is None:
-            exists = groups.describe_group(group_id).protocol_type
+            exists = groups.describe_group(group_id).state.value != "Dead"
             described.append(_unknown(group_id, f"Group {group_id} is not a consumer group." if exists
                                       else f"Group {group_id} not found."))
             continue
