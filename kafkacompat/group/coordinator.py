@@ -448,8 +448,8 @@ class GroupCoordinator:
 
     @property
     def rebalances(self) -> int:
-        """Rebalances completed (new generations) since the broker started."""
-        return self._membership.rebalances
+        """Rebalances since the broker started: classic generations plus consumer-group target assignments."""
+        return self._membership.rebalances + self._consumer.assignments
 
     def list_groups(self, states_filter: Collection[str] = ()) -> list[GroupListing]:
         """Every group, or those whose state name matches the filter (case-insensitively)."""

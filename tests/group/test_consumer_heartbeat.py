@@ -90,6 +90,7 @@ def test_a_joining_member_gets_an_epoch_the_interval_and_its_partitions(coordina
     assert partitions(joined) == set(range(6))
     steady = beat(coordinator, "a", 1)
     assert (steady.error, steady.member_epoch, steady.assignment) == (E.NONE, 1, None)
+    assert coordinator.rebalances == 1  # one target assignment; the steady heartbeat computed none
 
 
 def test_a_second_member_gets_half_once_the_first_has_revoked(coordinator):

@@ -166,6 +166,7 @@ class ConsumerMembership:
         self._clock = clock
         self.topics = topics
         self.config = config
+        self.assignments = 0  # target assignments computed, all groups (a metric)
         self._patterns: dict[str, re.Pattern[str]] = {}
         self._metadata_checked_ms: dict[str, int] = {}
 
@@ -406,6 +407,7 @@ class ConsumerMembership:
         assignor = ASSIGNORS[self.preferred_assignor(group)]
         group.subscription_metadata = tuple(sorted((m.name, str(m.topic_id), m.partitions) for m in metas))
         group.set_target(assignor(subscriptions, sizes, group.target), now)
+        self.assignments += 1
 
     def preferred_assignor(self, group: ConsumerGroup) -> str:
         """The assignor most members ask for (ties: the broker's order); the broker's first when none asks."""
