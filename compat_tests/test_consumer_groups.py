@@ -17,8 +17,7 @@ from confluent_kafka import TopicPartition as RdTopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient
 
-from compat_helpers import BrokerProcess, unique_topic, wait_until
-from conftest import DEFAULT_OVERRIDES, _shut_down
+from compat_helpers import unique_topic, wait_until
 from group_members import (
     ALL, Member, check_takeover_after_close, check_takeover_after_kill, close_all, new_topic, poll_until_read,
     poll_until_split, produce,
@@ -31,17 +30,8 @@ KIP848_CONFIG = {
     "group.consumer.heartbeat.interval.ms": "500",
     "group.consumer.min.heartbeat.interval.ms": "500",
 }
+BROKER_OVERRIDES = KIP848_CONFIG  # the module's `broker` (conftest)
 CONSUMER = {"group.protocol": "consumer"}
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    process = BrokerProcess(tmp_path_factory.mktemp("kip848"), {**DEFAULT_OVERRIDES, **KIP848_CONFIG})
-    try:
-        process.start()
-        yield process
-    finally:
-        _shut_down(process)
 
 
 def consumers(broker, group_id: str, topic: str, count: int, **config) -> list[Member]:
