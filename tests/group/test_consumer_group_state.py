@@ -28,7 +28,8 @@ def group_with_a_owning_everything() -> tuple[ConsumerGroup, ConsumerMember]:
     group.add(a)
     group.bump_group_epoch(1)
     group.set_target({"a": parts(0, 1, 2, 3)}, 1)
-    assert group.reconcile(a, {}) and (a.member_epoch, a.state, a.assigned) == (1, MemberState.STABLE, parts(0, 1, 2, 3))
+    assert group.reconcile(a, {})
+    assert (a.member_epoch, a.state, a.assigned) == (1, MemberState.STABLE, parts(0, 1, 2, 3))
     group.refresh_state(1)
     return group, a
 

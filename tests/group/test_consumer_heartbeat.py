@@ -75,7 +75,8 @@ def settle(coordinator, members: dict[str, int], rounds: int = 4) -> dict[str, s
     owned = {m: set() for m in members}
     for _ in range(rounds):
         for member_id in members:
-            result = beat(coordinator, member_id, members[member_id], owned={tid("orders"): frozenset(owned[member_id])})
+            reported = {tid("orders"): frozenset(owned[member_id])}
+            result = beat(coordinator, member_id, members[member_id], owned=reported)
             assert result.error is E.NONE, result
             members[member_id] = result.member_epoch
             if result.assignment is not None:

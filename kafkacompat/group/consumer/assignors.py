@@ -42,7 +42,9 @@ def _as_assignment(partitions: set[tuple[uuid.UUID, int]]) -> Assignment:
     return {topic_id: frozenset(p) for topic_id, p in grouped.items()}
 
 
-def uniform(subscriptions: Subscriptions, topics: TopicSizes, current: Mapping[str, Assignment]) -> dict[str, Assignment]:
+def uniform(
+    subscriptions: Subscriptions, topics: TopicSizes, current: Mapping[str, Assignment]
+) -> dict[str, Assignment]:
     """Sticky, balanced assignment (see the module docstring)."""
     members = sorted(subscriptions)
     if not members:
@@ -86,7 +88,9 @@ def _balance(owned: dict[str, set[tuple[uuid.UUID, int]]], eligible: Mapping[tup
                     moved = True
 
 
-def range_assign(subscriptions: Mapping[str, Iterable[K]], partition_counts: Mapping[K, int]) -> dict[str, dict[K, list[int]]]:
+def range_assign(
+    subscriptions: Mapping[str, Iterable[K]], partition_counts: Mapping[K, int]
+) -> dict[str, dict[K, list[int]]]:
     """Kafka's RangeAssignor: per topic, members in id order take consecutive ranges, the first ones one more.
 
     Topics are any sortable keys (ids here, names in the client-side tools).
@@ -104,7 +108,9 @@ def range_assign(subscriptions: Mapping[str, Iterable[K]], partition_counts: Map
     return assignment
 
 
-def range_assignor(subscriptions: Subscriptions, topics: TopicSizes, current: Mapping[str, Assignment]) -> dict[str, Assignment]:
+def range_assignor(
+    subscriptions: Subscriptions, topics: TopicSizes, current: Mapping[str, Assignment]
+) -> dict[str, Assignment]:
     """The ``range`` server-side assignor (see :func:`range_assign`); the current target does not matter."""
     return {member: {topic_id: frozenset(ps) for topic_id, ps in owned.items()}
             for member, owned in range_assign(subscriptions, topics).items()}

@@ -81,7 +81,8 @@ class ConsumerGroupConfig:
 
         heartbeat, session = bounded("heartbeat.interval"), bounded("session.timeout")
         if heartbeat >= session:
-            raise ConfigError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
+            raise ConfigError("group.consumer.heartbeat.interval.ms must be less than "
+                              "group.consumer.session.timeout.ms")
         assignors = tuple(name.strip() for name in config.get("group.consumer.assignors").split(",") if name.strip())
         unknown = [name for name in assignors if name not in ASSIGNORS]
         if unknown or not assignors:
@@ -140,10 +141,6 @@ class HeartbeatResult:
     assignment: Assignment | None = None
 
 
-def _refuse(code: ErrorCode, message: str) -> KafkaError:
-    return KafkaError(code, message)
-
-
 class ConsumerMembership:
     """The heartbeat protocol over the consumer groups the coordinator owns.
 
@@ -184,27 +181,27 @@ class ConsumerMembership:
     def _validate(self, request: HeartbeatRequest) -> None:
         invalid = ErrorCode.INVALID_REQUEST
         if not request.group_id:
-            raise _refuse(invalid, "GroupId can't be empty.")
+            raise KafkaError(invalid, "GroupId can't be empty.")
         if request.member_epoch == 0:
             if not request.member_id and request.version >= 1:
-                raise _refuse(invalid, "MemberId can't be empty.")
+                raise KafkaError(invalid, "MemberId can't be empty.")
             if request.rebalance_timeout_ms == -1:
-                raise _refuse(invalid, "RebalanceTimeoutMs must be provided in first request.")
+                raise KafkaError(invalid, "RebalanceTimeoutMs must be provided in first request.")
             if request.owned is None or any(request.owned.values()):
-                raise _refuse(invalid, "TopicPartitions must be empty when (re-)joining.")
+                raise KafkaError(invalid, "TopicPartitions must be empty when (re-)joining.")
             if request.subscribed_topic_names is None and request.subscribed_topic_regex is None:
-                raise _refuse(invalid, "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
+                raise KafkaError(invalid, "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
         elif request.member_epoch == LEAVE_GROUP_STATIC_EPOCH:
             if request.instance_id is None:
-                raise _refuse(invalid, "InstanceId can't be null.")
+                raise KafkaError(invalid, "InstanceId can't be null.")
         elif request.member_epoch < LEAVE_GROUP_STATIC_EPOCH:
-            raise _refuse(invalid, f"MemberEpoch is invalid: {request.member_epoch}.")
+            raise KafkaError(invalid, f"MemberEpoch is invalid: {request.member_epoch}.")
         if request.member_epoch != 0 and not request.member_id:
-            raise _refuse(invalid, "MemberId can't be empty.")
+            raise KafkaError(invalid, "MemberId can't be empty.")
         if request.server_assignor is not None and request.server_assignor not in self.config.assignors:
-            raise _refuse(ErrorCode.UNSUPPORTED_ASSIGNOR,
-                          f"ServerAssignor {request.server_assignor} is not supported. "
-                          f"Supported assignors: {', '.join(self.config.assignors)}.")
+            raise KafkaError(ErrorCode.UNSUPPORTED_ASSIGNOR,
+                             f"ServerAssignor {request.server_assignor} is not supported. "
+                             f"Supported assignors: {', '.join(self.config.assignors)}.")
         if request.subscribed_topic_regex:
             self._pattern(request.subscribed_topic_regex)
 
@@ -219,11 +216,12 @@ class ConsumerMembership:
         group = self._groups.get(request.group_id)
         if group is None:
             if request.member_epoch != 0:
-                raise _refuse(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {request.group_id} not found.")
+                raise KafkaError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {request.group_id} not found.")
             group = self._groups[request.group_id] = ConsumerGroup(request.group_id, now)
         member, joined = self._member(group, request)
         epoch_moves = joined | self._update_subscription(member, request)
-        if epoch_moves or now - self._metadata_checked_ms.get(group.group_id, -METADATA_REFRESH_MS) >= METADATA_REFRESH_MS:
+        last_checked = self._metadata_checked_ms.get(group.group_id, -METADATA_REFRESH_MS)
+        if epoch_moves or now - last_checked >= METADATA_REFRESH_MS:
             epoch_moves |= self._subscription_metadata(group) != group.subscription_metadata
             self._metadata_checked_ms[group.group_id] = now
         if epoch_moves:
@@ -237,7 +235,7 @@ class ConsumerMembership:
         if changed:
             error = self._store(group)
             if error is not ErrorCode.NONE:
-                raise _refuse(error, "The group could not be stored.")
+                raise KafkaError(error, "The group could not be stored.")
         full = request.member_epoch == 0 or (
             request.rebalance_timeout_ms != -1
             and (request.subscribed_topic_names is not None or request.subscribed_topic_regex is not None)
@@ -260,9 +258,9 @@ class ConsumerMembership:
                 if holder_id is not None and holder_id != member_id:
                     holder = group.members[holder_id]
                     if holder.member_epoch != LEAVE_GROUP_STATIC_EPOCH:
-                        raise _refuse(ErrorCode.UNRELEASED_INSTANCE_ID,
-                                      f"Static member {holder_id} with instance id {request.instance_id}"
-                                      " is not released.")
+                        raise KafkaError(ErrorCode.UNRELEASED_INSTANCE_ID,
+                                         f"Static member {holder_id} with instance id {request.instance_id}"
+                                         " is not released.")
                     self._cancel(group, holder_id)
                     group.replace_static_member(holder, member_id)
             existing = group.members.get(member_id)
@@ -271,28 +269,28 @@ class ConsumerMembership:
                     existing.member_epoch = existing.previous_member_epoch  # back from a temporary leave
                 return existing, False
             if len(group.members) >= self.config.max_size:
-                raise _refuse(ErrorCode.GROUP_MAX_SIZE_REACHED,
-                              f"The consumer group has reached its maximum capacity of {self.config.max_size} members.")
+                raise KafkaError(ErrorCode.GROUP_MAX_SIZE_REACHED,
+                                 "The consumer group has reached its maximum capacity of "
+                                 f"{self.config.max_size} members.")
             member = ConsumerMember(member_id, instance_id=request.instance_id)
             group.add(member)
             return member, True
         member = group.members.get(member_id)
         if member is None:
-            raise _refuse(ErrorCode.UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {group.group_id}.")
+            raise KafkaError(ErrorCode.UNKNOWN_MEMBER_ID,
+                             f"Member {member_id} is not a member of group {group.group_id}.")
         received = request.member_epoch
         if received != member.member_epoch:
             owned_kept = request.owned is not None and all(
-                partitions <= member.assigned.get(topic_id, frozenset()) for topic_id, partitions in request.owned.items()
+                partitions <= member.assigned.get(topic_id, frozenset())
+                for topic_id, partitions in request.owned.items()
             )
             if received > member.member_epoch or received != member.previous_member_epoch or not owned_kept:
-                raise _refuse(ErrorCode.FENCED_MEMBER_EPOCH,
-                              f"The consumer group member has a smaller member epoch ({received}) than the one "
-                              f"known by the group coordinator ({member.member_epoch}). The member must abandon "
-                              "all its partitions and rejoin."
-                              if received < member.member_epoch else
-                              f"The consumer group member has a greater member epoch ({received}) than the one "
-                              f"known by the group coordinator ({member.member_epoch}). The member must abandon "
-                              "all its partitions and rejoin.")
+                relation = "smaller" if received < member.member_epoch else "greater"
+                raise KafkaError(ErrorCode.FENCED_MEMBER_EPOCH,
+                                 f"The consumer group member has a {relation} member epoch ({received}) than the one "
+                                 f"known by the group coordinator ({member.member_epoch}). The member must abandon "
+                                 "all its partitions and rejoin.")
         return member, False
 
     @staticmethod
@@ -320,16 +318,17 @@ class ConsumerMembership:
         now = self._clock()
         group = self._groups.get(request.group_id)
         if group is None:
-            raise _refuse(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {request.group_id} not found.")
+            raise KafkaError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {request.group_id} not found.")
         member_id = request.member_id
         if request.instance_id is not None:
             member_id = group.static_members.get(request.instance_id, "")
             if member_id != request.member_id:
-                raise _refuse(ErrorCode.UNKNOWN_MEMBER_ID if not member_id else ErrorCode.FENCED_INSTANCE_ID,
-                              f"Instance id {request.instance_id} is not held by member {request.member_id}.")
+                raise KafkaError(ErrorCode.UNKNOWN_MEMBER_ID if not member_id else ErrorCode.FENCED_INSTANCE_ID,
+                                 f"Instance id {request.instance_id} is not held by member {request.member_id}.")
         member = group.members.get(member_id)
         if member is None:
-            raise _refuse(ErrorCode.UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {group.group_id}.")
+            raise KafkaError(ErrorCode.UNKNOWN_MEMBER_ID,
+                             f"Member {member_id} is not a member of group {group.group_id}.")
         if request.member_epoch == LEAVE_GROUP_STATIC_EPOCH:
             # A static member going away for a while keeps its partitions until its session runs out.
             member.previous_member_epoch, member.member_epoch = member.member_epoch, LEAVE_GROUP_STATIC_EPOCH

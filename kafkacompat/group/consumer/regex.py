@@ -57,7 +57,8 @@ def translate(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(text, re.ASCII)  # RE2's \d, \w, \s and \b are ASCII-only
     except re.error as exc:
-        raise KafkaError(ErrorCode.INVALID_REGULAR_EXPRESSION, f"Invalid regular expression {pattern!r}: {exc}") from None
+        raise KafkaError(ErrorCode.INVALID_REGULAR_EXPRESSION,
+                         f"Invalid regular expression {pattern!r}: {exc}") from None
 
 
 def _posix(pattern: str, match: re.Match[str]) -> str:
