@@ -35,8 +35,10 @@ def _shut_down(process: BrokerProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    process = BrokerProcess(tmp_path_factory.mktemp("broker"), DEFAULT_OVERRIDES)
+def broker(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[BrokerProcess]:
+    """A module's broker; a module may set ``BROKER_OVERRIDES`` (Kafka config names) for its own."""
+    overrides = {**DEFAULT_OVERRIDES, **getattr(request.module, "BROKER_OVERRIDES", {})}
+    process = BrokerProcess(tmp_path_factory.mktemp("broker"), overrides)
     try:
         process.start()
         yield process

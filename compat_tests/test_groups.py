@@ -10,10 +10,6 @@ resume exactly there.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -22,95 +18,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition as AioTopicPartition
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions
 from confluent_kafka import TopicPartition as RdTopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
-from compat_helpers import sample_records, unique_topic, wait_until
-from confluent_clients import ClientErrors, produce_records
-
-PARTITIONS = 6
-ALL = frozenset(range(PARTITIONS))
-SESSION_TIMEOUT_MS = 6000  # the broker's minimum
-
-
-def new_topic(broker, prefix: str, partitions: int = PARTITIONS) -> str:
-    topic = unique_topic(prefix)
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
-                                  operation_timeout=10, request_timeout=15)
-    futures[topic].result(timeout=20)  # `admin` must outlive the future
-    return topic
-
-
-def produce(broker, topic: str, count: int) -> list:
-    return produce_records(broker.bootstrap, topic, sample_records(count))
-
-
-class Member:
-    """One librdkafka group member that records what it read and how often it was rebalanced."""
-
-    def __init__(self, bootstrap: str, group: str, topic: str, **config) -> None:
-        self.errors = ClientErrors()
-        self.rebalances = 0
-        self.read: list[tuple[int, int]] = []
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 500,
-            "error_cb": self.errors, **config})
-        self.consumer.subscribe([topic], on_assign=self._rebalanced, on_revoke=self._rebalanced)
-
-    def _rebalanced(self, consumer, partitions) -> None:
-        self.rebalances += 1
-
-    def poll(self) -> None:
-        for message in self.consumer.consume(num_messages=500, timeout=0.05):
-            assert message.error() is None, f"consumer error: {message.error()}"
-            self.read.append((message.partition(), message.offset()))
-
-    def partitions(self) -> frozenset[int]:
-        return frozenset(tp.partition for tp in self.consumer.assignment())
-
-    def close(self) -> None:
-        self.consumer.close()
-        self.errors.assert_none("group member")
-
-
-def members(broker, group: str, topic: str, count: int, **config) -> list[Member]:
-    return [Member(broker.bootstrap, group, topic, **config) for _ in range(count)]
-
-
-def close_all(group: list[Member]) -> None:
-    for member in group:
-        member.close()
-
-
-def poll_until_split(group: list[Member], share: int, timeout_s: float = 30) -> list[frozenset[int]]:
-    """Poll until every member owns exactly ``share`` partitions and no partition has two owners."""
-
-    def split():
-        for member in group:
-            member.poll()
-        shares = [member.partitions() for member in group]
-        if all(len(s) == share for s in shares) and len(frozenset().union(*shares)) == share * len(group):
-            return shares
-        return None
-
-    return wait_until(split, timeout_s, f"{len(group)} members to own {share} partitions each", 0)
-
-
-def poll_until_read(group: list[Member], count: int, timeout_s: float = 30) -> list[tuple[int, int]]:
-    def everything():
-        for member in group:
-            member.poll()
-        read = [position for member in group for position in member.read]
-        return read if len(read) >= count else None
-
-    wait_until(everything, timeout_s, f"{count} records read", 0)
-    for _ in range(10):  # linger: nothing more may arrive
-        for member in group:
-            member.poll()
-    return [position for member in group for position in member.read]
+from compat_helpers import unique_topic, wait_until
+from group_members import (
+    ALL, SESSION_TIMEOUT_MS, Member, check_takeover_after_close, check_takeover_after_kill, close_all, members,
+    new_topic, poll_until_read, poll_until_split, produce,
+)
 
 
 @pytest.mark.timeout(90)
@@ -120,46 +36,19 @@ def test_three_members_split_and_survivors_take_over_after_close(broker, assigno
     group = members(broker, group_id, topic, 3, **{"partition.assignment.strategy": assignor})
     try:
         assert frozenset().union(*poll_until_split(group, 2)) == ALL
-        group.pop().close()  # a clean close sends LeaveGroup
-        started = time.monotonic()
-        shares = poll_until_split(group, 3, timeout_s=15)
-        assert time.monotonic() - started < 10
-        assert shares[0] | shares[1] == ALL
+        check_takeover_after_close(group, within_s=10)  # a clean close sends LeaveGroup
     finally:
         close_all(group)
-
-
-_DOOMED_MEMBER = textwrap.dedent("""
-    import sys
-    from confluent_kafka import Consumer
-    bootstrap, group, topic, session_timeout_ms = sys.argv[1:5]
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "heartbeat.interval.ms": 500,
-                         "session.timeout.ms": int(session_timeout_ms), "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    while True:
-        consumer.poll(0.1)
-""")
 
 
 @pytest.mark.timeout(90)
 def test_killed_member_loses_its_partitions_after_session_timeout(broker):
     topic, group_id = new_topic(broker, "kill"), unique_topic("kill")
     group = members(broker, group_id, topic, 2)
-    doomed = subprocess.Popen([sys.executable, "-c", _DOOMED_MEMBER, broker.bootstrap, group_id, topic,
-                               str(SESSION_TIMEOUT_MS)])
     try:
-        poll_until_split(group, 2, timeout_s=40)  # the child owns the other two
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait(timeout=10)
-        killed_at = time.monotonic()
-        shares = poll_until_split(group, 3, timeout_s=30)
-        elapsed = time.monotonic() - killed_at
-        assert shares[0] | shares[1] == ALL
-        # No LeaveGroup came: only session expiry (counted from its last heartbeat) frees them.
-        assert SESSION_TIMEOUT_MS / 1000 - 1.5 <= elapsed <= SESSION_TIMEOUT_MS / 1000 + 10
+        check_takeover_after_kill(broker, group, group_id, topic, SESSION_TIMEOUT_MS,
+                                  **{"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 500})
     finally:
-        doomed.kill()
-        doomed.wait(timeout=10)
         close_all(group)
 
 

@@ -51,3 +51,23 @@ def test_list_and_describe_show_members_offsets_and_lag(broker):
     finally:
         consumer.close()
     wait_until(lambda: "Empty" in groups_cli(broker, "describe", group), 10, "the group to empty after close")
+
+
+def test_a_kip848_consumer_group_is_listed_and_described_with_its_type_and_epochs(broker):
+    topic, group = unique_topic("cli-cg"), unique_topic("cli-cg-group")
+    create_topic(broker.bootstrap, topic, 2)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": "cli-cg-reader",
+                         "group.protocol": "consumer", "auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe([topic])
+        wait_until(lambda: consumer.poll(0.2) or len(consumer.assignment()) == 2, 20, "the member's assignment")
+        listed = groups_cli(broker, "list").splitlines()
+        assert any(line.split()[:4] == [group, "Stable", "consumer", "consumer"] for line in listed), listed
+        described = groups_cli(broker, "describe", group)
+        assert f"GROUP {group}  STATE Stable  ASSIGNOR uniform  TYPE consumer" in described
+        assert "GROUP-EPOCH 1  ASSIGNMENT-EPOCH 1" in described
+        member_lines = [line for line in described.splitlines() if "cli-cg-reader" in line]
+        assert len(member_lines) == 1 and f"{topic}-0,{topic}-1" in member_lines[0]
+    finally:
+        consumer.close()
+    wait_until(lambda: "Empty" in groups_cli(broker, "describe", group), 10, "the group to empty after close")

@@ -23,6 +23,7 @@ import trio
 from kafkacompat.cluster.faults import FaultEngine
 from kafkacompat.config import BrokerConfig, ConfigError
 from kafkacompat.features import FinalizedFeatures
+from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
 from kafkacompat.group.coordinator import GroupCoordinator
 from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
 from kafkacompat.handlers.fetch_session import FetchSessionCache
@@ -198,6 +199,8 @@ class Broker:
             max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
+            topics=LogTopics(self.log_manager),
+            consumer_config=ConsumerGroupConfig.from_broker_config(config),
         )
         self.share_groups = ShareCoordinator(self.data_dir, clock, self.log_manager, ShareSettings(
             heartbeat_interval_ms=config.get_int("group.share.heartbeat.interval.ms"),

@@ -3,13 +3,15 @@ rules for changing the finalized levels with UpdateFeatures.
 
 Theory of operation.  A feature is a name with an integer level.  Each broker
 supports a range of levels per feature; the cluster finalizes one level, and
-clients read both from ApiVersions (v3+) to decide what they may use.  Only
-`metadata.version` (up to 3.9-IV0, the Kafka release whose API versions we
-serve) and `share.version` (1: KIP-932 share groups, finalized in a new data
-directory; 0 turns share groups off) are supported above level 0 here.  `kraft.version`,
-`transaction.version` and `group.version` stay at 0 until their protocols
-exist (KIP-853, KIP-890 v2 transactions, KIP-848 groups), so Java clients do
-not switch to protocols we lack; like Kafka, ApiVersions omits a feature
+clients read both from ApiVersions (v3+) to decide what they may use.  `metadata.version`
+is supported up to 3.9-IV0 (the Kafka release whose API versions we serve),
+`group.version` up to 1 (KIP-848 consumer groups, finalized at 1 in a
+new cluster as Kafka 4 does; at 0 the consumer protocol's APIs are refused)
+and `share.version` up to 1 (KIP-932 share groups, finalized in a new data
+directory; 0 turns share groups off).
+`kraft.version` and `transaction.version` stay at 0 until their protocols
+exist (KIP-853, KIP-890 v2 transactions), so Java clients do not switch to
+protocols we lack; like Kafka, ApiVersions omits a feature
 whose supported maximum is 0.
 
 An update is checked feature by feature in request order, as Kafka's
@@ -50,11 +52,15 @@ _METADATA_NAMES = {level: name for level, name, _ in METADATA_VERSIONS}
 _METADATA_CHANGED = {level: changed for level, _, changed in METADATA_VERSIONS}
 # The first level with FeatureLevelRecord, below which Kafka refuses to go.
 MINIMUM_BOOTSTRAP_LEVEL = 4
+GROUP_VERSION = "group.version"
 SHARE_VERSION = "share.version"
-# share.version 1 is KIP-932's share groups; a new data directory finalizes it (Kafka 4.2's default).
-SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0]), SHARE_VERSION: (0, 1)}
+SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0]), GROUP_VERSION: (0, 1),
+             SHARE_VERSION: (0, 1)}
 # Features Kafka knows that this broker supports only at level 0 (disabled).
-DISABLED_FEATURES = ("kraft.version", "transaction.version", "group.version")
+DISABLED_FEATURES = ("kraft.version", "transaction.version")
+# What a new cluster finalizes: the newest metadata.version and, as in Kafka 4, group.version 1 (KIP-848);
+# share.version 1 (KIP-932's share groups, Kafka 4.2's default).
+NEW_CLUSTER_LEVELS = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1], GROUP_VERSION: 1, SHARE_VERSION: 1}
 
 
 class UpgradeType(enum.IntEnum):
@@ -96,7 +102,7 @@ class FinalizedFeatures:
             self.levels = {str(name): int(level) for name, level in stored["levels"].items()}
         else:
             self.epoch = 0
-            self.levels = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1], SHARE_VERSION: SUPPORTED[SHARE_VERSION][1]}
+            self.levels = dict(NEW_CLUSTER_LEVELS)
 
     def update(self, updates: Iterable[FeatureUpdate], *, validate_only: bool) -> None:
         """Apply `updates` all together, or raise KafkaError(INVALID_UPDATE_VERSION) for the first bad one."""
@@ -136,7 +142,7 @@ class FinalizedFeatures:
             raise refuse("Can't downgrade to a newer version.")
         if name == METADATA_VERSION:
             self._check_metadata_version(level, current, upgrade_type)
-        elif name not in DISABLED_FEATURES and name != SHARE_VERSION:
+        elif name not in DISABLED_FEATURES and name not in (GROUP_VERSION, SHARE_VERSION):
             raise refuse(f"Feature {name} not found.")
 
     @staticmethod

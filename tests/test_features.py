@@ -26,7 +26,7 @@ def _refusal(features: FinalizedFeatures, *updates: FeatureUpdate) -> str:
 
 def test_a_new_cluster_finalizes_the_newest_metadata_version_at_epoch_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
-    assert (features.epoch, features.levels) == (0, {MV: 21, SV: 1})
+    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -35,14 +35,14 @@ def test_applied_updates_bump_the_epoch_and_survive_reopening(tmp_path):
     features.update([FeatureUpdate(MV, 19, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
     features.update([FeatureUpdate(MV, 20, UpgradeType.UPGRADE)], validate_only=False)
     reopened = FinalizedFeatures(tmp_path, node_id=1)
-    assert (reopened.epoch, reopened.levels) == (2, {MV: 20, SV: 1})
+    assert (reopened.epoch, reopened.levels) == (2, {MV: 20, "group.version": 1, SV: 1})
 
 
 def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate(MV, 18, UpgradeType.SAFE_DOWNGRADE)], validate_only=True)
     features.update([], validate_only=False)
-    assert (features.epoch, features.levels) == (0, {MV: 21, SV: 1})
+    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -52,7 +52,7 @@ def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
         (FeatureUpdate(MV, 20, UpgradeType.UNKNOWN), "The controller does not support the given upgrade type."),
         (FeatureUpdate(MV, -1, UpgradeType.UPGRADE), "A feature version cannot be less than 0."),
         (FeatureUpdate(MV, 22, UpgradeType.UPGRADE), "Local controller 1 only supports versions 1-21"),
-        (FeatureUpdate("group.version", 1, UpgradeType.UPGRADE), "Local controller 1 does not support this feature."),
+        (FeatureUpdate("group.version", 2, UpgradeType.UPGRADE), "Local controller 1 only supports versions 0-1"),
         (FeatureUpdate("transaction.version", 2, UpgradeType.UPGRADE),
          "Local controller 1 does not support this feature."),
         (FeatureUpdate(MV, 20, UpgradeType.UPGRADE), "Can't downgrade the version of this feature without setting"
@@ -89,14 +89,20 @@ def test_metadata_version_downgrades_follow_kafkas_rules(tmp_path, level, upgrad
 def test_one_bad_update_fails_the_whole_request(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     _refusal(features, FeatureUpdate(MV, 20, UpgradeType.SAFE_DOWNGRADE),
-             FeatureUpdate("group.version", 1, UpgradeType.UPGRADE))
-    assert (features.epoch, features.levels) == (0, {MV: 21, SV: 1})
+             FeatureUpdate("transaction.version", 1, UpgradeType.UPGRADE))
+    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1})
 
 
 def test_disabled_features_may_be_set_to_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
-    features.update([FeatureUpdate("group.version", 0, UpgradeType.UPGRADE)], validate_only=False)
-    assert (features.epoch, features.levels) == (1, {MV: 21, SV: 1})
+    features.update([FeatureUpdate("transaction.version", 0, UpgradeType.UPGRADE)], validate_only=False)
+    assert (features.epoch, features.levels) == (1, {MV: 21, "group.version": 1, SV: 1})
+
+
+def test_group_version_may_be_downgraded_to_turn_the_consumer_protocol_off(tmp_path):
+    features = FinalizedFeatures(tmp_path, node_id=1)
+    features.update([FeatureUpdate("group.version", 0, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, SV: 1}
 
 
 def test_metadata_changes_are_those_of_the_levels_between():

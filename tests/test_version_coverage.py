@@ -45,6 +45,7 @@ GET_TELEMETRY_SUBSCRIPTIONS, PUSH_TELEMETRY, LIST_CLIENT_METRICS_RESOURCES = 71,
 SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE, SHARE_FETCH, SHARE_ACKNOWLEDGE = 76, 77, 78, 79
 DESCRIBE_SHARE_GROUP_OFFSETS, ALTER_SHARE_GROUP_OFFSETS, DELETE_SHARE_GROUP_OFFSETS = 90, 91, 92
 GROUP_RESOURCE = 32
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 
 TOPIC_RESOURCE = 2
 FIRST_TIMESTAMP = int(time.time() * 1000) - 60_000
@@ -979,6 +980,68 @@ def delete_share_group_offsets(session: Session, version: int) -> None:
     assert missing.error_code == ErrorCode.GROUP_ID_NOT_FOUND
     nameless = session.call(ALTER_SHARE_GROUP_OFFSETS, newest(ALTER_SHARE_GROUP_OFFSETS), {"group_id": "", "topics": []})
     assert nameless.error_code == ErrorCode.INVALID_GROUP_ID
+
+
+def consumer_heartbeat_body(group: str, member_id: str, epoch: int, **fields: Any) -> dict[str, Any]:
+    """A ConsumerGroupHeartbeat that changes nothing but ``fields`` (nulls mean "unchanged")."""
+    return {"group_id": group, "member_id": member_id, "member_epoch": epoch, "instance_id": None,
+            "rack_id": None, "rebalance_timeout_ms": -1, "subscribed_topic_names": None,
+            "subscribed_topic_regex": None, "server_assignor": None, "topic_partitions": None, **fields}
+
+
+def consumer_join(session: Session, group: str, version: int, member_id: str) -> Any:
+    """Join a fresh KIP-848 group as its only member: epoch 1, both partitions of the shared topic."""
+    joined = session.call(CONSUMER_GROUP_HEARTBEAT, version, consumer_heartbeat_body(
+        group, member_id, 0, rebalance_timeout_ms=30_000, subscribed_topic_names=[session.topic],
+        topic_partitions=[]))
+    assert (joined.error_code, joined.member_epoch, joined.heartbeat_interval_ms) == (ErrorCode.NONE, 1, 5000), joined
+    assert [(t.topic_id, list(t.partitions)) for t in joined.assignment.topic_partitions] == [
+        (session.topic_id, [0, 1])]
+    return joined
+
+
+@exercises(CONSUMER_GROUP_HEARTBEAT)
+def consumer_group_heartbeat(session: Session, version: int) -> None:
+    """v0 lets the broker pick the member id; v1 (KIP-1082) wants the client's and adds the regex."""
+    group = session.name("cg-heartbeat", version)
+    joined = consumer_join(session, group, version, "" if version == 0 else "member-cov-1")
+    member_id = joined.member_id
+    assert member_id and (version == 0 or member_id == "member-cov-1")
+    ahead = session.call(CONSUMER_GROUP_HEARTBEAT, version, consumer_heartbeat_body(group, member_id, 2))
+    assert ahead.error_code == ErrorCode.FENCED_MEMBER_EPOCH
+    steady = session.call(CONSUMER_GROUP_HEARTBEAT, version, consumer_heartbeat_body(group, member_id, 1))
+    assert (steady.error_code, steady.member_epoch, steady.assignment) == (ErrorCode.NONE, 1, None)
+    if version >= 1:
+        bad = session.call(CONSUMER_GROUP_HEARTBEAT, version, consumer_heartbeat_body(
+            group, member_id, 1, subscribed_topic_regex="(?=lookahead)"))
+        assert bad.error_code == ErrorCode.INVALID_REGULAR_EXPRESSION
+        nameless = session.call(CONSUMER_GROUP_HEARTBEAT, version, consumer_heartbeat_body(
+            group, "", 0, rebalance_timeout_ms=1000, subscribed_topic_names=[], topic_partitions=[]))
+        assert nameless.error_code == ErrorCode.INVALID_REQUEST
+    left = session.call(CONSUMER_GROUP_HEARTBEAT, version, consumer_heartbeat_body(group, member_id, -1))
+    assert (left.error_code, left.member_id, left.member_epoch) == (ErrorCode.NONE, member_id, -1)
+    gone = session.call(CONSUMER_GROUP_HEARTBEAT, version, consumer_heartbeat_body(group, member_id, 1))
+    assert gone.error_code == ErrorCode.UNKNOWN_MEMBER_ID
+
+
+@exercises(CONSUMER_GROUP_DESCRIBE)
+def consumer_group_describe(session: Session, version: int) -> None:
+    group = session.name("cg-describe", version)
+    joined = consumer_join(session, group, newest(CONSUMER_GROUP_HEARTBEAT), "member-cov-describe")
+    classic = session.name("cg-describe-classic", version)
+    session.join_and_sync(classic)
+    answer = session.call(CONSUMER_GROUP_DESCRIBE, version, {
+        "group_ids": [group, classic, "cov-no-such-group"], "include_authorized_operations": True})
+    described, not_consumer, unknown = answer.groups
+    assert (described.error_code, described.group_state, described.group_epoch, described.assignment_epoch,
+            described.assignor_name) == (ErrorCode.NONE, "Stable", 1, 1, "uniform")
+    (member,) = described.members
+    assert (member.member_id, member.member_epoch, list(member.subscribed_topic_names)) == (
+        joined.member_id, 1, [session.topic])
+    for assigned in (member.assignment, member.target_assignment):
+        assert [(t.topic_id, t.topic_name, list(t.partitions)) for t in assigned.topic_partitions] == [
+            (session.topic_id, session.topic, [0, 1])]
+    assert not_consumer.error_code == unknown.error_code == ErrorCode.GROUP_ID_NOT_FOUND
 
 
 # --- the tests ------------------------------------------------------------------

@@ -1,4 +1,15 @@
-"""The group coordinator: consumer groups and their committed offsets, sans I/O.
+"""The group coordinator: classic and KIP-848 consumer groups and their committed offsets, sans I/O.
+
+Group ids are one namespace: a group is either classic (JoinGroup/SyncGroup,
+:mod:`.classic`) or a consumer group (ConsumerGroupHeartbeat, :mod:`.consumer`),
+and both kinds share the committed offsets. An *empty* group of one kind
+becomes the other kind when a member of the other protocol joins (offsets
+kept), in both directions, as Kafka converts empty groups whatever
+``group.consumer.migration.policy`` says. A group with members is not
+converted: online migration is not implemented, so a JoinGroup for a
+consumer group with members gets INCONSISTENT_GROUP_PROTOCOL and a
+ConsumerGroupHeartbeat for a classic group with members GROUP_ID_NOT_FOUND,
+Kafka's answers when the policy forbids the conversion.
 
 Every method runs to completion synchronously; nothing here awaits or does
 network I/O. JoinGroup and SyncGroup return a :class:`PendingResult` that may
@@ -12,12 +23,13 @@ every 100 ms), because any request may schedule an earlier deadline.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Callable, Collection, Mapping, Sequence
 
-from kafkacompat.group.consumer_protocol import CONSUMER_PROTOCOL_TYPE
-from kafkacompat.group.membership import JoinRequest, Membership, TimerKind
+from kafkacompat.group.classic.consumer_protocol import CONSUMER_PROTOCOL_TYPE, encode_assignment, encode_subscription
+from kafkacompat.group.classic.membership import JoinRequest, Membership, TimerKind
 from kafkacompat.group.offsets import CommittedOffset, OffsetStore, write_or_error
 from kafkacompat.group.results import (
     GroupDescription,
@@ -30,7 +42,16 @@ from kafkacompat.group.results import (
     SyncResult,
     TopicPartition,
 )
-from kafkacompat.group.state import Group, GroupState
+from kafkacompat.group.classic.state import Group, GroupState
+from kafkacompat.group.consumer.membership import (
+    ConsumerGroupConfig,
+    ConsumerMembership,
+    ConsumerTimer,
+    HeartbeatRequest,
+    HeartbeatResult,
+    TopicSource,
+)
+from kafkacompat.group.consumer.state import ConsumerGroup, ConsumerGroupState
 from kafkacompat.group.timers import Timers
 from kafkacompat.protocol.errors import ErrorCode
 
@@ -42,8 +63,22 @@ OFFSETS_DIR = "__consumer_offsets"
 OFFSET_METADATA_MAX_BYTES = 4096
 INT64_MAX = 2**63 - 1
 
+CLASSIC_GROUP_TYPE, CONSUMER_GROUP_TYPE = "classic", "consumer"
 _E, _C, _S = GroupState.EMPTY, GroupState.COMPLETING_REBALANCE, GroupState.STABLE
 _RETENTION_TIMER = (TimerKind.RETENTION,)
+
+
+class _NoTopics:
+    """The topic source of a coordinator built without a log (unit tests of the classic protocol)."""
+
+    def by_name(self, name: str) -> None:
+        return None
+
+    def by_id(self, topic_id: object) -> None:
+        return None
+
+    def names(self) -> list[str]:
+        return []
 
 
 class GroupCoordinator:
@@ -68,6 +103,8 @@ class GroupCoordinator:
         max_session_timeout_ms: int = 1800000,
         offsets_retention_ms: int = 7 * 24 * 3600 * 1000,
         offsets_retention_check_interval_ms: int = 600_000,
+        topics: TopicSource | None = None,
+        consumer_config: ConsumerGroupConfig = ConsumerGroupConfig(),
     ) -> None:
         self._clock = clock
         self._offsets_retention_ms = offsets_retention_ms
@@ -84,8 +121,18 @@ class GroupCoordinator:
             min_session_timeout_ms=min_session_timeout_ms,
             max_session_timeout_ms=max_session_timeout_ms,
         )
+        self._consumer_groups: dict[str, ConsumerGroup] = {}
+        self._consumer = ConsumerMembership(
+            self._consumer_groups, self._timers, self._store_consumer_group, clock,
+            topics if topics is not None else _NoTopics(), consumer_config,
+        )
         now = clock()
         for group_id in sorted(self._store.group_ids()):
+            state = self._store.consumer_group(group_id)
+            if state is not None:
+                consumer_group = self._consumer_groups[group_id] = ConsumerGroup.from_json(json.loads(state))
+                self._consumer.restore_timers(consumer_group, now)
+                continue
             snapshot = self._store.snapshot(group_id)
             group = Group.restore(snapshot) if snapshot is not None else Group(group_id, now)
             self._groups[group_id] = group
@@ -107,13 +154,57 @@ class GroupCoordinator:
             if key == _RETENTION_TIMER:
                 self._expire_offsets(now_ms)
                 self._timers.schedule(_RETENTION_TIMER, now_ms + self._retention_check_interval_ms)
+            elif isinstance(key[0], ConsumerTimer):  # type: ignore[index]
+                self._consumer.on_timer(key, now_ms)
             else:
                 self._membership.on_timer(key, now_ms)
 
     # -- the rebalance protocol (see membership.py) ------------------------
 
     def join_group(self, request: JoinRequest) -> PendingResult[JoinResult]:
+        consumer_group = self._consumer_groups.get(request.group_id)
+        if consumer_group is not None:
+            if consumer_group.members:
+                return PendingResult.resolved(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
+            self._forget_consumer_group(consumer_group)  # an empty consumer group becomes classic
         return self._membership.join_group(request)
+
+    # -- the KIP-848 consumer protocol (see consumer/membership.py) ----------
+
+    def consumer_group_heartbeat(self, request: HeartbeatRequest) -> HeartbeatResult:
+        classic = self._groups.get(request.group_id)
+        if classic is not None and request.member_epoch == 0:
+            if classic.members:
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND,
+                                       f"Group {request.group_id} is a classic group with members; "
+                                       "online upgrade is not supported.")
+            del self._groups[request.group_id]  # an empty classic group becomes a consumer group
+            self._membership.forget(classic)
+        elif classic is not None:
+            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {request.group_id} is not a consumer group.")
+        return self._consumer.heartbeat(request)
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup | None:
+        return self._consumer_groups.get(group_id)
+
+    def preferred_assignor(self, group: ConsumerGroup) -> str:
+        return self._consumer.preferred_assignor(group)
+
+    def _store_consumer_group(self, group: ConsumerGroup) -> ErrorCode:
+        state = json.dumps(group.to_json(), separators=(",", ":")).encode()
+        return write_or_error(lambda: self._store.store_consumer_group(group.group_id, state))
+
+    def _forget_consumer_group(self, group: ConsumerGroup) -> None:
+        group.transition_to(ConsumerGroupState.DEAD, self._clock())
+        del self._consumer_groups[group.group_id]
+        self._consumer.forget(group)
+
+    def offset_fetch_error(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode | None:
+        """OffsetFetch v9+ naming a member: Kafka checks it against a consumer group."""
+        group = self._consumer_groups.get(group_id)
+        if group is None:
+            return None
+        return self._consumer.offset_request_error(group, member_id, member_epoch)
 
     def sync_group(
         self,
@@ -155,6 +246,7 @@ class GroupCoordinator:
         *,
         group_instance_id: str | None = None,
         retention_time_ms: int = -1,
+        version: int = 9,
     ) -> dict[TopicPartition, ErrorCode]:
         """Store offsets; an entry's ``commit_timestamp_ms`` of -1 means now (only v1 sends one).
 
@@ -162,6 +254,14 @@ class GroupCoordinator:
         offsets an explicit expiry time.
         """
         now = self._clock()
+        consumer_group = self._consumer_groups.get(group_id)
+        if consumer_group is not None:
+            error = self._consumer.offset_request_error(consumer_group, member_id, generation_id)
+            if error is None and consumer_group.members and not member_id:
+                error = ErrorCode.UNKNOWN_MEMBER_ID  # only members commit for a group with members
+            if error is None and member_id and version < 9:
+                error = ErrorCode.UNSUPPORTED_VERSION  # a KIP-848 member commits with v9+
+            return self._store_offsets(group_id, offsets, now, retention_time_ms, error)
         group = self._groups.get(group_id)
         if group is None:
             if generation_id >= 0:
@@ -172,6 +272,18 @@ class GroupCoordinator:
             return dict.fromkeys(offsets, error)
         if member_id in group.members:
             self._membership.touch(group, member_id, now)
+        return self._store_offsets(group_id, offsets, now, retention_time_ms, error)
+
+    def _store_offsets(
+        self,
+        group_id: str,
+        offsets: Mapping[TopicPartition, CommittedOffset],
+        now: int,
+        retention_time_ms: int,
+        error: ErrorCode | None,
+    ) -> dict[TopicPartition, ErrorCode]:
+        if error is not None:
+            return dict.fromkeys(offsets, error)
         # A retention past the end of time never expires (Kafka's long would wrap).
         expire = min(now + retention_time_ms, INT64_MAX) if retention_time_ms >= 0 else None
         results: dict[TopicPartition, ErrorCode] = {}
@@ -225,13 +337,14 @@ class GroupCoordinator:
     ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
         """OffsetDelete: any partition of an Empty group, unsubscribed topics of a live consumer group."""
         group = self._groups.get(group_id)
-        if group is None:
+        consumer_group = self._consumer_groups.get(group_id)
+        if group is None and consumer_group is None:
             return ErrorCode.GROUP_ID_NOT_FOUND, {}
         results: dict[TopicPartition, ErrorCode] = {}
-        if group.state is _E:
+        if (group.state if group is not None else consumer_group.state) in (_E, ConsumerGroupState.EMPTY):
             eligible = list(partitions)
-        elif group.protocol_type == CONSUMER_PROTOCOL_TYPE:
-            subscribed = group.subscribed_topics()
+        elif consumer_group is not None or group.protocol_type == CONSUMER_PROTOCOL_TYPE:
+            subscribed = self._subscribed(group_id)
             eligible = []
             for tp in partitions:
                 if subscribed is None or tp.topic in subscribed:
@@ -244,6 +357,13 @@ class GroupCoordinator:
         results.update(dict.fromkeys(eligible, error))
         return ErrorCode.NONE, results
 
+    def _subscribed(self, group_id: str) -> frozenset[str] | None:
+        """Topics a live group reads: a consumer group's resolved subscription, or the classic members' lists."""
+        consumer_group = self._consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return frozenset(name for name, _, _ in consumer_group.subscription_metadata)
+        return self._groups[group_id].subscribed_topics()
+
     def _expire_offsets(self, now: int) -> None:
         """Kafka's retention rules; an Empty group left without offsets is removed."""
         for group in list(self._groups.values()):
@@ -254,6 +374,17 @@ class GroupCoordinator:
                 write_or_error(lambda: self._store.delete_offsets(group.group_id, expired))
             if group.state is _E and not self._store.offsets(group.group_id):
                 self._remove_group(group)
+        for consumer_group in list(self._consumer_groups.values()):
+            if consumer_group.state is not ConsumerGroupState.EMPTY:
+                continue
+            committed = self._store.offsets(consumer_group.group_id)
+            expired = [tp for tp, entry in committed.items()
+                       if (now >= entry.expire_timestamp_ms if entry.expire_timestamp_ms is not None
+                           else now - consumer_group.state_timestamp_ms >= self._offsets_retention_ms)]
+            if expired:
+                write_or_error(lambda: self._store.delete_offsets(consumer_group.group_id, expired))
+            if not self._store.offsets(consumer_group.group_id):
+                self._remove_group(consumer_group)
 
     def _is_expired(self, group: Group, tp: TopicPartition, entry: CommittedOffset, now: int) -> bool:
         if group.protocol_type is None:
@@ -275,6 +406,9 @@ class GroupCoordinator:
 
     def describe_group(self, group_id: str) -> GroupDescription:
         """Unknown groups describe as Dead with no members, as Kafka answers DescribeGroups v0-5."""
+        consumer_group = self._consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return self._describe_consumer_group(consumer_group)
         group = self._groups.get(group_id)
         if group is None:
             return GroupDescription(group_id, GroupState.DEAD, "", "", ())
@@ -292,36 +426,58 @@ class GroupCoordinator:
         )
         return GroupDescription(group_id, group.state, group.protocol_type or "", protocol or "", members)
 
+    def _describe_consumer_group(self, group: ConsumerGroup) -> GroupDescription:
+        """A consumer group in DescribeGroups' classic shape, as Kafka shows one: consumer-protocol bytes."""
+        topics = self._consumer.topics
+        def named(assignment: Mapping) -> list[tuple[str, list[int]]]:
+            return sorted((meta.name, sorted(p)) for topic_id, p in assignment.items()
+                          if (meta := topics.by_id(topic_id)) is not None)
+        members = tuple(
+            MemberDescription(
+                member_id=m.member_id,
+                group_instance_id=m.instance_id,
+                client_id=m.client_id,
+                client_host=m.client_host,
+                metadata=encode_subscription(list(m.subscribed_topic_names), named(m.assigned), m.rack_id),
+                assignment=encode_assignment(named(m.assigned)),
+            )
+            for m in group.members.values()
+        )
+        return GroupDescription(group.group_id, group.state, CONSUMER_PROTOCOL_TYPE,
+                                self._consumer.preferred_assignor(group), members)
+
     @property
     def rebalances(self) -> int:
-        """Rebalances completed (new generations) since the broker started."""
-        return self._membership.rebalances
+        """Rebalances since the broker started: classic generations plus consumer-group target assignments."""
+        return self._membership.rebalances + self._consumer.assignments
 
     def list_groups(self, states_filter: Collection[str] = ()) -> list[GroupListing]:
         """Every group, or those whose state name matches the filter (case-insensitively)."""
         wanted = {state.lower() for state in states_filter}
-        return [
-            GroupListing(group.group_id, group.protocol_type or "", group.state)
-            for group in self._groups.values()
-            if not wanted or group.state.value.lower() in wanted
-        ]
+        listed = [GroupListing(group.group_id, group.protocol_type or "", group.state, CLASSIC_GROUP_TYPE)
+                  for group in self._groups.values()]
+        listed += [GroupListing(group.group_id, CONSUMER_PROTOCOL_TYPE, group.state, CONSUMER_GROUP_TYPE)
+                   for group in self._consumer_groups.values()]
+        return [g for g in listed if not wanted or g.state.value.lower() in wanted]
 
     def delete_groups(self, group_ids: Sequence[str]) -> dict[str, ErrorCode]:
         """Delete Empty groups with their offsets; others get GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP."""
         results: dict[str, ErrorCode] = {}
         for group_id in group_ids:
-            group = self._groups.get(group_id)
+            group = self._groups.get(group_id) or self._consumer_groups.get(group_id)
             if group is None:
                 results[group_id] = ErrorCode.GROUP_ID_NOT_FOUND
-            elif group.state is not _E:
+            elif group.state not in (_E, ConsumerGroupState.EMPTY):
                 results[group_id] = ErrorCode.NON_EMPTY_GROUP
             else:
                 results[group_id] = self._remove_group(group)
         return results
 
-    def _remove_group(self, group: Group) -> ErrorCode:
+    def _remove_group(self, group: Group | ConsumerGroup) -> ErrorCode:
         error = write_or_error(lambda: self._store.delete_group(group.group_id))
-        if error is ErrorCode.NONE:
+        if error is ErrorCode.NONE and isinstance(group, ConsumerGroup):
+            self._forget_consumer_group(group)
+        elif error is ErrorCode.NONE:
             group.transition_to(GroupState.DEAD, self._clock())
             del self._groups[group.group_id]
             self._membership.forget(group)

@@ -19,7 +19,7 @@ JOURNAL_NAME = "offsets.journal"
 # Compact once this many records were appended beyond the live state's size.
 COMPACT_MIN_GARBAGE = 10_000
 
-_OFFSET, _OFFSET_DELETE, _GROUP, _GROUP_DELETE = 1, 2, 3, 4
+_OFFSET, _OFFSET_DELETE, _GROUP, _GROUP_DELETE, _CONSUMER_GROUP = 1, 2, 3, 4, 5
 _NULL = 0xFFFFFFFF
 _I32, _I64, _U32 = struct.Struct(">i"), struct.Struct(">q"), struct.Struct(">I")
 
@@ -142,6 +142,10 @@ def _encode_group(snapshot: GroupSnapshot) -> bytes:
     return bytes(w.buf)
 
 
+def _encode_consumer_group(group_id: str, state: bytes) -> bytes:
+    return bytes(_Writer(_CONSUMER_GROUP).text(group_id).blob(state).buf)
+
+
 def _encode_group_delete(group_id: str) -> bytes:
     return bytes(_Writer(_GROUP_DELETE).text(group_id).buf)
 
@@ -154,7 +158,8 @@ class OffsetStore:
     as u32 length + data, 0xFFFFFFFF for null): 1 = offset commit (group,
     topic, partition, offset, leader epoch, metadata, commit time, expire time
     or -1), 2 = offset deletion (group, topic, partition), 3 = group snapshot,
-    4 = group deletion (drops its snapshot and every offset). Replaying the
+    4 = group deletion (drops its snapshot and every offset), 5 = KIP-848
+    consumer group state (group, JSON bytes; replaces a classic snapshot). Replaying the
     journal in order rebuilds the state; at open, and whenever dead records
     outnumber live ones, the journal is rewritten with just the live state.
     Every write is fsynced before the method returns, so an acknowledged
@@ -165,6 +170,7 @@ class OffsetStore:
     def __init__(self, directory: Path) -> None:
         self._offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
         self._snapshots: dict[str, GroupSnapshot] = {}
+        self._consumer_groups: dict[str, bytes] = {}
         path = directory / JOURNAL_NAME
         for payload in Journal.read(path):
             self._replay(payload)
@@ -175,10 +181,13 @@ class OffsetStore:
 
     def group_ids(self) -> set[str]:
         """Every group with a snapshot or at least one committed offset."""
-        return set(self._snapshots) | set(self._offsets)
+        return set(self._snapshots) | set(self._offsets) | set(self._consumer_groups)
 
     def snapshot(self, group_id: str) -> GroupSnapshot | None:
         return self._snapshots.get(group_id)
+
+    def consumer_group(self, group_id: str) -> bytes | None:
+        return self._consumer_groups.get(group_id)
 
     def offsets(self, group_id: str) -> Mapping[TopicPartition, CommittedOffset]:
         return self._offsets.get(group_id, {})
@@ -193,6 +202,9 @@ class OffsetStore:
 
     def store_group(self, snapshot: GroupSnapshot) -> None:
         self._write([_encode_group(snapshot)])
+
+    def store_consumer_group(self, group_id: str, state: bytes) -> None:
+        self._write([_encode_consumer_group(group_id, state)])
 
     def delete_group(self, group_id: str) -> None:
         self._write([_encode_group_delete(group_id)])
@@ -214,10 +226,11 @@ class OffsetStore:
             self._compact()
 
     def _live_records(self) -> int:
-        return len(self._snapshots) + sum(len(offsets) for offsets in self._offsets.values())
+        return len(self._snapshots) + len(self._consumer_groups) + sum(len(offsets) for offsets in self._offsets.values())
 
     def _compact(self) -> None:
         payloads = [_encode_group(snapshot) for snapshot in self._snapshots.values()]
+        payloads.extend(_encode_consumer_group(group_id, state) for group_id, state in self._consumer_groups.items())
         for group_id, offsets in self._offsets.items():
             payloads.extend(_encode_offset(group_id, tp, committed) for tp, committed in offsets.items())
         self._journal.rewrite(payloads)
@@ -240,8 +253,13 @@ class OffsetStore:
                 self._offsets.pop(group_id, None)
         elif record_type == _GROUP:
             self._snapshots[group_id] = self._read_group(group_id, r)
+            self._consumer_groups.pop(group_id, None)
+        elif record_type == _CONSUMER_GROUP:
+            self._consumer_groups[group_id] = r.blob() or b""
+            self._snapshots.pop(group_id, None)
         elif record_type == _GROUP_DELETE:
             self._snapshots.pop(group_id, None)
+            self._consumer_groups.pop(group_id, None)
             self._offsets.pop(group_id, None)
         else:
             raise ValueError(f"unknown offsets journal record type {record_type}")

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Callable, Generic, NamedTuple, TypeVar
 from kafkacompat.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from kafkacompat.group.state import GroupState
+    from kafkacompat.group.classic.state import GroupState
+    from kafkacompat.group.consumer.state import ConsumerGroupState
 
 T = TypeVar("T")
 
@@ -130,7 +131,7 @@ class GroupDescription:
     """DescribeGroups' view: metadata and assignments only while Stable, as Kafka shows them."""
 
     group_id: str
-    state: GroupState
+    state: GroupState | ConsumerGroupState
     protocol_type: str
     protocol_name: str
     members: tuple[MemberDescription, ...]
@@ -140,4 +141,5 @@ class GroupDescription:
 class GroupListing:
     group_id: str
     protocol_type: str
-    state: GroupState
+    state: GroupState | ConsumerGroupState
+    group_type: str = "classic"

@@ -33,6 +33,9 @@ class Timers:
             self._heap = [(deadline, seq, key) for key, (deadline, seq) in self._live.items()]
             heapq.heapify(self._heap)
 
+    def scheduled(self, key: Hashable) -> bool:
+        return key in self._live
+
     def cancel(self, key: Hashable) -> None:
         self._live.pop(key, None)
 

@@ -30,6 +30,7 @@ from kafkacompat.handlers import (
     client_quotas,
     cluster,
     configs,
+    consumer_groups,
     coordinator,
     delegation_tokens,
     delete_records,
@@ -74,7 +75,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
-        share_groups, acls, client_quotas,
+        share_groups, acls, client_quotas, consumer_groups,
     ]
 )
 api_versions.use_registry(REGISTRY)

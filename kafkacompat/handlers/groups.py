@@ -26,7 +26,6 @@ from kafkacompat.security.authorizer import CLUSTER_NAME, AclOperation, Resource
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS = 11, 12, 13, 14, 15, 16, 42
 
 UNSET_AUTHORIZED_OPERATIONS = -2147483648
-CLASSIC_GROUP_TYPE = "classic"
 SHARE_GROUP_TYPE = "share"
 
 T = TypeVar("T")
@@ -41,7 +40,7 @@ async def _outcome(pending: PendingResult[T]) -> T:
     return pending.result()
 
 
-def _client_host(ctx: RequestContext) -> str:
+def client_host(ctx: RequestContext) -> str:
     # Kafka reports the client's InetAddress, which prints with a leading slash.
     return f"/{ctx.client_host}"
 
@@ -58,7 +57,7 @@ async def handle_join_group(request: Request, ctx: RequestContext) -> dict[str, 
         rebalance_timeout_ms=body.session_timeout_ms if version == 0 else body.rebalance_timeout_ms,
         group_instance_id=body.group_instance_id,
         client_id=request.header.client_id or "",
-        client_host=_client_host(ctx),
+        client_host=client_host(ctx),
         require_known_member_id=version >= 4,
         supports_skip_assignment=version >= 9,
     )
@@ -158,17 +157,18 @@ async def handle_describe_groups(request: Request, ctx: RequestContext) -> dict[
 async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
     types = {t.lower() for t in body.types_filter}
-    listed = [] if types and CLASSIC_GROUP_TYPE not in types else ctx.broker.groups.list_groups(body.states_filter)
-    if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+    listed = [g for g in ctx.broker.groups.list_groups(body.states_filter) if not types or g.group_type in types]
+    everything_visible = ctx.broker.authorizer is None or allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER,
+                                                                  CLUSTER_NAME)
+    if not everything_visible:
         listed = [g for g in listed if allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)]
     groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value,
-               "group_type": CLASSIC_GROUP_TYPE} for g in listed]
+               "group_type": g.group_type} for g in listed]
     if not types or SHARE_GROUP_TYPE in types:
         states = {state.lower() for state in body.states_filter}
         # Kafka lists share groups with protocol type "share" at every version.
         shares = [g for g in ctx.broker.share_groups.groups() if not states or g.state.value.lower() in states]
-        if ctx.broker.authorizer is not None and not allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER,
-                                                               CLUSTER_NAME):
+        if not everything_visible:
             shares = [g for g in shares if allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)]
         groups += [{"group_id": g.group_id, "protocol_type": SHARE_GROUP_TYPE, "group_state": g.state.value,
                     "group_type": SHARE_GROUP_TYPE} for g in shares]

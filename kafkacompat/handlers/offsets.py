@@ -58,6 +58,7 @@ async def handle_offset_commit(request: Request, ctx: RequestContext) -> dict[st
             offsets,
             group_instance_id=body.group_instance_id,
             retention_time_ms=body.retention_time_ms,
+            version=request.version,
         ))
     return {"throttle_time_ms": 0, "topics": _by_topic(errors)}
 
@@ -91,14 +92,14 @@ def _fetched_topics(ctx: RequestContext, group_id: str, topics: Iterable[Any] | 
 async def handle_offset_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
     if request.version >= 8:
-        return {
-            "throttle_time_ms": 0,
-            "groups": [
-                {"group_id": g.group_id, "topics": _fetched_topics(ctx, g.group_id, g.topics),
-                 "error_code": ErrorCode.NONE}
-                for g in body.groups
-            ],
-        }
+        groups = ctx.broker.groups
+        answers = []
+        for g in body.groups:
+            # v9+: a KIP-848 member names itself and its epoch (STALE_MEMBER_EPOCH when behind).
+            error = groups.offset_fetch_error(g.group_id, g.member_id, g.member_epoch) if request.version >= 9 else None
+            answers.append({"group_id": g.group_id, "error_code": error or ErrorCode.NONE,
+                            "topics": [] if error else _fetched_topics(ctx, g.group_id, g.topics)})
+        return {"throttle_time_ms": 0, "groups": answers}
     return {
         "throttle_time_ms": 0,
         "topics": _fetched_topics(ctx, body.group_id, body.topics),

@@ -20,7 +20,7 @@ import trio
 
 from kafkacompat.group.share.coordinator import FINAL_EPOCH, INITIAL_EPOCH, ShareCoordinator
 from kafkacompat.group.share.group import SHARE_ASSIGNOR
-from kafkacompat.group.state import GroupState
+from kafkacompat.group.classic.state import GroupState
 from kafkacompat.handlers.authorization import authorized_operations
 from kafkacompat.security.authorizer import ResourceType
 from kafkacompat.handlers.groups import UNSET_AUTHORIZED_OPERATIONS

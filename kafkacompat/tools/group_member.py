@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from kafkacompat.client import ApiKey, ClientError, Cluster, KafkaClient, check
+from kafkacompat.group.consumer.assignors import range_assign
 from kafkacompat.protocol import decode_data, encode_data
 from kafkacompat.protocol.errors import ErrorCode
 
@@ -40,24 +41,6 @@ def _with_version(version: int, data: bytes) -> bytes:
 def _decode_versioned(name: str, data: bytes) -> Any:
     (version,) = _VERSION.unpack_from(data)
     return decode_data(name, min(version, 3), data[_VERSION.size:])
-
-
-def range_assign(
-    subscriptions: dict[str, list[str]], partition_counts: dict[str, int]
-) -> dict[str, dict[str, list[int]]]:
-    """Kafka's RangeAssignor: per topic, members in id order take consecutive ranges, the first ones one more."""
-    assignment: dict[str, dict[str, list[int]]] = {member: {} for member in subscriptions}
-    for topic in sorted({t for topics in subscriptions.values() for t in topics}):
-        members = sorted(m for m, topics in subscriptions.items() if topic in topics)
-        count = partition_counts.get(topic, 0)
-        share, extra = divmod(count, len(members))
-        start = 0
-        for index, member in enumerate(members):
-            size = share + (1 if index < extra else 0)
-            if size:
-                assignment[member][topic] = list(range(start, start + size))
-            start += size
-    return assignment
 
 
 class GroupMember:

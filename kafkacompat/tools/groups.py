@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from kafkacompat.client import ApiKey, ClientError, Cluster, check
-from kafkacompat.group.consumer_protocol import assigned_partitions
+from kafkacompat.group.classic.consumer_protocol import assigned_partitions
 from kafkacompat.tools import output
 
 LATEST_OFFSET, EARLIEST_OFFSET = -1, -2
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     groups = sub.add_parser("groups", help="list and describe consumer groups")
     common_options(groups, leaf=False)
     actions = groups.add_subparsers(dest="groups_command", required=True)
-    common_options(actions.add_parser("list", help="one line per group: id, state, protocol type"))
+    common_options(actions.add_parser("list", help="one line per group: id, state, protocol type, group type"))
     describe = actions.add_parser("describe", help="state, members, assignments, offsets and lag")
     describe.add_argument("group")
     common_options(describe)
@@ -40,13 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return groups
 
 
-def list_groups(cluster: Cluster) -> list[tuple[str, str, str]]:
+def list_groups(cluster: Cluster) -> list[tuple[str, str, str, str]]:
+    """(group id, state, protocol type, group type); brokers before ListGroups v5 only have classic groups."""
     cluster.metadata([])
     found = set()
     for node_id in sorted(cluster.brokers):
         response = cluster.node(node_id).send(ApiKey.LIST_GROUPS, {"states_filter": [], "types_filter": []})
         check(response.error_code, f"ListGroups from broker {node_id}")
-        found.update((g.group_id, g.group_state, g.protocol_type) for g in response.groups)
+        found.update((g.group_id, g.group_state, g.protocol_type, g.get("group_type") or "classic")
+                     for g in response.groups)
     return sorted(found)
 
 
@@ -75,6 +77,20 @@ def describe_share_group(cluster: Cluster, group_id: str) -> dict[str, Any] | No
                for (topic, partition), start in sorted(starts.items())]
     return {"group_id": group_id, "state": described.group_state, "protocol": described.assignor_name,
             "type": "share", "members": members, "offsets": offsets}
+
+
+def consumer_group_epochs(coordinator: Any, group_id: str) -> dict[str, Any] | None:
+    """A KIP-848 group's epochs and its members' (ConsumerGroupDescribe); None for other groups."""
+    try:
+        answer = coordinator.send(ApiKey.CONSUMER_GROUP_DESCRIBE,
+                                  {"group_ids": [group_id], "include_authorized_operations": False})
+    except ClientError:
+        return None  # a broker without KIP-848
+    described = answer.groups[0]
+    if described.error_code != 0:
+        return None
+    return {"group_epoch": described.group_epoch, "assignment_epoch": described.assignment_epoch,
+            "member_epochs": {m.member_id: m.member_epoch for m in described.members}}
 
 
 def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
@@ -112,8 +128,13 @@ def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
          "lag": max(ends.get((topic, partition), offset) - offset, 0)}
         for (topic, partition), offset in sorted(committed.items())
     ]
-    return {"group_id": group_id, "state": described.group_state, "protocol": described.protocol_data,
-            "type": "classic", "members": members, "offsets": offsets}
+    epochs = consumer_group_epochs(coordinator, group_id)
+    for member in members:
+        member["member_epoch"] = None if epochs is None else epochs["member_epochs"].get(member["member_id"])
+    return {"group_id": group_id, "type": "classic" if epochs is None else "consumer", "state": described.group_state,
+            "protocol": described.protocol_data, "members": members, "offsets": offsets,
+            "group_epoch": None if epochs is None else epochs["group_epoch"],
+            "assignment_epoch": None if epochs is None else epochs["assignment_epoch"]}
 
 
 def reset_offsets(cluster: Cluster, group_id: str, topic: str, target: str, value: str = "") -> dict[int, int]:
@@ -159,9 +180,9 @@ def run(args: argparse.Namespace, cluster: Cluster) -> int:
     if args.groups_command == "list":
         listed = list_groups(cluster)
         if args.json:
-            output.emit_json([{"group_id": g, "state": s, "protocol_type": t} for g, s, t in listed])
+            output.emit_json([{"group_id": g, "state": s, "protocol_type": t, "type": k} for g, s, t, k in listed])
         else:
-            output.table(None, ["GROUP", "STATE", "PROTOCOL-TYPE"], listed)
+            output.table(None, ["GROUP", "STATE", "PROTOCOL-TYPE", "TYPE"], listed)
         return 0
     if args.groups_command == "reset-offsets":
         moved = reset_offsets(cluster, args.group, args.topic, args.to, args.value)
@@ -175,7 +196,9 @@ def run(args: argparse.Namespace, cluster: Cluster) -> int:
         output.emit_json(group)
         return 0
     output.line(f"GROUP {group['group_id']}  STATE {group['state']}  ASSIGNOR {group['protocol'] or '-'}"
-                + ("  TYPE share" if group["type"] == "share" else ""))
+                f"  TYPE {group['type']}")
+    if group.get("group_epoch") is not None:
+        output.line(f"GROUP-EPOCH {group['group_epoch']}  ASSIGNMENT-EPOCH {group['assignment_epoch']}")
     output.table(None, ["MEMBER", "CLIENT-ID", "HOST", "PARTITIONS"], (
         [m["member_id"], m["client_id"], m["client_host"], ",".join(f"{t}-{p}" for t, p in m["partitions"])]
         for m in group["members"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kafkacompat.group.consumer_protocol import assigned_partitions
+from kafkacompat.group.classic.consumer_protocol import assigned_partitions
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.protocol.records import Record, decode_records, parse_batches
 

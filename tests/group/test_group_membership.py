@@ -5,7 +5,7 @@ from __future__ import annotations
 from group_helpers import REBALANCE_MS, SESSION_MS, form_group, join, joined, make_coordinator, subscription, synced
 
 from kafkacompat.group.results import LeavingMember
-from kafkacompat.group.state import GroupState
+from kafkacompat.group.classic.state import GroupState
 from kafkacompat.protocol.errors import ErrorCode
 
 E = ErrorCode

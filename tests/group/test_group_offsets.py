@@ -9,7 +9,7 @@ from kafkacompat.group.coordinator import OFFSETS_DIR, CommittedOffset, TopicPar
 from kafkacompat.group.journal import Journal
 from kafkacompat.group.offsets import JOURNAL_NAME
 from kafkacompat.group.results import LeavingMember
-from kafkacompat.group.state import GroupState
+from kafkacompat.group.classic.state import GroupState
 from kafkacompat.protocol.errors import ErrorCode
 
 E = ErrorCode

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from group_helpers import subscription
 
-from kafkacompat.group.consumer_protocol import subscribed_topics
+from kafkacompat.group.classic.consumer_protocol import subscribed_topics
 from kafkacompat.group.results import PendingResult
-from kafkacompat.group.state import TRANSITIONS, Group, GroupState, Member
+from kafkacompat.group.classic.state import TRANSITIONS, Group, GroupState, Member
 from kafkacompat.group.timers import Timers
 from kafkacompat.protocol.errors import ErrorCode
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from construct import Container
 
 from kafkacompat.handlers.error_response import error_response
@@ -9,6 +11,7 @@ from kafkacompat.handlers.resources import Resources, merge_responses, request_r
 from kafkacompat.protocol import decode_request, decode_response, encode_request, encode_response_parts, join_parts
 
 PRODUCE, FETCH, OFFSET_COMMIT, FIND_COORDINATOR, DESCRIBE_GROUPS, DELETE_TOPICS = 0, 1, 8, 10, 15, 20
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 
 
 def decoded(api_key: int, version: int, body: dict) -> Container:
@@ -44,6 +47,16 @@ def test_groups_by_id_by_list_and_coordinator_keys():
     assert request_resources(decoded(FIND_COORDINATOR, 3, {"key": "tx", "key_type": 1})).transactional_ids == {"tx"}
     assert request_resources(decoded(FIND_COORDINATOR, 4, {"coordinator_keys": ["g3"]})).groups == {"g3"}
     assert request_resources(decoded(DELETE_TOPICS, 5, {"topic_names": ["x", "y"]})).topics == {"x", "y"}
+
+
+def test_kip848_requests_name_their_group_and_subscribed_topics():
+    heartbeat = decoded(CONSUMER_GROUP_HEARTBEAT, 1, {
+        "group_id": "g", "member_id": "m", "member_epoch": 3, "subscribed_topic_names": ["a", "b"],
+        "subscribed_topic_regex": "c.*", "topic_partitions": [{"topic_id": uuid.UUID(int=1), "partitions": [0]}]})
+    found = request_resources(heartbeat)
+    assert (found.groups, found.topics, found.partitions) == ({"g"}, {"a", "b"}, set())
+    described = decoded(CONSUMER_GROUP_DESCRIBE, 0, {"group_ids": ["g1", "g2"], "include_authorized_operations": False})
+    assert request_resources(described).groups == {"g1", "g2"}
 
 
 def test_split_keeps_the_rest_for_the_handler_and_the_targets_for_the_error():

@@ -72,7 +72,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from kafkacompat.group.consumer_protocol import CONSUMER_PROTOCOL_TYPE, subscribed_topics
+from kafkacompat.group.classic.consumer_protocol import CONSUMER_PROTOCOL_TYPE, subscribed_topics
 from kafkacompat.group.offsets import GroupSnapshot, MemberSnapshot
 from kafkacompat.group.results import JoinedMember, JoinResult, PendingResult, SyncResult
 from kafkacompat.protocol.errors import ErrorCode

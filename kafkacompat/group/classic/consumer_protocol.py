@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from kafkacompat.protocol import DecodeError, decode_data
+from kafkacompat.protocol import DecodeError, decode_data, encode_data
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 
@@ -53,3 +53,20 @@ def assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
     except (DecodeError, ValueError):
         return []
     return [(t.topic, p) for t in decoded.assigned_partitions for p in t.partitions]
+
+
+def encode_subscription(topics: list[str], owned: list[tuple[str, list[int]]], rack_id: str | None) -> bytes:
+    """A version-3 ConsumerProtocolSubscription: how Kafka shows a KIP-848 member in DescribeGroups."""
+    body = encode_data("consumer_protocol_subscription", 3, {
+        "topics": topics, "user_data": None, "generation_id": -1, "rack_id": rack_id,
+        "owned_partitions": [{"topic": t, "partitions": p} for t, p in owned],
+    })
+    return struct.pack(">h", 3) + body
+
+
+def encode_assignment(assigned: list[tuple[str, list[int]]]) -> bytes:
+    """A version-3 ConsumerProtocolAssignment of these partitions."""
+    body = encode_data("consumer_protocol_assignment", 3, {
+        "assigned_partitions": [{"topic": t, "partitions": p} for t, p in assigned], "user_data": None,
+    })
+    return struct.pack(">h", 3) + body

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafkacompat.tools.group_member import range_assign
+from kafkacompat.group.consumer.assignors import range_assign
 
 
 def test_consecutive_ranges_in_member_order_the_first_members_taking_the_remainder():

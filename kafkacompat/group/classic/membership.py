@@ -1,6 +1,6 @@
 """Kafka's classic rebalance protocol for every group: JoinGroup, SyncGroup, Heartbeat, LeaveGroup.
 
-The rules of each state are in :mod:`kafkacompat.group.state`; this module
+The rules of each state are in :mod:`kafkacompat.group.classic.state`; this module
 runs the barriers and timers that move groups between states. Nothing here
 blocks: JoinGroup and SyncGroup answers that must wait are
 :class:`PendingResult` objects resolved by a later request or timer.
@@ -16,7 +16,7 @@ from typing import Callable, Hashable, Mapping, Sequence
 
 from kafkacompat.group.offsets import OffsetStore, write_or_error
 from kafkacompat.group.results import JoinResult, LeaveResult, LeavingMember, PendingResult, SyncResult
-from kafkacompat.group.state import Group, GroupState, Member, Protocols
+from kafkacompat.group.classic.state import Group, GroupState, Member, Protocols
 from kafkacompat.group.timers import Timers
 from kafkacompat.protocol.errors import ErrorCode
 
