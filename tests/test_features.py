@@ -114,7 +114,7 @@ def test_metadata_changes_are_those_of_the_levels_between():
 def test_share_groups_are_finalized_in_a_new_cluster_and_may_be_turned_off(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate(SV, 0, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
-    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21}
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, "group.version": 1}
     assert "only supports versions 0-1" in _refusal(features, FeatureUpdate(SV, 2, UpgradeType.UPGRADE))
     features.update([FeatureUpdate(SV, 1, UpgradeType.UPGRADE)], validate_only=False)
-    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, SV: 1}
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, "group.version": 1, SV: 1}
