@@ -55,6 +55,7 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
     if endpoint_type != ENDPOINT_TYPE_BROKER:
         return _refusal(request, ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, f"Unsupported endpoint type {endpoint_type}")
     broker = ctx.broker
+    host, port = broker.address_for(ctx.listener_name)
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
@@ -63,7 +64,7 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
         "brokers": [
-            {"broker_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port, "rack": None}
+            {"broker_id": broker.node_id, "host": host, "port": port, "rack": None}
         ],
         "cluster_authorized_operations": (
             CLUSTER_OPERATIONS if body.include_cluster_authorized_operations else UNSET_AUTHORIZED_OPERATIONS

@@ -38,6 +38,8 @@ from kafkacompat.handlers import (
     produce,
     producer_ids,
     replicas,
+    sasl,
+    scram_credentials,
     security_admin,
     telemetry,
     topic_partitions,
@@ -67,6 +69,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
+        sasl, scram_credentials,
     ]
 )
 api_versions.use_registry(REGISTRY)
@@ -88,7 +91,7 @@ class Answer:
     task per request is needed for pipelined requests to share that wait.
     """
 
-    __slots__ = ("header", "body", "settle", "observe", "mute_ms")
+    __slots__ = ("header", "body", "settle", "observe", "mute_ms", "close_after")
 
     def __init__(self, header: RequestHeader, body: Mapping[str, Any] | Buffer | None,
                  settle: Callable[[], Awaitable[None]] | None = None,
@@ -98,6 +101,7 @@ class Answer:
         self.settle = settle
         self.observe = observe  # the metrics' look at the final body, when metrics are on
         self.mute_ms = 0  # a throttled answer: the connection reads nothing more for this long after it
+        self.close_after = False  # the connection closes once this answer is sent (a failed authentication)
 
     async def frame_parts(self) -> list[Part] | None:
         """The response frame as parts to send in order (record sets uncopied); None when nothing is sent."""
@@ -129,6 +133,10 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         header, body_view = parse_request(frame)
     except DecodeError as exc:
         raise CloseConnection(f"unreadable request header: {exc}") from None
+    session = ctx.sasl
+    if session is not None and not session.admits(header.api_key):
+        raise CloseConnection(f"request of API key {header.api_key} while SASL is in state {session.state}"
+                              " (or past the session's lifetime)")
     handler = REGISTRY.get(header.api_key)
     if handler is None:
         raise CloseConnection(f"unknown API key {header.api_key} (version {header.api_version})")
@@ -148,8 +156,12 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
     metrics = ctx.broker.metrics
     observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
     if ctx.broker.faults.armed:
-        return await _begin_with_faults(handler, Request(header, body), ctx, observe)
-    return _answer(header, await _handle(handler, Request(header, body), ctx), observe)
+        answer = await _begin_with_faults(handler, Request(header, body), ctx, observe)
+    else:
+        answer = _answer(header, await _handle(handler, Request(header, body), ctx), observe)
+    if session is not None and session.closing:
+        answer.close_after = True
+    return answer
 
 
 async def _handle(handler: ApiHandler, request: Request, ctx: RequestContext) -> Mapping[str, Any] | Deferred | None:

@@ -1,16 +1,14 @@
-"""DescribeAcls (key 29), DescribeClientQuotas (key 48) and DescribeUserScramCredentials (key 50),
-answered as Kafka answers them with none of these configured.
+"""DescribeAcls (key 29) and DescribeClientQuotas (key 48), answered as Kafka answers them with
+none of these configured.
 
-There is no authorizer, no quota and no SCRAM credential here yet, so:
-DescribeAcls gets SECURITY_DISABLED, as from a Kafka without an authorizer;
-DescribeClientQuotas checks its filter as Kafka does, then matches nothing;
-DescribeUserScramCredentials lists no users, and a user named in the request
-is RESOURCE_NOT_FOUND (DUPLICATE_RESOURCE when named twice).
+There is no authorizer and no quota here yet, so: DescribeAcls gets
+SECURITY_DISABLED, as from a Kafka without an authorizer; DescribeClientQuotas
+checks its filter as Kafka does, then matches nothing. (SCRAM credentials:
+handlers/scram_credentials.py.)
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
@@ -18,7 +16,6 @@ from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 API_DESCRIBE_ACLS = 29
 API_DESCRIBE_CLIENT_QUOTAS = 48
-API_DESCRIBE_USER_SCRAM_CREDENTIALS = 50
 QUOTA_ENTITY_TYPES = ("user", "client-id", "ip")
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
 
@@ -66,22 +63,7 @@ async def handle_describe_client_quotas(request: Request, ctx: RequestContext) -
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "entries": []}
 
 
-async def handle_describe_user_scram_credentials(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    named = Counter(user.name for user in request.body.users or ())
-    results = []
-    for user, count in named.items():
-        if count > 1:
-            code = ErrorCode.DUPLICATE_RESOURCE
-            message = f"Cannot describe SCRAM credentials for the same user twice in a single request: {user}"
-        else:
-            code = ErrorCode.RESOURCE_NOT_FOUND
-            message = f"Attempt to describe a user credential that does not exist: {user}"
-        results.append({"user": user, "error_code": code, "error_message": message, "credential_infos": []})
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None, "results": results}
-
-
 API_HANDLERS = [
     ApiHandler(API_DESCRIBE_ACLS, handle_describe_acls),
     ApiHandler(API_DESCRIBE_CLIENT_QUOTAS, handle_describe_client_quotas),
-    ApiHandler(API_DESCRIBE_USER_SCRAM_CREDENTIALS, handle_describe_user_scram_credentials),
 ]
