@@ -12,7 +12,7 @@ import trio
 from kafkacompat import tools
 from kafkacompat.fuzz import cli as fuzz_cli
 from kafkacompat.perf import cli as perf_cli
-from kafkacompat.tools import faults as faults_cli, scenario as scenario_cli
+from kafkacompat.tools import certs as certs_cli, faults as faults_cli, scenario as scenario_cli
 from kafkacompat.config import BrokerConfig, ConfigError
 from kafkacompat.listeners import replace_address
 
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_cli.add_subcommands(sub)
     faults_cli.add_parser(sub)
     scenario_cli.add_parser(sub)
+    certs_cli.add_parser(sub)
     return parser
 
 
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return faults_cli.run(args)
     if args.command == "scenario":
         return scenario_cli.run(args)
+    if args.command == "certs":
+        return certs_cli.run(args)
     return tools.run(args)
 
 

@@ -187,7 +187,9 @@ class Connection:
     async def serve(self) -> None:
         try:
             if self.opening is not None:
-                opened = await self.opening(self.stream, self.ctx)  # type: ignore[arg-type]
+                opened = None
+                with _ends_connection(self.ctx.client_host):
+                    opened = await self.opening(self.stream, self.ctx)  # type: ignore[arg-type]
                 if opened is None:
                     return
                 self.stream = opened

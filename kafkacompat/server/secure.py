@@ -22,8 +22,8 @@ log = logging.getLogger("kafkacompat.security")
 HANDSHAKE_TIMEOUT_S = 10.0
 
 
-async def secure(stream: trio.SocketStream, security: EndpointSecurity,
-                 ctx: RequestContext) -> trio.abc.Stream | None:
+async def secure(stream: trio.SocketStream, ctx: RequestContext,
+                 security: EndpointSecurity) -> trio.abc.Stream | None:
     """The stream requests are read from, with ``ctx`` carrying the connection's identity; None to close."""
     ctx.listener_name = security.endpoint.name
     result: trio.abc.Stream = stream

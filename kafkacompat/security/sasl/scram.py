@@ -8,7 +8,9 @@ Theory of operation: three states, one per message the server waits for.
   StoredKey, ServerKey: never the password) is looked up; the answer is
   ``r=<client nonce + server nonce>,s=<salt>,i=<iterations>``. Moves to
   ``CLIENT_FINAL``.
-- ``CLIENT_FINAL``: ``c=<GS2 header>,r=<nonce>,p=<proof>``. The proof XOR
+- ``CLIENT_FINAL``: ``c=<GS2 header>,r=<nonce>,p=<proof>``; the nonce must end
+  with the server-first nonce (Kafka's test, looser than RFC 5802's equality:
+  librdkafka 2.0 sends its own nonce before it). The proof XOR
   HMAC(StoredKey, AuthMessage) must hash to StoredKey; the answer is
   ``v=<HMAC(ServerKey, AuthMessage)>``. Moves to ``COMPLETE``.
 - ``COMPLETE``: nothing more is accepted.
@@ -149,7 +151,7 @@ class ScramServer:
         attributes = _attributes(without_proof)
         if base64.b64decode(attributes["c"]) != self._gs2_header.encode():
             raise ValueError("channel binding does not repeat the GS2 header")
-        if attributes["r"] != self._combined_nonce:
+        if not attributes["r"].endswith(self._combined_nonce):  # Kafka's test: librdkafka 2.0 repeats its nonce
             raise ValueError("nonce mismatch")
         credential = self._credential
         assert credential is not None
