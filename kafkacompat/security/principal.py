@@ -30,7 +30,7 @@ class NoMatchingRule(Exception):
 @dataclass(frozen=True)
 class _Rule:
     pattern: re.Pattern[str] | None  # None: DEFAULT
-    replacement: str = ""
+    replacement: tuple[str | int, ...] = ()  # literal text and group numbers
     case: str = ""
 
     def apply(self, dn: str) -> str | None:
@@ -38,13 +38,15 @@ class _Rule:
             return dn
         if not self.pattern.fullmatch(dn):
             return None
-        result = self.pattern.sub(self.replacement, dn, count=1)
+        result = self.pattern.sub(lambda match: "".join(
+            part if isinstance(part, str) else (match.group(part) or "") for part in self.replacement), dn, count=1)
         return result.lower() if self.case == "L" else result.upper() if self.case == "U" else result
 
 
-def _java_replacement(text: str) -> str:
-    """Java's ``$1`` group references in Python's spelling; ``\\$`` stays a dollar."""
-    return re.sub(r"\\\$|\$(\d+)", lambda m: "$" if m.group(1) is None else f"\\g<{m.group(1)}>", text)
+def _java_replacement(text: str) -> tuple[str | int, ...]:
+    """Java's replacement syntax: ``$1`` is a group, a backslash makes the next character literal."""
+    return tuple(int(group) if group else escaped or literal
+                 for escaped, group, literal in re.findall(r"\\(.)|\$(\d+)|(.)", text, re.S))
 
 
 class PrincipalMapper:
