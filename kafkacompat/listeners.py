@@ -11,11 +11,14 @@ controller, and its controller has no endpoint of its own.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kafkacompat.config import BrokerConfig
+
+log = logging.getLogger("kafkacompat.server")
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -94,7 +97,12 @@ def configured_endpoints(config: "BrokerConfig") -> tuple[list[Endpoint], dict[s
     controllers = {name.strip().upper() for name in config.get("controller.listener.names").split(",") if name.strip()}
     for name in controllers:
         protocols.setdefault(name, "PLAINTEXT")
-    opened = [e for e in parse_endpoints(config.get("listeners"), protocols) if e.name not in controllers]
+    listeners = parse_endpoints(config.get("listeners"), protocols)
+    opened = [e for e in listeners if e.name not in controllers]
+    for endpoint in listeners:
+        if endpoint.name in controllers:
+            log.info("listener %s not opened: it is a controller listener, and this broker's controller "
+                     "has no endpoint of its own", endpoint)
     if not opened:
         raise _error("listeners: no listener left to serve clients on")
     names = {e.name for e in opened}
