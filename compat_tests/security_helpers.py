@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,21 +146,37 @@ def protocol_of(listener: str) -> str:
     return "SSL" if listener == "MTLS" else listener
 
 
+# Each client's names for: bootstrap, security protocol, CA file, certificate file, key file, mechanism,
+# user name, password.
+_LIBRDKAFKA = ("bootstrap.servers", "security.protocol", "ssl.ca.location", "ssl.certificate.location",
+               "ssl.key.location", "sasl.mechanism", "sasl.username", "sasl.password")
+_KAFKA_PYTHON = ("bootstrap_servers", "security_protocol", "ssl_cafile", "ssl_certfile", "ssl_keyfile",
+                 "sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+
+
+def _client_settings(names: tuple[str, ...], broker: SecuredBroker, listener: str, mechanism: str | None,
+                     who: Credentials, ca: Path | None) -> dict[str, object]:
+    bootstrap, protocol_name, ca_name, cert_name, key_name, mechanism_name, user_name, password_name = names
+    protocol = protocol_of(listener)
+    conf: dict[str, object] = {bootstrap: broker.address(listener), protocol_name: protocol}
+    if "SSL" in protocol:
+        conf[ca_name] = str(ca or broker.certs.ca)
+        if who.certificate:
+            conf[cert_name] = str(broker.certs.client_certificate(who.certificate))
+            conf[key_name] = str(broker.certs.client_key(who.certificate))
+    if mechanism:
+        conf[mechanism_name] = mechanism
+    if mechanism and mechanism != "OAUTHBEARER":
+        conf.update({user_name: who.user, password_name: who.password})
+    return conf
+
+
 def confluent_config(broker: SecuredBroker, listener: str, mechanism: str | None, who: Credentials,
                      ca: Path | None = None) -> dict[str, object]:
     """librdkafka's settings (confluent-kafka, and kcat's -X)."""
-    protocol = protocol_of(listener)
-    conf: dict[str, object] = {"bootstrap.servers": broker.address(listener), "security.protocol": protocol}
-    if "SSL" in protocol:
-        conf["ssl.ca.location"] = str(ca or broker.certs.ca)
-        if who.certificate:
-            conf["ssl.certificate.location"] = str(broker.certs.client_certificate(who.certificate))
-            conf["ssl.key.location"] = str(broker.certs.client_key(who.certificate))
+    conf = _client_settings(_LIBRDKAFKA, broker, listener, mechanism, who, ca)
     if mechanism == "OAUTHBEARER":
-        conf.update({"sasl.mechanism": mechanism, "sasl.oauthbearer.config": f"principal={who.user}",
-                     "enable.sasl.oauthbearer.unsecure.jwt": True})
-    elif mechanism:
-        conf.update({"sasl.mechanism": mechanism, "sasl.username": who.user, "sasl.password": who.password})
+        conf.update({"sasl.oauthbearer.config": f"principal={who.user}", "enable.sasl.oauthbearer.unsecure.jwt": True})
     return conf
 
 
@@ -178,17 +193,10 @@ def _token_provider(principal: str):  # type: ignore[no-untyped-def]
 
 def kafka_python_config(broker: SecuredBroker, listener: str, mechanism: str | None, who: Credentials,
                         ca: Path | None = None) -> dict[str, object]:
-    protocol = protocol_of(listener)
-    conf: dict[str, object] = {"bootstrap_servers": broker.address(listener), "security_protocol": protocol}
-    if "SSL" in protocol:
-        conf["ssl_cafile"] = str(ca or broker.certs.ca)
-        if who.certificate:
-            conf["ssl_certfile"] = str(broker.certs.client_certificate(who.certificate))
-            conf["ssl_keyfile"] = str(broker.certs.client_key(who.certificate))
+    """kafka-python's settings (aiokafka takes the same names)."""
+    conf = _client_settings(_KAFKA_PYTHON, broker, listener, mechanism, who, ca)
     if mechanism == "OAUTHBEARER":
-        conf.update({"sasl_mechanism": mechanism, "sasl_oauth_token_provider": _token_provider(who.user or "")})
-    elif mechanism:
-        conf.update({"sasl_mechanism": mechanism, "sasl_plain_username": who.user, "sasl_plain_password": who.password})
+        conf["sasl_oauth_token_provider"] = _token_provider(who.user or "")
     return conf
 
 
@@ -217,7 +225,3 @@ def kafkajs_security(broker: SecuredBroker, listener: str, mechanism: str | None
     elif mechanism:
         request["sasl"] = {"mechanism": mechanism.lower(), "username": who.user, "password": who.password}
     return request
-
-
-def kcat_available() -> bool:
-    return shutil.which("kcat") is not None

@@ -43,19 +43,6 @@ _HTTP_LINE = re.compile(r"HTTP admin API and metrics on (http://\S+:\d+)")
 BAD = Credentials(PLAIN_USER, "wrong-password")
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory):
-    workdir = tmp_path_factory.mktemp("secured")
-    broker = start_secured_broker(workdir)
-    broker.untrusted = create_certificates(workdir / "untrusted", clients=("stranger",))
-    try:
-        yield broker
-    finally:
-        if broker.running:
-            broker.stop()
-        broker.kill()
-
-
 def confluent_failure(conf: dict, wanted: tuple[int, ...] = (KafkaError._AUTHENTICATION, KafkaError._SSL)) -> KafkaError:
     """The first authentication or TLS error librdkafka reports."""
     errors: list[KafkaError] = []

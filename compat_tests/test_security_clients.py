@@ -30,21 +30,9 @@ from security_helpers import (
     kafka_python_config,
     kafkajs_security,
     kcat_args,
-    start_secured_broker,
 )
 
 COUNT = 5
-
-
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory):
-    broker = start_secured_broker(tmp_path_factory.mktemp("secured"))
-    try:
-        yield broker
-    finally:
-        if broker.running:
-            broker.stop()
-        broker.kill()
 
 
 def values(topic: str) -> list[bytes]:
