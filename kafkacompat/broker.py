@@ -34,9 +34,12 @@ from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.security.authorizer import STANDARD_AUTHORIZER, open_authorizer
 from kafkacompat.security.quotas import open_quotas
+from kafkacompat.security.credentials import CredentialStore
+from kafkacompat.security.endpoint_security import config_users
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 
 if TYPE_CHECKING:
+    from kafkacompat.listeners import Endpoint
     from kafkacompat.web.metrics import BrokerMetrics
 
 log = logging.getLogger("kafkacompat.broker")
@@ -182,6 +185,7 @@ class Broker:
                               f"use {STANDARD_AUTHORIZER}")
         self.node_id = config.get_int("node.id")
         self.advertised_host, self.advertised_port = config.advertised_listener
+        self.advertised_endpoints: dict[str, Endpoint] = {}
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = DataDirLock(self.data_dir)  # before anything in the directory is read or written
@@ -221,13 +225,20 @@ class Broker:
         self.authorizer = open_authorizer(config.get("authorizer.class.name"), config.get("super.users"),
                                           config.get_bool("allow.everyone.if.no.acl.found"), self.data_dir)
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
+        self.scram_credentials = CredentialStore(self.data_dir, config_users(config))
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
         self.metrics: BrokerMetrics | None = None
         self.http_port: int | None = None
 
-    def set_advertised(self, host: str, port: int) -> None:
-        """Called once the listener is bound (port 0 picks a free port)."""
-        self.advertised_host, self.advertised_port = host, port
+    def set_advertised(self, endpoints: list["Endpoint"]) -> None:
+        """Called once the listeners are bound (port 0 picks a free port); the first is the broker's address."""
+        self.advertised_endpoints = {endpoint.name: endpoint for endpoint in endpoints}
+        self.advertised_host, self.advertised_port = endpoints[0].host, endpoints[0].port
+
+    def address_for(self, listener_name: str) -> tuple[str, int]:
+        """The host and port handed to a client that connected on ``listener_name``, as Kafka does."""
+        endpoint = self.advertised_endpoints.get(listener_name)
+        return (self.advertised_host, self.advertised_port) if endpoint is None else (endpoint.host, endpoint.port)
 
     async def run_group_timers(self) -> None:
         """Drive the coordinators' session, rebalance and acquisition-lock timers."""

@@ -12,8 +12,9 @@ import trio
 from kafkacompat import tools
 from kafkacompat.fuzz import cli as fuzz_cli
 from kafkacompat.perf import cli as perf_cli
-from kafkacompat.tools import faults as faults_cli, scenario as scenario_cli
+from kafkacompat.tools import certs as certs_cli, faults as faults_cli, scenario as scenario_cli
 from kafkacompat.config import BrokerConfig, ConfigError
+from kafkacompat.listeners import replace_address
 
 
 def _override(text: str) -> tuple[str, str]:
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 9092; 0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, help="where topics and offsets live (default ./kafkacompat-data)")
-    serve.add_argument("--config", type=Path, help="YAML file of broker configs by Kafka's names")
+    serve.add_argument("--config", type=Path, help="broker configs by Kafka's names: YAML, or a Java .properties file such as server.properties")
     serve.add_argument("--http-port", type=int,
                        help="serve the admin API and Prometheus /metrics on 127.0.0.1:PORT (http.listeners)")
     serve.add_argument("--advertised-host", help="host handed to clients in Metadata")
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz_cli.add_subcommands(sub)
     faults_cli.add_parser(sub)
     scenario_cli.add_parser(sub)
+    certs_cli.add_parser(sub)
     return parser
 
 
@@ -52,13 +54,11 @@ def _serve_config(args: argparse.Namespace) -> BrokerConfig:
     overrides: dict[str, object] = dict(args.override)
     base = BrokerConfig.load(args.config, overrides)
     if args.host is not None or args.port is not None:
-        host, port = base.listener
-        overrides["listeners"] = f"PLAINTEXT://{args.host or host}:{port if args.port is None else args.port}"
+        overrides["listeners"] = replace_address(base.get("listeners"), args.host, args.port)
     if args.advertised_host is not None or args.advertised_port is not None:
-        host, port = base.advertised_listener
-        overrides["advertised.listeners"] = (
-            f"PLAINTEXT://{args.advertised_host or host}:{args.advertised_port or port}"
-        )
+        advertised = base.get("advertised.listeners") or overrides.get("listeners") or base.get("listeners")
+        overrides["advertised.listeners"] = replace_address(str(advertised).split(",")[0], args.advertised_host,
+                                                            args.advertised_port)
     if args.data_dir is not None:
         overrides["log.dirs"] = str(args.data_dir)
     if args.http_port is not None:
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return faults_cli.run(args)
     if args.command == "scenario":
         return scenario_cli.run(args)
+    if args.command == "certs":
+        return certs_cli.run(args)
     return tools.run(args)
 
 

@@ -1,6 +1,7 @@
 """Broker configuration, by Apache Kafka's own config names.
 
-Sources, later ones winning: built-in defaults, a YAML file (``--config``),
+Sources, later ones winning: built-in defaults, a YAML file or a Java
+``.properties`` file such as Kafka's ``server.properties`` (``--config``),
 ``KAFKACOMPAT_CONFIG_*`` environment variables (``KAFKACOMPAT_CONFIG_LOG_RETENTION_MS`` sets
 ``log.retention.ms``), ``-o name=value`` flags, and the dedicated CLI flags
 (``--host``, ``--port``, ``--data-dir``, ``--advertised-host/-port``), which map
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 import yaml
+
+from kafkacompat.properties import is_properties_file, read_properties
 
 ENV_PREFIX = "KAFKACOMPAT_CONFIG_"
 
@@ -35,6 +38,11 @@ _DEFS = [
     ConfigDef("node.id", "int", "1", "Id of this broker in Metadata and DescribeCluster."),
     ConfigDef("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Where the broker accepts connections."),
     ConfigDef("advertised.listeners", "list", "", "Address handed to clients in Metadata; empty means the listener."),
+    ConfigDef("listener.security.protocol.map", "list",
+              "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+              "Listener name -> security protocol."),
+    ConfigDef("inter.broker.listener.name", "string", "", "Accepted and checked; one broker talks to no other."),
+    ConfigDef("controller.listener.names", "list", "", "Listeners left unopened: this broker has no separate controller."),
     ConfigDef("http.listeners", "string", "", "Our own: http://HOST:PORT of the admin API and /metrics; empty is off."),
     ConfigDef("telemetry.max.bytes", "int", "1048576", "Largest client metrics push accepted (KIP-714)."),
     ConfigDef("log.dirs", "string", "./kafkacompat-data", "Directory holding topics, offsets and broker metadata."),
@@ -125,11 +133,86 @@ _DEFS = [
               "Uncleaned records older than this make a partition due.", "max.compaction.lag.ms"),
 ]
 
+# TLS and SASL (kafkacompat.security); each may also be set for one listener as listener.name.<l>.<name>.
+SECURITY_DEFS = [
+    ConfigDef("ssl.keystore.type", "string", "PEM", "Only PEM: key and certificate chain in one file or inline."),
+    ConfigDef("ssl.keystore.location", "string", "", "PEM file holding the private key and the certificate chain."),
+    ConfigDef("ssl.keystore.password", "password", "", "Passphrase of an encrypted key in the keystore file."),
+    ConfigDef("ssl.key.password", "password", "", "Passphrase of the private key (wins over ssl.keystore.password)."),
+    ConfigDef("ssl.keystore.certificate.chain", "password", "", "Inline PEM certificate chain."),
+    ConfigDef("ssl.keystore.key", "password", "", "Inline PEM private key."),
+    ConfigDef("ssl.truststore.type", "string", "PEM", "Only PEM."),
+    ConfigDef("ssl.truststore.location", "string", "", "PEM file of CA certificates client certificates must chain to."),
+    ConfigDef("ssl.truststore.certificates", "password", "", "Inline PEM CA certificates."),
+    ConfigDef("ssl.truststore.password", "password", "", "Ignored for PEM truststores, as in Kafka."),
+    ConfigDef("ssl.client.auth", "string", "none", "none, requested or required: client certificates."),
+    ConfigDef("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3", "TLS versions offered (TLSv1.2, TLSv1.3)."),
+    ConfigDef("ssl.protocol", "string", "TLSv1.3", "Accepted for Kafka's sake; ssl.enabled.protocols decides."),
+    ConfigDef("ssl.cipher.suites", "list", "", "OpenSSL cipher list for TLSv1.2; empty is OpenSSL's default."),
+    ConfigDef("ssl.endpoint.identification.algorithm", "string", "https", "Client side only: accepted."),
+    ConfigDef("ssl.principal.mapping.rules", "string", "DEFAULT", "Certificate DN -> principal name rules."),
+    ConfigDef("sasl.enabled.mechanisms", "list", "GSSAPI",
+              "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (GSSAPI is refused at start when a SASL "
+              "listener would offer it)."),
+    ConfigDef("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI", "Accepted; one broker talks to no other."),
+    ConfigDef("sasl.users", "password", "",
+              "Our own: user:password,... accepted by PLAIN and, as in-memory credentials, SCRAM."),
+    ConfigDef("sasl.oauthbearer.jwks.endpoint.url", "string", "",
+              "file: URL of a JWKS; OAUTHBEARER tokens must then be signed by one of its keys (else unsecured)."),
+    ConfigDef("sasl.oauthbearer.expected.audience", "list", "", "Audiences of which a token must name one."),
+    ConfigDef("sasl.oauthbearer.sub.claim.name", "string", "sub", "Claim naming the principal."),
+    ConfigDef("sasl.oauthbearer.scope.claim.name", "string", "scope", "Claim holding the scopes."),
+    ConfigDef("connections.max.reauth.ms", "long", "0",
+              "SASL session lifetime (KIP-368); 0 means sessions never expire."),
+    ConfigDef("sasl.jaas.config", "password", "",
+              "JAAS login modules; Kafka's PlainLoginModule user_<name>=\"<password>\" entries are PLAIN users."),
+]
+_DEFS += SECURITY_DEFS
 BROKER_CONFIGS: dict[str, ConfigDef] = {d.name: d for d in _DEFS}
+# The authorizer's and the quotas' keys, which a secured server.properties names: known here so
+# they are never refused; the definitions those engines give win.
+for _engine_def in (
+    ConfigDef("authorizer.class.name", "string", "", "Kafka's StandardAuthorizer class name turns ACLs on."),
+    ConfigDef("super.users", "list", "", "Principals (User:name;User:other) every ACL check allows."),
+    ConfigDef("allow.everyone.if.no.acl.found", "boolean", "false", "Allow a resource that no ACL names."),
+    ConfigDef("quota.window.num", "int", "11", "Samples kept for quota rates."),
+    ConfigDef("quota.window.size.seconds", "int", "1", "Length of one quota sample."),
+):
+    BROKER_CONFIGS.setdefault(_engine_def.name, _engine_def)
+# Kafka's coarser spellings of two durations; the ms form wins, then minutes, as in Kafka.
+_COARSE_DURATIONS = {
+    "log.retention.minutes": ("log.retention.ms", 60_000),
+    "log.retention.hours": ("log.retention.ms", 3_600_000),
+    "log.roll.hours": ("log.roll.ms", 3_600_000),
+}
+# Security configs that may be given for one listener: listener.name.<listener>.<name>,
+# and <mechanism>.sasl.jaas.config for one mechanism of it.
+LISTENER_PREFIX = "listener.name."
+_PER_LISTENER = {d.name for d in SECURITY_DEFS}
+# Kafka settings that change nothing observable on one broker process (thread counts, socket
+# buffers, replication of internal topics, KRaft roles): accepted and reported as accepted.
+NO_EFFECT_CONFIGS = frozenset({
+    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "broker.id",
+    "num.network.threads", "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr", "zookeeper.connect", "zookeeper.connection.timeout.ms",
+})
 
 
 class ConfigError(ValueError):
     """A config name or value the broker cannot use."""
+
+
+def per_listener_name(name: str) -> tuple[str, str] | None:
+    """``listener.name.<l>.<config>`` -> (l, config) when it is a setting a listener may carry."""
+    if not name.startswith(LISTENER_PREFIX):
+        return None
+    listener, _, config = name[len(LISTENER_PREFIX):].partition(".")
+    mechanism, _, rest = config.partition(".")
+    if listener and (config in _PER_LISTENER or (mechanism and rest in _PER_LISTENER and rest.startswith("sasl."))):
+        return listener, config
+    return None
 
 
 def _check_value(definition: ConfigDef, value: str) -> str:
@@ -170,7 +253,21 @@ class BrokerConfig:
         self._values: dict[str, str] = {}
         # Fault rules (kafkacompat.cluster.faults) from the YAML file's ``faults:`` list, not a Kafka config.
         self.faults = list(faults or [])
-        for name, value in (overrides or {}).items():
+        # listener.name.<l>.<config> settings, as given (see listener_value).
+        self._listener_values: dict[str, str] = {}
+        overrides = dict(overrides or {})
+        for coarse, (fine, unit_ms) in _COARSE_DURATIONS.items():
+            if coarse in overrides:
+                value = _as_config_string(overrides.pop(coarse))
+                if not value.lstrip("-").isdigit():
+                    raise ConfigError(f"{coarse} must be an integer, got {value!r}")
+                overrides.setdefault(fine, str(int(value) * unit_ms))
+        for name, value in overrides.items():
+            if name in NO_EFFECT_CONFIGS:
+                continue
+            if per_listener_name(name) is not None:
+                self._listener_values[name] = _as_config_string(value)
+                continue
             definition = BROKER_CONFIGS.get(name)
             if definition is None:
                 raise ConfigError(f"unknown broker config {name!r}")
@@ -185,7 +282,9 @@ class BrokerConfig:
     ) -> "BrokerConfig":
         merged: dict[str, object] = {}
         faults: object = []
-        if config_file is not None:
+        if config_file is not None and is_properties_file(Path(config_file)):
+            merged.update(read_properties(Path(config_file)))
+        elif config_file is not None:
             loaded = yaml.safe_load(Path(config_file).read_text()) or {}
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{config_file}: expected a mapping of config names to values")
@@ -203,6 +302,13 @@ class BrokerConfig:
         if name in self._values:
             return self._values[name]
         return BROKER_CONFIGS[name].default
+
+    def listener_value(self, listener: str, name: str) -> str:
+        """A security config as one listener sees it: its ``listener.name.<l>.`` setting, else the broker's."""
+        prefixed = f"{LISTENER_PREFIX}{listener.lower()}.{name}"
+        if prefixed in self._listener_values:
+            return self._listener_values[prefixed]
+        return self.get(name) if name in BROKER_CONFIGS else ""
 
     def get_int(self, name: str) -> int:
         return int(self.get(name))
@@ -227,6 +333,7 @@ class BrokerConfig:
 
     @property
     def listener(self) -> tuple[str, int]:
+        """The first listener's host and port."""
         return parse_listener(self.get("listeners"))
 
     @property

@@ -44,7 +44,7 @@ from kafkacompat.tools.topics import create_topic, delete_topics
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
-_LISTENING = re.compile(r"kafkacompat listening on (\S+):(\d+) ")
+_LISTENING = re.compile(r"kafkacompat listening on (?:\w+://)?(\S+?):(\d+)[ ,]")
 _HTTP_LISTENING = re.compile(r"HTTP admin API and metrics on (http://\S+)")
 
 

@@ -38,6 +38,7 @@ OFFSET_FOR_LEADER_EPOCH, DESCRIBE_ACLS, ALTER_CONFIGS, ALTER_REPLICA_LOG_DIRS, D
 CREATE_ACLS, DELETE_ACLS, ALTER_CLIENT_QUOTAS = 30, 31, 49
 CREATE_TOKEN, RENEW_TOKEN, EXPIRE_TOKEN, DESCRIBE_TOKENS, ELECT_LEADERS = 38, 39, 40, 41, 43
 LIST_REASSIGNMENTS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_SCRAM_CREDENTIALS = 46, 48, 50
+SASL_HANDSHAKE, SASL_AUTHENTICATE, ALTER_SCRAM_CREDENTIALS = 17, 36, 51
 DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 61, 75
 DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
 INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
@@ -750,6 +751,38 @@ def describe_user_scram_credentials(session: Session, version: int) -> None:
     assert list(session.call(DESCRIBE_SCRAM_CREDENTIALS, version, {"users": None}).results) == []
     answer = session.call(DESCRIBE_SCRAM_CREDENTIALS, version, {"users": [{"name": "alice"}]})
     assert [(r.user, r.error_code) for r in answer.results] == [("alice", ErrorCode.RESOURCE_NOT_FOUND)]
+
+
+@exercises(SASL_HANDSHAKE)
+def sasl_handshake(session: Session, version: int) -> None:
+    """A PLAINTEXT listener has no SASL exchange: Kafka's request handler answers ILLEGAL_SASL_STATE."""
+    answer = session.call(SASL_HANDSHAKE, version, {"mechanism": "PLAIN"})
+    assert (answer.error_code, list(answer.mechanisms)) == (ErrorCode.ILLEGAL_SASL_STATE, [])
+
+
+@exercises(SASL_AUTHENTICATE)
+def sasl_authenticate(session: Session, version: int) -> None:
+    answer = session.call(SASL_AUTHENTICATE, version, {"auth_bytes": b"\0alice\0secret"})
+    assert (answer.error_code, answer.error_message) == (
+        ErrorCode.ILLEGAL_SASL_STATE, "SaslAuthenticate request received after successful authentication")
+    if version >= 1:
+        assert answer.session_lifetime_ms == 0
+
+
+@exercises(ALTER_SCRAM_CREDENTIALS)
+def alter_user_scram_credentials(session: Session, version: int) -> None:
+    user = f"coverage-{version}"
+    upsert = {"name": user, "mechanism": 2, "iterations": 4096, "salt": b"salt", "salted_password": b"x" * 64}
+    answer = session.call(ALTER_SCRAM_CREDENTIALS, version, {"deletions": [], "upsertions": [
+        upsert, {**upsert, "name": "too-few", "iterations": 10}]})
+    assert sorted((r.user, r.error_code) for r in answer.results) == [
+        (user, ErrorCode.NONE), ("too-few", ErrorCode.UNACCEPTABLE_CREDENTIAL)]
+    described = session.call(DESCRIBE_SCRAM_CREDENTIALS, 0, {"users": [{"name": user}]})
+    assert [(i.mechanism, i.iterations) for i in described.results[0].credential_infos] == [(2, 4096)]
+    gone = session.call(ALTER_SCRAM_CREDENTIALS, version, {"upsertions": [], "deletions": [
+        {"name": user, "mechanism": 2}, {"name": "nobody", "mechanism": 1}]})
+    assert sorted((r.user, r.error_code) for r in gone.results) == [
+        (user, ErrorCode.NONE), ("nobody", ErrorCode.RESOURCE_NOT_FOUND)]
 
 
 @exercises(ELECT_LEADERS)

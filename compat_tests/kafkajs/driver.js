@@ -7,6 +7,7 @@
 // stdout. Binary keys, values and header values travel as base64 so the
 // Python side can compare exact bytes. kafkajs's own log goes to stderr.
 
+const fs = require('fs')
 const { Kafka, CompressionTypes, ConfigResourceTypes, Partitioners, logLevel } = require('kafkajs')
 
 const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP }
@@ -26,13 +27,31 @@ function stderrLogger () {
   }
 }
 
+// `ssl` ({ca, cert, key}: PEM file paths) and `sasl` ({mechanism, username, password}, or
+// {mechanism: 'oauthbearer', token}) secure the connection when the request has them.
+function security (request) {
+  const options = {}
+  if (request.ssl) {
+    const read = path => path ? fs.readFileSync(path, 'utf8') : undefined
+    options.ssl = { ca: [read(request.ssl.ca)], cert: read(request.ssl.cert), key: read(request.ssl.key) }
+  }
+  if (request.sasl) {
+    const { mechanism, token, ...rest } = request.sasl
+    options.sasl = mechanism === 'oauthbearer'
+      ? { mechanism, oauthBearerProvider: async () => ({ value: token }) }
+      : { mechanism, ...rest }
+  }
+  return options
+}
+
 function connect (request) {
   return new Kafka({
     clientId: request.clientId || 'kafkacompat-kafkajs',
     brokers: request.brokers,
     logLevel: logLevel.WARN,
     logCreator: stderrLogger,
-    retry: { retries: 8, initialRetryTime: 100 }
+    retry: { retries: request.retries === undefined ? 8 : request.retries, initialRetryTime: 100 },
+    ...security(request)
   })
 }
 

@@ -53,6 +53,7 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
     if endpoint_type != ENDPOINT_TYPE_BROKER:
         return _refusal(request, ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, f"Unsupported endpoint type {endpoint_type}")
     broker = ctx.broker
+    host, port = broker.address_for(ctx.listener_name)
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
@@ -61,7 +62,7 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
         "brokers": [
-            {"broker_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port, "rack": None}
+            {"broker_id": broker.node_id, "host": host, "port": port, "rack": None}
         ],
         "cluster_authorized_operations": (
             authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)

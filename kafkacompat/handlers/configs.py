@@ -97,13 +97,15 @@ def _entry(
     include_documentation: bool,
 ) -> dict[str, Any]:
     source = synonyms[0]["source"] if synonyms else ConfigSource.DEFAULT_CONFIG
+    if config_type == ConfigType.PASSWORD:  # secrets are never shown, as Kafka hides them
+        synonyms = [{**synonym, "value": None} for synonym in synonyms]
     return {
         "name": name,
-        "value": value,
+        "value": None if config_type == ConfigType.PASSWORD else value,
         "read_only": read_only,
         "is_default": source == ConfigSource.DEFAULT_CONFIG,  # v0 says this instead of the source
         "config_source": source,
-        "is_sensitive": False,
+        "is_sensitive": config_type == ConfigType.PASSWORD,
         "synonyms": synonyms if include_synonyms else [],
         "config_type": config_type,
         "documentation": doc if include_documentation else None,

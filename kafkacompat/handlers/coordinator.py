@@ -22,9 +22,9 @@ _NOT_AVAILABLE = "The coordinator is not available."
 
 def _locate(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     if key_type == KEY_TYPE_GROUP:
-        broker = ctx.broker
-        return {"key": key, "node_id": broker.node_id, "host": broker.advertised_host,
-                "port": broker.advertised_port, "error_code": ErrorCode.NONE, "error_message": None}
+        host, port = ctx.broker.address_for(ctx.listener_name)
+        return {"key": key, "node_id": ctx.broker.node_id, "host": host,
+                "port": port, "error_code": ErrorCode.NONE, "error_message": None}
     if key_type == KEY_TYPE_TRANSACTION:
         code, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, _NOT_AVAILABLE
     else:

@@ -45,7 +45,8 @@ from kafkacompat.handlers import (
     produce,
     producer_ids,
     replicas,
-    security_admin,
+    sasl,
+    scram_credentials,
     share_groups,
     telemetry,
     topic_partitions,
@@ -74,8 +75,8 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
     [
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
-        log_dirs, topic_partitions, features, delegation_tokens, security_admin, replicas, telemetry,
-        share_groups, acls, client_quotas, consumer_groups,
+        log_dirs, topic_partitions, features, delegation_tokens, replicas, telemetry,
+        share_groups, acls, client_quotas, consumer_groups, sasl, scram_credentials,
     ]
 )
 api_versions.use_registry(REGISTRY)
@@ -97,7 +98,7 @@ class Answer:
     task per request is needed for pipelined requests to share that wait.
     """
 
-    __slots__ = ("header", "body", "settle", "observe", "mute_ms")
+    __slots__ = ("header", "body", "settle", "observe", "mute_ms", "close_after")
 
     def __init__(self, header: RequestHeader, body: Mapping[str, Any] | Buffer | None,
                  settle: Callable[[], Awaitable[None]] | None = None,
@@ -107,6 +108,7 @@ class Answer:
         self.settle = settle
         self.observe = observe  # the metrics' look at the final body, when metrics are on
         self.mute_ms = 0  # a throttled answer: the connection reads nothing more for this long after it
+        self.close_after = False  # the connection closes once this answer is sent (a failed authentication)
 
     async def frame_parts(self) -> list[Part] | None:
         """The response frame as parts to send in order (record sets uncopied); None when nothing is sent."""
@@ -138,6 +140,10 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         header, body_view = parse_request(frame)
     except DecodeError as exc:
         raise CloseConnection(f"unreadable request header: {exc}") from None
+    session = ctx.sasl
+    if session is not None and not session.admits(header.api_key):
+        raise CloseConnection(f"request of API key {header.api_key} while SASL is in state {session.state}"
+                              " (or past the session's lifetime)")
     handler = REGISTRY.get(header.api_key)
     if handler is None:
         raise CloseConnection(f"unknown API key {header.api_key} (version {header.api_version})")
@@ -159,8 +165,12 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
     if ctx.broker.quotas.active:
         return await _begin_throttled(handler, Request(header, body), ctx, observe, len(frame))
     if ctx.broker.faults.armed:
-        return await _begin_with_faults(handler, Request(header, body), ctx, observe)
-    return _answer(header, await _handle(handler, Request(header, body), ctx), observe)
+        answer = await _begin_with_faults(handler, Request(header, body), ctx, observe)
+    else:
+        answer = _answer(header, await _handle(handler, Request(header, body), ctx), observe)
+    if session is not None and session.closing:
+        answer.close_after = True
+    return answer
 
 
 async def _begin_throttled(handler: ApiHandler, request: Request, ctx: RequestContext,

@@ -49,9 +49,12 @@ _SYNONYMS = {
     "partition": ("partition_index", "index", "partition_id"),
     "index": ("partition_index", "partition", "partition_id"),
     "partition_id": ("partition_index", "partition", "index"),
-    "name": ("topic", "topic_name"),
+    "name": ("topic", "topic_name", "user"),
     "topic": ("name", "topic_name"),
     "topic_name": ("name", "topic"),
+    # AlterUserScramCredentials: results per user, mirrored from its deletions (Kafka also lists the
+    # upserted users there; one request array is paired per response array here).
+    "user": ("name",),
 }
 
 

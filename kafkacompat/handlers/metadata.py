@@ -165,6 +165,7 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
     if reason is not None:
         return _invalid_request_answer(request, reason)
     broker = ctx.broker
+    host, port = broker.address_for(ctx.listener_name)
     body = request.body
     topics = _requested_topics(request, ctx)
     if request.version >= FIRST_AUTHORIZED_OPERATIONS_VERSION and body.include_topic_authorized_operations:
@@ -173,9 +174,7 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
                 topic["topic_authorized_operations"] = authorized_operations(ctx, ResourceType.TOPIC, topic["name"])
     return {
         "throttle_time_ms": 0,
-        "brokers": [
-            {"node_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port, "rack": None}
-        ],
+        "brokers": [{"node_id": broker.node_id, "host": host, "port": port, "rack": None}],
         "cluster_id": broker.cluster_id,
         "controller_id": broker.node_id,
         "topics": topics,

@@ -27,6 +27,7 @@ from kafkacompat.protocol.specs import spec_version_range
 
 if TYPE_CHECKING:
     from kafkacompat.broker import Broker
+    from kafkacompat.security.sasl.session import SaslSession
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class RequestContext:
     client_host: str
     principal: str = "User:ANONYMOUS"  # set by authentication (SASL or a TLS client certificate)
     listener_name: str = "PLAINTEXT"  # the listener the connection came in on
+    sasl: "SaslSession | None" = None  # on a SASL listener: the connection's authentication state
 
 
 @dataclass(frozen=True)

@@ -85,9 +85,15 @@ class ConsumeSettings:
         }
 
 
-def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60.0) -> int:
+def _connection_settings(extra: Mapping[str, str]) -> dict[str, str]:
+    """The client settings that say how to connect (TLS, SASL), which the admin client needs as well."""
+    return {name: value for name, value in extra.items() if name.startswith(("security.", "ssl.", "sasl.", "enable.sasl"))}
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60.0,
+                 extra: Mapping[str, str] | None = None) -> int:
     """Create ``topic`` unless it exists; wait until Metadata lists it. Returns its partition count."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **_connection_settings(extra or {})})
     future = admin.create_topics(
         [NewTopic(topic, num_partitions=partitions, replication_factor=1)], operation_timeout=timeout_s
     )[topic]
@@ -108,7 +114,7 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float =
 
 def run_produce(settings: ProduceSettings, *, progress: bool = True) -> dict[str, Any]:
     """Send ``num_records`` records of ``record_size`` random bytes; time until the last is acknowledged."""
-    ensure_topic(settings.bootstrap, settings.topic, settings.partitions)
+    ensure_topic(settings.bootstrap, settings.topic, settings.partitions, extra=settings.extra)
     latency = LatencyHistogram()
     record_latency = latency.record_seconds
     first_errors: list[str] = []
@@ -229,7 +235,7 @@ def run_end_to_end(
     are not counted. Record timestamps have millisecond resolution, which
     bounds the precision of each sample.
     """
-    ensure_topic(produce.bootstrap, produce.topic, produce.partitions)
+    ensure_topic(produce.bootstrap, produce.topic, produce.partitions, extra=produce.extra)
     consumer = _assign_from_beginning(consume)
     try:
         warm_up = Producer(produce.client_config())

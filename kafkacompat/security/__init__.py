@@ -1,0 +1,1 @@
+"""Security: TLS contexts, SASL mechanisms, SCRAM credentials and connection principals."""

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import struct
-from typing import Iterator
+from typing import Awaitable, Callable, Iterator
 
 import trio
 
@@ -111,6 +111,16 @@ async def send_gathered(stream: trio.SocketStream, parts: list[Part]) -> None:
                 part.close()
 
 
+async def send_joined(stream: trio.abc.SendStream, parts: list[Part]) -> None:
+    """Write a response through a stream that wraps the socket (TLS): record sets are read, then encrypted."""
+    try:
+        await stream.send_all(b"".join(part.tobytes() if isinstance(part, FileSlice) else part for part in parts))
+    finally:
+        for part in parts:
+            if isinstance(part, FileSlice):
+                part.close()
+
+
 async def _send_buffers(sock: trio.socket.SocketType, pending: list[memoryview]) -> None:
     while pending:
         sent = await sock.sendmsg(pending[:_IOV_MAX])
@@ -153,8 +163,12 @@ def _ends_connection(peer: str) -> Iterator[None]:
 class Connection:
     """Serves one socket until the peer leaves, a limit trips or the broker drains."""
 
-    def __init__(self, stream: trio.SocketStream, ctx: RequestContext, max_frame: int, idle_ms: int) -> None:
-        self.stream = stream
+    def __init__(self, stream: trio.SocketStream, ctx: RequestContext, max_frame: int, idle_ms: int,
+                 opening: Callable[[trio.SocketStream, RequestContext], Awaitable[trio.abc.Stream | None]]
+                 | None = None) -> None:
+        self.stream: trio.abc.Stream = stream
+        # A secured listener's handshake (server.secure): the stream to serve, or None to close.
+        self.opening = opening
         self.ctx = ctx
         self.max_frame = max_frame
         self.idle_s = idle_ms / 1000
@@ -172,6 +186,13 @@ class Connection:
 
     async def serve(self) -> None:
         try:
+            if self.opening is not None:
+                opened = None
+                with _ends_connection(self.ctx.client_host):
+                    opened = await self.opening(self.stream, self.ctx)  # type: ignore[arg-type]
+                if opened is None:
+                    return
+                self.stream = opened
             async with trio.open_nursery() as nursery:
                 answers_in, answers_out = trio.open_memory_channel(MAX_UNSENT_ANSWERS)
                 ready_slots = trio.Semaphore(MAX_UNSENT_READY_ANSWERS)
@@ -218,16 +239,19 @@ class Connection:
             if answer.settle is None:
                 await ready_slots.acquire()  # the writer gives it back once this answer is sent
             await answers.send(answer)
+            if answer.close_after:
+                return
 
     async def _write_answers(self, answers: trio.MemoryReceiveChannel[Answer], ready_slots: trio.Semaphore,
                              reading: trio.CancelScope) -> None:
         """Send answers in request order, each once it has settled; ends after the reader, or stops it."""
+        send = send_gathered if isinstance(self.stream, trio.SocketStream) else send_joined
         with _ends_connection(self.ctx.client_host):
             async with answers:
                 async for answer in answers:
                     parts = await answer.frame_parts()
                     if parts is not None:
-                        await send_gathered(self.stream, parts)
+                        await send(self.stream, parts)
                     if answer.mute_ms:
                         self.muted_until = trio.current_time() + answer.mute_ms / 1000
                     if answer.settle is None:

@@ -8,6 +8,7 @@ then flush and close the log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import resource
 import signal
@@ -21,7 +22,10 @@ from kafkacompat.handlers.dispatch import REGISTRY
 from kafkacompat.handlers.registry import RequestContext
 from kafkacompat.log.open_files import descriptor_budget
 from kafkacompat.protocol.specs import check_specs_cover
+from kafkacompat.listeners import advertise, configured_endpoints
+from kafkacompat.security.endpoint_security import EndpointSecurity, endpoint_security
 from kafkacompat.server.connection import Connection
+from kafkacompat.server.secure import secure
 
 log = logging.getLogger("kafkacompat.server")
 
@@ -82,12 +86,15 @@ class Listener:
         finally:
             self.connections.discard(connection)
 
-    async def _accept_loop(self, listeners: list[trio.SocketListener], conn_nursery: trio.Nursery) -> None:
+    async def _accept_loop(self, listeners: list[tuple[trio.SocketListener, EndpointSecurity]],
+                           conn_nursery: trio.Nursery) -> None:
         async with trio.open_nursery() as accept_nursery:
-            for listener in listeners:
-                accept_nursery.start_soon(self._accept_from, listener, conn_nursery)
+            for listener, security in listeners:
+                accept_nursery.start_soon(self._accept_from, listener, security, conn_nursery)
 
-    async def _accept_from(self, listener: trio.SocketListener, conn_nursery: trio.Nursery) -> None:
+    async def _accept_from(self, listener: trio.SocketListener, security: EndpointSecurity,
+                           conn_nursery: trio.Nursery) -> None:
+        secured = security.ssl_context is not None or security.endpoint.uses_sasl
         async with listener:
             while True:
                 try:
@@ -104,8 +111,9 @@ class Listener:
                 if self.broker.quotas.active and (hold_ms := self.broker.quotas.connection_throttle_ms(peer)):
                     conn_nursery.start_soon(_close_after, stream, hold_ms)  # Kafka's per-ip connection_creation_rate
                     continue
-                ctx = RequestContext(broker=self.broker, client_host=peer)
-                connection = Connection(stream, ctx, self.max_frame, self.idle_ms)
+                ctx = RequestContext(broker=self.broker, client_host=peer, listener_name=security.endpoint.name)
+                opening = functools.partial(secure, security=security) if secured else None
+                connection = Connection(stream, ctx, self.max_frame, self.idle_ms, opening)
                 # Counted before its task starts, so a burst of accepts sees it.
                 self.connections.add(connection)
                 conn_nursery.start_soon(self._serve_one, connection)
@@ -120,7 +128,7 @@ class Listener:
 
     async def serve(
         self,
-        listeners: list[trio.SocketListener],
+        listeners: list[tuple[trio.SocketListener, EndpointSecurity]],
         until: Callable[[], Awaitable[None]],
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -139,9 +147,6 @@ class Listener:
             conn_nursery.cancel_scope.deadline = trio.current_time() + DRAIN_DEADLINE_S
 
 
-_WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
-
-
 async def serve_broker(
     config: BrokerConfig,
     until: Callable[[], Awaitable[None]],
@@ -154,14 +159,23 @@ async def serve_broker(
     alive. Reports the broker, its advertised address final, once listening.
     """
     check_specs_cover(list(REGISTRY))
-    host, port = config.listener
+    endpoints, advertised = configured_endpoints(config)
     broker = Broker(config)
     try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound = listeners[0].socket.getsockname()[1]
-        if broker.config.is_default("advertised.listeners"):
-            # Clients must be handed an address they can dial, never a wildcard.
-            broker.set_advertised("127.0.0.1" if host in _WILDCARD_HOSTS else host, bound)
+        securities = [endpoint_security(config, endpoint, broker.scram_credentials, broker.clock)
+                      for endpoint in endpoints]
+        listeners: list[tuple[trio.SocketListener, EndpointSecurity]] = []
+        bound_endpoints, listening = [], []
+        for endpoint, security in zip(endpoints, securities):
+            sockets = await trio.open_tcp_listeners(endpoint.port, host=endpoint.host or None)
+            bound = sockets[0].socket.getsockname()[1]
+            listeners += [(socket_listener, security) for socket_listener in sockets]
+            bound_endpoints.append(advertise(endpoint, bound, advertised.get(endpoint.name)))
+            listening.append(str(endpoint.with_address(endpoint.host, bound)))
+            if endpoint.port == 0 and endpoint.name in advertised:
+                log.warning("listener %s picks a free port, yet advertises %s", endpoint.name,
+                            advertised[endpoint.name])
+        broker.set_advertised(bound_endpoints)
         http_listener = config.get("http.listeners")
         stopping = trio.Event()
 
@@ -178,8 +192,8 @@ async def serve_broker(
                 broker.http_port = await nursery.start(
                     serve_http, broker, lambda: len(listener.connections), http_listener, stopping.wait)
             log.info(
-                "kafkacompat listening on %s:%d (advertised %s:%d), data in %s",
-                host, bound, broker.advertised_host, broker.advertised_port, broker.data_dir.resolve(),
+                "kafkacompat listening on %s (advertised %s), data in %s",
+                ", ".join(listening), ", ".join(map(str, bound_endpoints)), broker.data_dir.resolve(),
             )
             task_status.started(broker)
     finally:

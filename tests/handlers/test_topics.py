@@ -46,6 +46,9 @@ class AdminBroker:
     def clock(self) -> int:
         return 1_700_000_000_000
 
+    def address_for(self, listener_name: str) -> tuple[str, int]:
+        return self.advertised_host, self.advertised_port
+
 
 @pytest.fixture
 def make_broker(tmp_path: Path):
