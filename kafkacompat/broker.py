@@ -1,10 +1,11 @@
-"""The broker object: one log engine, one group coordinator, one identity.
+"""The broker object: one log engine, one group coordinator, one transaction coordinator, one identity.
 
 Handlers reach everything through ``ctx.broker``. This is the only place that
 knows how the engines are wired together; it owns their lifetimes (open at
 start, flush and close at shutdown), the Trio signal that wakes Fetch
 long-polls when data is appended, the group commit that fsyncs appends before
-they are acknowledged, and the background log maintenance task.
+they are acknowledged, the background log maintenance task, and the
+transaction marker writer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
@@ -31,6 +33,8 @@ from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
+from kafkacompat.txn.coordinator import Completion, TransactionCoordinator
+from kafkacompat.txn.markers import write_markers
 
 if TYPE_CHECKING:
     from kafkacompat.web.metrics import BrokerMetrics
@@ -38,6 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("kafkacompat.broker")
 
 META_PROPERTIES = "meta.properties"
+# Tests only: with this set to 1 the marker writer writes nothing, so a test can
+# kill the broker between EndTxn and the markers. Not a KAFKACOMPAT_* name, because
+# those are read as broker configs.
+HOLD_TXN_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
 
 
 def wall_clock_ms() -> int:
@@ -192,6 +200,12 @@ class Broker:
             offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
         )
+        self.transactions = TransactionCoordinator(
+            self.data_dir, clock, self.log_manager.allocate_producer_id,
+            max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
+            id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
+        )
+        self._markers_due = trio.Event()
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
@@ -213,6 +227,39 @@ class Broker:
             deadline = self.groups.next_deadline_ms()
             wait_ms = 100 if deadline is None else min(max(deadline - self.clock(), 1), 100)
             await trio.sleep(wait_ms / 1000)
+
+    def markers_due(self) -> None:
+        """A transaction was decided: wake the marker writer."""
+        self._markers_due.set()
+
+    async def run_transaction_markers(self) -> None:
+        """Write the markers of decided transactions (those found prepared at start first), and abort
+        transactions past their timeout every transaction.abort.timed.out.transaction.cleanup.interval.ms."""
+        interval = self.config.get_int("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+        hold = os.environ.get(HOLD_TXN_MARKERS_ENV) == "1"
+        next_check = self.clock() + interval
+        while True:
+            self._markers_due = trio.Event()
+            for completion in [] if hold else self.transactions.completions():
+                await self._complete_transaction(completion)
+            now = self.clock()
+            if now >= next_check:
+                next_check = now + interval
+                if self.transactions.tick(now):
+                    continue
+            with trio.move_on_after(max(next_check - now, 1) / 1000):
+                await self._markers_due.wait()
+
+    async def _complete_transaction(self, completion: Completion) -> None:
+        owed = write_markers(self.log_manager, completion, self.transactions.coordinator_epoch, self.clock())
+        if owed is None or await self.flusher.flush(owed):
+            await trio.sleep(1)  # a partition is offline: retry on the next pass
+            return
+        if completion.commit:
+            for group_id, offsets in completion.offsets.items():
+                self.groups.commit_transactional_offsets(group_id, offsets)
+        self.transactions.complete(completion)
+        self.appended.notify()  # the LSO moved: read_committed fetches may return now
 
     async def run_log_maintenance(self) -> None:
         """Kafka's background log work, each job on its own interval.
@@ -275,4 +322,5 @@ class Broker:
         """Close the engines, then let another broker have the directory."""
         self.log_manager.close()
         self.groups.close()
+        self.transactions.close()
         self._lock.release()

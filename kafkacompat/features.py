@@ -3,13 +3,15 @@ rules for changing the finalized levels with UpdateFeatures.
 
 Theory of operation.  A feature is a name with an integer level.  Each broker
 supports a range of levels per feature; the cluster finalizes one level, and
-clients read both from ApiVersions (v3+) to decide what they may use.  Only
-`metadata.version` is supported above level 0 here, up to 3.9-IV0 (the
-Kafka release whose API versions we serve).  `kraft.version`,
-`transaction.version` and `group.version` stay at 0 until their protocols
-exist (KIP-853, KIP-890 v2 transactions, KIP-848 groups), so Java clients do
-not switch to protocols we lack; like Kafka, ApiVersions omits a feature
-whose supported maximum is 0.
+clients read both from ApiVersions (v3+) to decide what they may use.
+`metadata.version` is supported up to 3.9-IV0 (the Kafka release whose API
+versions we serve).  `transaction.version` is supported and finalized at 1
+on a new data directory: transactions with server-side produce verification
+(KIP-890 part 1); level 2 (transactions v2, where Produce v12 adds partitions
+implicitly) would switch Java clients to a Produce version we do not serve.
+`kraft.version` and `group.version` stay at 0 until their protocols exist
+(KIP-853, KIP-848 groups); like Kafka, ApiVersions omits a feature whose
+supported maximum is 0.
 
 An update is checked feature by feature in request order, as Kafka's
 controller checks it, and the first failure fails the whole request
@@ -49,9 +51,10 @@ _METADATA_NAMES = {level: name for level, name, _ in METADATA_VERSIONS}
 _METADATA_CHANGED = {level: changed for level, _, changed in METADATA_VERSIONS}
 # The first level with FeatureLevelRecord, below which Kafka refuses to go.
 MINIMUM_BOOTSTRAP_LEVEL = 4
-SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0])}
+TRANSACTION_VERSION = "transaction.version"
+SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0]), TRANSACTION_VERSION: (0, 1)}
 # Features Kafka knows that this broker supports only at level 0 (disabled).
-DISABLED_FEATURES = ("kraft.version", "transaction.version", "group.version")
+DISABLED_FEATURES = ("kraft.version", "group.version")
 
 
 class UpgradeType(enum.IntEnum):
@@ -93,7 +96,7 @@ class FinalizedFeatures:
             self.levels = {str(name): int(level) for name, level in stored["levels"].items()}
         else:
             self.epoch = 0
-            self.levels = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1]}
+            self.levels = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1], TRANSACTION_VERSION: 1}
 
     def update(self, updates: Iterable[FeatureUpdate], *, validate_only: bool) -> None:
         """Apply `updates` all together, or raise KafkaError(INVALID_UPDATE_VERSION) for the first bad one."""
@@ -133,7 +136,7 @@ class FinalizedFeatures:
             raise refuse("Can't downgrade to a newer version.")
         if name == METADATA_VERSION:
             self._check_metadata_version(level, current, upgrade_type)
-        elif name not in DISABLED_FEATURES:
+        elif name not in DISABLED_FEATURES and name != TRANSACTION_VERSION:
             raise refuse(f"Feature {name} not found.")
 
     @staticmethod

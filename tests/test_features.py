@@ -14,6 +14,7 @@ from kafkacompat.features import (
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 MV = "metadata.version"
+TV = "transaction.version"
 
 
 def _refusal(features: FinalizedFeatures, *updates: FeatureUpdate) -> str:
@@ -25,7 +26,7 @@ def _refusal(features: FinalizedFeatures, *updates: FeatureUpdate) -> str:
 
 def test_a_new_cluster_finalizes_the_newest_metadata_version_at_epoch_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
-    assert (features.epoch, features.levels) == (0, {MV: 21})
+    assert (features.epoch, features.levels) == (0, {MV: 21, TV: 1})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -34,14 +35,14 @@ def test_applied_updates_bump_the_epoch_and_survive_reopening(tmp_path):
     features.update([FeatureUpdate(MV, 19, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
     features.update([FeatureUpdate(MV, 20, UpgradeType.UPGRADE)], validate_only=False)
     reopened = FinalizedFeatures(tmp_path, node_id=1)
-    assert (reopened.epoch, reopened.levels) == (2, {MV: 20})
+    assert (reopened.epoch, reopened.levels) == (2, {MV: 20, TV: 1})
 
 
 def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate(MV, 18, UpgradeType.SAFE_DOWNGRADE)], validate_only=True)
     features.update([], validate_only=False)
-    assert (features.epoch, features.levels) == (0, {MV: 21})
+    assert (features.epoch, features.levels) == (0, {MV: 21, TV: 1})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -52,8 +53,7 @@ def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
         (FeatureUpdate(MV, -1, UpgradeType.UPGRADE), "A feature version cannot be less than 0."),
         (FeatureUpdate(MV, 22, UpgradeType.UPGRADE), "Local controller 1 only supports versions 1-21"),
         (FeatureUpdate("group.version", 1, UpgradeType.UPGRADE), "Local controller 1 does not support this feature."),
-        (FeatureUpdate("transaction.version", 2, UpgradeType.UPGRADE),
-         "Local controller 1 does not support this feature."),
+        (FeatureUpdate(TV, 2, UpgradeType.UPGRADE), "Local controller 1 only supports versions 0-1"),
         (FeatureUpdate(MV, 20, UpgradeType.UPGRADE), "Can't downgrade the version of this feature without setting"
                                                      " the upgrade type to either safe or unsafe downgrade."),
         (FeatureUpdate("no.such.feature", 0, UpgradeType.UPGRADE), "Feature no.such.feature not found."),
@@ -89,13 +89,13 @@ def test_one_bad_update_fails_the_whole_request(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     _refusal(features, FeatureUpdate(MV, 20, UpgradeType.SAFE_DOWNGRADE),
              FeatureUpdate("group.version", 1, UpgradeType.UPGRADE))
-    assert (features.epoch, features.levels) == (0, {MV: 21})
+    assert (features.epoch, features.levels) == (0, {MV: 21, TV: 1})
 
 
 def test_disabled_features_may_be_set_to_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate("group.version", 0, UpgradeType.UPGRADE)], validate_only=False)
-    assert (features.epoch, features.levels) == (1, {MV: 21})
+    assert (features.epoch, features.levels) == (1, {MV: 21, TV: 1})
 
 
 def test_metadata_changes_are_those_of_the_levels_between():

@@ -3,14 +3,17 @@
 Partitions of topics this broker does not have are answered
 UNKNOWN_TOPIC_OR_PARTITION here, before the coordinator sees the request, as
 Kafka checks its metadata cache first. OffsetFetch v8+ asks for several
-groups at once; a null topic list means "every committed partition".
+groups at once; a null topic list means "every committed partition". With
+``require_stable`` (v7+, KIP-447) a partition whose offset an open
+transaction has staged answers UNSTABLE_OFFSET_COMMIT, so the consumer waits
+for the transaction to end instead of reading the offset before it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from kafkacompat.group.coordinator import CommittedOffset, GroupCoordinator, TopicPartition
+from kafkacompat.group.coordinator import CommittedOffset, TopicPartition
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
 
@@ -58,36 +61,43 @@ async def handle_offset_commit(request: Request, ctx: RequestContext) -> dict[st
     return {"throttle_time_ms": 0, "topics": _by_topic(errors)}
 
 
-def _fetched_topics(groups: GroupCoordinator, group_id: str, topics: Iterable[Any] | None) -> list[dict[str, Any]]:
+def _fetched_topics(ctx: RequestContext, group_id: str, topics: Iterable[Any] | None,
+                    require_stable: bool) -> list[dict[str, Any]]:
     wanted = None if topics is None else [
         TopicPartition(t.name, index) for t in topics for index in t.partition_indexes
     ]
+    transactions = ctx.broker.transactions
     answer: dict[str, list[dict[str, Any]]] = {}
-    for tp, committed in groups.fetch_offsets(group_id, wanted).items():
+    for tp, committed in ctx.broker.groups.fetch_offsets(group_id, wanted).items():
+        if require_stable and transactions.has_pending_offsets(group_id, tp):
+            committed, code = None, ErrorCode.UNSTABLE_OFFSET_COMMIT
+        else:
+            code = ErrorCode.NONE
         answer.setdefault(tp.topic, []).append({
             "partition_index": tp.partition,
             "committed_offset": committed.offset if committed else -1,
             "committed_leader_epoch": committed.leader_epoch if committed else -1,
             "metadata": committed.metadata if committed else "",
-            "error_code": ErrorCode.NONE,
+            "error_code": code,
         })
     return [{"name": name, "partitions": partitions} for name, partitions in answer.items()]
 
 
 async def handle_offset_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    body, groups = request.body, ctx.broker.groups
+    body = request.body
+    require_stable = bool(body.get("require_stable", False))
     if request.version >= 8:
         return {
             "throttle_time_ms": 0,
             "groups": [
-                {"group_id": g.group_id, "topics": _fetched_topics(groups, g.group_id, g.topics),
+                {"group_id": g.group_id, "topics": _fetched_topics(ctx, g.group_id, g.topics, require_stable),
                  "error_code": ErrorCode.NONE}
                 for g in body.groups
             ],
         }
     return {
         "throttle_time_ms": 0,
-        "topics": _fetched_topics(groups, body.group_id, body.topics),
+        "topics": _fetched_topics(ctx, body.group_id, body.topics, require_stable),
         "error_code": ErrorCode.NONE,
     }
 
