@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from compat_helpers import unique_topic, wait_until
-from confluent_clients import ClientErrors, create_topic
+from confluent_clients import ClientErrors, create_topic, read_to_end
 
 HOLD_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
 pytestmark = pytest.mark.timeout(120)
@@ -27,33 +27,6 @@ def produce_values(producer: Producer, topic: str, values: list[bytes], partitio
     for number, value in enumerate(values):
         producer.produce(topic, value=value, key=b"k%d" % number, partition=number % partitions)
     producer.flush(30)
-
-
-def read_all(bootstrap: str, topic: str, partitions: list[int], isolation: str) -> list[tuple[int, int, bytes]]:
-    """Every record from the start up to the end the isolation level shows (LSO or high watermark)."""
-    errors = ClientErrors()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"txn-{uuid.uuid4().hex[:8]}",
-                        "enable.auto.commit": False, "isolation.level": isolation, "error_cb": errors})
-    try:
-        marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
-                 for p in partitions}
-        ends = {p: high for p, (low, high) in marks.items() if high > low}  # nothing to read where high == low
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        read = []
-        deadline = time.monotonic() + 30
-        while True:
-            for message in consumer.consume(num_messages=1000, timeout=0.2):
-                assert message.error() is None, message.error()
-                read.append((message.partition(), message.offset(), message.value()))
-            positions = {tp.partition: tp.offset for tp in consumer.position(
-                [TopicPartition(topic, p) for p in partitions])}
-            if all(positions[p] >= end for p, end in ends.items()):
-                break
-            assert time.monotonic() < deadline, f"positions {positions} never reached {ends}"
-    finally:
-        consumer.close()
-    errors.assert_none("consumer")
-    return read
 
 
 def values_of(read: list[tuple[int, int, bytes]]) -> set[bytes]:
@@ -76,9 +49,9 @@ def test_committed_records_are_read_and_aborted_ones_are_not(broker):
     produce_values(producer, topic, committed[25:], 2)
     producer.commit_transaction(30)
 
-    read_committed = read_all(broker.bootstrap, topic, [0, 1], "read_committed")
+    read_committed = read_to_end(broker.bootstrap, topic, [0, 1], "read_committed")
     assert sorted(v for _, _, v in read_committed) == sorted(committed)
-    read_uncommitted = read_all(broker.bootstrap, topic, [0, 1], "read_uncommitted")
+    read_uncommitted = read_to_end(broker.bootstrap, topic, [0, 1], "read_uncommitted")
     assert sorted(v for _, _, v in read_uncommitted) == sorted(committed + aborted)
     for partition in (0, 1):
         offsets = sorted(o for p, o, _ in read_uncommitted if p == partition)
@@ -97,11 +70,11 @@ def test_an_open_transaction_holds_read_committed_readers_at_the_lso(broker):
     produce_values(producer, topic, [b"t1", b"t2"], 1)
     plain.produce(topic, value=b"during")
     plain.flush(10)
-    assert values_of(read_all(broker.bootstrap, topic, [0], "read_committed")) == {b"before"}
-    assert values_of(read_all(broker.bootstrap, topic, [0], "read_uncommitted")) == {b"before", b"t1", b"t2",
+    assert values_of(read_to_end(broker.bootstrap, topic, [0], "read_committed")) == {b"before"}
+    assert values_of(read_to_end(broker.bootstrap, topic, [0], "read_uncommitted")) == {b"before", b"t1", b"t2",
                                                                                       b"during"}
     producer.commit_transaction(30)
-    assert values_of(read_all(broker.bootstrap, topic, [0], "read_committed")) == {b"before", b"t1", b"t2",
+    assert values_of(read_to_end(broker.bootstrap, topic, [0], "read_committed")) == {b"before", b"t1", b"t2",
                                                                                    b"during"}
 
 
@@ -145,7 +118,7 @@ def test_consume_transform_produce_commits_offsets_with_the_output(broker):
     finally:
         consumer.close()
     errors.assert_none("consumer")
-    assert sorted(values_of(read_all(broker.bootstrap, sink, [0], "read_committed"))) == sorted(
+    assert sorted(values_of(read_to_end(broker.bootstrap, sink, [0], "read_committed"))) == sorted(
         b"out-%d" % n for n in range(10))
 
 
@@ -163,7 +136,7 @@ def test_a_second_producer_with_the_same_transactional_id_fences_the_first(broke
     with pytest.raises(KafkaException) as info:
         zombie.commit_transaction(30)
     assert info.value.args[0].code() == KafkaError._FENCED
-    assert values_of(read_all(broker.bootstrap, topic, [0], "read_committed")) == {b"successor"}
+    assert values_of(read_to_end(broker.bootstrap, topic, [0], "read_committed")) == {b"successor"}
 
 
 def test_an_abandoned_transaction_is_aborted_by_the_broker_after_its_timeout(broker):
@@ -176,7 +149,7 @@ def test_an_abandoned_transaction_is_aborted_by_the_broker_after_its_timeout(bro
     plain.produce(topic, value=b"after")
     plain.flush(10)
     # The open transaction holds the LSO at 0 until the coordinator aborts it (timeout 2 s, checked every 1 s).
-    wait_until(lambda: values_of(read_all(broker.bootstrap, topic, [0], "read_committed")) == {b"after"},
+    wait_until(lambda: values_of(read_to_end(broker.bootstrap, topic, [0], "read_committed")) == {b"after"},
                15, "the timed-out transaction's abort")
     with pytest.raises(KafkaException):
         producer.commit_transaction(10)
@@ -195,12 +168,12 @@ def test_sigkill_between_produce_and_commit_leaves_nothing_half_visible(broker_f
     produce_values(producer, topic, [b"open-%d" % n for n in range(10)], 2)
     broker.kill()
     broker.start()
-    assert values_of(read_all(broker.bootstrap, topic, [0, 1], "read_uncommitted")) >= {b"open-0", b"first-0"}
+    assert values_of(read_to_end(broker.bootstrap, topic, [0, 1], "read_uncommitted")) >= {b"open-0", b"first-0"}
     successor = transactional_producer(broker.bootstrap, transactional_id)  # fences and aborts the open one
     successor.begin_transaction()
     produce_values(successor, topic, [b"next-%d" % n for n in range(10)], 2)
     successor.commit_transaction(30)
-    assert sorted(values_of(read_all(broker.bootstrap, topic, [0, 1], "read_committed"))) == sorted(
+    assert sorted(values_of(read_to_end(broker.bootstrap, topic, [0, 1], "read_committed"))) == sorted(
         [b"first-%d" % n for n in range(10)] + [b"next-%d" % n for n in range(10)])
 
 
@@ -216,13 +189,13 @@ def test_sigkill_between_end_txn_and_the_markers_completes_the_commit_after_rest
     values = [b"prepared-%d" % n for n in range(10)]
     produce_values(producer, topic, values, 2)
     producer.commit_transaction(30)  # answered once PrepareCommit is durable
-    assert read_all(broker.bootstrap, topic, [0, 1], "read_committed") == []
+    assert read_to_end(broker.bootstrap, topic, [0, 1], "read_committed") == []
     broker.kill()
     broker.start()
-    wait_until(lambda: sorted(values_of(read_all(broker.bootstrap, topic, [0, 1], "read_committed"))) == sorted(values),
+    wait_until(lambda: sorted(values_of(read_to_end(broker.bootstrap, topic, [0, 1], "read_committed"))) == sorted(values),
                15, "the prepared commit's markers after the restart")
     successor = transactional_producer(broker.bootstrap, transactional_id)
     successor.begin_transaction()
     produce_values(successor, topic, [b"after"], 2)
     successor.commit_transaction(30)
-    assert values_of(read_all(broker.bootstrap, topic, [0, 1], "read_committed")) == {*values, b"after"}
+    assert values_of(read_to_end(broker.bootstrap, topic, [0, 1], "read_committed")) == {*values, b"after"}
