@@ -3,6 +3,7 @@ consume-transform-produce, fencing, the coordinator's timeout abort, and SIGKILL
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -199,3 +200,33 @@ def test_sigkill_between_end_txn_and_the_markers_completes_the_commit_after_rest
     produce_values(successor, topic, [b"after"], 2)
     successor.commit_transaction(30)
     assert values_of(read_to_end(broker.bootstrap, topic, [0, 1], "read_committed")) == {*values, b"after"}
+
+
+def test_the_cli_lists_and_describes_an_open_transaction_and_its_producer(broker):
+    from test_cli_tools import cli
+
+    topic = unique_topic("txn-cli")
+    create_topic(broker.bootstrap, topic, partitions=2)
+    transactional_id = f"tid-{topic}"
+    producer = transactional_producer(broker.bootstrap, transactional_id, **{"transaction.timeout.ms": 60_000})
+    producer.begin_transaction()
+    produce_values(producer, topic, [b"x", b"y", b"z"], 1)  # partition 0 only
+    listed = json.loads(cli(broker, "transactions", "list", "--state", "Ongoing", "--json").stdout)
+    (mine,) = [t for t in listed if t["transactional_id"] == transactional_id]
+    assert (mine["state"], mine["coordinator"]) == ("Ongoing", 1)
+    described = json.loads(cli(broker, "transactions", "describe", "--transactional-id", transactional_id,
+                               "--json").stdout)
+    assert (described["state"], described["producer_id"], described["partitions"]) == (
+        "Ongoing", mine["producer_id"], [f"{topic}-0"])
+    assert described["timeout_ms"] == 60_000
+    (topic_info,) = json.loads(cli(broker, "topics", "describe", topic, "--json").stdout)
+    (shown,) = topic_info["producers"]
+    assert (shown["partition"], shown["producer_id"], shown["current_txn_start_offset"], shown["last_sequence"]) == (
+        0, mine["producer_id"], 0, 2)
+    human = cli(broker, "transactions", "describe", "--transactional-id", transactional_id).stdout
+    assert "Ongoing" in human and f"{topic}-0" in human
+    producer.commit_transaction(30)
+    wait_until(lambda: json.loads(cli(broker, "transactions", "describe", "--transactional-id", transactional_id,
+                                      "--json").stdout)["state"] == "CompleteCommit", 10, "the completed commit")
+    missing = cli(broker, "transactions", "describe", "--transactional-id", "no-such-id", ok=False)
+    assert missing.returncode == 1 and "TRANSACTIONAL_ID_NOT_FOUND" in missing.stderr
