@@ -206,6 +206,8 @@ class Broker:
             id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
         )
         self._markers_due = trio.Event()
+        self._completing: set[str] = set()  # transactional ids whose markers are being written
+        self._hold_markers = os.environ.get(HOLD_TXN_MARKERS_ENV) == "1"
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
@@ -232,16 +234,34 @@ class Broker:
         """A transaction was decided: wake the marker writer."""
         self._markers_due.set()
 
+    async def complete_transactions(self, transactional_id: str | None = None) -> None:
+        """Write the markers of the decided transactions (or of one id's) now.
+
+        EndTxn calls this for its own transaction before answering, so the
+        producer's next transaction need not wait out CONCURRENT_TRANSACTIONS
+        retries; the marker writer calls it for the rest. Each id's markers are
+        written by one caller at a time.
+        """
+        if self._hold_markers:
+            return
+        for completion in self.transactions.completions():
+            key = completion.transactional_id
+            if key in self._completing or transactional_id not in (None, key):
+                continue
+            self._completing.add(key)
+            try:
+                await self._complete_transaction(completion)
+            finally:
+                self._completing.discard(key)
+
     async def run_transaction_markers(self) -> None:
         """Write the markers of decided transactions (those found prepared at start first), and abort
         transactions past their timeout every transaction.abort.timed.out.transaction.cleanup.interval.ms."""
         interval = self.config.get_int("transaction.abort.timed.out.transaction.cleanup.interval.ms")
-        hold = os.environ.get(HOLD_TXN_MARKERS_ENV) == "1"
         next_check = self.clock() + interval
         while True:
             self._markers_due = trio.Event()
-            for completion in [] if hold else self.transactions.completions():
-                await self._complete_transaction(completion)
+            await self.complete_transactions()
             now = self.clock()
             if now >= next_check:
                 next_check = now + interval
@@ -253,7 +273,8 @@ class Broker:
     async def _complete_transaction(self, completion: Completion) -> None:
         owed = write_markers(self.log_manager, completion, self.transactions.coordinator_epoch, self.clock())
         if owed is None or await self.flusher.flush(owed):
-            await trio.sleep(1)  # a partition is offline: retry on the next pass
+            self.markers_due()  # a partition is offline: the marker writer retries
+            await trio.sleep(1)
             return
         if completion.commit:
             for group_id, offsets in completion.offsets.items():

@@ -3,10 +3,12 @@ DescribeTransactions (65) and ListTransactions (66).
 
 The rules live in the transaction coordinator (kafkacompat/txn/); these
 handlers check what Kafka checks against its metadata first (unknown
-partitions), shape the per-version answers, and wake the marker writer once
-EndTxn has decided a transaction. EndTxn answers as soon as the decision is
-durable, before the markers are written, as Kafka does: a client that
-starts its next transaction meanwhile gets CONCURRENT_TRANSACTIONS and retries.
+partitions) and shape the per-version answers. EndTxn makes its decision
+durable, then writes the transaction's markers before it answers (Kafka
+answers after the decision and writes the markers behind it, so a client
+that starts its next transaction meanwhile retries on CONCURRENT_TRANSACTIONS;
+answering later spares every client those retries, and one that sees another
+client's transaction still completing gets the same CONCURRENT_TRANSACTIONS).
 InitProducerId's transactional path is in producer_ids.py.
 """
 
@@ -73,6 +75,7 @@ async def handle_end_txn(request: Request, ctx: RequestContext) -> dict[str, Any
                                              body.committed, bump_epoch=request.version >= FIRST_EPOCH_BUMP_VERSION)
     if result.error_code == ErrorCode.NONE:
         ctx.broker.markers_due()
+        await ctx.broker.complete_transactions(body.transactional_id)
     return {"throttle_time_ms": 0, "error_code": result.error_code,
             "producer_id": result.producer_id, "producer_epoch": result.producer_epoch}
 

@@ -250,7 +250,7 @@ class TransactionCoordinator:
             return
         meta.transition(TxnState.COMPLETE_COMMIT if completion.commit else TxnState.COMPLETE_ABORT, self._clock())
         meta.clear()
-        self._write(meta)
+        self._log.write(meta, sync=False)  # the markers are durable: losing this record only repeats them
 
     def tick(self, now_ms: int) -> bool:
         """Abort transactions past their timeout (fencing their producer) and forget expired ids.

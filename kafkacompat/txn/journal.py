@@ -5,7 +5,8 @@ JSON, in the checksummed, fsynced frames of group/journal.py; the last record
 of an id wins and a record with ``"dead": true`` forgets it.  A state change
 is durable once `write` returns, before any client hears of it, so a
 transaction prepared before a crash is found PrepareCommit/PrepareAbort on
-open and its markers are written again.  The file is rewritten with only the
+open and its markers are written again.  Only the record of a completed
+transaction is left to the next fsync: losing it repeats the markers.  The file is rewritten with only the
 live records once the dead ones outnumber them.
 """
 
@@ -68,9 +69,13 @@ class TransactionLog:
         self._journal = Journal(self.path)
         self._records = records
 
-    def write(self, meta: TransactionMetadata) -> None:
-        """Make `meta` durable (fsynced) before anyone hears of the change."""
-        self._append(encode(meta))
+    def write(self, meta: TransactionMetadata, *, sync: bool = True) -> None:
+        """Make `meta` durable (fsynced) before anyone hears of the change.
+
+        `sync=False` is for a record whose loss only repeats work: a completed
+        transaction found prepared again after a crash gets its markers again.
+        """
+        self._append(encode(meta), sync=sync)
 
     def forget(self, transactional_id: str) -> None:
         self._append(json.dumps({"id": transactional_id, "dead": True}).encode())
@@ -83,8 +88,8 @@ class TransactionLog:
         """Whether the records no longer live outnumber the live ones (and COMPACT_MIN_GARBAGE)."""
         return self._records - live > max(COMPACT_MIN_GARBAGE, live)
 
-    def _append(self, payload: bytes) -> None:
-        self._journal.append([payload])
+    def _append(self, payload: bytes, *, sync: bool = True) -> None:
+        self._journal.append([payload], sync=sync)
         self._records += 1
 
     def close(self) -> None:
