@@ -31,7 +31,7 @@ from kafkacompat.log.dir_lock import DataDirLock
 from kafkacompat.log.flush import sync_tickets, syncs_filesystem
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
-from kafkacompat.protocol.errors import KafkaError
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 from kafkacompat.txn.coordinator import Completion, TransactionCoordinator
 from kafkacompat.txn.markers import write_markers
@@ -251,6 +251,10 @@ class Broker:
             self._completing.add(key)
             try:
                 await self._complete_transaction(completion)
+            except (OSError, KafkaError) as exc:
+                log.error("completing transaction %r failed, retrying: %s", key, exc)
+                self.markers_due()
+                await trio.sleep(1)
             finally:
                 self._completing.discard(key)
 
@@ -273,12 +277,12 @@ class Broker:
     async def _complete_transaction(self, completion: Completion) -> None:
         owed = write_markers(self.log_manager, completion, self.transactions.coordinator_epoch, self.clock())
         if owed is None or await self.flusher.flush(owed):
-            self.markers_due()  # a partition is offline: the marker writer retries
-            await trio.sleep(1)
-            return
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "a marker could not be written or synced")
         if completion.commit:
             for group_id, offsets in completion.offsets.items():
-                self.groups.commit_transactional_offsets(group_id, offsets)
+                code = self.groups.commit_transactional_offsets(group_id, offsets)
+                if code != ErrorCode.NONE:
+                    raise KafkaError(code, f"the offsets of group {group_id!r} could not be stored")
         self.transactions.complete(completion)
         self.appended.notify()  # the LSO moved: read_committed fetches may return now
 

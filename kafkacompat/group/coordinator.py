@@ -201,13 +201,15 @@ class GroupCoordinator:
             return None
         return self._commit_error(group, generation_id, member_id, group_instance_id)
 
-    def commit_transactional_offsets(self, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
+    def commit_transactional_offsets(self, group_id: str,
+                                     offsets: Mapping[TopicPartition, CommittedOffset]) -> ErrorCode:
         """Offsets a committed transaction staged: stored as its marker is written, whoever is a member now."""
         now = self._clock()
         if group_id not in self._groups:
             self._groups[group_id] = Group(group_id, now)
-        self._store.commit(group_id, {tp: CommittedOffset(entry.offset, max(entry.leader_epoch, -1), entry.metadata,
-                                                          now) for tp, entry in offsets.items()})
+        stored = {tp: CommittedOffset(entry.offset, max(entry.leader_epoch, -1), entry.metadata, now)
+                  for tp, entry in offsets.items()}
+        return write_or_error(lambda: self._store.commit(group_id, stored))
 
     @staticmethod
     def _commit_error(

@@ -33,6 +33,8 @@ async def handle_init_producer_id(request: Request, ctx: RequestContext) -> dict
     if body.transactional_id is not None:
         result = ctx.broker.transactions.init_producer_id(body.transactional_id, body.transaction_timeout_ms,
                                                           producer_id, epoch)
+        if result.error_code == ErrorCode.CONCURRENT_TRANSACTIONS:
+            ctx.broker.markers_due()  # an open transaction was fenced: its abort markers are owed now
         return {"throttle_time_ms": 0, "error_code": result.error_code, "producer_id": result.producer_id,
                 "producer_epoch": result.producer_epoch}
     if request.version >= 3 and producer_id >= 0 and 0 <= epoch < MAX_EPOCH:
