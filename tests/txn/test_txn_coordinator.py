@@ -10,22 +10,15 @@ from kafkacompat.group.offsets import CommittedOffset, TopicPartition
 from kafkacompat.protocol.errors import ErrorCode
 from kafkacompat.txn.coordinator import TransactionCoordinator
 from kafkacompat.txn.state import IllegalTransition, TransactionMetadata, TxnState
+from tests.log.conftest import FakeClock
 
 TID = "txn-a"
 TP = ("orders", 0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
