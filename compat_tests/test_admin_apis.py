@@ -106,7 +106,8 @@ def test_features_are_reported_updated_and_durable(broker_factory):
     admin = kafka_python_admin(broker.bootstrap)
     try:
         assert admin.describe_features() == {
-            "metadata.version": {"supported": (1, 21), "finalized": (21, 21), "finalized_epoch": 0}}
+            "metadata.version": {"supported": (1, 21), "finalized": (21, 21), "finalized_epoch": 0},
+            "transaction.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0}}
         with pytest.raises(Exception, match="INVALID_UPDATE_VERSION|InvalidUpdateVersion|might delete metadata"):
             admin.update_features({"metadata.version": ("SAFE_DOWNGRADE", 16)})  # 17 changed the format
         with pytest.raises(Exception, match="does not support this feature"):
@@ -124,6 +125,7 @@ def test_features_are_reported_updated_and_durable(broker_factory):
     finally:
         admin.close()
     assert features["metadata.version"] == {"supported": (1, 21), "finalized": (18, 18), "finalized_epoch": 1}
+    assert features["transaction.version"]["finalized"] == (1, 1)
 
 
 @pytest.mark.timeout(60)
