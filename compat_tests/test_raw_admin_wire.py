@@ -130,4 +130,5 @@ def api_versions_v3_features(port: int) -> dict:
 @pytest.mark.timeout(60)
 def test_api_versions_v3_carries_supported_and_finalized_features(broker):
     assert api_versions_v3_features(broker.port) == {
-        "supported": [("metadata.version", 1, 21)], "epoch": 0, "finalized": [("metadata.version", 21, 21)]}
+        "supported": [("metadata.version", 1, 21), ("transaction.version", 0, 1)], "epoch": 0,
+        "finalized": [("metadata.version", 21, 21), ("transaction.version", 1, 1)]}

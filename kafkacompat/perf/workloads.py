@@ -47,9 +47,9 @@ class ProduceSettings:
     linger_ms: float = 5.0
     # Records per second; <= 0 means as fast as the client can go.
     throughput: float = -1.0
+    extra: Mapping[str, str] = field(default_factory=dict)
     # > 0: a transactional producer commits a transaction every this many records.
     records_per_transaction: int = 0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def client_config(self) -> dict[str, Any]:
         transactional = {"transactional.id": f"kafkacompat-perf-{os.getpid()}-{self.topic}"} \
