@@ -225,3 +225,30 @@ def steady_traffic(bootstrap: str):
     finally:
         traffic.stop()
     traffic.verify()
+
+
+def read_to_end(bootstrap: str, topic: str, partitions: list[int], isolation: str) -> list[tuple[int, int, bytes]]:
+    """Every record from the start up to the end the isolation level shows (LSO or high watermark)."""
+    errors = ClientErrors()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"txn-{uuid.uuid4().hex[:8]}",
+                        "enable.auto.commit": False, "isolation.level": isolation, "error_cb": errors})
+    try:
+        marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+                 for p in partitions}
+        ends = {p: high for p, (low, high) in marks.items() if high > low}  # nothing to read where high == low
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        read = []
+        deadline = time.monotonic() + 30
+        while True:
+            for message in consumer.consume(num_messages=1000, timeout=0.2):
+                assert message.error() is None, message.error()
+                read.append((message.partition(), message.offset(), message.value()))
+            positions = {tp.partition: tp.offset for tp in consumer.position(
+                [TopicPartition(topic, p) for p in partitions])}
+            if all(positions[p] >= end for p, end in ends.items()):
+                break
+            assert time.monotonic() < deadline, f"positions {positions} never reached {ends}"
+    finally:
+        consumer.close()
+    errors.assert_none("consumer")
+    return read

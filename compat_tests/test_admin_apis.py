@@ -108,11 +108,12 @@ def test_features_are_reported_updated_and_durable(broker_factory):
         assert admin.describe_features() == {
             "metadata.version": {"supported": (1, 21), "finalized": (21, 21), "finalized_epoch": 0},
             "share.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0},
-            "group.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0}}
+            "group.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0},
+            "transaction.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0}}
         with pytest.raises(Exception, match="INVALID_UPDATE_VERSION|InvalidUpdateVersion|might delete metadata"):
             admin.update_features({"metadata.version": ("SAFE_DOWNGRADE", 16)})  # 17 changed the format
         with pytest.raises(Exception, match="does not support this feature"):
-            admin.update_features({"transaction.version": 2})  # no transactions v2 here
+            admin.update_features({"kraft.version": 1})  # no KIP-853 quorum changes here
         assert admin.update_features({"metadata.version": ("SAFE_DOWNGRADE", 20)}, validate_only=True) == {
             "metadata.version": "OK"}
         assert admin.describe_features()["metadata.version"]["finalized"] == (21, 21)
@@ -126,6 +127,7 @@ def test_features_are_reported_updated_and_durable(broker_factory):
     finally:
         admin.close()
     assert features["metadata.version"] == {"supported": (1, 21), "finalized": (18, 18), "finalized_epoch": 1}
+    assert features["transaction.version"]["finalized"] == (1, 1)
 
 
 @pytest.mark.timeout(60)

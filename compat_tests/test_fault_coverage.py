@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kafkacompat.client import KafkaClient
+from kafkacompat.handlers.error_response import ERROR_CODES
 from kafkacompat.fuzz.campaign import advertised_versions
 from kafkacompat.protocol import load_specs
 from kafkacompat.tools.faults import FaultsClient
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.timeout(180)
 def _error_codes(value: Any) -> set[int]:
     if isinstance(value, dict):
         return {code for name, item in value.items() if not name.startswith("_")
-                for code in ([item] if name == "error_code" else _error_codes(item))}
+                for code in ([item] if name in ERROR_CODES else _error_codes(item))}
     if isinstance(value, list):
         return {code for item in value for code in _error_codes(item)}
     return set()

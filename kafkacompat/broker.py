@@ -1,10 +1,11 @@
-"""The broker object: one log engine, one group coordinator, one identity.
+"""The broker object: one log engine, one group coordinator, one transaction coordinator, one identity.
 
 Handlers reach everything through ``ctx.broker``. This is the only place that
 knows how the engines are wired together; it owns their lifetimes (open at
 start, flush and close at shutdown), the Trio signal that wakes Fetch
 long-polls when data is appended, the group commit that fsyncs appends before
-they are acknowledged, and the background log maintenance task.
+they are acknowledged, the background log maintenance task, and the
+transaction marker writer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
@@ -31,12 +33,14 @@ from kafkacompat.log.dir_lock import DataDirLock
 from kafkacompat.log.flush import sync_tickets, syncs_filesystem
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
-from kafkacompat.protocol.errors import KafkaError
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.security.authorizer import STANDARD_AUTHORIZER, open_authorizer
 from kafkacompat.security.quotas import open_quotas
 from kafkacompat.security.credentials import CredentialStore
 from kafkacompat.security.endpoint_security import config_users
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
+from kafkacompat.txn.coordinator import Completion, TransactionCoordinator
+from kafkacompat.txn.markers import write_markers
 
 if TYPE_CHECKING:
     from kafkacompat.listeners import Endpoint
@@ -45,6 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("kafkacompat.broker")
 
 META_PROPERTIES = "meta.properties"
+# Tests only: with this set to 1 the marker writer writes nothing, so a test can
+# kill the broker between EndTxn and the markers. Not a KAFKACOMPAT_* name, because
+# those are read as broker configs.
+HOLD_TXN_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
 
 
 def wall_clock_ms() -> int:
@@ -215,6 +223,14 @@ class Broker:
             delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
             max_size=config.get_int("group.share.max.size"),
         ))
+        self.transactions = TransactionCoordinator(
+            self.data_dir, clock, self.log_manager.allocate_producer_id,
+            max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
+            id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
+        )
+        self._markers_due = trio.Event()
+        self._completing: set[str] = set()  # transactional ids whose markers are being written
+        self._hold_markers = os.environ.get(HOLD_TXN_MARKERS_ENV) == "1"
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
         self.appended = AppendSignal()
@@ -250,6 +266,62 @@ class Broker:
                             if d is not None), default=None)
             wait_ms = 100 if deadline is None else min(max(deadline - self.clock(), 1), 100)
             await trio.sleep(wait_ms / 1000)
+
+    def markers_due(self) -> None:
+        """A transaction was decided: wake the marker writer."""
+        self._markers_due.set()
+
+    async def complete_transactions(self, transactional_id: str | None = None) -> None:
+        """Write the markers of the decided transactions (or of one id's) now.
+
+        EndTxn calls this for its own transaction before answering, so the
+        producer's next transaction need not wait out CONCURRENT_TRANSACTIONS
+        retries; the marker writer calls it for the rest. Each id's markers are
+        written by one caller at a time.
+        """
+        if self._hold_markers:
+            return
+        for completion in self.transactions.completions():
+            key = completion.transactional_id
+            if key in self._completing or transactional_id not in (None, key):
+                continue
+            self._completing.add(key)
+            try:
+                await self._complete_transaction(completion)
+            except (OSError, KafkaError) as exc:
+                log.error("completing transaction %r failed, retrying: %s", key, exc)
+                self.markers_due()
+                await trio.sleep(1)
+            finally:
+                self._completing.discard(key)
+
+    async def run_transaction_markers(self) -> None:
+        """Write the markers of decided transactions (those found prepared at start first), and abort
+        transactions past their timeout every transaction.abort.timed.out.transaction.cleanup.interval.ms."""
+        interval = self.config.get_int("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+        next_check = self.clock() + interval
+        while True:
+            self._markers_due = trio.Event()
+            await self.complete_transactions()
+            now = self.clock()
+            if now >= next_check:
+                next_check = now + interval
+                if self.transactions.tick(now):
+                    continue
+            with trio.move_on_after(max(next_check - now, 1) / 1000):
+                await self._markers_due.wait()
+
+    async def _complete_transaction(self, completion: Completion) -> None:
+        owed = write_markers(self.log_manager, completion, self.transactions.coordinator_epoch, self.clock())
+        if owed is None or await self.flusher.flush(owed):
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "a marker could not be written or synced")
+        if completion.commit:
+            for group_id, offsets in completion.offsets.items():
+                code = self.groups.commit_transactional_offsets(group_id, offsets)
+                if code != ErrorCode.NONE:
+                    raise KafkaError(code, f"the offsets of group {group_id!r} could not be stored")
+        self.transactions.complete(completion)
+        self.appended.notify()  # the LSO moved: read_committed fetches may return now
 
     async def run_log_maintenance(self) -> None:
         """Kafka's background log work, each job on its own interval.
@@ -316,4 +388,5 @@ class Broker:
         self.quotas.store.close()
         if self.authorizer is not None:
             self.authorizer.store.close()
+        self.transactions.close()
         self._lock.release()

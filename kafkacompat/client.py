@@ -54,6 +54,9 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     INCREMENTAL_ALTER_CONFIGS = 44
     DESCRIBE_CLUSTER = 60
+    DESCRIBE_PRODUCERS = 61
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
     CONSUMER_GROUP_DESCRIBE = 69
     SHARE_GROUP_DESCRIBE = 77
     DESCRIBE_SHARE_GROUP_OFFSETS = 90
@@ -294,14 +297,14 @@ class Cluster:
             self.metadata([])
         return self.node(self.controller_id) if self.controller_id in self.brokers else self.bootstrap
 
-    def coordinator(self, group_id: str) -> KafkaClient:
-        """The group's coordinator, from FindCoordinator."""
+    def coordinator(self, key: str, key_type: int = 0) -> KafkaClient:
+        """The coordinator of a group (key_type 0) or transactional id (1), from FindCoordinator."""
         client = self.bootstrap
         version = client.version(ApiKey.FIND_COORDINATOR)
         answer = client.request(ApiKey.FIND_COORDINATOR, version, {
-            "key": group_id, "key_type": 0, "coordinator_keys": [group_id]})
+            "key": key, "key_type": key_type, "coordinator_keys": [key]})
         found = answer.coordinators[0] if version >= 4 else answer
-        check(found.error_code, f"FindCoordinator {group_id}", found.error_message)
+        check(found.error_code, f"FindCoordinator {key}", found.error_message)
         self.brokers[found.node_id] = f"{found.host}:{found.port}"
         return self._connect(self.brokers[found.node_id])
 

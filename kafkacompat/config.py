@@ -131,6 +131,13 @@ _DEFS = [
     ConfigDef("quota.window.size.seconds", "int", "1", "Length of one client quota sample."),
     ConfigDef("log.cleaner.max.compaction.lag.ms", "long", "9223372036854775807",
               "Uncleaned records older than this make a partition due.", "max.compaction.lag.ms"),
+    ConfigDef("transaction.max.timeout.ms", "int", "900000",
+              "Largest transaction.timeout.ms a producer may ask for (else INVALID_TRANSACTION_TIMEOUT)."),
+    # Kafka checks every 10 s; a dev broker aborts an abandoned transaction within a second of its timeout.
+    ConfigDef("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", "1000",
+              "How often transactions past their timeout are aborted (their producer fenced)."),
+    ConfigDef("transactional.id.expiration.ms", "int", "604800000",
+              "A transactional id idle this long (no transaction open) is forgotten."),
 ]
 
 # TLS and SASL (kafkacompat.security); each may also be set for one listener as listener.name.<l>.<name>.

@@ -6,13 +6,14 @@ supports a range of levels per feature; the cluster finalizes one level, and
 clients read both from ApiVersions (v3+) to decide what they may use.  `metadata.version`
 is supported up to 3.9-IV0 (the Kafka release whose API versions we serve),
 `group.version` up to 1 (KIP-848 consumer groups, finalized at 1 in a
-new cluster as Kafka 4 does; at 0 the consumer protocol's APIs are refused)
-and `share.version` up to 1 (KIP-932 share groups, finalized in a new data
-directory; 0 turns share groups off).
-`kraft.version` and `transaction.version` stay at 0 until their protocols
-exist (KIP-853, KIP-890 v2 transactions), so Java clients do not switch to
-protocols we lack; like Kafka, ApiVersions omits a feature
-whose supported maximum is 0.
+new cluster as Kafka 4 does; at 0 the consumer protocol's APIs are refused),
+`share.version` up to 1 (KIP-932 share groups, finalized in a new data
+directory; 0 turns share groups off) and `transaction.version` up to 1
+(finalized at 1 on a new data directory: transactions with server-side
+produce verification, KIP-890 part 1; level 2, transactions v2 where Produce
+v12 adds partitions implicitly, would switch Java clients to a Produce version
+we do not serve). `kraft.version` stays at 0 until its protocol exists
+(KIP-853); like Kafka, ApiVersions omits a feature whose supported maximum is 0.
 
 An update is checked feature by feature in request order, as Kafka's
 controller checks it, and the first failure fails the whole request
@@ -54,13 +55,15 @@ _METADATA_CHANGED = {level: changed for level, _, changed in METADATA_VERSIONS}
 MINIMUM_BOOTSTRAP_LEVEL = 4
 GROUP_VERSION = "group.version"
 SHARE_VERSION = "share.version"
+TRANSACTION_VERSION = "transaction.version"
 SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0]), GROUP_VERSION: (0, 1),
-             SHARE_VERSION: (0, 1)}
+             SHARE_VERSION: (0, 1), TRANSACTION_VERSION: (0, 1)}
 # Features Kafka knows that this broker supports only at level 0 (disabled).
-DISABLED_FEATURES = ("kraft.version", "transaction.version")
+DISABLED_FEATURES = ("kraft.version",)
 # What a new cluster finalizes: the newest metadata.version and, as in Kafka 4, group.version 1 (KIP-848);
-# share.version 1 (KIP-932's share groups, Kafka 4.2's default).
-NEW_CLUSTER_LEVELS = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1], GROUP_VERSION: 1, SHARE_VERSION: 1}
+# share.version 1 (KIP-932's share groups, Kafka 4.2's default); transaction.version 1 (KIP-890 part 1).
+NEW_CLUSTER_LEVELS = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1], GROUP_VERSION: 1, SHARE_VERSION: 1,
+                      TRANSACTION_VERSION: 1}
 
 
 class UpgradeType(enum.IntEnum):
@@ -142,7 +145,7 @@ class FinalizedFeatures:
             raise refuse("Can't downgrade to a newer version.")
         if name == METADATA_VERSION:
             self._check_metadata_version(level, current, upgrade_type)
-        elif name not in DISABLED_FEATURES and name not in (GROUP_VERSION, SHARE_VERSION):
+        elif name not in DISABLED_FEATURES and name not in (GROUP_VERSION, SHARE_VERSION, TRANSACTION_VERSION):
             raise refuse(f"Feature {name} not found.")
 
     @staticmethod

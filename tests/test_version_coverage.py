@@ -47,6 +47,8 @@ SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE, SHARE_FETCH, SHARE_ACKNOWLEDGE = 76
 DESCRIBE_SHARE_GROUP_OFFSETS, ALTER_SHARE_GROUP_OFFSETS, DELETE_SHARE_GROUP_OFFSETS = 90, 91, 92
 GROUP_RESOURCE = 32
 CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
+ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, TXN_OFFSET_COMMIT = 24, 25, 26, 28
+DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 
 TOPIC_RESOURCE = 2
 FIRST_TIMESTAMP = int(time.time() * 1000) - 60_000
@@ -461,6 +463,13 @@ def init_producer_id(session: Session, version: int) -> None:
     assert (first.error_code, second.error_code) == (ErrorCode.NONE, ErrorCode.NONE)
     assert first.producer_id >= 0 and second.producer_id >= 0
     assert first.producer_id != second.producer_id, "each idempotent producer needs its own id"
+    tid = session.name("init-txn", version)
+    first = session.call(INIT_PRODUCER_ID, version, {"transactional_id": tid, "transaction_timeout_ms": 60_000})
+    second = session.call(INIT_PRODUCER_ID, version, {"transactional_id": tid, "transaction_timeout_ms": 60_000})
+    assert (first.error_code, second.error_code) == (ErrorCode.NONE, ErrorCode.NONE)
+    assert (second.producer_id, second.producer_epoch) == (first.producer_id, first.producer_epoch + 1)
+    too_long = session.call(INIT_PRODUCER_ID, version, {"transactional_id": tid, "transaction_timeout_ms": 900_001})
+    assert too_long.error_code == ErrorCode.INVALID_TRANSACTION_TIMEOUT
 
 
 def described_configs(session: Session, topic: str, version: int | None = None) -> dict[str, Any]:
@@ -822,6 +831,151 @@ def describe_producers(session: Session, version: int) -> None:
         ErrorCode.NONE, init.producer_id, init.producer_epoch, 1)
     assert (producer.last_timestamp, producer.coordinator_epoch, producer.current_txn_start_offset) == (
         FIRST_TIMESTAMP, -1, -1)
+
+
+def transactional_producer(session: Session, tid: str) -> tuple[int, int]:
+    init = session.call(INIT_PRODUCER_ID, newest(INIT_PRODUCER_ID),
+                        {"transactional_id": tid, "transaction_timeout_ms": 60_000})
+    assert init.error_code == ErrorCode.NONE, init
+    return init.producer_id, init.producer_epoch
+
+
+def add_partitions(session: Session, tid: str, producer: tuple[int, int], topic: str,
+                   partitions: list[int], version: int | None = None, verify_only: bool = False) -> dict[int, int]:
+    """AddPartitionsToTxn in the version's shape; the error code per partition."""
+    version = newest(ADD_PARTITIONS_TO_TXN) if version is None else version
+    topics = [{"name": topic, "partitions": partitions}]
+    if version < 4:
+        body = {"v3_and_below_transactional_id": tid, "v3_and_below_producer_id": producer[0],
+                "v3_and_below_producer_epoch": producer[1], "v3_and_below_topics": topics}
+        (result,) = session.call(ADD_PARTITIONS_TO_TXN, version, body).results_by_topic_v3_and_below
+    else:
+        body = {"transactions": [{"transactional_id": tid, "producer_id": producer[0], "producer_epoch": producer[1],
+                                  "verify_only": verify_only, "topics": topics}]}
+        answer = session.call(ADD_PARTITIONS_TO_TXN, version, body)
+        assert answer.error_code == ErrorCode.NONE
+        (txn,) = answer.results_by_transaction
+        assert txn.transactional_id == tid
+        (result,) = txn.topic_results
+    assert result.name == topic
+    return {p.partition_index: p.partition_error_code for p in result.results_by_partition}
+
+
+@exercises(ADD_PARTITIONS_TO_TXN)
+def add_partitions_to_txn(session: Session, version: int) -> None:
+    tid = session.name("add-partitions", version)
+    producer = transactional_producer(session, tid)
+    if version >= 4:
+        assert add_partitions(session, tid, producer, session.topic, [0], version, verify_only=True) == {
+            0: ErrorCode.INVALID_TXN_STATE}
+    assert add_partitions(session, tid, producer, session.topic, [0, 9], version) == {
+        0: ErrorCode.OPERATION_NOT_ATTEMPTED, 9: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    assert add_partitions(session, tid, producer, session.topic, [0, 1], version) == {
+        0: ErrorCode.NONE, 1: ErrorCode.NONE}
+    if version >= 4:
+        assert add_partitions(session, tid, producer, session.topic, [1], version, verify_only=True) == {
+            1: ErrorCode.NONE}
+    assert add_partitions(session, tid, (producer[0], producer[1] - 1), session.topic, [0], version) == {
+        0: ErrorCode.PRODUCER_FENCED}
+
+
+@exercises(ADD_OFFSETS_TO_TXN)
+def add_offsets_to_txn(session: Session, version: int) -> None:
+    tid = session.name("add-offsets", version)
+    pid, epoch = transactional_producer(session, tid)
+    body = {"transactional_id": tid, "producer_id": pid, "producer_epoch": epoch, "group_id": "g"}
+    assert session.call(ADD_OFFSETS_TO_TXN, version, body).error_code == ErrorCode.NONE
+    stale = {**body, "producer_epoch": epoch - 1}
+    assert session.call(ADD_OFFSETS_TO_TXN, version, stale).error_code == ErrorCode.PRODUCER_FENCED
+    unknown = {**body, "transactional_id": tid + "-unknown"}
+    assert session.call(ADD_OFFSETS_TO_TXN, version, unknown).error_code == ErrorCode.INVALID_PRODUCER_ID_MAPPING
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@exercises(END_TXN)
+def end_txn(session: Session, version: int) -> None:
+    """A committed transactional batch becomes visible to read_committed fetches once its marker is written."""
+    topic = session.name("end-txn", version)
+    session.create_topic(topic)
+    tid = session.name("end-txn", version)
+    pid, epoch = transactional_producer(session, tid)
+    body = {"transactional_id": tid, "producer_id": pid, "producer_epoch": epoch, "committed": True}
+    assert session.call(END_TXN, version, body).error_code == ErrorCode.INVALID_TXN_STATE  # nothing open
+    assert add_partitions(session, tid, (pid, epoch), topic, [0]) == {0: ErrorCode.NONE}
+    batch = build_batch([RecordSpec(b"v")], base_timestamp=FIRST_TIMESTAMP, producer_id=pid, producer_epoch=epoch,
+                        base_sequence=0, transactional=True)
+    produced = session.call(PRODUCE, newest(PRODUCE), {**produce_body(topic, 0, batch), "transactional_id": tid})
+    assert produced.responses[0].partition_responses[0].error_code == ErrorCode.NONE
+    answer = session.call(END_TXN, version, body)
+    assert answer.error_code == ErrorCode.NONE
+    if version >= 5:
+        assert (answer.producer_id, answer.producer_epoch) == (pid, epoch + 1)
+
+    def committed_end() -> int:
+        body = {"isolation_level": 1, "topics": [{"name": topic, "partitions": [
+            {"partition_index": 0, "current_leader_epoch": -1, "timestamp": -1}]}]}
+        return session.call(LIST_OFFSETS, newest(LIST_OFFSETS), body).topics[0].partitions[0].offset
+
+    wait_for(lambda: committed_end() == 2, "the commit marker")  # the record and its marker
+
+
+@exercises(TXN_OFFSET_COMMIT)
+def txn_offset_commit(session: Session, version: int) -> None:
+    tid = session.name("txn-offsets", version)
+    group = session.name("txn-offsets", version)
+    pid, epoch = transactional_producer(session, tid)
+    body = {"transactional_id": tid, "group_id": group, "producer_id": pid, "producer_epoch": epoch,
+            "generation_id": -1, "member_id": "", "group_instance_id": None, "topics": [
+                {"name": session.topic, "partitions": [{"partition_index": 0, "committed_offset": 2,
+                                                        "committed_leader_epoch": -1, "committed_metadata": "m"}]}]}
+    (topic,) = session.call(TXN_OFFSET_COMMIT, version, body).topics
+    assert topic.partitions[0].error_code == ErrorCode.INVALID_TXN_STATE  # the group is not in the transaction
+    session.call(ADD_OFFSETS_TO_TXN, newest(ADD_OFFSETS_TO_TXN),
+                 {"transactional_id": tid, "producer_id": pid, "producer_epoch": epoch, "group_id": group})
+    (topic,) = session.call(TXN_OFFSET_COMMIT, version, body).topics
+    assert (topic.name, topic.partitions[0].partition_index, topic.partitions[0].error_code) == (
+        session.topic, 0, ErrorCode.NONE)
+    assert committed(session, group)[0] == -1  # staged, not committed
+    stable = session.call(OFFSET_FETCH, newest(OFFSET_FETCH), {"require_stable": True, "groups": [
+        {"group_id": group, "topics": [{"name": session.topic, "partition_indexes": [0]}]}]})
+    assert stable.groups[0].topics[0].partitions[0].error_code == ErrorCode.UNSTABLE_OFFSET_COMMIT  # KIP-447
+    session.call(END_TXN, newest(END_TXN),
+                 {"transactional_id": tid, "producer_id": pid, "producer_epoch": epoch, "committed": True})
+    wait_for(lambda: committed(session, group) == (2, "m"), "the committed transaction's offsets")
+
+
+@exercises(DESCRIBE_TRANSACTIONS)
+def describe_transactions(session: Session, version: int) -> None:
+    tid = session.name("describe-txn", version)
+    pid, epoch = transactional_producer(session, tid)
+    add_partitions(session, tid, (pid, epoch), session.topic, [1, 0])
+    known, unknown = session.call(DESCRIBE_TRANSACTIONS, version, {"transactional_ids": [tid, tid + "-no"]}
+                                  ).transaction_states
+    assert (unknown.transactional_id, unknown.error_code) == (tid + "-no", ErrorCode.TRANSACTIONAL_ID_NOT_FOUND)
+    assert (known.error_code, known.transaction_state, known.producer_id, known.producer_epoch) == (
+        ErrorCode.NONE, "Ongoing", pid, epoch)
+    assert known.transaction_timeout_ms == 60_000 and known.transaction_start_time_ms > 0
+    assert [(t.topic, list(t.partitions)) for t in known.topics] == [(session.topic, [0, 1])]
+
+
+@exercises(LIST_TRANSACTIONS)
+def list_transactions(session: Session, version: int) -> None:
+    tid = session.name("list-txn", version)
+    pid, epoch = transactional_producer(session, tid)
+    add_partitions(session, tid, (pid, epoch), session.topic, [0])
+    body = {"state_filters": ["Ongoing", "Bogus"], "producer_id_filters": [pid], "duration_filter": 0}
+    answer = session.call(LIST_TRANSACTIONS, version, body)
+    assert (answer.error_code, list(answer.unknown_state_filters)) == (ErrorCode.NONE, ["Bogus"])
+    assert [(t.transactional_id, t.producer_id, t.transaction_state) for t in answer.transaction_states] == [
+        (tid, pid, "Ongoing")]
+    empty = session.call(LIST_TRANSACTIONS, version, {**body, "state_filters": ["Empty"]})
+    assert list(empty.transaction_states) == []
 
 
 @exercises(GET_TELEMETRY_SUBSCRIPTIONS)

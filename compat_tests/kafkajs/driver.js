@@ -234,7 +234,33 @@ async function alterConfigs (request) {
   })
 }
 
-const COMMANDS = { admin, produce, consume, offsets, alterConfigs }
+// Runs `transactions` ([{records, commit}]) one after the other with one
+// transactional producer: each sends its records to their `partition`, then
+// commits or aborts. Reports each send's per-partition results.
+async function transactions (request) {
+  const producer = connect(request).producer({
+    transactionalId: request.transactionalId, idempotent: true, maxInFlightRequests: 1
+  })
+  await producer.connect()
+  try {
+    const results = []
+    for (const step of request.transactions) {
+      const transaction = await producer.transaction()
+      const sent = await transaction.send({
+        topic: request.topic,
+        messages: step.records.map(record => ({ ...toMessage(record), partition: record.partition }))
+      })
+      if (step.commit) await transaction.commit()
+      else await transaction.abort()
+      results.push(sent)
+    }
+    return { results }
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+const COMMANDS = { admin, produce, consume, offsets, alterConfigs, transactions }
 
 async function main () {
   const command = COMMANDS[process.argv[2]]

@@ -305,6 +305,24 @@ class GroupCoordinator:
             results.update(dict.fromkeys(accepted, error))
         return results
 
+    def check_transactional_commit(self, group_id: str, generation_id: int, member_id: str,
+                                   group_instance_id: str | None) -> ErrorCode | None:
+        """TxnOffsetCommit v3+ (KIP-447): the committing member must be current, as for OffsetCommit."""
+        group = self._groups.get(group_id)
+        if group is None:
+            return None
+        return self._commit_error(group, generation_id, member_id, group_instance_id)
+
+    def commit_transactional_offsets(self, group_id: str,
+                                     offsets: Mapping[TopicPartition, CommittedOffset]) -> ErrorCode:
+        """Offsets a committed transaction staged: stored as its marker is written, whoever is a member now."""
+        now = self._clock()
+        if group_id not in self._groups:
+            self._groups[group_id] = Group(group_id, now)
+        stored = {tp: CommittedOffset(entry.offset, max(entry.leader_epoch, -1), entry.metadata, now)
+                  for tp, entry in offsets.items()}
+        return write_or_error(lambda: self._store.commit(group_id, stored))
+
     @staticmethod
     def _commit_error(
         group: Group, generation_id: int, member_id: str, group_instance_id: str | None

@@ -55,14 +55,16 @@ class Journal:
             pos = start + length
         return payloads
 
-    def append(self, payloads: Iterable[bytes]) -> None:
-        """Write and fsync; on failure the file is cut back so no partial frame stays behind."""
+    def append(self, payloads: Iterable[bytes], *, sync: bool = True) -> None:
+        """Write and fsync (unless `sync` is False: the next synced append or rewrite covers it);
+        on failure the file is cut back so no partial frame stays behind."""
         data = memoryview(b"".join(frame(p) for p in payloads))
         position = os.fstat(self._fd).st_size
         try:
             while data:
                 data = data[os.write(self._fd, data) :]
-            os.fsync(self._fd)
+            if sync:
+                os.fsync(self._fd)
         except OSError:
             os.ftruncate(self._fd, position)
             raise

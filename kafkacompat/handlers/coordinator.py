@@ -1,9 +1,8 @@
 """FindCoordinator (key 10): which broker coordinates a group (or transactional id).
 
-A single broker coordinates every group, so group keys always name this
-node. There is no transaction coordinator yet, so transactional keys get
-COORDINATOR_NOT_AVAILABLE (clients retry, then give up on transactions).
-v4+ batches keys and answers one entry per key.
+A single broker coordinates every group and every transactional id, so
+both key types always name this node. v4+ batches keys and answers one entry
+per key.
 """
 
 from __future__ import annotations
@@ -17,19 +16,15 @@ API_KEY = 10
 
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
-_NOT_AVAILABLE = "The coordinator is not available."
 
 
 def _locate(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
-    if key_type == KEY_TYPE_GROUP:
+    if key_type in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
         host, port = ctx.broker.address_for(ctx.listener_name)
         return {"key": key, "node_id": ctx.broker.node_id, "host": host,
                 "port": port, "error_code": ErrorCode.NONE, "error_message": None}
-    if key_type == KEY_TYPE_TRANSACTION:
-        code, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, _NOT_AVAILABLE
-    else:
-        code, message = ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
-    return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code, "error_message": message}
+    return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": ErrorCode.INVALID_REQUEST,
+            "error_message": f"Unknown coordinator type {key_type}"}
 
 
 async def handle_find_coordinator(request: Request, ctx: RequestContext) -> dict[str, Any]:

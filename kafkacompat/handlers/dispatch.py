@@ -51,6 +51,7 @@ from kafkacompat.handlers import (
     telemetry,
     topic_partitions,
     topics,
+    transactions,
 )
 from kafkacompat.cluster.faults import Injection, RequestFacts
 from kafkacompat.handlers.error_response import error_response
@@ -76,7 +77,7 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
         api_versions, metadata, produce, fetch, list_offsets, producer_ids,
         topics, configs, cluster, coordinator, groups, offsets, delete_records, leader_epochs,
         log_dirs, topic_partitions, features, delegation_tokens, replicas, telemetry,
-        share_groups, acls, client_quotas, consumer_groups, sasl, scram_credentials,
+        share_groups, acls, client_quotas, consumer_groups, sasl, scram_credentials, transactions,
     ]
 )
 api_versions.use_registry(REGISTRY)

@@ -39,6 +39,8 @@ from typing import Any, Mapping
 from kafkacompat.protocol.specs import FieldSpec, api_spec
 
 ERROR_CODE = "error_code"
+# AddPartitionsToTxn names its per-partition code differently.
+ERROR_CODES = (ERROR_CODE, "partition_error_code")
 ERROR_MESSAGE = "error_message"
 PRODUCE = 0
 INVALID_OFFSET = -1
@@ -73,7 +75,7 @@ def error_response(api_key: int, version: int, request_body: Mapping[str, Any], 
 
 @functools.lru_cache(maxsize=None)
 def _carries_errors(field: FieldSpec, version: int) -> bool:
-    return any(child.present_in(version) and (child.name == ERROR_CODE or (child.is_struct and _carries_errors(child, version)))
+    return any(child.present_in(version) and (child.name in ERROR_CODES or (child.is_struct and _carries_errors(child, version)))
                for child in field.fields)
 
 
@@ -94,7 +96,7 @@ class _Mirror:
         for field in present:
             if field.is_array:
                 continue
-            if field.name == ERROR_CODE and field.type == "int16":
+            if field.name in ERROR_CODES and field.type == "int16":
                 body[field.name] = self.code
             elif field.name == ERROR_MESSAGE and (self.message is not None or field.nullable_in(version)):
                 body[field.name] = self.message

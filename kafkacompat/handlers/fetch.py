@@ -7,7 +7,10 @@ arrives or ``max_wait_ms`` runs out — no polling loop. The response holds at
 most the smaller of ``max_bytes`` and the broker's fetch.max.bytes, partitions
 filled in order, only its first batch allowed past a limit (KIP-74).
 Incremental fetch sessions (KIP-227) are kept in the broker's
-FetchSessionCache (see fetch_session.py).
+FetchSessionCache (see fetch_session.py). A read_committed fetch
+(isolation_level 1) reads up to the last stable offset and lists the aborted
+transactions in its range from the log's aborted index; with no open
+transaction the LSO is the high watermark and the read is the same.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ MIN_USABLE_VERSION = 4
 FIRST_SESSION_VERSION = 7
 FIRST_TOPIC_ID_VERSION = 13
 NO_TOPIC_ID = uuid.UUID(int=0)
+READ_COMMITTED = 1
 # Smaller ranges are read into memory: the copy costs less than sendfile's extra system calls.
 SENDFILE_MIN_BYTES = 16 * 1024 if hasattr(os, "sendfile") else None
 # Each FileSlice holds a descriptor until it is sent; a response's later ranges are read.
@@ -57,8 +61,10 @@ class _Target(NamedTuple):
 class _FetchPlan:
     """The partitions of one fetch, resolved once, read on every wake-up."""
 
-    def __init__(self, targets: list[_Target], use_ids: bool, max_bytes: int, ctx: RequestContext) -> None:
+    def __init__(self, targets: list[_Target], use_ids: bool, max_bytes: int, ctx: RequestContext,
+                 read_committed: bool) -> None:
         self.targets = targets
+        self.read_committed = read_committed
         self.use_ids = use_ids
         self.max_bytes = max_bytes
         manager = ctx.broker.log_manager
@@ -93,14 +99,14 @@ class _FetchPlan:
         answer = _empty_partition(index, ErrorCode.NONE)
         answer.update(
             high_watermark=log.high_watermark,
-            last_stable_offset=log.high_watermark,
+            last_stable_offset=log.last_stable_offset,
             log_start_offset=log.log_start_offset,
         )
         limit = min(target.partition_max_bytes, budget)
         if limit <= 0 and not first:
             return answer, 0
         try:
-            data = log.read(target.fetch_offset, limit, slice_from=slice_from)
+            data = log.read(target.fetch_offset, limit, slice_from=slice_from, committed=self.read_committed)
         except KafkaError as exc:
             answer["error_code"] = exc.code
             return answer, 0
@@ -111,6 +117,10 @@ class _FetchPlan:
                 data.close()
             return answer, 0
         answer["records"] = data
+        if self.read_committed:
+            answer["aborted_transactions"] = [
+                {"producer_id": aborted.producer_id, "first_offset": aborted.first_offset}
+                for aborted in log.aborted_transactions(target.fetch_offset)] if data else []
         return answer, len(data)
 
     def record_bytes_by_topic(self, answers: Iterable[tuple[PartitionKey, dict[str, Any]]]) -> dict[str, int]:
@@ -200,7 +210,8 @@ async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
         session.update(_requested(body, use_ids), _forgotten(body, use_ids))
         targets = _session_targets(session)
     # Kafka caps a response at the smaller of the request's and the broker's fetch.max.bytes.
-    plan = _FetchPlan(targets, use_ids, min(body.max_bytes, ctx.broker.config.get_int("fetch.max.bytes")), ctx)
+    plan = _FetchPlan(targets, use_ids, min(body.max_bytes, ctx.broker.config.get_int("fetch.max.bytes")), ctx,
+                      body.isolation_level == READ_COMMITTED)
     deadline = trio.current_time() + max(body.max_wait_ms, 0) / 1000
     while True:
         answers, total, failed = plan.read()

@@ -22,12 +22,13 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
+READ_COMMITTED = 1
 
 
-def _lookup(log: Any, timestamp: int) -> tuple[int, int]:
-    """(offset, timestamp) as Kafka answers them; -1 where there is none."""
+def _lookup(log: Any, timestamp: int, isolation_level: int) -> tuple[int, int]:
+    """(offset, timestamp) as Kafka answers them; -1 where there is none. read_committed's latest is the LSO."""
     if timestamp == LATEST:
-        return log.high_watermark, -1
+        return (log.last_stable_offset if isolation_level == READ_COMMITTED else log.high_watermark), -1
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return log.log_start_offset, -1
     if timestamp == LATEST_TIERED:
@@ -59,7 +60,7 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
                     "timestamp": -1, "offset": -1, "leader_epoch": -1, "old_style_offsets": [],
                 })
                 continue
-            offset, timestamp = _lookup(log, p.timestamp)
+            offset, timestamp = _lookup(log, p.timestamp, request.body.get("isolation_level", 0))
             partitions.append({
                 "partition_index": p.partition_index,
                 "error_code": ErrorCode.NONE,

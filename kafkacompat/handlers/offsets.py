@@ -3,7 +3,10 @@
 Partitions of topics this broker does not have are answered
 UNKNOWN_TOPIC_OR_PARTITION here, before the coordinator sees the request, as
 Kafka checks its metadata cache first. OffsetFetch v8+ asks for several
-groups at once; a null topic list means "every committed partition".
+groups at once; a null topic list means "every committed partition". With
+``require_stable`` (v7+, KIP-447) a partition whose offset an open
+transaction has staged answers UNSTABLE_OFFSET_COMMIT, so the consumer waits
+for the transaction to end instead of reading the offset before it.
 """
 
 from __future__ import annotations
@@ -63,21 +66,27 @@ async def handle_offset_commit(request: Request, ctx: RequestContext) -> dict[st
     return {"throttle_time_ms": 0, "topics": _by_topic(errors)}
 
 
-def _fetched_topics(ctx: RequestContext, group_id: str, topics: Iterable[Any] | None) -> list[dict[str, Any]]:
+def _fetched_topics(ctx: RequestContext, group_id: str, topics: Iterable[Any] | None,
+                    require_stable: bool) -> list[dict[str, Any]]:
     """The group's commits; with an authorizer, topics the caller may not DESCRIBE are left out of a listing
     and TOPIC_AUTHORIZATION_FAILED when named, as Kafka answers them."""
     groups: GroupCoordinator = ctx.broker.groups
     wanted = None if topics is None else [
         TopicPartition(t.name, index) for t in topics for index in t.partition_indexes
     ]
+    transactions = ctx.broker.transactions
     answer: dict[str, list[dict[str, Any]]] = {}
-    for tp, committed in groups.fetch_offsets(group_id, wanted).items():
+    for tp, committed in ctx.broker.groups.fetch_offsets(group_id, wanted).items():
+        if require_stable and transactions.has_pending_offsets(group_id, tp):
+            committed, code = None, ErrorCode.UNSTABLE_OFFSET_COMMIT
+        else:
+            code = ErrorCode.NONE
         answer.setdefault(tp.topic, []).append({
             "partition_index": tp.partition,
             "committed_offset": committed.offset if committed else -1,
             "committed_leader_epoch": committed.leader_epoch if committed else -1,
             "metadata": committed.metadata if committed else "",
-            "error_code": ErrorCode.NONE,
+            "error_code": code,
         })
     if ctx.broker.authorizer is not None:
         for name in [n for n in answer if not allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, n)]:
@@ -91,6 +100,7 @@ def _fetched_topics(ctx: RequestContext, group_id: str, topics: Iterable[Any] | 
 
 async def handle_offset_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
+    require_stable = bool(body.get("require_stable", False))
     if request.version >= 8:
         groups = ctx.broker.groups
         answers = []
@@ -98,11 +108,11 @@ async def handle_offset_fetch(request: Request, ctx: RequestContext) -> dict[str
             # v9+: a KIP-848 member names itself and its epoch (STALE_MEMBER_EPOCH when behind).
             error = groups.offset_fetch_error(g.group_id, g.member_id, g.member_epoch) if request.version >= 9 else None
             answers.append({"group_id": g.group_id, "error_code": error or ErrorCode.NONE,
-                            "topics": [] if error else _fetched_topics(ctx, g.group_id, g.topics)})
+                            "topics": [] if error else _fetched_topics(ctx, g.group_id, g.topics, require_stable)})
         return {"throttle_time_ms": 0, "groups": answers}
     return {
         "throttle_time_ms": 0,
-        "topics": _fetched_topics(ctx, body.group_id, body.topics),
+        "topics": _fetched_topics(ctx, body.group_id, body.topics, require_stable),
         "error_code": ErrorCode.NONE,
     }
 

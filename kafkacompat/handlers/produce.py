@@ -2,7 +2,9 @@
 
 The records travel as bytes from the request buffer into the segment file;
 the log engine validates each batch header and CRC and patches its base
-offset — no record is decoded here.
+offset — no record is decoded here. A transactional produce is first checked
+against the transaction coordinator (KIP-890 part 1): the partition must be in
+the producer's open transaction.
 """
 
 from __future__ import annotations
@@ -106,8 +108,18 @@ def check_request_records(records: bytes | bytearray | memoryview | None, versio
                          "are only allowed to contain exactly one record batch per partition")
 
 
+def _check_transaction(ctx: RequestContext, transactional_id: str, topic: str, index: int,
+                       records: bytes | bytearray | memoryview) -> None:
+    header = read_header(records)
+    code = ctx.broker.transactions.verify_produce(transactional_id, header.producer_id, header.producer_epoch,
+                                                  (topic, index))
+    if code is not None:
+        raise KafkaError(code, f"{topic}-{index} is not in an open transaction of {transactional_id!r} "
+                               f"with producer {header.producer_id} epoch {header.producer_epoch}")
+
+
 def _append(
-    ctx: RequestContext, topic: str, index: int, records: bytes | None, version: int
+    ctx: RequestContext, topic: str, index: int, records: bytes | None, version: int, transactional_id: str | None
 ) -> tuple[dict[str, Any], tuple[PartitionLog, int] | None]:
     """The partition's answer, and what to flush before sending it: the partition and its appends' end offset."""
     partition = ctx.broker.log_manager.partition(topic, index)
@@ -115,6 +127,8 @@ def _append(
         return _partition_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
     try:
         check_request_records(records, version)
+        if transactional_id is not None and len(records) >= BATCH_OVERHEAD:
+            _check_transaction(ctx, transactional_id, topic, index, records)
         if _DISCARD_PRODUCE:
             return _discard(topic, index, records), None
         result = partition.append(records, now_ms=ctx.broker.clock())
@@ -150,8 +164,6 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
         refuse = ErrorCode.UNSUPPORTED_VERSION
     elif body.acks not in VALID_ACKS:
         refuse = ErrorCode.INVALID_REQUIRED_ACKS
-    elif body.transactional_id is not None:
-        refuse = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     responses = []
     written: list[tuple[PartitionLog, int, dict[str, Any]]] = []
     for topic in body.topic_data:
@@ -160,7 +172,8 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
             if refuse is not None:
                 partitions.append(_partition_error(data.index, refuse))
                 continue
-            answer, owed = _append(ctx, topic.name, data.index, data.records, request.version)
+            answer, owed = _append(ctx, topic.name, data.index, data.records, request.version,
+                                   body.transactional_id)
             if owed is not None:
                 written.append((*owed, answer))
             partitions.append(answer)

@@ -60,7 +60,8 @@ def _walk(entry: Mapping[str, Any], found: Resources, topic: str | None, namer: 
         elif isinstance(value, str):
             if name == "group_id":
                 found.groups.add(value)
-            elif name == "transactional_id":
+            elif name in ("transactional_id", "v3_and_below_transactional_id") and value:
+                # AddPartitionsToTxn carries one of its two id fields per version; the other decodes empty.
                 found.transactional_ids.add(value)
         elif isinstance(value, list):
             _walk_array(name, value, found, topic, namer)

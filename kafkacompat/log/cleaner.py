@@ -18,7 +18,9 @@ kept by an earlier cleaning may now go.  One cleaning:
    records keep their offsets: a batch that loses records is rebuilt around
    the survivors' original bytes with its base offset, last offset delta and
    producer fields unchanged, and compressed again with its own codec; a
-   batch that keeps everything is copied byte for byte; an emptied one goes;
+   batch that keeps everything is copied byte for byte; an emptied one goes,
+   and so does a batch of an aborted transaction (whose records never shadow
+   a key either); commit and abort markers stay, with the aborted index;
 3. stages each group's output in `cleaning/`, has it fsynced, and swaps it in
    (see PartitionLog.swap_cleaned and recovery.finish_segment_swap);
 4. records the mapped end as the new first dirty offset, and when the next
@@ -45,6 +47,7 @@ from kafkacompat.log.segment import LogSegment
 from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.protocol.records import (
     INT32_MAX,
+    BatchHeader,
     batch_body,
     iter_raw_records,
     read_header,
@@ -162,7 +165,7 @@ class CleaningJob:
             for chunk in _chunks(segment):
                 for batch in chunk:
                     header, body = batch_body(batch)
-                    if header.is_control:
+                    if header.is_control or self._aborted(header):
                         continue
                     for record in iter_raw_records(header, body):
                         if record.key is not None:
@@ -194,6 +197,7 @@ class CleaningJob:
                     if self._interrupted():
                         return False
             fds = output.seal()
+            self.partition.write_aborted_index(staging, group[0].base_offset, group[-1].next_offset)
         finally:
             output.close()
         ticket = FlushTicket(fds, staging, None)
@@ -213,11 +217,16 @@ class CleaningJob:
             shutil.rmtree(staging)
         return True
 
+    def _aborted(self, header: BatchHeader) -> bool:
+        return header.is_transactional and self.partition.is_aborted(header.producer_id, header.base_offset)
+
     def _filter(self, batch: bytes, offset_map: dict[bytes, int]) -> bytes | None:
         """The batch itself if every record stays, a rebuilt batch if some do, None if none do."""
         header, body = batch_body(batch)
         if header.is_control:
             return batch
+        if self._aborted(header):
+            return None
         retention_ms = self.partition.config.delete_retention_ms
         records = list(iter_raw_records(header, body))
         kept = []

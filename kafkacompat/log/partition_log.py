@@ -11,15 +11,24 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kafkacompat.log.clean_shutdown import PartitionState
-from kafkacompat.log.durable import read_json, write_json_atomically
+from kafkacompat.log.durable import read_json
 from kafkacompat.log.file_slice import FileSlice
 from kafkacompat.log.flush import FlushTicket, LogPosition
 from kafkacompat.log.leader_epochs import EpochEntry, LeaderEpochCache
 from kafkacompat.log.producer_state import ProducerEntry, ProducerStateManager
 from kafkacompat.log.record_validation import check_records, needs_record_walk
-from kafkacompat.log.recovery import SWAP_JOURNAL, finish_segment_swap, open_segments, state_matches_disk
+from kafkacompat.log.recovery import open_segments, state_matches_disk
+from kafkacompat.log.retention import LOG_START_OFFSET_FILE, SegmentRetention
 from kafkacompat.log.segment import LogSegment
 from kafkacompat.log.topic_config import LONG_MAX, LogConfig
+from kafkacompat.log.transactions import (
+    CONTROL_COMMIT,
+    CONTROL_PEEK_BYTES,
+    AbortedIndex,
+    AbortedTxn,
+    control_batch,
+    control_type,
+)
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import (
     INT32_MAX,
@@ -34,7 +43,6 @@ from kafkacompat.protocol.records import (
 
 log = logging.getLogger("kafkacompat.log")
 
-LOG_START_OFFSET_FILE = "log-start-offset"
 DEFAULT_PRODUCER_ID_EXPIRATION_MS = 86_400_000
 # The only broker leads every partition in this epoch until leadership changes exist.
 INITIAL_LEADER_EPOCH = 0
@@ -49,18 +57,18 @@ class AppendResult(NamedTuple):
     duplicate: bool  # an idempotent retry: nothing written, the original offsets returned
 
 
-class PartitionLog:
+class PartitionLog(SegmentRetention):
     """All the data of one partition: segments in offset order, the last one active.
 
     On disk, in `<data_dir>/<topic>-<partition>/`: the segment files (see
     LogSegment), producer-state snapshots (see ProducerStateManager), once
     DeleteRecords has moved it inside a segment `log-start-offset` (JSON), the
-    leader-epoch checkpoint (see leader_epochs.py) and the log cleaner's files
-    (see cleaner.py).  Opening repairs what a stop left
+    leader-epoch checkpoint (see leader_epochs.py), the aborted-transaction
+    index (see transactions.py) and the log cleaner's files (see cleaner.py).  Opening repairs what a stop left
     behind (see recovery.py), so a partition left by a killed process opens
     like a cleanly closed one minus any torn last batch.
 
-    Offsets: log_start_offset <= high_watermark <= log_end_offset.  With
+    Offsets: log_start_offset <= last_stable_offset <= high_watermark <= log_end_offset.  With
     `flushes_on_ack` the high watermark is the durable end: records become
     visible to readers (and may be acknowledged) only once fsynced.  Otherwise
     (Kafka's periodic flushing) it is the log end offset.
@@ -121,7 +129,9 @@ class PartitionLog:
         stored_offset = stored.get("log_start_offset", 0) if isinstance(stored, dict) else 0
         self.log_start_offset = min(max(self._bases[0], int(stored_offset)), self.log_end_offset)
         self._producers = ProducerStateManager(directory, producer_id_expiration_ms)
-        if not (trusted and self._producers.restore(trusted["producers"])):
+        self._aborted = AbortedIndex(directory)
+        if not (trusted and self._producers.restore(trusted["producers"])
+                and self._aborted.restore(trusted.get("aborted", []))):
             self._rebuild_producer_state()
         self._unflushed_records = 0
         self._last_flush_ms = clock()
@@ -154,17 +164,30 @@ class PartitionLog:
     def _rebuild_producer_state(self) -> None:
         snapshot_offset = self._producers.load(self.log_end_offset)
         start = max(snapshot_offset or 0, self._bases[0])
+        self._aborted.load(self._bases, start)
         now = self._clock()
-        for header in self._headers_from(start):
-            self._producers.replay(header, now)
+        for segment, header in self._headers_from(start):
+            if header.is_control:  # a marker: its type is the one record read here
+                commit = control_type(segment.pread(header.position, CONTROL_PEEK_BYTES)) == CONTROL_COMMIT
+                self._end_transaction(header, commit, segment.base_offset, now, sync=False)
+            else:
+                self._producers.replay(header, now, segment.base_offset)
 
-    def _headers_from(self, offset: int) -> Iterator[BatchHeader]:
-        """Batch headers from the one containing `offset` to the log end (header reads only)."""
+    def _headers_from(self, offset: int) -> Iterator[tuple[LogSegment, BatchHeader]]:
+        """Batch headers, with their segment, from the one containing `offset` to the log end (header reads only)."""
         first = max(bisect.bisect_right(self._bases, offset) - 1, 0)
         for segment in self._segments[first:]:
             position = segment.find_position(offset)
             if position is not None:
-                yield from segment.batches_from(position)
+                for header in segment.batches_from(position):
+                    yield segment, header
+
+    def _end_transaction(self, marker: BatchHeader, commit: bool, segment_base: int, now: int, *,
+                         sync: bool = True) -> None:
+        started = self._producers.end_transaction(marker.producer_id, marker.producer_epoch, now)
+        if not commit and started is not None:
+            self._aborted.add(AbortedTxn(marker.producer_id, started.offset, marker.base_offset), segment_base,
+                              sync=sync)
 
     # -- offsets -------------------------------------------------------------
 
@@ -175,6 +198,30 @@ class PartitionLog:
     @property
     def high_watermark(self) -> int:
         return self._high_watermark.offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The LSO: the first offset of the earliest open transaction, or the high watermark (KIP-98)."""
+        first = self._producers.first_unstable()
+        high_watermark = self._high_watermark.offset
+        return high_watermark if first is None or first.offset >= high_watermark else first.offset
+
+    @property
+    def open_transactions(self) -> dict[int, int]:
+        """Producer id -> first offset of its open transaction here (DescribeProducers)."""
+        return {producer_id: position.offset for producer_id, position in self._producers.ongoing.items()}
+
+    def aborted_transactions(self, fetch_offset: int) -> list[AbortedTxn]:
+        """The aborted transactions a read_committed Fetch from `fetch_offset` must be told of."""
+        return self._aborted.overlapping(fetch_offset, self.last_stable_offset) if self._aborted.entries else []
+
+    def is_aborted(self, producer_id: int, offset: int) -> bool:
+        """Whether the producer's batch at `offset` belongs to an aborted transaction (the cleaner drops it)."""
+        return self._aborted.contains(producer_id, offset)
+
+    def write_aborted_index(self, directory: Path, base: int, end: int) -> None:
+        """The aborted-index file of a cleaned segment replacing [base, end), staged in `directory`."""
+        self._aborted.write_file(directory, base, self._aborted.in_segments(base, end))
 
     @property
     def flushes_on_ack(self) -> bool:
@@ -248,8 +295,7 @@ class PartitionLog:
             append_time = original.timestamp if config.log_append_time else NO_TIMESTAMP
             return AppendResult(original.base_offset, original.last_offset, append_time, self.log_start_offset, True)
 
-        if not self._leader_epoch_recorded:
-            self._epoch_history()
+        self._record_leader_epoch()
         patched = []
         leader_epoch = self.leader_epoch
         for header, base_offset in zip(headers, base_offsets):
@@ -261,11 +307,13 @@ class PartitionLog:
             patched.append(header)
         newest = max(header.max_timestamp for header in patched)
         segment = self._maybe_roll(total_size, newest, next_offset - 1, now)
+        position = segment.size
         segment.append(buffer, patched, config.index_interval_bytes)
         self._producers.commit(pending)
-        self._unflushed_records += next_offset - base_offsets[0]
-        if not self.flushes_on_ack:
-            self._high_watermark = self._end_position()
+        for header in patched:
+            if header.is_transactional and header.has_producer_id:
+                self._producers.begin_transaction(header, segment.base_offset, position + header.position)
+        self._appended(next_offset - base_offsets[0])
         return AppendResult(
             base_offsets[0],
             next_offset - 1,
@@ -273,6 +321,36 @@ class PartitionLog:
             self.log_start_offset,
             False,
         )
+
+    def append_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int, *,
+                      now_ms: int | None = None) -> int:
+        """Write the control batch that commits or aborts the producer's transaction here; its offset.
+
+        Written by the transaction coordinator, never by a client: no sequence
+        checks.  An abort records the transaction in the aborted index.
+        """
+        self._check_open()
+        now = self._clock() if now_ms is None else now_ms
+        buffer = control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now)
+        offset = self.log_end_offset
+        self._record_leader_epoch()
+        set_base_offset(buffer, 0, offset)
+        set_partition_leader_epoch(buffer, 0, self.leader_epoch)
+        (header,) = parse_batches(buffer)
+        segment = self._maybe_roll(len(buffer), now, offset, now)
+        segment.append(buffer, [header], self.config.index_interval_bytes)
+        self._end_transaction(header, commit, segment.base_offset, now)
+        self._appended(1)
+        return offset
+
+    def _record_leader_epoch(self) -> None:
+        if not self._leader_epoch_recorded:
+            self._epoch_history()
+
+    def _appended(self, records: int) -> None:
+        self._unflushed_records += records
+        if not self.flushes_on_ack:
+            self._high_watermark = self._end_position()
 
     def _maybe_roll(self, incoming_size: int, incoming_max_timestamp: int, last_offset: int, now: int) -> LogSegment:
         """Kafka's roll rules: size, segment.ms (by record time), a full index, relative offset overflow."""
@@ -310,10 +388,11 @@ class PartitionLog:
 
     # -- read ------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, *, slice_from: int | None = None) -> bytes | FileSlice:
+    def read(self, offset: int, max_bytes: int, *, slice_from: int | None = None,
+             committed: bool = False) -> bytes | FileSlice:
         """Whole batches from the one containing `offset`: up to `max_bytes`, but at least one batch.
 
-        b"" at or past the high watermark; KafkaError(OFFSET_OUT_OF_RANGE)
+        b"" at or past the high watermark (`committed`: the last stable offset); KafkaError(OFFSET_OUT_OF_RANGE)
         outside [log_start_offset, log_end_offset].  The batch containing
         `offset` may begin before it; clients skip the records they did not ask for.
         A range of `slice_from` bytes or more comes back as a FileSlice, unread.
@@ -326,6 +405,10 @@ class PartitionLog:
                 f"of {self.topic}-{self.index}",
             )
         visible = self._high_watermark
+        if committed:
+            first = self._producers.first_unstable()
+            if first is not None and first.offset < visible.offset:
+                visible = first
         if offset >= visible.offset:
             return b""
         for slot in range(bisect.bisect_right(self._bases, offset) - 1, len(self._segments)):
@@ -365,139 +448,6 @@ class PartitionLog:
                 best = segment
         found = best.max_timestamp_record() if best is not None else None
         return found if found is not None and found[0] < self.high_watermark else None
-
-    # -- deletion ----------------------------------------------------------------
-
-    def delete_records(self, offset: int) -> int:
-        """DeleteRecords: move log_start_offset up to `offset` (-1: the high watermark); returns it.
-
-        Whole segments below the new start are removed; the rest of the data
-        below it stays on disk but is no longer served.
-        """
-        self._check_open()
-        if "delete" not in self.config.cleanup_policy:
-            raise KafkaError(
-                ErrorCode.POLICY_VIOLATION,
-                f"records of {self.topic}-{self.index} cannot be deleted: cleanup.policy has no delete",
-            )
-        if offset == -1:
-            offset = self.high_watermark
-        if offset < 0 or offset > self.high_watermark:
-            raise KafkaError(
-                ErrorCode.OFFSET_OUT_OF_RANGE,
-                f"cannot delete records before {offset}: high watermark is {self.high_watermark}",
-            )
-        if offset > self.log_start_offset:
-            self.log_start_offset = offset
-            write_json_atomically(self.directory / LOG_START_OFFSET_FILE, {"log_start_offset": offset})
-            self._delete_leading_segments(self._count_below_log_start())
-            self._epoch_history().truncate_from_start(self.log_start_offset)
-        return self.log_start_offset
-
-    def apply_retention(self, now_ms: int | None = None) -> int:
-        """Delete the oldest segments that break retention.ms or retention.bytes; returns how many.
-
-        Only for topics whose cleanup.policy includes delete.  As in Kafka, a
-        segment's age is that of its newest timestamp, and the active segment
-        goes too (after a roll) when it has expired.  Records past the high
-        watermark (not yet durable, so not acknowledged) are never deleted.
-        """
-        self._check_open()
-        now = self._clock() if now_ms is None else now_ms
-        config = self.config
-        if "delete" not in config.cleanup_policy:
-            return 0
-        count = self._count_below_log_start()
-        deletable = self._deletable_segments()
-        if config.retention_ms >= 0:
-            expired = 0
-            for segment in deletable:
-                if now - segment.max_timestamp <= config.retention_ms:
-                    break
-                expired += 1
-            count = max(count, expired)
-        if config.retention_bytes >= 0:
-            excess = self.size_in_bytes - config.retention_bytes
-            oversized = 0
-            for segment in deletable:
-                if excess < segment.size:
-                    break
-                excess -= segment.size
-                oversized += 1
-            count = max(count, oversized)
-        self._delete_leading_segments(count)
-        return count
-
-    def _deletable_segments(self) -> list[LogSegment]:
-        """Segments retention may take: all below the high watermark, except an empty active one."""
-        limit = self._high_watermark.offset
-        active = self._segments[-1]
-        return [
-            segment
-            for segment in self._segments
-            if segment.next_offset <= limit and (segment is not active or segment.size)
-        ]
-
-    def _count_below_log_start(self) -> int:
-        """Leading segments holding no offset at or after log_start_offset."""
-        count = 0
-        for segment in self._deletable_segments():
-            if segment.next_offset > self.log_start_offset:
-                break
-            count += 1
-        return count
-
-    def _delete_leading_segments(self, count: int) -> None:
-        if not count:
-            return
-        if count == len(self._segments):
-            self.roll()  # a partition always keeps one segment, so the log end offset survives
-        doomed, self._segments = self._segments[:count], self._segments[count:]
-        del self._bases[:count]
-        for segment in doomed:
-            segment.delete()
-        self.segments_version += 1
-        self.log_start_offset = max(self.log_start_offset, self._bases[0])
-        self._epoch_history().truncate_from_start(self.log_start_offset)
-
-    # -- compaction (driven by cleaner.py) --------------------------------------
-
-    def cleanable_segments(self, now_ms: int) -> list[LogSegment]:
-        """Leading sealed segments the cleaner may rewrite: below the high watermark, past min.compaction.lag.ms."""
-        self._check_open()
-        lag = self.config.min_compaction_lag_ms
-        cleanable = []
-        for segment in self._segments[:-1]:
-            too_new = lag > 0 and segment.size and now_ms - segment.max_timestamp < lag
-            if segment.next_offset > self._high_watermark.offset or too_new:
-                break
-            cleanable.append(segment)
-        return cleanable
-
-    def swap_cleaned(self, sources: list[LogSegment]) -> None:
-        """Replace consecutive `sources` by the cleaned segment the cleaner staged and synced.
-
-        Writes the swap journal (the commit point), then completes the swap
-        exactly as recovery would (see recovery.finish_segment_swap).
-        """
-        self._check_open()
-        first = self._segments.index(sources[0])
-        if self._segments[first : first + len(sources)] != sources or sources[-1] is self._segments[-1]:
-            raise ValueError("cleaned segments must replace consecutive sealed segments")
-        write_json_atomically(
-            self.directory / SWAP_JOURNAL, {"replaced": [segment.base_offset for segment in sources[1:]]}
-        )
-        for segment in sources:
-            segment.close()
-        try:
-            finish_segment_swap(self.directory)
-        except OSError as exc:
-            self._storage_error = f"swapping in cleaned segments of {self.topic}-{self.index} failed: {exc}"
-            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, self._storage_error) from exc
-        cleaned = LogSegment(self.directory, sources[0].base_offset, next_offset=sources[-1].next_offset)
-        self._segments[first : first + len(sources)] = [cleaned]
-        self._bases = [segment.base_offset for segment in self._segments]
-        self.segments_version += 1
 
     # -- flushing (see flush.py) -------------------------------------------------
 
@@ -620,7 +570,8 @@ class PartitionLog:
 
     def _state(self) -> PartitionState:
         return {"segments": [segment.state() for segment in self._segments],
-                "log_start_offset": self.log_start_offset, "producers": self._producers.document()}
+                "log_start_offset": self.log_start_offset, "producers": self._producers.document(),
+                "aborted": self._aborted.document()}
 
 
 def _is_writable(records: bytes | bytearray | memoryview) -> bool:

@@ -14,6 +14,13 @@ last five batches appended in it.  An incoming batch, in the order below:
    otherwise OUT_OF_ORDER_SEQUENCE_NUMBER.
 
 Batches with producer_id -1 are not idempotent and skip all of this.
+
+Transactions.  A producer's first transactional batch in a partition opens
+its transaction there: `ongoing` keeps where that batch lies until the
+coordinator's marker (`end_transaction`) closes it.  A marker with a newer
+epoch (an abort that fenced the producer, or transactions v2's per-transaction
+bump) moves the producer to that epoch with no batches remembered, so its next
+batch starts at sequence 0.  A producer with an open transaction never expires.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kafkacompat.log.durable import read_json, write_json_atomically
+from kafkacompat.log.flush import LogPosition
 from kafkacompat.log.segment import segment_name
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import INT32_MAX, BatchHeader
@@ -91,6 +99,7 @@ class ProducerStateManager:
         self.directory = directory
         self.expiration_ms = expiration_ms
         self.producers: dict[int, ProducerEntry] = {}
+        self.ongoing: dict[int, LogPosition] = {}  # producer id -> first batch of its open transaction
         self._snapshot_offset: int | None = None  # of the newest snapshot on disk, once loaded or taken
 
     # -- the append path ---------------------------------------------------------
@@ -138,10 +147,28 @@ class ProducerStateManager:
     def commit(self, pending: ProducerAppend) -> None:
         self.producers.update(pending.updates)
 
-    def replay(self, header: BatchHeader, now_ms: int) -> None:
-        """Re-apply a batch already in the log (no checks): rebuilding state on open."""
+    def begin_transaction(self, header: BatchHeader, segment_base: int, position: int) -> None:
+        """Note a transactional data batch written at `position` of the segment at `segment_base`."""
+        if header.producer_id not in self.ongoing:
+            self.ongoing[header.producer_id] = LogPosition(header.base_offset, segment_base, position)
+
+    def end_transaction(self, producer_id: int, producer_epoch: int, now_ms: int) -> LogPosition | None:
+        """Close the producer's open transaction (a marker was written); where it began, if it had data here."""
+        entry = self.producers.get(producer_id)
+        if entry is None or producer_epoch > entry.producer_epoch:
+            self.producers[producer_id] = ProducerEntry(producer_id, producer_epoch, (), now_ms)
+        return self.ongoing.pop(producer_id, None)
+
+    def first_unstable(self) -> LogPosition | None:
+        """The earliest first batch of an open transaction: the LSO's position."""
+        return min(self.ongoing.values()) if self.ongoing else None
+
+    def replay(self, header: BatchHeader, now_ms: int, segment_base: int) -> None:
+        """Re-apply a data batch already in the log (no checks): rebuilding state on open."""
         if not header.has_producer_id:
             return
+        if header.is_transactional:
+            self.begin_transaction(header, segment_base, header.position)
         batch = BatchMetadata(
             header.base_sequence, header.last_sequence, header.base_offset, header.last_offset, header.max_timestamp
         )
@@ -155,7 +182,7 @@ class ProducerStateManager:
         self.producers = {
             producer_id: entry
             for producer_id, entry in self.producers.items()
-            if now_ms - entry.last_append_ms < self.expiration_ms
+            if now_ms - entry.last_append_ms < self.expiration_ms or producer_id in self.ongoing
         }
 
     # -- snapshots -------------------------------------------------------------
@@ -186,14 +213,15 @@ class ProducerStateManager:
                 }
                 for entry in self.producers.values()
             ],
+            "ongoing": [[producer_id, *position] for producer_id, position in self.ongoing.items()],
         }
 
     def restore(self, document: object) -> bool:
         """Take the state from `document()`'s output; False (and nothing changed) if it is unreadable."""
-        producers = self._parse(document)
-        if producers is None:
+        parsed = self._parse(document)
+        if parsed is None:
             return False
-        self.producers = producers
+        self.producers, self.ongoing = parsed
         return True
 
     def load(self, log_end_offset: int) -> int | None:
@@ -205,17 +233,17 @@ class ProducerStateManager:
         """
         for offset in reversed(self._snapshot_offsets()):
             path = self._snapshot_path(offset)
-            producers = self._parse(read_json(path)) if offset <= log_end_offset else None
-            if producers is not None:
-                self.producers = producers
+            parsed = self._parse(read_json(path)) if offset <= log_end_offset else None
+            if parsed is not None:
+                self.producers, self.ongoing = parsed
                 self._snapshot_offset = offset
                 return offset
             path.unlink()
-        self.producers = {}
+        self.producers, self.ongoing = {}, {}
         return None
 
     @staticmethod
-    def _parse(document: object) -> dict[int, ProducerEntry] | None:
+    def _parse(document: object) -> tuple[dict[int, ProducerEntry], dict[int, LogPosition]] | None:
         if not isinstance(document, dict) or document.get("version") != _SNAPSHOT_VERSION:
             return None
         try:
@@ -228,9 +256,10 @@ class ProducerStateManager:
                 )
                 for item in document["producers"]
             ]
+            ongoing = {int(item[0]): LogPosition(*map(int, item[1:])) for item in document.get("ongoing", ())}
         except (KeyError, TypeError, ValueError):
             return None
-        return {entry.producer_id: entry for entry in entries}
+        return {entry.producer_id: entry for entry in entries}, ongoing
 
     def _snapshot_path(self, offset: int) -> Path:
         return self.directory / f"{segment_name(offset)}{SNAPSHOT_SUFFIX}"

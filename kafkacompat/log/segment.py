@@ -26,7 +26,7 @@ _BATCH_PREFIX = struct.Struct(">qi11xi")
 _BATCH_LENGTH = struct.Struct(">i")
 _MIN_BATCH_LENGTH = BATCH_OVERHEAD - LOG_OVERHEAD
 _RECOVERY_CHUNK = 8 << 20
-SEGMENT_FILE_SUFFIXES = (".log", ".index", ".timeindex")
+SEGMENT_FILE_SUFFIXES = (".log", ".index", ".timeindex", ".txnindex")
 
 
 def segment_name(base_offset: int) -> str:

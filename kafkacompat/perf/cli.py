@@ -17,7 +17,7 @@ E2E_RECORDS = 10_000  # ten seconds at the default --rate
 COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
 # What ``perf compare`` can run; kafkacompat.perf.compare uses the same names.
 BROKERS = ("kafkacompat", "tansu", "ceiling")
-WORKLOADS = ("startup", "produce", "consume", "e2e", "metadata", "idle")
+WORKLOADS = ("startup", "produce", "txn", "consume", "e2e", "metadata", "idle")
 
 
 def client_property(text: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ KAFKACOMPAT, TANSU, CEILING = BROKERS
 _FAILURES = (WorkloadError, ProbeError, KafkaException, OSError)
 # A raw fetch of a million records takes well under 0.1 s: ten passes make a run worth timing.
 RAW_FETCH_PASSES = 10
+RECORDS_PER_TRANSACTION = 1_000
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,11 @@ def _startup_runs(name: str, settings: CompareSettings, first_ms: float) -> dict
     }
 
 
-def _produce(bootstrap: str, topic: str, partitions: int, count: int, settings: CompareSettings) -> dict[str, Any]:
+def _produce(bootstrap: str, topic: str, partitions: int, count: int, settings: CompareSettings,
+             records_per_transaction: int = 0) -> dict[str, Any]:
     return run_produce(ProduceSettings(
         bootstrap, topic, count, settings.record_size, partitions, settings.acks, settings.compression,
-        settings.linger_ms,
+        settings.linger_ms, records_per_transaction=records_per_transaction,
     ), progress=settings.progress)
 
 
@@ -126,6 +128,9 @@ def _plan(settings: CompareSettings) -> list[Step]:
             topic = f"perf-p{partitions}"
             steps.append(Step(f"produce_p{partitions}", BROKERS,
                               lambda b, t=topic, p=partitions: _produce(b, t, p, n, settings), True))
+    if "txn" in settings.workloads:  # compared with this broker's own produce_p1; the ceiling keeps nothing
+        steps.append(Step("produce_txn_p1", (KAFKACOMPAT,),
+                          lambda b: _produce(b, "perf-txn-p1", 1, n, settings, RECORDS_PER_TRANSACTION), True))
     if "consume" in settings.workloads:
         for partitions in (1, 3):
             topic = f"perf-p{partitions}"
@@ -207,6 +212,10 @@ METRICS = (
     Metric("produce_p3", "produce 3 partitions, rec/s", ("produce_p3", "records_per_s"), True,
            ratio_targets=_PRODUCE_GOALS),
     Metric("produce_p3_p99", "produce 3 partitions, p99 ms", ("produce_p3", "latency", "p99_ms"), False),
+    Metric("produce_txn_p1", "produce 1 partition, 1,000-record txns, rec/s", ("produce_txn_p1", "records_per_s"),
+           True),
+    Metric("produce_txn_p1_cpu", "txn produce 1 partition, broker us/rec",
+           ("produce_txn_p1", "broker_cpu_us_per_record"), False),
     Metric("produce_p1_cpu", "produce 1 partition, broker us/rec", ("produce_p1", "broker_cpu_us_per_record"), False),
     Metric("produce_p3_cpu", "produce 3 partitions, broker us/rec", ("produce_p3", "broker_cpu_us_per_record"), False),
     Metric("consume_p1", "fetch 1 partition, rec/s", ("consume_p1", "records_per_s"), True,

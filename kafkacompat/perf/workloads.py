@@ -48,8 +48,12 @@ class ProduceSettings:
     # Records per second; <= 0 means as fast as the client can go.
     throughput: float = -1.0
     extra: Mapping[str, str] = field(default_factory=dict)
+    # > 0: a transactional producer commits a transaction every this many records.
+    records_per_transaction: int = 0
 
     def client_config(self) -> dict[str, Any]:
+        transactional = {"transactional.id": f"kafkacompat-perf-{os.getpid()}-{self.topic}"} \
+            if self.records_per_transaction > 0 else {}
         return {
             "bootstrap.servers": self.bootstrap,
             "client.id": "kafkacompat-perf",
@@ -57,6 +61,7 @@ class ProduceSettings:
             "compression.type": self.compression,
             "linger.ms": self.linger_ms,
             "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+            **transactional,
             **self.extra,
         }
 
@@ -113,7 +118,11 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float =
 
 
 def run_produce(settings: ProduceSettings, *, progress: bool = True) -> dict[str, Any]:
-    """Send ``num_records`` records of ``record_size`` random bytes; time until the last is acknowledged."""
+    """Send ``num_records`` records of ``record_size`` random bytes; time until the last is acknowledged.
+
+    With ``records_per_transaction`` the records go in transactions of that
+    many, each committed before the next begins; the time includes the commits.
+    """
     ensure_topic(settings.bootstrap, settings.topic, settings.partitions, extra=settings.extra)
     latency = LatencyHistogram()
     record_latency = latency.record_seconds
@@ -134,8 +143,15 @@ def run_produce(settings: ProduceSettings, *, progress: bool = True) -> dict[str
     line = Progress(f"produce {settings.topic}", settings.num_records, enabled=progress)
     interval = 1.0 / settings.throughput if settings.throughput > 0 else 0.0
     produce, poll, topic = producer.produce, producer.poll, settings.topic
+    per_transaction = settings.records_per_transaction
+    if per_transaction:
+        producer.init_transactions(MESSAGE_TIMEOUT_MS / 1000)
     start = time.perf_counter()
     for sent in range(settings.num_records):
+        if per_transaction and not sent % per_transaction:
+            if sent:
+                producer.commit_transaction(MESSAGE_TIMEOUT_MS / 1000)
+            producer.begin_transaction()
         if interval:
             _sleep_until(start + sent * interval)
         while True:
@@ -149,6 +165,8 @@ def run_produce(settings: ProduceSettings, *, progress: bool = True) -> dict[str
         if interval or not sent % POLL_EVERY:
             poll(0)
             line.update(sent, sent * settings.record_size)
+    if per_transaction:
+        producer.commit_transaction(MESSAGE_TIMEOUT_MS / 1000)  # flushes first
     remaining = producer.flush(MESSAGE_TIMEOUT_MS / 1000 + 5)
     elapsed = time.perf_counter() - start
     line.finish()
@@ -156,7 +174,8 @@ def run_produce(settings: ProduceSettings, *, progress: bool = True) -> dict[str
         raise WorkloadError(f"{remaining} records were neither delivered nor failed")
     delivered = latency.count
     return {
-        "workload": f"produce {settings.topic} ({settings.partitions} partition(s), acks={settings.acks})",
+        "workload": f"produce {settings.topic} ({settings.partitions} partition(s), acks={settings.acks}"
+                    + (f", {per_transaction} records per transaction)" if per_transaction else ")"),
         **Throughput(delivered, delivered * settings.record_size, elapsed).as_dict(),
         "latency": latency.summary_ms(),
         "errors": error_count,

@@ -344,11 +344,11 @@ def rebuild_batch(header: BatchHeader, records: bytes, records_count: int, max_t
     batch keeps its sequence range, as in Kafka's cleaner.  The records are
     compressed again with the batch's own codec.
     """
-    return _seal(header._replace(max_timestamp=max_timestamp, records_count=records_count),
+    return seal_batch(header._replace(max_timestamp=max_timestamp, records_count=records_count),
                  compress(header.compression, records))
 
 
-def _seal(header: BatchHeader, body: bytes) -> bytes:
+def seal_batch(header: BatchHeader, body: bytes) -> bytes:
     """``header`` (its batch length and CRC recomputed) followed by the (compressed) ``body``."""
     batch = bytearray(BATCH_OVERHEAD + len(body))
     BATCH_HEADER.pack_into(
@@ -400,7 +400,7 @@ def encode_batch(
         encoded.append(_varint(len(fields)) + fields)
     header = BatchHeader(0, 0, 0, -1, CURRENT_MAGIC, 0, compression, len(records) - 1, timestamp, timestamp,
                          NO_PRODUCER_ID, -1, -1, len(records))
-    return _seal(header, compress(compression, b"".join(encoded)))
+    return seal_batch(header, compress(compression, b"".join(encoded)))
 
 
 def _cramjam():

@@ -138,6 +138,7 @@ class Listener:
                 service.start_soon(self._accept_loop, listeners, conn_nursery)
                 service.start_soon(self.broker.run_group_timers)
                 service.start_soon(self.broker.run_log_maintenance)
+                service.start_soon(self.broker.run_transaction_markers)
                 task_status.started()
                 await until()
                 service.cancel_scope.cancel()

@@ -1,4 +1,5 @@
-"""The everyday commands: ``topics``, ``produce``, ``consume``, ``groups``, ``cluster``, ``acls``.
+"""The everyday commands: ``topics``, ``produce``, ``consume``, ``groups``, ``cluster``, ``acls``,
+``transactions``.
 
 Each talks the Kafka protocol to any broker through :mod:`kafkacompat.client`
 (``--bootstrap-server``, Kafka's ``host:port[,host:port...]`` list), so they
@@ -16,10 +17,10 @@ import sys
 
 from kafkacompat.client import DEFAULT_BOOTSTRAP, ClientError, Cluster
 from kafkacompat.protocol import DecodeError
-from kafkacompat.tools import acls, cluster, consume, groups, produce, topics
+from kafkacompat.tools import acls, cluster, consume, groups, produce, topics, transactions
 
 COMMANDS = {"topics": topics, "produce": produce, "consume": consume, "groups": groups, "cluster": cluster,
-            "acls": acls}
+            "acls": acls, "transactions": transactions}
 
 
 def common_options(parser: argparse.ArgumentParser, *, leaf: bool = True) -> None:

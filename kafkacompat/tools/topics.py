@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     actions = parser.add_subparsers(dest="topics_command", required=True)
     listed = actions.add_parser("list", help="topic names, one a line")
     listed.add_argument("--exclude-internal", action="store_true", help="leave out internal topics")
-    describe = actions.add_parser("describe", help="partitions, leaders, replicas, ISR and configs")
+    describe = actions.add_parser("describe", help="partitions, leaders, replicas, ISR, producers and configs")
     describe.add_argument("topics", nargs="*", metavar="TOPIC", help="default: every topic")
     describe.add_argument("--all-configs", action="store_true", help="every config, not only those set")
     create = actions.add_parser("create", help="create a topic")
@@ -108,7 +108,31 @@ def describe_topics(cluster: Cluster, topics: list[str]) -> list[dict[str, Any]]
     configs = describe_configs(cluster, [t["name"] for t in described]) if described else {}
     for topic in described:
         topic["configs"] = configs.get(topic["name"], [])
+        topic["producers"] = describe_producers(cluster, topic)
     return described
+
+
+def describe_producers(cluster: Cluster, topic: dict[str, Any]) -> list[dict[str, Any]]:
+    """DescribeProducers at each partition's leader: the producers it remembers, with any open transaction."""
+    by_leader: dict[int, list[int]] = {}
+    for p in topic["partitions"]:
+        by_leader.setdefault(p["leader"], []).append(p["partition"])
+    producers = []
+    for leader, indexes in sorted(by_leader.items()):
+        node = cluster.node(leader) if leader >= 0 else None
+        if node is None or ApiKey.DESCRIBE_PRODUCERS not in node.api_versions():  # Kafka before 2.8 has none
+            continue
+        answer = node.send(ApiKey.DESCRIBE_PRODUCERS, {
+            "topics": [{"name": topic["name"], "partition_indexes": indexes}]})
+        for partition in answer.topics[0].partitions:
+            check(partition.error_code, f"producers of {topic['name']}-{partition.partition_index}",
+                  partition.error_message)
+            producers += [{"partition": partition.partition_index, "producer_id": p.producer_id,
+                           "producer_epoch": p.producer_epoch, "last_sequence": p.last_sequence,
+                           "last_timestamp": p.last_timestamp,
+                           "current_txn_start_offset": p.current_txn_start_offset}
+                          for p in partition.active_producers]
+    return producers
 
 
 def create_topic(cluster: Cluster, name: str, partitions: int = -1, replication_factor: int = -1,
@@ -164,6 +188,12 @@ def _print_topic(topic: dict[str, Any], all_configs: bool) -> None:
          ",".join(map(str, p["offline"]))]
         for p in topic["partitions"]
     ))
+    if topic["producers"]:
+        output.table(None, ["PARTITION", "PRODUCER ID", "EPOCH", "LAST SEQUENCE", "LAST TIMESTAMP", "TXN START"], (
+            [p["partition"], p["producer_id"], p["producer_epoch"], p["last_sequence"], p["last_timestamp"],
+             p["current_txn_start_offset"] if p["current_txn_start_offset"] >= 0 else "-"]
+            for p in topic["producers"]
+        ))
     shown = [c for c in topic["configs"] if all_configs or not c["default"]]
     if shown:
         output.table(None, ["CONFIG", "VALUE", "SOURCE"], (

@@ -35,12 +35,12 @@ def request_body(api_key: int, version: int) -> Any:
 
 
 def error_codes(fields, version: int, value: Any) -> list[int]:
-    """Every ``error_code`` the decoded `value` carries in `version`, at any depth."""
+    """Every error code (``error_code``, AddPartitionsToTxn's ``partition_error_code``) in `value`, at any depth."""
     codes = []
     for field in fields:
         if not field.present_in(version) or value[field.name] is None:
             continue
-        if field.name == "error_code":
+        if field.name in ("error_code", "partition_error_code"):
             codes.append(value[field.name])
         elif field.is_struct:
             for element in value[field.name] if field.is_array else [value[field.name]]:

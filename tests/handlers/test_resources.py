@@ -59,6 +59,21 @@ def test_kip848_requests_name_their_group_and_subscribed_topics():
     assert request_resources(described).groups == {"g1", "g2"}
 
 
+def test_transaction_apis_name_their_transactional_ids_groups_and_partitions():
+    v3 = decoded(24, 3, {"v3_and_below_transactional_id": "tx", "v3_and_below_topics": [
+        {"name": "t", "partitions": [0, 2]}]})
+    assert (request_resources(v3).transactional_ids, request_resources(v3).partitions) == ({"tx"}, {("t", 0), ("t", 2)})
+    batched = decoded(24, 5, {"transactions": [{"transactional_id": "a", "topics": [{"name": "t", "partitions": [1]}]},
+                                               {"transactional_id": "b", "topics": []}]})
+    assert (request_resources(batched).transactional_ids, request_resources(batched).partitions) == (
+        {"a", "b"}, {("t", 1)})
+    offsets = decoded(28, 4, {"transactional_id": "tx", "group_id": "g", "topics": [
+        {"name": "t", "partitions": [{"partition_index": 3}]}]})
+    assert (request_resources(offsets).groups, request_resources(offsets).partitions) == ({"g"}, {("t", 3)})
+    assert request_resources(decoded(25, 4, {"transactional_id": "tx", "group_id": "g"})).groups == {"g"}
+    assert request_resources(decoded(65, 0, {"transactional_ids": ["x", "y"]})).transactional_ids == {"x", "y"}
+
+
 def test_split_keeps_the_rest_for_the_handler_and_the_targets_for_the_error():
     rest, only = split_request(produce_request(), Resources(partitions={("a", 1)}, topics={"b"}))
     assert [(t.name, [p.index for p in t.partition_data]) for t in rest.topic_data] == [("a", [0])]

@@ -229,3 +229,33 @@ def test_a_cleaning_stops_when_the_partition_is_closed(compacted, clock):
     log.close()
     assert list(steps) == []
     assert not (log.directory / CLEANER_STAGING_DIR).exists()
+
+
+def test_compaction_drops_aborted_batches_keeps_markers_and_the_aborted_index(compacted, clock, tmp_path):
+    """An aborted value never shadows the committed one before it, and goes; the markers stay."""
+    log = compacted(flush_messages="1")
+    pid = 700
+
+    def txn(sequence: int, value: bytes) -> None:
+        log.append(build_batch([RecordSpec(value, key=b"k")], producer_id=pid, producer_epoch=0,
+                               base_sequence=sequence, transactional=True))
+
+    txn(0, b"committed")  # 0
+    log.append_marker(pid, 0, True, 0)  # 1
+    txn(1, b"aborted")  # 2
+    log.append_marker(pid, 0, False, 0)  # 3
+    for n in range(12):  # roll a few segments so the transactions are cleanable
+        log.append(build_batch([RecordSpec(b"filler", key=b"other-%d" % n)]))
+    clean(log, clock.now)
+    kept = read_records(log)
+    assert (0, b"k", b"committed") in kept and all(value != b"aborted" for _, _, value in kept)
+    batches = []
+    offset = log.log_start_offset
+    while chunk := log.read(offset, 1 << 20):
+        batches += list(scan_valid_batches(chunk))
+        offset = batches[-1].last_offset + 1
+    assert [b.base_offset for b in batches if b.is_control] == [1, 3]
+    assert [(a.first_offset, a.last_offset) for a in log.aborted_transactions(0)] == [(2, 3)]
+    log.flush()
+    unclean = compacted(flush_messages="1")  # no close: the cleaned segment's .txnindex file is what is read
+    assert [(a.first_offset, a.last_offset) for a in unclean.aborted_transactions(0)] == [(2, 3)]
