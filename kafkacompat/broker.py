@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import trio
 
 from kafkacompat.cluster.faults import FaultEngine
+from kafkacompat.cluster.view import SingleBroker
 from kafkacompat.config import BrokerConfig
 from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.coordinator import GroupCoordinator
@@ -33,6 +34,7 @@ from kafkacompat.protocol.errors import KafkaError
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 
 if TYPE_CHECKING:
+    from kafkacompat.cluster.runtime import Member
     from kafkacompat.web.metrics import BrokerMetrics
 
 log = logging.getLogger("kafkacompat.broker")
@@ -151,7 +153,7 @@ class GroupCommit:
             self._appended.notify()
 
 
-def _read_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
+def read_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
     """Kafka keeps the cluster id in ``meta.properties``; so do we."""
     path = data_dir / META_PROPERTIES
     if path.exists():
@@ -167,9 +169,15 @@ def _read_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
 
 
 class Broker:
-    """Everything a request handler may touch, for one broker process."""
+    """Everything a request handler may touch, for one broker.
 
-    def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
+    ``member``: this broker's place in a multi-broker process (cluster/runtime.py),
+    which supplies the cluster id, the group coordinator and the append signal
+    the members share, and answers ``cluster`` questions; None for a broker alone.
+    """
+
+    def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms,
+                 member: Member | None = None) -> None:
         self.config = config
         self.clock = clock
         self.node_id = config.get_int("node.id")
@@ -177,13 +185,15 @@ class Broker:
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = DataDirLock(self.data_dir)  # before anything in the directory is read or written
-        self.cluster_id = _read_or_create_cluster_id(self.data_dir, self.node_id)
+        self._member = member
+        self.cluster_id = (member.runtime.cluster_id if member is not None
+                           else read_or_create_cluster_id(self.data_dir, self.node_id))
         self.features = FinalizedFeatures(self.data_dir, self.node_id)
         self.log_manager = LogManager(
             self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack"),
             recovery_threads=config.get_int("num.recovery.threads.per.data.dir"),
         )
-        self.groups = GroupCoordinator(
+        self.groups = member.runtime.groups if member is not None else GroupCoordinator(
             self.data_dir,
             clock,
             initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
@@ -194,13 +204,16 @@ class Broker:
         )
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
-        self.appended = AppendSignal()
+        self.appended = member.runtime.appended if member is not None else AppendSignal()
         self.faults = FaultEngine(self.node_id, clock)
         self.faults.add_all(config.faults)
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
         self.metrics: BrokerMetrics | None = None
         self.http_port: int | None = None
+        self.cluster: SingleBroker | Member = SingleBroker(self) if member is None else member
+        if member is not None:
+            member.attach(self)
 
     def set_advertised(self, host: str, port: int) -> None:
         """Called once the listener is bound (port 0 picks a free port)."""
@@ -272,7 +285,16 @@ class Broker:
             log.info("cleaned %s: %d segment group(s) rewritten", name, job.groups_swapped)
 
     def close(self) -> None:
-        """Close the engines, then let another broker have the directory."""
-        self.log_manager.close()
-        self.groups.close()
+        """Close the engines, then let another broker have the directory.
+
+        A killed cluster member closes as a crash would leave it: unflushed
+        appends lost, no clean-shutdown marker (LogManager.abandon).
+        """
+        member = self._member
+        if member is not None and member.crashed:
+            self.log_manager.abandon()
+        else:
+            self.log_manager.close()
+        if member is None:
+            self.groups.close()
         self._lock.release()

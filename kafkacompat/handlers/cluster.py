@@ -61,10 +61,9 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
         "error_message": None,
         "endpoint_type": ENDPOINT_TYPE_BROKER,
         "cluster_id": broker.cluster_id,
-        "controller_id": broker.node_id,
-        "brokers": [
-            {"broker_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port, "rack": None}
-        ],
+        "controller_id": broker.cluster.controller_id,
+        "brokers": [{"broker_id": info.node_id, "host": info.host, "port": info.port, "rack": info.rack}
+                    for info in broker.cluster.brokers()],
         "cluster_authorized_operations": (
             CLUSTER_OPERATIONS if body.include_cluster_authorized_operations else UNSET_AUTHORIZED_OPERATIONS
         ),
@@ -88,18 +87,20 @@ async def handle_describe_quorum(request: Request, ctx: RequestContext) -> dict[
             for topic in body.topics], "nodes": []}
     broker = ctx.broker
     now = broker.clock()
-    voter = {"replica_id": broker.node_id, "replica_directory_id": NO_DIRECTORY_ID, "log_end_offset": 0,
+    controller_id = broker.cluster.controller_id
+    voter = {"replica_id": controller_id, "replica_directory_id": NO_DIRECTORY_ID, "log_end_offset": 0,
              "last_fetch_timestamp": now, "last_caught_up_timestamp": now}
+    controller = broker.cluster.broker_info(controller_id)
     return {
         "error_code": ErrorCode.NONE,
         "error_message": None,
         "topics": [{"topic_name": METADATA_TOPIC, "partitions": [{
             "partition_index": 0, "error_code": ErrorCode.NONE, "error_message": None,
-            "leader_id": broker.node_id, "leader_epoch": 0, "high_watermark": 0,
+            "leader_id": controller_id, "leader_epoch": 0, "high_watermark": 0,
             "current_voters": [voter], "observers": [],
         }]}],
-        "nodes": [{"node_id": broker.node_id, "listeners": [
-            {"name": LISTENER_NAME, "host": broker.advertised_host, "port": broker.advertised_port}]}],
+        "nodes": [{"node_id": controller_id, "listeners": [
+            {"name": LISTENER_NAME, "host": controller.host, "port": controller.port}]}],
     }
 
 

@@ -1,7 +1,9 @@
 """FindCoordinator (key 10): which broker coordinates a group (or transactional id).
 
-A single broker coordinates every group, so group keys always name this
-node. There is no transaction coordinator yet, so transactional keys get
+A group's coordinator is the leader of its ``__consumer_offsets`` partition
+(``broker.cluster.coordinator``: this node for a broker alone), which moves
+when that broker stops; COORDINATOR_NOT_AVAILABLE while no broker leads it.
+There is no transaction coordinator yet, so transactional keys get
 COORDINATOR_NOT_AVAILABLE (clients retry, then give up on transactions).
 v4+ batches keys and answers one entry per key.
 """
@@ -21,11 +23,13 @@ _NOT_AVAILABLE = "The coordinator is not available."
 
 
 def _locate(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+    cluster = ctx.broker.cluster
     if key_type == KEY_TYPE_GROUP:
-        broker = ctx.broker
-        return {"key": key, "node_id": broker.node_id, "host": broker.advertised_host,
-                "port": broker.advertised_port, "error_code": ErrorCode.NONE, "error_message": None}
-    if key_type == KEY_TYPE_TRANSACTION:
+        info = cluster.broker_info(cluster.coordinator(key))
+        if info is not None:
+            return {"key": key, "node_id": info.node_id, "host": info.host,
+                    "port": info.port, "error_code": ErrorCode.NONE, "error_message": None}
+    if key_type in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
         code, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, _NOT_AVAILABLE
     else:
         code, message = ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"

@@ -157,6 +157,8 @@ async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str,
     body = request.body
     types = {t.lower() for t in body.types_filter}
     listed = [] if types and CLASSIC_GROUP_TYPE not in types else ctx.broker.groups.list_groups(body.states_filter)
+    cluster = ctx.broker.cluster  # each broker lists the groups it coordinates, as in Kafka
+    listed = [g for g in listed if cluster.coordinator(g.group_id) == cluster.node_id]
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,

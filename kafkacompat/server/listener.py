@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import resource
 import signal
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import trio
 
@@ -22,6 +22,9 @@ from kafkacompat.handlers.registry import RequestContext
 from kafkacompat.log.open_files import descriptor_budget
 from kafkacompat.protocol.specs import check_specs_cover
 from kafkacompat.server.connection import Connection
+
+if TYPE_CHECKING:
+    from kafkacompat.cluster.runtime import Member
 
 log = logging.getLogger("kafkacompat.server")
 
@@ -133,6 +136,7 @@ _WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
 async def serve_broker(
     config: BrokerConfig,
     until: Callable[[], Awaitable[None]],
+    member: Member | None = None,
     task_status: trio.TaskStatus[Broker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the broker, serve until ``until()`` returns, drain, then flush and close the log.
@@ -140,10 +144,11 @@ async def serve_broker(
     Refuses to open anything when the protocol specs of a served API are
     missing (SpecError): a broker that cannot decode requests must not look
     alive. Reports the broker, its advertised address final, once listening.
+    ``member``: the broker's place in a multi-broker process (cluster/runtime.py).
     """
     check_specs_cover(list(REGISTRY))
     host, port = config.listener
-    broker = Broker(config)
+    broker = Broker(config, member=member)
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound = listeners[0].socket.getsockname()[1]
@@ -176,7 +181,7 @@ async def serve_broker(
 
 
 async def run(config: BrokerConfig) -> None:
-    """Run a broker until SIGINT/SIGTERM."""
+    """Run a broker (or, with cluster.brokers above 1, that many in this process) until SIGINT/SIGTERM."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
         async def until_stop_signal() -> None:
@@ -184,4 +189,9 @@ async def run(config: BrokerConfig) -> None:
                 log.info("received %s", signal.Signals(signum).name)
                 return
 
-        await serve_broker(config, until_stop_signal)
+        if config.get_int("cluster.brokers") > 1:
+            from kafkacompat.cluster.runtime import ClusterRuntime
+
+            await ClusterRuntime(config).run(until_stop_signal)
+        else:
+            await serve_broker(config, until_stop_signal)
