@@ -44,6 +44,7 @@ from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.log_manager import Topic
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.web.server import parse_http_listener
 
 log = logging.getLogger("kafkacompat.cluster")
 
@@ -63,12 +64,16 @@ def member_configs(config: BrokerConfig) -> list[BrokerConfig]:
     racks = [rack.strip() for rack in config.get("broker.rack").split(",")]
     explicit = {name: value for name, value, default in config.items()
                 if not default and name not in ("advertised.listeners", "broker.rack")}
+    http = config.get("http.listeners")
     configs = []
     for i in range(count):
         node = i + 1
         overrides = {**explicit, "node.id": node, "listeners": f"PLAINTEXT://{host}:{ports[i]}",
                      "log.dirs": str(config.data_dir / f"broker-{node}"),
                      "broker.rack": racks[i] if i < len(racks) else ""}
+        if http:  # one admin API per broker, on consecutive ports too
+            http_host, http_port = parse_http_listener(http)
+            overrides["http.listeners"] = f"http://{http_host}:{http_port + i if http_port else 0}"
         configs.append(BrokerConfig(overrides, config.faults))
     return configs
 
@@ -211,10 +216,7 @@ class Member:
                     host, port = broker.advertised_host, broker.advertised_port
                     info = self.runtime.controller.brokers[self.node_id]
                     info.host, info.port = host, port
-                    if self.config.listener[1] == 0:  # a restart keeps the port
-                        self.config = BrokerConfig({**{n: v for n, v, d in self.config.items() if not d},
-                                                    "listeners": f"PLAINTEXT://{self.config.listener[0]}:{port}"},
-                                                   self.config.faults)
+                    self._keep_ports(port, broker.http_port)
                     nursery.start_soon(follow, self, self.runtime)
                     task_status.started()
                     await self._stopping.wait()
@@ -222,6 +224,14 @@ class Member:
         finally:
             self.broker = None
             self._done.set()
+
+    def _keep_ports(self, port: int, http_port: int | None) -> None:
+        """A restart binds the ports the first start picked (port 0: any free one)."""
+        overrides = {name: value for name, value, default in self.config.items() if not default}
+        overrides["listeners"] = f"PLAINTEXT://{self.config.listener[0]}:{port}"
+        if http_port is not None:
+            overrides["http.listeners"] = f"http://{parse_http_listener(self.config.get('http.listeners'))[0]}:{http_port}"
+        self.config = BrokerConfig(overrides, self.config.faults)
 
     async def halt(self, *, crash: bool) -> None:
         self.crashed = crash
@@ -332,6 +342,17 @@ class ClusterRuntime:
 
     def isolate(self, node_id: int, isolated: bool = True) -> None:
         self.member(node_id).isolated = isolated
+
+    def control(self, node_id: int, action: str) -> None:
+        """Run one control action (stop, kill, start, pause, resume, isolate, heal) in the cluster's nursery."""
+        assert self._nursery is not None
+        actions = {"stop": self.stop, "kill": self.kill, "start": self.start}
+        if action in actions:
+            self._nursery.start_soon(actions[action], node_id)
+        elif action in ("pause", "resume"):
+            (self.pause if action == "pause" else self.resume)(node_id)
+        else:
+            self.isolate(node_id, action == "isolate")
 
     def reachable(self, leader: int, from_node: int) -> Member | None:
         """The leader's member when `from_node` may replicate from it now."""
