@@ -162,9 +162,13 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
 
 
 def _coordinates(ctx: RequestContext, body: Any) -> bool:
-    """Whether this broker coordinates every group the request names."""
+    """Whether this broker coordinates every group the request names.
+
+    An empty group id is a field the request's version lacks (OffsetFetch v8+
+    names its groups in an array), never a group to place.
+    """
     cluster = ctx.broker.cluster
-    return all(cluster.coordinator(group) == cluster.node_id for group in request_resources(body).groups)
+    return all(cluster.coordinator(group) == cluster.node_id for group in request_resources(body).groups if group)
 
 
 async def _handle(handler: ApiHandler, request: Request, ctx: RequestContext) -> Mapping[str, Any] | Deferred | None:
