@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kafkacompat.cluster.view import SingleBroker
 from kafkacompat.config import BrokerConfig
 from kafkacompat.handlers import cluster, configs, topics
 from kafkacompat.handlers.registry import Request, RequestContext, build_registry
@@ -39,6 +40,9 @@ class AdminBroker:
     cluster_id: str = "kc-test-cluster"
     advertised_host: str = "broker.test"
     advertised_port: int = 19092
+
+    def __post_init__(self) -> None:
+        self.cluster = SingleBroker(self)
 
     def clock(self) -> int:
         return 1_700_000_000_000
