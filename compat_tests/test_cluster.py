@@ -390,3 +390,28 @@ def test_the_cli_stops_and_starts_a_broker_of_a_running_cluster(cluster) -> None
     assert cli("start", "3") == "broker 3: running"
     wait_until(lambda: sorted(AdminClient({"bootstrap.servers": process.bootstrap}).list_topics(timeout=10).brokers)
                == [1, 2, 3], 10, "broker 3 in Metadata again")
+
+
+def test_preferred_leaders_return_by_election_and_by_auto_rebalance(cluster) -> None:
+    from confluent_kafka import ElectionType
+    from confluent_kafka import TopicPartition as Partition
+
+    process = cluster(**{"auto.leader.rebalance.enable": "false"})
+    topic = unique_topic("elect")
+    create(process.bootstrap, topic, partitions=1)
+    process.act(1, "stop")
+    process.act(1, "start")
+    wait_until(lambda: sorted(process.partition(topic, 0)["isr"]) == [1, 2, 3], 30, "broker 1 in sync again")
+    assert process.leader(topic, 0) == 2
+    admin = AdminClient({"bootstrap.servers": process.bootstrap})
+    elected = admin.elect_leaders(ElectionType.PREFERRED, [Partition(topic, 0)]).result(timeout=20)
+    assert [error for error in elected.values()] == [None]
+    assert process.leader(topic, 0) == 1
+    again = admin.elect_leaders(ElectionType.PREFERRED, [Partition(topic, 0)]).result(timeout=20)
+    assert [error.code() for error in again.values()] == [KafkaError.ELECTION_NOT_NEEDED]
+
+    rebalancing = cluster(**{"leader.imbalance.check.interval.seconds": "1"})
+    create(rebalancing.bootstrap, topic, partitions=1)
+    rebalancing.act(1, "stop")
+    rebalancing.act(1, "start")
+    wait_until(lambda: rebalancing.leader(topic, 0) == 1, 30, "the preferred leader back by itself")

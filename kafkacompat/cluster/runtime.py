@@ -120,6 +120,13 @@ class Member:
     def coordinator(self, group_id: str) -> int:
         return self.runtime.controller.coordinator(group_id)
 
+    def elect(self, topic: str, index: int, election_type: int) -> ErrorCode:
+        """ElectLeaders: type 0 the preferred replica, type 1 any live one for an offline partition."""
+        runtime = self.runtime
+        elect = runtime.elect_preferred if election_type == 0 else runtime.elect_unclean
+        error = elect([(topic, index)])[topic, index]
+        return ErrorCode.NONE if error is None else ErrorCode[error]
+
     def allocate_producer_id(self) -> int:
         return self.runtime.allocate_producer_id()
 
