@@ -415,3 +415,15 @@ def test_preferred_leaders_return_by_election_and_by_auto_rebalance(cluster) -> 
     rebalancing.act(1, "stop")
     rebalancing.act(1, "start")
     wait_until(lambda: rebalancing.leader(topic, 0) == 1, 30, "the preferred leader back by itself")
+
+
+def test_a_scenario_stops_and_starts_a_broker_at_its_times(cluster, tmp_path) -> None:
+    process = cluster()
+    scenario = tmp_path / "chaos.yaml"
+    scenario.write_text(f"http: {process.http_urls()[1]}\nsteps:\n  - {{at: 0, kill: 3}}\n  - {{at: 1, start: 3}}\n")
+    done = subprocess.run([sys.executable, "-m", "kafkacompat", "scenario", "run", str(scenario)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "broker 3: kill done" in done.stdout and "broker 3: start done" in done.stdout
+    assert "broker 3 killed" in process.log_text()
+    assert all(broker["alive"] for broker in process.state()["brokers"])
