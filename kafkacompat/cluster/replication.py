@@ -26,8 +26,9 @@ reaches the high watermark rejoins the ISR; one that has not reached the
 leader's log end for ``replica.lag.time.max.ms`` leaves it (:meth:`check_lag`).
 
 Followers read up to MAX_FETCH_BYTES per partition per round; a round that
-copied anything is followed at once by the next, otherwise the task sleeps
-on the cluster's append signal. No record is looked at.
+copied anything is fsynced (sharing the broker's flush rounds) and followed
+at once by the next, otherwise the task sleeps on the cluster's append
+signal. No record is looked at.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ async def follow(member: Member, runtime: ClusterRuntime) -> None:
     controller = runtime.controller
     reconciled: dict[TopicPartition, int] = {}
     while True:
-        copied = False
+        copied: dict[PartitionLog, int] = {}
         for tp in controller.followed_by(member.node_id):
             state = controller.partitions.get(tp)
             if state is None or state.leader == member.node_id:  # moved while this round ran
@@ -171,8 +172,7 @@ async def follow(member: Member, runtime: ClusterRuntime) -> None:
                     reconciled[tp] = state.leader_epoch
                 data = lead.read(own.log_end_offset, MAX_FETCH_BYTES, to_log_end=True)
                 if data:
-                    own.append_replica(data)
-                    copied = True
+                    copied[own] = own.append_replica(data)
             except KafkaError as exc:
                 log.warning("replicating %s-%d from broker %d: %s", *tp, state.leader, exc)
                 continue
@@ -180,6 +180,9 @@ async def follow(member: Member, runtime: ClusterRuntime) -> None:
             own.set_replicated_end(lead.high_watermark)
         if copied:
             runtime.appended.notify()
-            await trio.sleep(0)
+            # Durable on the follower too, as on the leader (log.flush.on.ack), so that a follower
+            # elected leader shows the acknowledged records at once; the leader's high watermark
+            # moved already, so acks=all does not wait for this fsync.
+            await member.broker.flusher.flush(copied)
         else:
             await runtime.appended.wait(IDLE_WAIT_S)
