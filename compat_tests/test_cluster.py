@@ -427,3 +427,38 @@ def test_a_scenario_stops_and_starts_a_broker_at_its_times(cluster, tmp_path) ->
     assert "broker 3: kill done" in done.stdout and "broker 3: start done" in done.stdout
     assert "broker 3 killed" in process.log_text()
     assert all(broker["alive"] for broker in process.state()["brokers"])
+
+
+def test_a_kafka_python_group_consumes_through_a_stop_of_its_coordinator(cluster) -> None:
+    from kafka import KafkaConsumer
+
+    process = cluster(**{"replica.lag.time.max.ms": "5000"})
+    topic = unique_topic("kp-coord")
+    create(process.bootstrap, topic)
+    group = unique_topic("kp-group")
+    producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "all"})
+    for sequence in range(300):
+        producer.produce(topic, b"%05d" % sequence, partition=sequence % 3)
+    producer.flush(15)
+    consumer = KafkaConsumer(topic, bootstrap_servers=process.bootstrap.split(","), group_id=group,
+                             auto_offset_reset="earliest", enable_auto_commit=False, request_timeout_ms=15000)
+    seen: list[bytes] = []
+
+    def consume(until: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(seen) < until and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                seen.extend(record.value for record in records)
+            if seen:
+                consumer.commit()
+
+    consume(100)
+    coordinator = _coordinator(process, group)
+    process.act(coordinator, "stop")
+    assert _coordinator(process, group) != coordinator
+    for sequence in range(300, 600):
+        producer.produce(topic, b"%05d" % sequence, partition=sequence % 3)
+    producer.flush(30)
+    consume(600)
+    consumer.close()
+    assert sorted(seen) == [b"%05d" % n for n in range(600)]
