@@ -29,7 +29,9 @@ Leadership rules, as Kafka's:
   and in the ISR (ElectLeaders type 0, ``auto.leader.rebalance.enable``).
 - Group coordinators are placed by the partition of ``__consumer_offsets``
   a group id hashes to (Java's ``String.hashCode``, as Kafka does), led like
-  any other partition; that internal topic has no log here (see runtime.py).
+  any other partition; transaction coordinators the same way by
+  ``__transaction_state`` (``coordinator(key, TRANSACTION_TOPIC)``). These
+  internal topics have no log here (see runtime.py).
 
 Plain object: no sockets, no Trio, no clock.  Not safe for concurrent use:
 the runtime calls it from the event loop only.
@@ -45,6 +47,9 @@ from kafkacompat.log.durable import write_json_atomically
 
 CLUSTER_FILE = "cluster.json"
 OFFSETS_TOPIC = "__consumer_offsets"
+TRANSACTION_TOPIC = "__transaction_state"
+# Placement only: leaders and ISRs, no log (group and transaction state live elsewhere).
+INTERNAL_TOPICS = (OFFSETS_TOPIC, TRANSACTION_TOPIC)
 NO_LEADER = -1
 
 TopicPartition = tuple[str, int]
@@ -97,17 +102,19 @@ class Controller:
     def __init__(self, data_dir: Path | None, brokers: list[BrokerInfo], *,
                  offsets_partitions: int = 50, offsets_replication_factor: int = 3,
                  unclean_leader_election: bool = False) -> None:
+        """`offsets_partitions` (offsets.topic.num.partitions) sizes both internal topics."""
         self._path = None if data_dir is None else Path(data_dir) / CLUSTER_FILE
         self.brokers = {broker.node_id: broker for broker in brokers}
         self.unclean_leader_election = unclean_leader_election
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self._load()
         ids = self.node_ids
-        if (OFFSETS_TOPIC, 0) not in self.partitions:
-            rf = min(offsets_replication_factor, len(ids))
-            for index, replicas in enumerate(default_assignment(ids, offsets_partitions, rf)):
-                self.partitions[OFFSETS_TOPIC, index] = PartitionState(replicas, replicas[0], 0, list(replicas))
-            self._save()
+        rf = min(offsets_replication_factor, len(ids))
+        for internal in INTERNAL_TOPICS:
+            if (internal, 0) not in self.partitions:
+                for index, replicas in enumerate(default_assignment(ids, offsets_partitions, rf)):
+                    self.partitions[internal, index] = PartitionState(replicas, replicas[0], 0, list(replicas))
+                self._save()
 
     # -- persistence -----------------------------------------------------------
 
@@ -149,16 +156,17 @@ class Controller:
             found.append(state)
         return found
 
-    def coordinator(self, group_id: str) -> int:
-        """The node coordinating a group: the leader of its ``__consumer_offsets`` partition."""
-        count = len(self.topic_partitions(OFFSETS_TOPIC))
-        state = self.partitions[OFFSETS_TOPIC, (java_string_hash(group_id) & 0x7FFFFFFF) % count]
+    def coordinator(self, key: str, internal_topic: str = OFFSETS_TOPIC) -> int:
+        """The node coordinating a group (or, with TRANSACTION_TOPIC, a transactional id):
+        the leader of the internal topic's partition the key hashes to."""
+        count = len(self.topic_partitions(internal_topic))
+        state = self.partitions[internal_topic, (java_string_hash(key) & 0x7FFFFFFF) % count]
         return state.leader
 
     def followed_by(self, node_id: int) -> list[TopicPartition]:
         """Partitions with a log (not the internal placement topic) that `node_id` replicates but does not lead."""
         return [tp for tp, state in self.partitions.items()
-                if tp[0] != OFFSETS_TOPIC and node_id in state.replicas and state.leader != node_id]
+                if tp[0] not in INTERNAL_TOPICS and node_id in state.replicas and state.leader != node_id]
 
     # -- topics ----------------------------------------------------------------
 

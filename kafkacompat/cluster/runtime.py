@@ -34,7 +34,14 @@ from typing import Any, Mapping
 import trio
 
 from kafkacompat.broker import AppendSignal, Broker, read_or_create_cluster_id, wall_clock_ms
-from kafkacompat.cluster.controller import OFFSETS_TOPIC, BrokerInfo, Controller, PartitionState, TopicPartition
+from kafkacompat.cluster.controller import (
+    INTERNAL_TOPICS,
+    TRANSACTION_TOPIC,
+    BrokerInfo,
+    Controller,
+    PartitionState,
+    TopicPartition,
+)
 from kafkacompat.cluster.controller import default_assignment
 from kafkacompat.cluster.replication import ReplicaTracker, follow
 from kafkacompat.cluster.view import check_replica_list
@@ -119,6 +126,10 @@ class Member:
 
     def coordinator(self, group_id: str) -> int:
         return self.runtime.controller.coordinator(group_id)
+
+    def transaction_coordinator(self, transactional_id: str) -> int:
+        """Where a transaction coordinator (kafkacompat.txn) would answer for this id; it moves like a group's."""
+        return self.runtime.controller.coordinator(transactional_id, TRANSACTION_TOPIC)
 
     def elect(self, topic: str, index: int, election_type: int) -> ErrorCode:
         """ElectLeaders: type 0 the preferred replica, type 1 any live one for an offline partition."""
@@ -381,7 +392,7 @@ class ClusterRuntime:
         """Tell every running replica's log its role and the partition's epoch."""
         now = self.clock()
         for tp in partitions:
-            if tp[0] == OFFSETS_TOPIC:
+            if tp[0] in INTERNAL_TOPICS:
                 continue
             state = self.controller.partitions.get(tp)
             if state is None:
@@ -403,7 +414,7 @@ class ClusterRuntime:
     def _refresh_high_watermarks(self) -> None:
         for tp, state in self.controller.partitions.items():
             member = self.members.get(state.leader)
-            if tp[0] != OFFSETS_TOPIC and member is not None and member.running:
+            if tp[0] not in INTERNAL_TOPICS and member is not None and member.running:
                 partition = member.broker.log_manager.partition(*tp)
                 if partition is not None and not partition.closed:
                     self.tracker.update_high_watermark(tp, partition)
@@ -419,7 +430,7 @@ class ClusterRuntime:
             changed = False
             for tp, state in list(self.controller.partitions.items()):
                 member = self.members.get(state.leader)
-                if tp[0] == OFFSETS_TOPIC or member is None or not member.running:
+                if tp[0] in INTERNAL_TOPICS or member is None or not member.running:
                     continue
                 partition = member.broker.log_manager.partition(*tp)
                 if partition is not None and not partition.closed:

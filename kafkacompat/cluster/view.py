@@ -52,6 +52,9 @@ class SingleBroker:
     def coordinator(self, group_id: str) -> int:
         return self._broker.node_id
 
+    def transaction_coordinator(self, transactional_id: str) -> int:
+        return self._broker.node_id
+
     def elect(self, topic: str, index: int, election_type: int) -> ErrorCode:
         """ElectLeaders for one existing partition: its only replica leads already."""
         return ErrorCode.ELECTION_NOT_NEEDED

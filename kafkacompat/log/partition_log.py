@@ -691,13 +691,7 @@ class PartitionLog:
                     self._producers.take_snapshot(self.log_end_offset)
                 self.flush(sync=sync)
         finally:
-            for fd in self._pending_fds:  # left over only when the flush failed
-                os.close(fd)
-            self._pending_fds = []
-            self._closed = True
-            self.segments_version += 1
-            for segment in self._segments:
-                segment.close()
+            self._release_files()  # pending descriptors are left over only when the flush failed
 
     def abandon(self) -> None:
         """A simulated crash (a killed cluster member): appends never fsynced are cut, nothing is synced."""
@@ -705,6 +699,9 @@ class PartitionLog:
             return
         if self._storage_error is None and self.recovery_point < self.log_end_offset:
             self.truncate_to(self.recovery_point)
+        self._release_files()
+
+    def _release_files(self) -> None:
         for fd in self._pending_fds:
             os.close(fd)
         self._pending_fds = []

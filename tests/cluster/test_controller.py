@@ -5,6 +5,7 @@ from __future__ import annotations
 from kafkacompat.cluster.controller import (
     NO_LEADER,
     OFFSETS_TOPIC,
+    TRANSACTION_TOPIC,
     BrokerInfo,
     Controller,
     default_assignment,
@@ -93,6 +94,13 @@ def test_group_coordinators_follow_their_offsets_partition_leader(tmp_path):
     assert controller.coordinator("my-group") == leader
     controller.broker_stopped(leader)
     assert controller.coordinator("my-group") not in (leader, NO_LEADER)
+
+
+def test_transaction_coordinators_are_placed_by_their_own_internal_topic(tmp_path):
+    controller = make(tmp_path)
+    index = (java_string_hash("txn-1") & 0x7FFFFFFF) % 4
+    assert controller.coordinator("txn-1", TRANSACTION_TOPIC) == controller.partition(TRANSACTION_TOPIC, index).leader
+    assert controller.followed_by(2) == []  # internal topics have no log to replicate
 
 
 def test_the_metadata_survives_a_restart_and_the_offsets_topic_is_not_followed(tmp_path):

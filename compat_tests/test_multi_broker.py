@@ -283,7 +283,44 @@ def test_a_killed_leaders_unreplicated_tail_is_truncated_and_a_consumer_detects_
                                                          b"new-1", b"new-2", b"new-3", b"new-4"]
 
 
-def test_a_group_consumes_through_a_stop_of_its_coordinator(cluster) -> None:
+class _ConfluentMember:
+    def __init__(self, process: ClusterProcess, topic: str, group: str) -> None:
+        self._consumer = Consumer({"bootstrap.servers": process.bootstrap, "group.id": group,
+                                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                   "session.timeout.ms": 6000})
+        self._consumer.subscribe([topic])
+
+    def poll(self) -> list[bytes]:
+        message = self._consumer.poll(0.5)
+        if message is None or message.error() is not None:
+            return []
+        self._consumer.commit(message, asynchronous=False)
+        return [message.value()]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class _KafkaPythonMember:
+    def __init__(self, process: ClusterProcess, topic: str, group: str) -> None:
+        from kafka import KafkaConsumer
+
+        self._consumer = KafkaConsumer(topic, bootstrap_servers=process.bootstrap.split(","), group_id=group,
+                                       auto_offset_reset="earliest", enable_auto_commit=False,
+                                       request_timeout_ms=15000)
+
+    def poll(self) -> list[bytes]:
+        values = [record.value for records in self._consumer.poll(timeout_ms=500).values() for record in records]
+        if values:
+            self._consumer.commit()
+        return values
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@pytest.mark.parametrize("member", [_ConfluentMember, _KafkaPythonMember], ids=["confluent-kafka", "kafka-python"])
+def test_a_group_consumes_through_a_stop_of_its_coordinator(cluster, member) -> None:
     """The coordinator moves with its __consumer_offsets partition's leader; the group resumes at its commits."""
     process = cluster(**{"replica.lag.time.max.ms": "5000"})
     topic = unique_topic("coord")
@@ -293,19 +330,13 @@ def test_a_group_consumes_through_a_stop_of_its_coordinator(cluster) -> None:
     for sequence in range(300):
         producer.produce(topic, b"%05d" % sequence, partition=sequence % 3)
     producer.flush(15)
-    consumer = Consumer({"bootstrap.servers": process.bootstrap, "group.id": group,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "session.timeout.ms": 6000})
-    consumer.subscribe([topic])
+    consumer = member(process, topic, group)
     seen: list[bytes] = []
 
     def consume(until: int) -> None:
         deadline = time.monotonic() + 60
         while len(seen) < until and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                seen.append(message.value())
-                consumer.commit(message, asynchronous=False)
+            seen.extend(consumer.poll())
 
     consume(100)
     coordinator = _coordinator(process, group)
@@ -427,38 +458,3 @@ def test_a_scenario_stops_and_starts_a_broker_at_its_times(cluster, tmp_path) ->
     assert "broker 3: kill done" in done.stdout and "broker 3: start done" in done.stdout
     assert "broker 3 killed" in process.log_text()
     assert all(broker["alive"] for broker in process.state()["brokers"])
-
-
-def test_a_kafka_python_group_consumes_through_a_stop_of_its_coordinator(cluster) -> None:
-    from kafka import KafkaConsumer
-
-    process = cluster(**{"replica.lag.time.max.ms": "5000"})
-    topic = unique_topic("kp-coord")
-    create(process.bootstrap, topic)
-    group = unique_topic("kp-group")
-    producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "all"})
-    for sequence in range(300):
-        producer.produce(topic, b"%05d" % sequence, partition=sequence % 3)
-    producer.flush(15)
-    consumer = KafkaConsumer(topic, bootstrap_servers=process.bootstrap.split(","), group_id=group,
-                             auto_offset_reset="earliest", enable_auto_commit=False, request_timeout_ms=15000)
-    seen: list[bytes] = []
-
-    def consume(until: int) -> None:
-        deadline = time.monotonic() + 60
-        while len(seen) < until and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                seen.extend(record.value for record in records)
-            if seen:
-                consumer.commit()
-
-    consume(100)
-    coordinator = _coordinator(process, group)
-    process.act(coordinator, "stop")
-    assert _coordinator(process, group) != coordinator
-    for sequence in range(300, 600):
-        producer.produce(topic, b"%05d" % sequence, partition=sequence % 3)
-    producer.flush(30)
-    consume(600)
-    consumer.close()
-    assert sorted(seen) == [b"%05d" % n for n in range(600)]
