@@ -276,6 +276,6 @@ def build_app(broker: Broker, metrics: BrokerMetrics, history: History) -> Starl
     from kafkacompat.web.cluster_api import ClusterApi
     from kafkacompat.web.console import Console
 
-    cluster = ClusterApi(broker.cluster.runtime).routes() if broker.cluster.replicated else []
-    return Starlette(routes=ConsoleApi(broker, metrics).routes() + ApiWrites(broker).routes() + cluster
+    cluster = ClusterApi(broker.cluster.runtime if broker.cluster.replicated else None)
+    return Starlette(routes=ConsoleApi(broker, metrics).routes() + ApiWrites(broker).routes() + cluster.routes()
                      + Console(broker, history).routes())

@@ -6,7 +6,7 @@ and each partition's leader, epoch, replicas and ISR.
 resume, isolate or heal one broker. The action runs in the cluster's own
 nursery, not in this request (which may be served by the broker being
 stopped): the answer, 202, says it was accepted; ``GET /api/cluster`` shows
-when it is done.
+when it is done. A broker alone answers both with 409 and why.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from kafkacompat.cluster.runtime import ClusterRuntime
 
 ACTIONS = ("stop", "kill", "start", "pause", "resume", "isolate", "heal")
+NOT_A_CLUSTER = ("this broker runs alone; broker actions need a multi-broker cluster "
+                 "(kafkacompat serve --brokers N)")
 
 
 def cluster_state(runtime: ClusterRuntime) -> dict[str, Any]:
@@ -38,7 +40,7 @@ def cluster_state(runtime: ClusterRuntime) -> dict[str, Any]:
 
 
 class ClusterApi:
-    def __init__(self, runtime: ClusterRuntime) -> None:
+    def __init__(self, runtime: ClusterRuntime | None) -> None:
         self.runtime = runtime
 
     def routes(self) -> list[Route]:
@@ -48,9 +50,13 @@ class ClusterApi:
         ]
 
     async def state(self, request: Request) -> JSONResponse:
+        if self.runtime is None:
+            return JSONResponse({"error": NOT_A_CLUSTER}, status_code=409)
         return JSONResponse(cluster_state(self.runtime))
 
     async def act(self, request: Request) -> JSONResponse:
+        if self.runtime is None:
+            return JSONResponse({"error": NOT_A_CLUSTER}, status_code=409)
         node_id, action = request.path_params["node_id"], request.path_params["action"]
         if action not in ACTIONS:
             return JSONResponse({"error": f"unknown action {action!r} (one of {', '.join(ACTIONS)})"}, status_code=400)
