@@ -458,3 +458,30 @@ def test_a_scenario_stops_and_starts_a_broker_at_its_times(cluster, tmp_path) ->
     assert "broker 3: kill done" in done.stdout and "broker 3: start done" in done.stdout
     assert "broker 3 killed" in process.log_text()
     assert all(broker["alive"] for broker in process.state()["brokers"])
+
+
+def test_a_reassignment_moves_a_partition_to_other_brokers_after_they_catch_up(cluster) -> None:
+    """AlterPartitionReassignments from broker 1 to brokers 2 and 3: they copy the log, then take over."""
+    from kafkacompat.client import KafkaClient
+
+    process = cluster()
+    topic = unique_topic("move")
+    create(process.bootstrap, topic, partitions=1, replication_factor=1)
+    assert process.partition(topic, 0)["replicas"] == [1]
+    producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "all"})
+    for sequence in range(500):
+        producer.produce(topic, b"%05d" % sequence + b"x" * 200)
+    producer.flush(15)
+    client = KafkaClient(process.bootstrap.split(",")[0])
+    try:
+        answer = client.request(45, 0, {"timeout_ms": 10_000, "topics": [
+            {"name": topic, "partitions": [{"partition_index": 0, "replicas": [2, 3]}]}]})
+        assert [p.error_code for p in answer.responses[0].partitions] == [0]
+        wait_until(lambda: process.partition(topic, 0)["replicas"] == [2, 3], 30, "the move to finish")
+        listed = client.request(46, 0, {"timeout_ms": 10_000, "topics": None})
+        assert list(listed.topics) == []
+    finally:
+        client.close()
+    moved = process.partition(topic, 0)
+    assert moved["leader"] in (2, 3) and sorted(moved["isr"]) == [2, 3]
+    assert read_all(process.bootstrap, topic, 500)[0] == [b"%05d" % n + b"x" * 200 for n in range(500)]

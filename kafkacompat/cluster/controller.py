@@ -25,6 +25,10 @@ Leadership rules, as Kafka's:
 - A broker that starts again takes an offline partition's leadership when it
   is in the ISR (or, unclean, any replica); otherwise it rejoins as a
   follower and enters the ISR only once caught up (replication.py asks).
+- A reassignment (AlterPartitionReassignments) makes the replicas the target
+  followed by the replicas being removed; the added ones replicate like any
+  follower, and once every one of them is in the ISR the removed ones go
+  (and a removed leader hands over to the first in-sync target replica).
 - Preferred election moves leadership to the first replica when it is alive
   and in the ISR (ElectLeaders type 0, ``auto.leader.rebalance.enable``).
 - Group coordinators are placed by the partition of ``__consumer_offsets``
@@ -279,6 +283,46 @@ class Controller:
         self._set_leader(state, live[0], isr=[live[0]])
         self._save()
         return None
+
+    # -- reassignments ------------------------------------------------------------
+
+    def reassign(self, tp: TopicPartition, target: list[int] | None) -> str | None:
+        """Start moving a partition to `target` (None cancels a pending move); None when done, else why not."""
+        state = self.partitions.get(tp)
+        if state is None:
+            return "UNKNOWN_TOPIC_OR_PARTITION"
+        original = [node for node in state.replicas if node not in state.adding]
+        if target is None:
+            if not state.adding and not state.removing:
+                return "NO_REASSIGNMENT_IN_PROGRESS"
+            target = original
+        elif not target or len(set(target)) != len(target) or any(node not in self.brokers for node in target):
+            return "INVALID_REPLICA_ASSIGNMENT"
+        state.adding = [node for node in target if node not in original]
+        state.removing = [node for node in original if node not in target]
+        state.replicas = [*target, *state.removing]
+        state.isr = [node for node in state.replicas if node in state.isr]
+        self.complete_reassignment(tp)
+        self._save()
+        return None
+
+    def complete_reassignment(self, tp: TopicPartition) -> bool:
+        """Finish a move whose added replicas are all in sync; True when the leader changed or replicas went."""
+        state = self.partitions[tp]
+        if any(node not in state.isr for node in state.adding):
+            return False
+        if not state.removing and not state.adding:
+            return False
+        target = [node for node in state.replicas if node not in state.removing]
+        state.replicas, state.adding, state.removing = target, [], []
+        state.isr = [node for node in target if node in state.isr]
+        if state.leader not in target:
+            self._elect(state, exclude=state.leader)
+        self._save()
+        return True
+
+    def reassignments(self) -> list[TopicPartition]:
+        return [tp for tp, state in self.partitions.items() if state.adding or state.removing]
 
     def imbalanced(self) -> list[TopicPartition]:
         """Partitions led by another than their preferred replica while it could lead."""

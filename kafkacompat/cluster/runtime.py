@@ -127,6 +127,16 @@ class Member:
     def coordinator(self, group_id: str) -> int:
         return self.runtime.controller.coordinator(group_id)
 
+    def reassign(self, topic: str, index: int, replicas: list[int] | None) -> ErrorCode:
+        """AlterPartitionReassignments: the added replicas catch up by replicating, then the removed ones go."""
+        error = self.runtime.controller.reassign((topic, index), replicas)
+        self.runtime.apply_leadership({(topic, index)})
+        return ErrorCode.NONE if error is None else ErrorCode[error]
+
+    def reassignments(self) -> list[tuple[str, int, PartitionState]]:
+        controller = self.runtime.controller
+        return [(topic, index, controller.partitions[topic, index]) for topic, index in controller.reassignments()]
+
     def transaction_coordinator(self, transactional_id: str) -> int:
         """Where a transaction coordinator (kafkacompat.txn) would answer for this id; it moves like a group's."""
         return self.runtime.controller.coordinator(transactional_id, TRANSACTION_TOPIC)
@@ -327,7 +337,7 @@ class ClusterRuntime:
         assert self._nursery is not None
         await self._nursery.start(member.serve)
         self.controller.broker_started(node_id)
-        self._apply_leadership(set(self.controller.partitions))
+        self.apply_leadership(set(self.controller.partitions))
         log.info("broker %d started", node_id)
 
     async def stop(self, node_id: int, *, crash: bool = False) -> None:
@@ -337,7 +347,7 @@ class ClusterRuntime:
         self._unpause(member)
         moved = self.controller.broker_stopped(node_id)
         await member.halt(crash=crash)
-        self._apply_leadership(moved)
+        self.apply_leadership(moved)
         self._refresh_high_watermarks()
         log.info("broker %d %s", node_id, "killed" if crash else "stopped")
 
@@ -388,7 +398,7 @@ class ClusterRuntime:
 
     # -- leadership -----------------------------------------------------------------
 
-    def _apply_leadership(self, partitions: set[TopicPartition]) -> None:
+    def apply_leadership(self, partitions: set[TopicPartition]) -> None:
         """Tell every running replica's log its role and the partition's epoch."""
         now = self.clock()
         for tp in partitions:
@@ -421,7 +431,8 @@ class ClusterRuntime:
         self.appended.notify()
 
     async def _watch_replicas(self) -> None:
-        """ISR shrinks after replica.lag.time.max.ms; preferred leaders return (auto.leader.rebalance.enable)."""
+        """ISR shrinks after replica.lag.time.max.ms; reassignments whose new replicas caught up finish;
+        preferred leaders return (auto.leader.rebalance.enable)."""
         rebalance = self.config.get_bool("auto.leader.rebalance.enable")
         interval_ms = self.config.get_int("leader.imbalance.check.interval.seconds") * 1000
         next_rebalance = self.clock() + interval_ms
@@ -435,6 +446,9 @@ class ClusterRuntime:
                 partition = member.broker.log_manager.partition(*tp)
                 if partition is not None and not partition.closed:
                     changed |= self.tracker.check_lag(tp, partition, self._leading_since.get(tp, 0))
+            finished = [tp for tp in self.controller.reassignments() if self.controller.complete_reassignment(tp)]
+            if finished:
+                self.apply_leadership(set(finished))
             if changed:
                 self.appended.notify()
             if rebalance and self.clock() >= next_rebalance:
@@ -443,12 +457,12 @@ class ClusterRuntime:
 
     def elect_preferred(self, partitions: list[TopicPartition]) -> dict[TopicPartition, str | None]:
         results = {tp: self.controller.elect_preferred(tp) for tp in partitions}
-        self._apply_leadership({tp for tp, error in results.items() if error is None})
+        self.apply_leadership({tp for tp, error in results.items() if error is None})
         return results
 
     def elect_unclean(self, partitions: list[TopicPartition]) -> dict[TopicPartition, str | None]:
         results = {tp: self.controller.elect_unclean(tp) for tp in partitions}
-        self._apply_leadership({tp for tp, error in results.items() if error is None})
+        self.apply_leadership({tp for tp, error in results.items() if error is None})
         return results
 
     # -- topics -----------------------------------------------------------------------
@@ -472,7 +486,7 @@ class ClusterRuntime:
             if member is not origin and member.running:
                 member.broker.log_manager.create_topic(name, partitions, configs, topic_id=topic.topic_id)
         layout = assignments or default_assignment(self.controller.node_ids, partitions, replication_factor)
-        self._apply_leadership(set(self.controller.add_partitions(name, layout)))
+        self.apply_leadership(set(self.controller.add_partitions(name, layout)))
         return topic
 
     def create_partitions(self, origin: Member, name: str, total: int, assignments: list[list[int]] | None) -> None:
@@ -480,7 +494,7 @@ class ClusterRuntime:
         self.on_every_member(lambda manager: manager.create_partitions(name, total), first=origin)
         rf = len(self.controller.partitions[name, 0].replicas) if current else 1
         layout = assignments or default_assignment(self.controller.node_ids, total - current, rf, current)
-        self._apply_leadership(set(self.controller.add_partitions(name, layout)))
+        self.apply_leadership(set(self.controller.add_partitions(name, layout)))
 
     def reconcile_topics(self, member: Member) -> None:
         """A starting member copies the topic registry of a running one (same ids, partitions and configs)."""

@@ -55,6 +55,15 @@ class SingleBroker:
     def transaction_coordinator(self, transactional_id: str) -> int:
         return self._broker.node_id
 
+    def reassign(self, topic: str, index: int, replicas: list[int] | None) -> ErrorCode:
+        """AlterPartitionReassignments for one existing partition: only this broker can hold it."""
+        if replicas is None:
+            return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS
+        return ErrorCode.NONE if replicas == [self._broker.node_id] else ErrorCode.INVALID_REPLICA_ASSIGNMENT
+
+    def reassignments(self) -> list[tuple[str, int, PartitionState]]:
+        return []
+
     def elect(self, topic: str, index: int, election_type: int) -> ErrorCode:
         """ElectLeaders for one existing partition: its only replica leads already."""
         return ErrorCode.ELECTION_NOT_NEEDED
