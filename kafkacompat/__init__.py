@@ -1,7 +1,7 @@
 """kafkacompat: an Apache Kafka wire-protocol-compatible broker.
 
 ``from kafkacompat import EmbeddedBroker`` gives a broker for tests and
-scripts; it is imported on first use so that ``import kafkacompat`` (the CLI,
+scripts, ``EmbeddedCluster`` several replicating brokers; they are imported on first use so that ``import kafkacompat`` (the CLI,
 the pytest plugin) stays cheap.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EmbeddedBroker"]
+__all__ = ["EmbeddedBroker", "EmbeddedCluster"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "EmbeddedBroker":
-        from kafkacompat.embedded import EmbeddedBroker
+    if name in __all__:
+        from kafkacompat import embedded
 
-        return EmbeddedBroker
+        return getattr(embedded, name)
     raise AttributeError(f"module 'kafkacompat' has no attribute {name!r}")

@@ -11,6 +11,7 @@ transaction marker writer.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import contextlib
 import logging
 import os
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import trio
 
 from kafkacompat.cluster.faults import FaultEngine
+from kafkacompat.cluster.controller import BrokerInfo
+from kafkacompat.cluster.view import SingleBroker
 from kafkacompat.config import BrokerConfig, ConfigError
 from kafkacompat.features import FinalizedFeatures
 from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
@@ -44,6 +47,7 @@ from kafkacompat.txn.markers import write_markers
 
 if TYPE_CHECKING:
     from kafkacompat.listeners import Endpoint
+    from kafkacompat.cluster.runtime import Member
     from kafkacompat.web.metrics import BrokerMetrics
 
 log = logging.getLogger("kafkacompat.broker")
@@ -166,7 +170,7 @@ class GroupCommit:
             self._appended.notify()
 
 
-def _read_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
+def read_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
     """Kafka keeps the cluster id in ``meta.properties``; so do we."""
     path = data_dir / META_PROPERTIES
     if path.exists():
@@ -182,9 +186,15 @@ def _read_or_create_cluster_id(data_dir: Path, node_id: int) -> str:
 
 
 class Broker:
-    """Everything a request handler may touch, for one broker process."""
+    """Everything a request handler may touch, for one broker.
 
-    def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
+    ``member``: this broker's place in a multi-broker process (cluster/runtime.py),
+    which supplies the cluster id, the group coordinator and the append signal
+    the members share, and answers ``cluster`` questions; None for a broker alone.
+    """
+
+    def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms,
+                 member: Member | None = None) -> None:
         self.config = config
         self.clock = clock
         authorizer_class = config.get("authorizer.class.name")
@@ -197,13 +207,15 @@ class Broker:
         self.data_dir = config.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = DataDirLock(self.data_dir)  # before anything in the directory is read or written
-        self.cluster_id = _read_or_create_cluster_id(self.data_dir, self.node_id)
+        self._member = member
+        self.cluster_id = (member.runtime.cluster_id if member is not None
+                           else read_or_create_cluster_id(self.data_dir, self.node_id))
         self.features = FinalizedFeatures(self.data_dir, self.node_id)
         self.log_manager = LogManager(
             self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack"),
             recovery_threads=config.get_int("num.recovery.threads.per.data.dir"),
         )
-        self.groups = GroupCoordinator(
+        self.groups = member.runtime.groups if member is not None else GroupCoordinator(
             self.data_dir,
             clock,
             initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
@@ -224,7 +236,7 @@ class Broker:
             max_size=config.get_int("group.share.max.size"),
         ))
         self.transactions = TransactionCoordinator(
-            self.data_dir, clock, self.log_manager.allocate_producer_id,
+            self.data_dir, clock, lambda: self.cluster.allocate_producer_id(),
             max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
             id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
         )
@@ -233,7 +245,7 @@ class Broker:
         self._hold_markers = os.environ.get(HOLD_TXN_MARKERS_ENV) == "1"
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
-        self.appended = AppendSignal()
+        self.appended = member.runtime.appended if member is not None else AppendSignal()
         self.faults = FaultEngine(self.node_id, clock)
         self.faults.add_all(config.faults)
         self.quotas = open_quotas(self.data_dir, clock, config.get_int("quota.window.num"),
@@ -245,6 +257,9 @@ class Broker:
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
         self.metrics: BrokerMetrics | None = None
         self.http_port: int | None = None
+        self.cluster: SingleBroker | Member = SingleBroker(self) if member is None else member
+        if member is not None:
+            member.attach(self)
 
     def set_advertised(self, endpoints: list["Endpoint"]) -> None:
         """Called once the listeners are bound (port 0 picks a free port); the first is the broker's address."""
@@ -255,6 +270,12 @@ class Broker:
         """The host and port handed to a client that connected on ``listener_name``, as Kafka does."""
         endpoint = self.advertised_endpoints.get(listener_name)
         return (self.advertised_host, self.advertised_port) if endpoint is None else (endpoint.host, endpoint.port)
+
+    def brokers_for(self, listener_name: str) -> list[BrokerInfo]:
+        """The live brokers as a client on ``listener_name`` dials them: this one at that listener's address."""
+        host, port = self.address_for(listener_name)
+        return [dataclasses.replace(info, host=host, port=port) if info.node_id == self.node_id else info
+                for info in self.cluster.brokers()]
 
     async def run_group_timers(self) -> None:
         """Drive the coordinators' session, rebalance and acquisition-lock timers."""
@@ -381,9 +402,18 @@ class Broker:
             log.info("cleaned %s: %d segment group(s) rewritten", name, job.groups_swapped)
 
     def close(self) -> None:
-        """Close the engines, then let another broker have the directory."""
-        self.log_manager.close()
-        self.groups.close()
+        """Close the engines, then let another broker have the directory.
+
+        A killed cluster member closes as a crash would leave it: unflushed
+        appends lost, no clean-shutdown marker (LogManager.abandon).
+        """
+        member = self._member
+        if member is not None and member.crashed:
+            self.log_manager.abandon()
+        else:
+            self.log_manager.close()
+        if member is None:
+            self.groups.close()
         self.share_groups.close()
         self.quotas.store.close()
         if self.authorizer is not None:

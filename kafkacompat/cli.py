@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--override", type=_override, action="append", default=[], metavar="NAME=VALUE",
         help="set any broker config by its Kafka name, e.g. -o num.partitions=3",
     )
+    serve.add_argument("--brokers", type=int,
+                       help="run N brokers in this process, replicating to each other (cluster.brokers)")
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     tools.add_subcommands(sub)
     perf_cli.add_subcommands(sub)
@@ -63,6 +65,8 @@ def _serve_config(args: argparse.Namespace) -> BrokerConfig:
         overrides["log.dirs"] = str(args.data_dir)
     if args.http_port is not None:
         overrides["http.listeners"] = f"http://127.0.0.1:{args.http_port}"
+    if args.brokers is not None:
+        overrides["cluster.brokers"] = args.brokers
     return BrokerConfig.load(args.config, overrides)
 
 
@@ -102,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return scenario_cli.run(args)
     if args.command == "certs":
         return certs_cli.run(args)
+    if args.command == "cluster" and args.cluster_command != "info":
+        from kafkacompat.tools import cluster_control
+
+        return cluster_control.run(args)
     return tools.run(args)
 
 

@@ -36,6 +36,21 @@ class ConfigDef:
 
 _DEFS = [
     ConfigDef("node.id", "int", "1", "Id of this broker in Metadata and DescribeCluster."),
+    ConfigDef("cluster.brokers", "int", "1",
+              "Our own: brokers run in this process (node ids 1..N, ports from the listener's on, "
+              "data in log.dirs/broker-N); 1 is a plain single broker."),
+    ConfigDef("cluster.ports", "list", "", "Our own: the brokers' listener ports, in node order, instead of consecutive ones."),
+    ConfigDef("broker.rack", "string", "", "Rack of this broker; with cluster.brokers, a list in node order."),
+    ConfigDef("replica.lag.time.max.ms", "long", "30000",
+              "A follower not caught up with its leader for this long leaves the ISR."),
+    ConfigDef("unclean.leader.election.enable", "boolean", "false",
+              "Let an out-of-sync replica lead when no in-sync one is alive (records may be lost)."),
+    ConfigDef("auto.leader.rebalance.enable", "boolean", "true", "Move leadership back to preferred replicas."),
+    ConfigDef("leader.imbalance.check.interval.seconds", "long", "300", "How often preferred leaders are restored."),
+    ConfigDef("replica.selector.class", "string", "",
+              "org.apache.kafka.common.replica.RackAwareReplicaSelector sends consumers to their rack's replica."),
+    ConfigDef("offsets.topic.num.partitions", "int", "50", "Partitions of __consumer_offsets: group placement."),
+    ConfigDef("offsets.topic.replication.factor", "short", "3", "Replicas of each __consumer_offsets partition."),
     ConfigDef("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Where the broker accepts connections."),
     ConfigDef("advertised.listeners", "list", "", "Address handed to clients in Metadata; empty means the listener."),
     ConfigDef("listener.security.protocol.map", "list",

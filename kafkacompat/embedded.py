@@ -383,3 +383,136 @@ class _LoopFaults:
 
     def clear(self) -> int:
         return self._on_loop(self._engine.clear)
+
+
+class EmbeddedCluster(BrokerAccess):
+    """Several brokers in one background Trio thread, replicating to each other, under the caller's control.
+
+        with EmbeddedCluster(brokers=3) as cluster:
+            cluster.create_topic("orders", partitions=3, replication_factor=3)
+            cluster.kill(cluster.leader("orders", 0))
+
+    ``stop`` / ``kill`` / ``start`` / ``pause`` / ``resume`` / ``isolate`` take
+    a node id (1..N); ``faults`` is a node id's fault rules
+    (``cluster.faults[2].add(...)``). Configs as for EmbeddedBroker.
+    """
+
+    def __init__(self, brokers: int = 3, partitions: int | None = None, *, data_dir: str | os.PathLike[str] | None = None,
+                 keep_data: bool = False, host: str = "127.0.0.1", config: Mapping[str, object] | None = None,
+                 **configs: object) -> None:
+        self._broker = EmbeddedBroker(partitions, data_dir=data_dir, keep_data=keep_data, host=host,
+                                      config={**(config or {}), "cluster.brokers": brokers}, **configs)
+        self._runner: _ClusterRunner | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("the cluster is not running")
+        return self._runner.on_loop(lambda runtime: runtime.bootstrap_servers)
+
+    def create_topic(self, name: str, partitions: int | None = None, configs: Mapping[str, object] | None = None,
+                     replication_factor: int | None = None) -> str:
+        """Create a topic with `replication_factor` replicas (default.replication.factor when None)."""
+        with self.cluster() as cluster:
+            create_topic(cluster, name, -1 if partitions is None else partitions,
+                         replication_factor=-1 if replication_factor is None else replication_factor,
+                         configs=[(k, str(v)) for k, v in (configs or {}).items()])
+        return name
+
+    def start(self, node_id: int | None = None) -> EmbeddedCluster:
+        """Start the cluster, or one stopped broker of it."""
+        if node_id is not None:
+            self._control(lambda runtime: runtime.start(node_id))
+            return self
+        if self._runner is not None:
+            raise RuntimeError("the cluster is already running")
+        self._runner = _ClusterRunner(self._broker)
+        self._runner.start()
+        return self
+
+    def stop(self, node_id: int | None = None) -> None:
+        """Stop one broker cleanly, or (no node id) the whole cluster."""
+        if node_id is not None:
+            self._control(lambda runtime: runtime.stop(node_id))
+            return
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()
+        if not self._broker.keep_data:
+            shutil.rmtree(self._broker._workdir, ignore_errors=True)
+
+    def kill(self, node_id: int) -> None:
+        """Stop a broker as a crash would: what it had not fsynced is lost."""
+        self._control(lambda runtime: runtime.kill(node_id))
+
+    def pause(self, node_id: int) -> None:
+        """The broker keeps accepting connections and answers nothing; it stops replicating."""
+        self._on_loop(lambda runtime: runtime.pause(node_id))
+
+    def resume(self, node_id: int) -> None:
+        self._on_loop(lambda runtime: runtime.resume(node_id))
+
+    def isolate(self, node_id: int, isolated: bool = True) -> None:
+        """No replication to or from the other brokers (clients still reach it); False heals it."""
+        self._on_loop(lambda runtime: runtime.isolate(node_id, isolated))
+
+    def leader(self, topic: str, partition: int) -> int:
+        return self._on_loop(lambda runtime: runtime.leader(topic, partition))
+
+    def isr(self, topic: str, partition: int) -> list[int]:
+        return self._on_loop(lambda runtime: list(runtime.controller.partitions[topic, partition].isr))
+
+    @property
+    def faults(self) -> dict[int, _LoopFaults]:
+        """Each running broker's fault rules, by node id."""
+        runner = self._require()
+        return runner.on_loop(lambda runtime: {node: _LoopFaults(member.broker.faults, runner.token)
+                                               for node, member in runtime.members.items() if member.running})
+
+    def _require(self) -> _ClusterRunner:
+        if self._runner is None:
+            raise RuntimeError("the cluster is not running")
+        return self._runner
+
+    def _on_loop(self, call: Any) -> Any:
+        return self._require().on_loop(call)
+
+    def _control(self, call: Any) -> None:
+        import trio
+
+        runner = self._require()
+        trio.from_thread.run(lambda: call(runner.runtime), trio_token=runner.token)
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class _ClusterRunner(_ThreadRunner):
+    """A ClusterRuntime in a daemon thread."""
+
+    runtime: Any = None
+
+    @property
+    def token(self) -> Any:
+        return self._token
+
+    def on_loop(self, call: Any) -> Any:
+        import trio
+
+        return trio.from_thread.run_sync(lambda: call(self.runtime), trio_token=self._token)
+
+    async def _serve(self) -> None:
+        import trio
+
+        from kafkacompat.cluster.runtime import ClusterRuntime
+        from kafkacompat.config import BrokerConfig
+
+        self._stop = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        config = BrokerConfig(self._owner.serve_config())
+        async with trio.open_nursery() as nursery:
+            self.runtime = await nursery.start(ClusterRuntime(config).run, self._stop.wait)
+            self._ready.set()

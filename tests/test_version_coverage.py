@@ -39,6 +39,7 @@ CREATE_ACLS, DELETE_ACLS, ALTER_CLIENT_QUOTAS = 30, 31, 49
 CREATE_TOKEN, RENEW_TOKEN, EXPIRE_TOKEN, DESCRIBE_TOKENS, ELECT_LEADERS = 38, 39, 40, 41, 43
 LIST_REASSIGNMENTS, DESCRIBE_CLIENT_QUOTAS, DESCRIBE_SCRAM_CREDENTIALS = 46, 48, 50
 SASL_HANDSHAKE, SASL_AUTHENTICATE, ALTER_SCRAM_CREDENTIALS = 17, 36, 51
+ALTER_REASSIGNMENTS = 45
 DESCRIBE_QUORUM, UPDATE_FEATURES, DESCRIBE_PRODUCERS, DESCRIBE_TOPIC_PARTITIONS = 55, 57, 61, 75
 DESCRIBE_CONFIGS, CREATE_PARTITIONS, DELETE_GROUPS = 32, 37, 42
 INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE, DESCRIBE_CLUSTER = 44, 47, 60
@@ -804,6 +805,19 @@ def elect_leaders(session: Session, version: int) -> None:
     (result,) = answer.replica_election_results
     assert [(p.partition_id, p.error_code) for p in result.partition_result] == [
         (0, ErrorCode.ELECTION_NOT_NEEDED), (5, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+
+
+@exercises(ALTER_REASSIGNMENTS)
+def alter_partition_reassignments(session: Session, version: int) -> None:
+    """A broker alone can only be asked to keep a partition on itself; nothing is pending to cancel."""
+    body = {"timeout_ms": 10_000, "topics": [{"name": session.topic, "partitions": [
+        {"partition_index": 0, "replicas": [1]}, {"partition_index": 0, "replicas": [2]},
+        {"partition_index": 0, "replicas": None}, {"partition_index": 5, "replicas": [1]}]}]}
+    answer = session.call(ALTER_REASSIGNMENTS, version, body)
+    (result,) = answer.responses
+    assert [p.error_code for p in result.partitions] == [
+        ErrorCode.NONE, ErrorCode.INVALID_REPLICA_ASSIGNMENT, ErrorCode.NO_REASSIGNMENT_IN_PROGRESS,
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]
 
 
 @exercises(LIST_REASSIGNMENTS)

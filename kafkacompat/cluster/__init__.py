@@ -1,1 +1,1 @@
-"""Cluster-wide behaviour; today the fault engine of one broker (faults.py)."""
+"""Cluster-wide behaviour: the controller, replication and the multi-broker runtime, and fault rules."""

@@ -53,17 +53,15 @@ async def handle_describe_cluster(request: Request, ctx: RequestContext) -> dict
     if endpoint_type != ENDPOINT_TYPE_BROKER:
         return _refusal(request, ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, f"Unsupported endpoint type {endpoint_type}")
     broker = ctx.broker
-    host, port = broker.address_for(ctx.listener_name)
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
         "error_message": None,
         "endpoint_type": ENDPOINT_TYPE_BROKER,
         "cluster_id": broker.cluster_id,
-        "controller_id": broker.node_id,
-        "brokers": [
-            {"broker_id": broker.node_id, "host": host, "port": port, "rack": None}
-        ],
+        "controller_id": broker.cluster.controller_id,
+        "brokers": [{"broker_id": info.node_id, "host": info.host, "port": info.port, "rack": info.rack}
+                    for info in broker.brokers_for(ctx.listener_name)],
         "cluster_authorized_operations": (
             authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
             if body.include_cluster_authorized_operations else UNSET_AUTHORIZED_OPERATIONS
@@ -88,18 +86,20 @@ async def handle_describe_quorum(request: Request, ctx: RequestContext) -> dict[
             for topic in body.topics], "nodes": []}
     broker = ctx.broker
     now = broker.clock()
-    voter = {"replica_id": broker.node_id, "replica_directory_id": NO_DIRECTORY_ID, "log_end_offset": 0,
+    controller_id = broker.cluster.controller_id
+    voter = {"replica_id": controller_id, "replica_directory_id": NO_DIRECTORY_ID, "log_end_offset": 0,
              "last_fetch_timestamp": now, "last_caught_up_timestamp": now}
+    controller = broker.cluster.broker_info(controller_id)
     return {
         "error_code": ErrorCode.NONE,
         "error_message": None,
         "topics": [{"topic_name": METADATA_TOPIC, "partitions": [{
             "partition_index": 0, "error_code": ErrorCode.NONE, "error_message": None,
-            "leader_id": broker.node_id, "leader_epoch": 0, "high_watermark": 0,
+            "leader_id": controller_id, "leader_epoch": 0, "high_watermark": 0,
             "current_voters": [voter], "observers": [],
         }]}],
-        "nodes": [{"node_id": broker.node_id, "listeners": [
-            {"name": LISTENER_NAME, "host": broker.advertised_host, "port": broker.advertised_port}]}],
+        "nodes": [{"node_id": controller_id, "listeners": [
+            {"name": LISTENER_NAME, "host": controller.host, "port": controller.port}]}],
     }
 
 

@@ -291,7 +291,7 @@ def _alter_topic(broker: Any, name: str, changes: list[_Change], validate_only: 
             to_set[change.name] = _edited_list(change, effective.get(change.name, ""))
     if replace_all:
         to_delete = [key for key in topic.configs if key not in to_set]
-    manager.alter_topic_configs(name, to_set, to_delete, validate_only=validate_only)
+    broker.cluster.alter_topic_configs(name, to_set, to_delete, validate_only)
 
 
 def _alter_broker(broker: Any, name: str, changes: list[_Change]) -> None:

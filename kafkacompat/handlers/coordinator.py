@@ -1,8 +1,12 @@
 """FindCoordinator (key 10): which broker coordinates a group (or transactional id).
 
-A single broker coordinates every group and every transactional id, so
-both key types always name this node. v4+ batches keys and answers one entry
-per key.
+A group's coordinator is the leader of its ``__consumer_offsets`` partition
+(``broker.cluster.coordinator``: this node for a broker alone), which moves
+when that broker stops; COORDINATOR_NOT_AVAILABLE while no broker leads it.
+A broker alone coordinates every transactional id; a multi-broker cluster
+has no transaction coordinator yet (transaction markers would have to reach
+each partition's leader), so there transactional keys get
+COORDINATOR_NOT_AVAILABLE. v4+ batches keys and answers one entry per key.
 """
 
 from __future__ import annotations
@@ -16,15 +20,22 @@ API_KEY = 10
 
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
+_NOT_AVAILABLE = "The coordinator is not available."
 
 
 def _locate(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
+    cluster = ctx.broker.cluster
+    if key_type == KEY_TYPE_GROUP or (key_type == KEY_TYPE_TRANSACTION and not cluster.replicated):
+        node_id = cluster.coordinator(key) if key_type == KEY_TYPE_GROUP else ctx.broker.node_id
+        info = next((b for b in ctx.broker.brokers_for(ctx.listener_name) if b.node_id == node_id), None)
+        if info is not None:
+            return {"key": key, "node_id": info.node_id, "host": info.host,
+                    "port": info.port, "error_code": ErrorCode.NONE, "error_message": None}
     if key_type in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
-        host, port = ctx.broker.address_for(ctx.listener_name)
-        return {"key": key, "node_id": ctx.broker.node_id, "host": host,
-                "port": port, "error_code": ErrorCode.NONE, "error_message": None}
-    return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": ErrorCode.INVALID_REQUEST,
-            "error_message": f"Unknown coordinator type {key_type}"}
+        code, message = ErrorCode.COORDINATOR_NOT_AVAILABLE, _NOT_AVAILABLE
+    else:
+        code, message = ErrorCode.INVALID_REQUEST, f"Unknown coordinator type {key_type}"
+    return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code, "error_message": message}
 
 
 async def handle_find_coordinator(request: Request, ctx: RequestContext) -> dict[str, Any]:

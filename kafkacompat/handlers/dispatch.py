@@ -7,6 +7,10 @@ faults that come after the work are applied once the handler has run, and
 so are client quotas (handlers/client_quotas.py). With no fault rule, no
 authorizer and no quota each costs one attribute check.
 
+In a multi-broker process the same point refuses group requests sent to a
+broker that does not coordinate the group: NOT_COORDINATOR, as Kafka answers
+a client that has not found the moved coordinator yet.
+
 Kafka's rules for requests it cannot serve: an unknown API key, an
 unsupported version (except ApiVersions) or a body that does not parse closes
 the connection; ApiVersions with a version we do not know gets a v0 response
@@ -81,6 +85,8 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
     ]
 )
 api_versions.use_registry(REGISTRY)
+# OffsetCommit, OffsetFetch, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, DeleteGroups, OffsetDelete.
+GROUP_API_KEYS = frozenset({8, 9, 11, 12, 13, 14, 15, 42, 47})
 
 
 class CloseConnection(Exception):
@@ -163,6 +169,9 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         ) from None
     metrics = ctx.broker.metrics
     observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
+    if header.api_key in GROUP_API_KEYS and ctx.broker.cluster.replicated and not _coordinates(ctx, body):
+        return Answer(header, error_response(header.api_key, header.api_version, body, ErrorCode.NOT_COORDINATOR),
+                      observe=observe)
     if ctx.broker.quotas.active:
         return await _begin_throttled(handler, Request(header, body), ctx, observe, len(frame))
     if ctx.broker.faults.armed:
@@ -184,6 +193,16 @@ async def _begin_throttled(handler: ApiHandler, request: Request, ctx: RequestCo
         answer = _answer(request.header, await _handle(handler, request, ctx), observe)
     client_quotas.throttle(answer, request.header, ctx, request_bytes, time.perf_counter_ns() - started)
     return answer
+
+
+def _coordinates(ctx: RequestContext, body: Any) -> bool:
+    """Whether this broker coordinates every group the request names.
+
+    An empty group id is a field the request's version lacks (OffsetFetch v8+
+    names its groups in an array), never a group to place.
+    """
+    cluster = ctx.broker.cluster
+    return all(cluster.coordinator(group) == cluster.node_id for group in request_resources(body).groups if group)
 
 
 async def _handle(handler: ApiHandler, request: Request, ctx: RequestContext) -> Mapping[str, Any] | Deferred | None:

@@ -62,17 +62,20 @@ class _FetchPlan:
     """The partitions of one fetch, resolved once, read on every wake-up."""
 
     def __init__(self, targets: list[_Target], use_ids: bool, max_bytes: int, ctx: RequestContext,
-                 read_committed: bool) -> None:
+                 read_committed: bool, version: int, rack_id: str | None) -> None:
         self.targets = targets
         self.read_committed = read_committed
         self.use_ids = use_ids
         self.max_bytes = max_bytes
+        self.cluster = ctx.broker.cluster
+        self.version = version
+        self.rack_id = rack_id
         manager = ctx.broker.log_manager
         lookup = manager.topic_by_id if use_ids else manager.topic
         self.topics = {key[0]: lookup(key[0]) for key, _, _ in targets}
 
     def read(self) -> tuple[list[tuple[PartitionKey, dict[str, Any]]], int, bool]:
-        """Read every partition now: ((key, answer) in order, bytes found, any error)."""
+        """Read every partition now: ((key, answer) in order, bytes found, any error or replica redirect)."""
         budget = self.max_bytes
         total = 0
         failed = False
@@ -82,7 +85,7 @@ class _FetchPlan:
             slice_from = SENDFILE_MIN_BYTES if slices < MAX_SLICES_PER_RESPONSE else None
             answer, size = self._read_partition(target, budget, total == 0, slice_from)
             slices += isinstance(answer["records"], FileSlice)
-            failed |= answer["error_code"] != ErrorCode.NONE
+            failed |= answer["error_code"] != ErrorCode.NONE or answer["preferred_read_replica"] != -1
             budget -= size
             total += size
             answers.append((target.key, answer))
@@ -96,12 +99,19 @@ class _FetchPlan:
         if topic is None or not 0 <= index < len(topic.partitions):
             return _empty_partition(index, missing), 0
         log = topic.partitions[index]
+        refused = self.cluster.fetch_error(log, self.version)
+        if refused is not None:
+            return _empty_partition(index, refused), 0
         answer = _empty_partition(index, ErrorCode.NONE)
         answer.update(
             high_watermark=log.high_watermark,
             last_stable_offset=log.last_stable_offset,
             log_start_offset=log.log_start_offset,
         )
+        preferred = self.cluster.preferred_read_replica(log, self.rack_id)
+        if preferred != -1:  # KIP-392: no records, the client moves to that replica
+            answer["preferred_read_replica"] = preferred
+            return answer, 0
         limit = min(target.partition_max_bytes, budget)
         if limit <= 0 and not first:
             return answer, 0
@@ -210,8 +220,10 @@ async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
         session.update(_requested(body, use_ids), _forgotten(body, use_ids))
         targets = _session_targets(session)
     # Kafka caps a response at the smaller of the request's and the broker's fetch.max.bytes.
+    # Fetch v11 added the consumer's rack (KIP-392).
+    rack_id = body.rack_id if request.version >= 11 else None
     plan = _FetchPlan(targets, use_ids, min(body.max_bytes, ctx.broker.config.get_int("fetch.max.bytes")), ctx,
-                      body.isolation_level == READ_COMMITTED)
+                      body.isolation_level == READ_COMMITTED, request.version, rack_id)
     deadline = trio.current_time() + max(body.max_wait_ms, 0) / 1000
     while True:
         answers, total, failed = plan.read()

@@ -158,6 +158,8 @@ async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str,
     body = request.body
     types = {t.lower() for t in body.types_filter}
     listed = [g for g in ctx.broker.groups.list_groups(body.states_filter) if not types or g.group_type in types]
+    cluster = ctx.broker.cluster  # each broker lists the groups it coordinates, as in Kafka
+    listed = [g for g in listed if cluster.coordinator(g.group_id) == cluster.node_id]
     everything_visible = ctx.broker.authorizer is None or allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER,
                                                                   CLUSTER_NAME)
     if not everything_visible:

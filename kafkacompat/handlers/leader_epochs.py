@@ -19,12 +19,13 @@ from kafkacompat.protocol.errors import ErrorCode, KafkaError
 API_KEY = 23
 
 
-def _epoch_end(manager: Any, topic: str, wanted: Any) -> dict[str, Any]:
+def _epoch_end(ctx: RequestContext, topic: str, wanted: Any) -> dict[str, Any]:
     answer = {"partition": wanted.partition, "error_code": ErrorCode.NONE,
               "leader_epoch": UNDEFINED_EPOCH, "end_offset": UNDEFINED_OFFSET}
-    log = manager.partition(topic, wanted.partition)
-    if log is None:
-        answer["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    log = ctx.broker.log_manager.partition(topic, wanted.partition)
+    refused = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if log is None else ctx.broker.cluster.leader_error(log)
+    if refused is not None:
+        answer["error_code"] = refused
         return answer
     try:
         check_current_leader_epoch(wanted.current_leader_epoch, log)
@@ -35,11 +36,10 @@ def _epoch_end(manager: Any, topic: str, wanted: Any) -> dict[str, Any]:
 
 
 async def handle_offset_for_leader_epoch(request: Request, ctx: RequestContext) -> dict[str, Any]:
-    manager = ctx.broker.log_manager
     return {
         "throttle_time_ms": 0,
         "topics": [
-            {"topic": topic.topic, "partitions": [_epoch_end(manager, topic.topic, p) for p in topic.partitions]}
+            {"topic": topic.topic, "partitions": [_epoch_end(ctx, topic.topic, p) for p in topic.partitions]}
             for topic in request.body.topics
         ],
     }

@@ -49,6 +49,8 @@ async def handle_list_offsets(request: Request, ctx: RequestContext) -> dict[str
             log = manager.partition(wanted.name, p.partition_index)
             code = ErrorCode.NONE if log is not None else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if log is not None:
+                code = ctx.broker.cluster.leader_error(log) or ErrorCode.NONE
+            if code == ErrorCode.NONE and log is not None:
                 try:
                     check_current_leader_epoch(p.current_leader_epoch, log)
                 except KafkaError as exc:

@@ -1,7 +1,8 @@
 """Metadata (key 3): brokers, topics and partition leaders.
 
-We are the only broker, so every partition's leader, replica set and ISR is
-this node. Unknown topics are created here when auto-creation is on, as
+Brokers, leaders, replicas and ISRs come from ``broker.cluster`` (this node
+alone, or the controller of a multi-broker process); an offline partition
+has leader -1 and LEADER_NOT_AVAILABLE, as Kafka reports it. Unknown topics are created here when auto-creation is on, as
 Kafka does, and answered as ready since creation is immediate.
 
 With an authorizer, as in Kafka: a request for all topics lists only those
@@ -35,25 +36,27 @@ FIRST_AUTHORIZED_OPERATIONS_VERSION = 8
 NO_TOPIC_ID = uuid.UUID(int=0)
 
 
-def _topic_answer(topic: Any, node_id: int) -> dict[str, Any]:
-    replicas = [node_id]
+def _partition_answer(cluster: Any, live: set[int], index: int, partition: Any) -> dict[str, Any]:
+    state = cluster.partition_state(partition)
+    return {
+        "error_code": ErrorCode.LEADER_NOT_AVAILABLE if state.offline else ErrorCode.NONE,
+        "partition_index": index,
+        "leader_id": state.leader,
+        "leader_epoch": state.leader_epoch,
+        "replica_nodes": list(state.replicas),
+        "isr_nodes": list(state.isr),
+        "offline_replicas": [node for node in state.replicas if node not in live],
+    }
+
+
+def _topic_answer(topic: Any, cluster: Any) -> dict[str, Any]:
+    live = {info.node_id for info in cluster.brokers()}
     return {
         "error_code": ErrorCode.NONE,
         "name": topic.name,
         "topic_id": topic.topic_id,
         "is_internal": False,
-        "partitions": [
-            {
-                "error_code": ErrorCode.NONE,
-                "partition_index": index,
-                "leader_id": node_id,
-                "leader_epoch": partition.leader_epoch,
-                "replica_nodes": replicas,
-                "isr_nodes": replicas,
-                "offline_replicas": [],
-            }
-            for index, partition in enumerate(topic.partitions)
-        ],
+        "partitions": [_partition_answer(cluster, live, index, partition) for index, partition in enumerate(topic.partitions)],
         "topic_authorized_operations": UNSET_AUTHORIZED_OPERATIONS,
     }
 
@@ -65,18 +68,19 @@ def _missing(name: str | None, code: ErrorCode, topic_id: uuid.UUID = NO_TOPIC_I
 def _auto_create(ctx: RequestContext, name: str) -> dict[str, Any]:
     broker = ctx.broker
     try:
-        topic = broker.log_manager.create_topic(name, broker.config.get_int("num.partitions"))
+        topic = broker.cluster.create_topic(name, broker.config.get_int("num.partitions"), {},
+                                            replication_factor=broker.config.get_int("default.replication.factor"))
     except KafkaError as exc:
         if exc.code == ErrorCode.TOPIC_ALREADY_EXISTS:
-            return _topic_answer(broker.log_manager.topic(name), broker.node_id)
+            return _topic_answer(broker.log_manager.topic(name), broker.cluster)
         return _missing(name, exc.code)
     log.info("auto-created topic %s with %d partition(s)", name, len(topic.partitions))
-    return _topic_answer(topic, broker.node_id)
+    return _topic_answer(topic, broker.cluster)
 
 
 def _by_topic_id(ctx: RequestContext, topic_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
     """v12+ lookups by id: the topic when the id is known, UNKNOWN_TOPIC_ID (name null) otherwise."""
-    manager, node_id = ctx.broker.log_manager, ctx.broker.node_id
+    manager, cluster = ctx.broker.log_manager, ctx.broker.cluster
     answers = []
     for topic_id in dict.fromkeys(topic_ids):
         topic = manager.topic_by_id(topic_id)
@@ -85,7 +89,7 @@ def _by_topic_id(ctx: RequestContext, topic_ids: list[uuid.UUID]) -> list[dict[s
         elif not _may_describe(ctx, topic.name):
             answers.append(_missing(None, ErrorCode.TOPIC_AUTHORIZATION_FAILED, topic_id))
         else:
-            answers.append(_topic_answer(topic, node_id))
+            answers.append(_topic_answer(topic, cluster))
     return answers
 
 
@@ -105,7 +109,7 @@ def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, A
     if body.topics is None or (request.version == 0 and not body.topics):
         listed = manager.topics() if broker.authorizer is None else [
             t for t in manager.topics() if _may_describe(ctx, t.name)]
-        return [_topic_answer(t, broker.node_id) for t in listed]
+        return [_topic_answer(t, broker.cluster) for t in listed]
     # As in Kafka: once any topic is named by id, the request is answered by ids alone.
     topic_ids = [wanted.topic_id for wanted in body.topics if wanted.topic_id != NO_TOPIC_ID]
     if topic_ids:
@@ -120,7 +124,7 @@ def _requested_topics(request: Request, ctx: RequestContext) -> list[dict[str, A
         if name is not None and not _may_describe(ctx, name):
             answers.append(_missing(name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
         elif topic is not None:
-            answers.append(_topic_answer(topic, broker.node_id))
+            answers.append(_topic_answer(topic, broker.cluster))
         elif name is None:
             answers.append(_missing(None, ErrorCode.UNKNOWN_TOPIC_ID))
         elif may_create and not _may_create(ctx, name):
@@ -165,7 +169,6 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
     if reason is not None:
         return _invalid_request_answer(request, reason)
     broker = ctx.broker
-    host, port = broker.address_for(ctx.listener_name)
     body = request.body
     topics = _requested_topics(request, ctx)
     if request.version >= FIRST_AUTHORIZED_OPERATIONS_VERSION and body.include_topic_authorized_operations:
@@ -174,9 +177,10 @@ async def handle_metadata(request: Request, ctx: RequestContext) -> dict[str, An
                 topic["topic_authorized_operations"] = authorized_operations(ctx, ResourceType.TOPIC, topic["name"])
     return {
         "throttle_time_ms": 0,
-        "brokers": [{"node_id": broker.node_id, "host": host, "port": port, "rack": None}],
+        "brokers": [{"node_id": info.node_id, "host": info.host, "port": info.port, "rack": info.rack}
+                    for info in broker.brokers_for(ctx.listener_name)],
         "cluster_id": broker.cluster_id,
-        "controller_id": broker.node_id,
+        "controller_id": broker.cluster.controller_id,
         "topics": topics,
         "cluster_authorized_operations": authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
         if request.version >= FIRST_AUTHORIZED_OPERATIONS_VERSION and body.include_cluster_authorized_operations

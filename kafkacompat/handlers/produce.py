@@ -119,13 +119,15 @@ def _check_transaction(ctx: RequestContext, transactional_id: str, topic: str, i
 
 
 def _append(
-    ctx: RequestContext, topic: str, index: int, records: bytes | None, version: int, transactional_id: str | None
+    ctx: RequestContext, topic: str, index: int, records: bytes | None, version: int, transactional_id: str | None,
+    acks: int,
 ) -> tuple[dict[str, Any], tuple[PartitionLog, int] | None]:
     """The partition's answer, and what to flush before sending it: the partition and its appends' end offset."""
     partition = ctx.broker.log_manager.partition(topic, index)
     if partition is None:
         return _partition_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
     try:
+        ctx.broker.cluster.check_produce(partition, acks)
         check_request_records(records, version)
         if transactional_id is not None and len(records) >= BATCH_OVERHEAD:
             _check_transaction(ctx, transactional_id, topic, index, records)
@@ -143,18 +145,24 @@ def _append(
     return answer, (partition, result.last_offset + 1)
 
 
-async def _flush_before_ack(ctx: RequestContext, enlisted: Enlisted,
-                            written: list[tuple[PartitionLog, int, dict[str, Any]]]) -> None:
-    """Wait for the flush round the appends were enlisted in when the request was handled.
+async def _flush_before_ack(ctx: RequestContext, enlisted: Enlisted | None,
+                            written: list[tuple[PartitionLog, int, dict[str, Any]]], replicated_within_ms: int | None) -> None:
+    """Wait for the flush round the appends were enlisted in when the request was handled, and with
+    acks=all (``replicated_within_ms``: the request's timeout) for the in-sync replicas too.
 
     With log.flush.on.ack that is every append, and also for acks=0: records
     become visible to consumers only once durable.  A failed fsync turns the
-    partition's answer into KAFKA_STORAGE_ERROR.
+    partition's answer into KAFKA_STORAGE_ERROR; replicas that do not catch up
+    in time, REQUEST_TIMED_OUT (see cluster.view).
     """
     failed = await ctx.broker.flusher.wait(enlisted)
-    for partition, _, answer in written:
+    for partition, end, answer in written:
         if partition in failed:
             answer.update(_partition_error(answer["index"], ErrorCode.KAFKA_STORAGE_ERROR, "fsync failed"))
+        elif replicated_within_ms is not None:
+            code = await ctx.broker.cluster.wait_replicated(partition, end, replicated_within_ms)
+            if code != ErrorCode.NONE:
+                answer.update(_partition_error(answer["index"], code))
 
 
 async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any] | Deferred | None:
@@ -173,7 +181,7 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
                 partitions.append(_partition_error(data.index, refuse))
                 continue
             answer, owed = _append(ctx, topic.name, data.index, data.records, request.version,
-                                   body.transactional_id)
+                                   body.transactional_id, body.acks)
             if owed is not None:
                 written.append((*owed, answer))
             partitions.append(answer)
@@ -184,9 +192,10 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
     ctx.broker.appended.notify()
     # Enlisted now, while the connection begins its next requests: pipelined produces share a round.
     enlisted = ctx.broker.flusher.enlist({partition: end for partition, end, _ in written})
-    if enlisted is None:
+    replicated_within_ms = body.timeout_ms if body.acks == -1 and ctx.broker.cluster.replicated else None
+    if enlisted is None and replicated_within_ms is None:
         return answer
-    return Deferred(answer, functools.partial(_flush_before_ack, ctx, enlisted, written))
+    return Deferred(answer, functools.partial(_flush_before_ack, ctx, enlisted, written, replicated_within_ms))
 
 
 API_HANDLERS = [ApiHandler(API_KEY, handle_produce)]

@@ -42,7 +42,7 @@ async def handle_init_producer_id(request: Request, ctx: RequestContext) -> dict
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
-        "producer_id": ctx.broker.log_manager.allocate_producer_id(),
+        "producer_id": ctx.broker.cluster.allocate_producer_id(),
         "producer_epoch": 0,
     }
 

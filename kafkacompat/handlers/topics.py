@@ -3,9 +3,9 @@
 Each topic in a request succeeds or fails on its own, with the error code a
 KRaft controller gives for it, checked in the controller's order: duplicates
 within the request, the name, existence, configs, then the partition layout.
-We are a single broker, so a replication factor above one, or a manual
-assignment naming any broker but this one, cannot be honoured. Creation is
-immediate, so ``timeout_ms`` never matters.
+The replication factor may be up to the number of brokers, and a manual
+assignment may name any of them (``broker.cluster`` checks and places the
+replicas). Creation is immediate, so ``timeout_ms`` never matters.
 """
 
 from __future__ import annotations
@@ -49,27 +49,8 @@ def _distinct(items: list[Any], key: Callable[[Any], Any]) -> Iterator[tuple[Any
             yield item, counts[key(item)] > 1
 
 
-def _check_replicas(node_id: int, broker_ids: list[int]) -> None:
-    """A replica list we can honour is exactly this broker."""
-    if not broker_ids:
-        raise KafkaError(
-            ErrorCode.INVALID_REPLICA_ASSIGNMENT, "The manual partition assignment includes an empty replica list."
-        )
-    for broker_id in broker_ids:
-        if broker_id != node_id:
-            raise KafkaError(
-                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                f"The manual partition assignment includes broker {broker_id}, but no such broker is registered.",
-            )
-    if len(broker_ids) > 1:
-        raise KafkaError(
-            ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-            f"The manual partition assignment includes the broker {node_id} more than once.",
-        )
-
-
-def _manual_layout(node_id: int, wanted: Any) -> int:
-    """Partition count of a manual assignment, after checking it the way Kafka does."""
+def _manual_layout(cluster: Any, wanted: Any) -> list[list[int]]:
+    """The replicas of each partition of a manual assignment, after checking it the way Kafka does."""
     if wanted.replication_factor != USE_DEFAULT:
         raise KafkaError(
             ErrorCode.INVALID_REQUEST,
@@ -87,19 +68,21 @@ def _manual_layout(node_id: int, wanted: Any) -> int:
                 ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                 f"Found multiple manual partition assignments for partition {assignment.partition_index}",
             )
-        _check_replicas(node_id, assignment.broker_ids)
+        cluster.check_assignment(list(assignment.broker_ids))
         indexes.add(assignment.partition_index)
     if indexes != set(range(len(indexes))):
         raise KafkaError(
             ErrorCode.INVALID_REPLICA_ASSIGNMENT, "partitions should be a consecutive 0-based integer sequence"
         )
-    return len(indexes)
+    ordered = sorted(wanted.assignments, key=lambda assignment: assignment.partition_index)
+    return [list(assignment.broker_ids) for assignment in ordered]
 
 
-def _layout(broker: Any, wanted: Any) -> tuple[int, int]:
-    """(partition count, replication factor) for a new topic, defaults resolved."""
+def _layout(broker: Any, wanted: Any) -> tuple[int, int, list[list[int]] | None]:
+    """(partition count, replication factor, manual assignment) for a new topic, defaults resolved."""
     if wanted.assignments:
-        return _manual_layout(broker.node_id, wanted), 1
+        assignments = _manual_layout(broker.cluster, wanted)
+        return len(assignments), len(assignments[0]), assignments
     num_partitions = wanted.num_partitions
     if num_partitions == USE_DEFAULT:
         num_partitions = broker.config.get_int("num.partitions")
@@ -116,12 +99,14 @@ def _layout(broker: Any, wanted: Any) -> tuple[int, int]:
             ErrorCode.INVALID_REPLICATION_FACTOR,
             "Replication factor must be larger than 0, or -1 to use the default value.",
         )
-    if replication_factor > 1:
+    brokers = broker.cluster.max_replication_factor()
+    if replication_factor > brokers:
         raise KafkaError(
             ErrorCode.INVALID_REPLICATION_FACTOR,
-            f"Unable to replicate the partition {replication_factor} time(s): this cluster has only 1 broker.",
+            f"Unable to replicate the partition {replication_factor} time(s): "
+            f"this cluster has only {brokers} broker{'s' if brokers > 1 else ''}.",
         )
-    return num_partitions, replication_factor
+    return num_partitions, replication_factor, None
 
 
 def _create_one(broker: Any, wanted: Any, validate_only: bool) -> dict[str, Any]:
@@ -134,14 +119,14 @@ def _create_one(broker: Any, wanted: Any, validate_only: bool) -> dict[str, Any]
         raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{wanted.name}' already exists.")
     configs = {config.name: config.value for config in wanted.configs}
     validate_topic_configs(configs)
-    num_partitions, replication_factor = _layout(broker, wanted)
+    num_partitions, replication_factor, assignments = _layout(broker, wanted)
     if validate_only:
         overrides = manager.validate_new_topic(wanted.name, num_partitions, configs)
         # LogManager.effective_config's layering, for a topic that does not exist.
         effective = {**default_configs(), **manager.topic_defaults, **overrides}
         topic_id = ZERO_UUID  # nothing was created, so there is no id to hand out
     else:
-        topic = manager.create_topic(wanted.name, num_partitions, configs)
+        topic = broker.cluster.create_topic(wanted.name, num_partitions, configs, assignments, replication_factor)
         overrides, effective, topic_id = topic.configs, manager.effective_config(topic.name), topic.topic_id
     entries = topic_config_entries(broker, overrides, effective)
     return {
@@ -212,7 +197,7 @@ def _delete_one(broker: Any, name: str | None, topic_id: uuid.UUID) -> dict[str,
         topic = manager.topic_by_id(topic_id)
         if topic is None:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"No topic has id {topic_id}.")
-    manager.delete_topic(topic.name)
+    broker.cluster.delete_topic(topic.name)
     return {"name": topic.name, "topic_id": topic.topic_id, "error_code": ErrorCode.NONE, "error_message": None}
 
 
@@ -259,9 +244,10 @@ def _grow_one(broker: Any, wanted: Any, validate_only: bool) -> None:
                 "assignment(s) were specified.",
             )
         for assignment in wanted.assignments:
-            _check_replicas(broker.node_id, assignment.broker_ids)
+            broker.cluster.check_assignment(list(assignment.broker_ids))
     if not validate_only:
-        manager.create_partitions(wanted.name, wanted.count)
+        assignments = None if wanted.assignments is None else [list(a.broker_ids) for a in wanted.assignments]
+        broker.cluster.create_partitions(wanted.name, wanted.count, assignments)
 
 
 async def handle_create_partitions(request: Request, ctx: RequestContext) -> dict[str, Any]:

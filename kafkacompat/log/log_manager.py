@@ -344,11 +344,13 @@ class LogManager:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"number of partitions must be at least 1, got {num_partitions}")
         return validate_topic_configs(configs)
 
-    def create_topic(self, name: str, num_partitions: int, configs: Mapping[str, str | None] = {}) -> Topic:
+    def create_topic(self, name: str, num_partitions: int, configs: Mapping[str, str | None] = {},
+                     *, topic_id: uuid.UUID | None = None) -> Topic:
+        """`topic_id`: the id another replica's broker gave the topic (a new one otherwise)."""
         overrides = self.validate_new_topic(name, num_partitions, configs)
         log_config = self._log_config(overrides)
         partitions = [self._open_partition(name, index, log_config, fresh=True) for index in range(num_partitions)]
-        topic = Topic(name, _new_topic_id(), partitions, overrides)
+        topic = Topic(name, topic_id or _new_topic_id(), partitions, overrides)
         self._add(topic)
         self._save_registry()
         return topic
@@ -439,6 +441,13 @@ class LogManager:
     def flush(self) -> None:
         for partition in self.partitions():
             partition.flush()
+
+    def abandon(self) -> None:
+        """Stop as a crash would: every partition loses what was never fsynced, no clean-shutdown marker."""
+        for partition in self.partitions():
+            partition.abandon()
+        self._topics.clear()
+        self._topics_by_id.clear()
 
     def close(self) -> None:
         """Close every partition, checkpoint recovery points, then mark the shutdown clean with their states.

@@ -137,6 +137,8 @@ class PartitionLog(SegmentRetention):
         self._last_flush_ms = clock()
         self._pending_fds: list[int] = []  # handed over by sealed segments, synced by the next flush
         self._high_watermark = self._end_position()
+        # What the replicas have (see replication_limit); None when nothing else holds this partition.
+        self._replicated: LogPosition | None = None
         # Everything below this offset is fsynced: recovery synced what it repaired,
         # and a clean stop synced the rest.
         self.recovery_point = self.log_end_offset
@@ -197,13 +199,19 @@ class PartitionLog(SegmentRetention):
 
     @property
     def high_watermark(self) -> int:
-        return self._high_watermark.offset
+        return self._visible.offset
+
+    @property
+    def _visible(self) -> LogPosition:
+        """The end readers see: durable (or written) here, and held by the in-sync replicas when replicated."""
+        local, replicated = self._high_watermark, self._replicated
+        return local if replicated is None or replicated.offset >= local.offset else replicated
 
     @property
     def last_stable_offset(self) -> int:
         """The LSO: the first offset of the earliest open transaction, or the high watermark (KIP-98)."""
         first = self._producers.first_unstable()
-        high_watermark = self._high_watermark.offset
+        high_watermark = self._visible.offset
         return high_watermark if first is None or first.offset >= high_watermark else first.offset
 
     @property
@@ -389,13 +397,14 @@ class PartitionLog(SegmentRetention):
     # -- read ------------------------------------------------------------------
 
     def read(self, offset: int, max_bytes: int, *, slice_from: int | None = None,
-             committed: bool = False) -> bytes | FileSlice:
+             committed: bool = False, to_log_end: bool = False) -> bytes | FileSlice:
         """Whole batches from the one containing `offset`: up to `max_bytes`, but at least one batch.
 
         b"" at or past the high watermark (`committed`: the last stable offset); KafkaError(OFFSET_OUT_OF_RANGE)
         outside [log_start_offset, log_end_offset].  The batch containing
         `offset` may begin before it; clients skip the records they did not ask for.
         A range of `slice_from` bytes or more comes back as a FileSlice, unread.
+        `to_log_end`: a follower's read, up to the log end offset instead.
         """
         self._check_open()
         if offset < self.log_start_offset or offset > self.log_end_offset:
@@ -404,7 +413,7 @@ class PartitionLog(SegmentRetention):
                 f"offset {offset} outside [{self.log_start_offset}, {self.log_end_offset}] "
                 f"of {self.topic}-{self.index}",
             )
-        visible = self._high_watermark
+        visible = self._end_position() if to_log_end else self._visible
         if committed:
             first = self._producers.first_unstable()
             if first is not None and first.offset < visible.offset:
@@ -448,6 +457,94 @@ class PartitionLog(SegmentRetention):
                 best = segment
         found = best.max_timestamp_record() if best is not None else None
         return found if found is not None and found[0] < self.high_watermark else None
+
+    # -- replication (driven by kafkacompat.cluster.replication) ---------------
+
+    def become_leader(self, leader_epoch: int) -> None:
+        """This replica leads from now on: `leader_epoch` starts at the log end and stamps every append."""
+        self._check_open()
+        history = self._epoch_history()
+        self.leader_epoch = leader_epoch
+        history.assign(leader_epoch, self.log_end_offset)
+
+    def become_follower(self, leader_epoch: int) -> None:
+        """Another replica leads in `leader_epoch`; epochs enter the history with the leader's batches."""
+        if not self._leader_epoch_recorded:
+            self._leader_epochs.truncate_from_end(self.log_end_offset)
+            self._leader_epochs.truncate_from_start(self.log_start_offset)
+            self._leader_epoch_recorded = True
+        self.leader_epoch = leader_epoch
+
+    @property
+    def latest_epoch(self) -> int:
+        """The newest epoch of this log's history (-1 when none)."""
+        return self._leader_epochs.latest_epoch
+
+    def append_replica(self, records: bytes | bytearray | memoryview) -> int:
+        """A follower's append of batches read from the leader, offsets and epochs as the leader wrote them.
+
+        Per batch only: the headers are parsed, the producer state replayed and
+        new epochs recorded; the bytes go to the segment as they came.
+        Returns the new log end offset.
+        """
+        self._check_open()
+        headers = parse_batches(records)
+        if headers[0].base_offset != self.log_end_offset:
+            raise KafkaError(ErrorCode.OFFSET_OUT_OF_RANGE, f"replica of {self.topic}-{self.index} is at "
+                             f"{self.log_end_offset}, the leader sent {headers[0].base_offset}")
+        now = self._clock()
+        history = self._leader_epochs
+        for header in headers:
+            if header.partition_leader_epoch > history.latest_epoch:
+                history.assign(header.partition_leader_epoch, header.base_offset)
+            self._producers.replay(header, now)
+        segment = self._maybe_roll(headers[-1].end, max(h.max_timestamp for h in headers), headers[-1].last_offset, now)
+        segment.append(records, headers, self.config.index_interval_bytes)
+        self._unflushed_records += headers[-1].last_offset + 1 - headers[0].base_offset
+        if not self.flushes_on_ack:
+            self._high_watermark = self._end_position()
+        return self.log_end_offset
+
+    def set_replicated_end(self, offset: int | None) -> None:
+        """Cap the high watermark at `offset` (a batch boundary): the leader's minimum ISR log end,
+        or a follower's leader's high watermark; None when no other replica counts."""
+        if offset is None:
+            self._replicated = None
+            return
+        offset = min(offset, self.log_end_offset)
+        if self._replicated is not None and self._replicated.offset == offset:
+            return
+        self._replicated = self._position_at(offset)
+
+    def _position_at(self, offset: int) -> LogPosition:
+        if offset >= self.log_end_offset:
+            return self._end_position()
+        segment = self._segments[max(bisect.bisect_right(self._bases, offset) - 1, 0)]
+        position = segment.find_position(offset)
+        return LogPosition(offset, segment.base_offset, segment.size if position is None else position)
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop everything from `offset` (a batch boundary) on: the divergent tail of a returning replica."""
+        self._check_open()
+        if offset >= self.log_end_offset:
+            return
+        offset = max(offset, self._bases[0])
+        slot = bisect.bisect_right(self._bases, offset) - 1
+        for segment in self._segments[slot + 1:]:
+            segment.delete()
+        del self._segments[slot + 1:]
+        del self._bases[slot + 1:]
+        self._segments[-1].truncate_to(offset)
+        self.segments_version += 1
+        self._leader_epochs.truncate_from_end(offset)
+        self._rebuild_producer_state()
+        self.log_start_offset = min(self.log_start_offset, offset)
+        self.recovery_point = min(self.recovery_point, offset)
+        if self._high_watermark.offset > offset:
+            self._high_watermark = self._end_position()
+        if self._replicated is not None and self._replicated.offset > offset:
+            self._replicated = self._end_position()
+        log.info("truncated %s-%d to offset %d", self.topic, self.index, offset)
 
     # -- flushing (see flush.py) -------------------------------------------------
 
@@ -543,13 +640,24 @@ class PartitionLog(SegmentRetention):
                     self._producers.take_snapshot(self.log_end_offset)
                 self.flush(sync=sync)
         finally:
-            for fd in self._pending_fds:  # left over only when the flush failed
-                os.close(fd)
-            self._pending_fds = []
-            self._closed = True
-            self.segments_version += 1
-            for segment in self._segments:
-                segment.close()
+            self._release_files()  # pending descriptors are left over only when the flush failed
+
+    def abandon(self) -> None:
+        """A simulated crash (a killed cluster member): appends never fsynced are cut, nothing is synced."""
+        if self._closed:
+            return
+        if self._storage_error is None and self.recovery_point < self.log_end_offset:
+            self.truncate_to(self.recovery_point)
+        self._release_files()
+
+    def _release_files(self) -> None:
+        for fd in self._pending_fds:
+            os.close(fd)
+        self._pending_fds = []
+        self._closed = True
+        self.segments_version += 1
+        for segment in self._segments:
+            segment.close()
 
     def checkpoint_state(self) -> PartitionState | None:
         """While open: the state as `clean_state()` gives it, if everything appended is fsynced, else None.

@@ -224,6 +224,20 @@ class LogSegment:
             self._track(header.position, header, index_interval_bytes)
         return size_before - self.size
 
+    def truncate_to(self, offset: int) -> None:
+        """Cut the batches from the one holding `offset` (a batch boundary) on: a follower's divergent tail."""
+        position = self.find_position(offset)
+        if position is None:
+            return
+        os.ftruncate(self._fd, position)
+        self.size = position
+        self.offset_index.truncate_to_position(position)
+        self.time_index.truncate_to_offset(offset - self.base_offset)
+        self._max_timestamp_from_time_index()
+        self.next_offset = offset
+        self.first_batch_timestamp = self.first_batch_timestamp if self.size else None
+        self._dirty = True
+
     def indexes_look_sane(self) -> bool:
         """Cheap checks of a sealed segment's indexes: both files present, last entries inside the data.
 

@@ -164,7 +164,7 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         "Compacted topics: segments holding records younger than this are not cleaned yet.",
     ),
     "min.insync.replicas": ConfigDef(
-        _INT, "1", _integer(1, INT_MAX), "Checked by the produce handler against the single replica."
+        _INT, "1", _integer(1, INT_MAX), "In-sync replicas an acks=all produce needs (NOT_ENOUGH_REPLICAS otherwise)."
     ),
     "preallocate": ConfigDef(
         ConfigType.BOOLEAN, "false", _boolean, "Accepted; segment files are never preallocated."
@@ -250,6 +250,7 @@ class LogConfig:
     min_cleanable_dirty_ratio: float
     min_compaction_lag_ms: int
     max_compaction_lag_ms: int
+    min_insync_replicas: int = 1
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> LogConfig:
@@ -276,6 +277,7 @@ class LogConfig:
             min_cleanable_dirty_ratio=get("min.cleanable.dirty.ratio"),
             min_compaction_lag_ms=get("min.compaction.lag.ms"),
             max_compaction_lag_ms=get("max.compaction.lag.ms"),
+            min_insync_replicas=get("min.insync.replicas"),
         )
 
     @classmethod

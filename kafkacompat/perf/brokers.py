@@ -95,9 +95,15 @@ class BrokerProcess:
     """
 
     def __init__(self, name: str, kind: str, *, tansu_bin: str | None = None,
-                 overrides: Sequence[str] = (), discard_produce: bool = False) -> None:
+                 overrides: Sequence[str] = (), discard_produce: bool = False, brokers: int = 1) -> None:
+        """`brokers`: a kafkacompat cluster of that many in one process, each on a free port; it counts
+        as started once Metadata lists them all."""
         self.name = name
-        self.port = free_port()
+        self.brokers = brokers
+        ports = [free_port() for _ in range(brokers)]
+        if brokers > 1:
+            overrides = (*overrides, f"cluster.brokers={brokers}", f"cluster.ports={','.join(map(str, ports))}")
+        self.port = ports[0]
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.scratch = Path(tempfile.mkdtemp(prefix=f"kafkacompat-perf-{kind}-"))
         self.log_path = self.scratch / "broker.log"
@@ -128,7 +134,8 @@ class BrokerProcess:
                 self.command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=self.env
             )
         try:
-            self.startup_ms = time_to_first_metadata(self.bootstrap, spawned_at, self.process, timeout_s)
+            self.startup_ms = time_to_first_metadata(self.bootstrap, spawned_at, self.process, timeout_s,
+                                                     min_brokers=self.brokers)
         except ProbeError as exc:
             self.stop()
             raise ProbeError(f"{self.name} did not start: {exc}\n{self.log_tail()}") from None

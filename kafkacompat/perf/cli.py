@@ -16,7 +16,8 @@ CONSUME_RECORDS = 1_000_000
 E2E_RECORDS = 10_000  # ten seconds at the default --rate
 COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
 # What ``perf compare`` can run; kafkacompat.perf.compare uses the same names.
-BROKERS = ("kafkacompat", "tansu", "ceiling")
+# cluster3: three kafkacompat brokers in one process, topics with three replicas.
+BROKERS = ("kafkacompat", "tansu", "ceiling", "cluster3")
 WORKLOADS = ("startup", "produce", "txn", "consume", "e2e", "metadata", "idle")
 
 

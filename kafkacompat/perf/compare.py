@@ -30,7 +30,7 @@ from kafkacompat.perf.workloads import (
     run_produce,
 )
 
-KAFKACOMPAT, TANSU, CEILING = BROKERS
+KAFKACOMPAT, TANSU, CEILING, CLUSTER = BROKERS
 _FAILURES = (WorkloadError, ProbeError, KafkaException, OSError)
 # A raw fetch of a million records takes well under 0.1 s: ten passes make a run worth timing.
 RAW_FETCH_PASSES = 10
@@ -59,7 +59,8 @@ class CompareSettings:
 def _start(name: str, settings: CompareSettings) -> BrokerProcess:
     if name == TANSU:
         return BrokerProcess(name, "tansu", tansu_bin=settings.tansu_bin).start()
-    return BrokerProcess(name, "kafkacompat", overrides=settings.overrides, discard_produce=name == CEILING).start()
+    return BrokerProcess(name, "kafkacompat", overrides=settings.overrides, discard_produce=name == CEILING,
+                         brokers=3 if name == CLUSTER else 1).start()
 
 
 def _attempt(broker: BrokerProcess, workload: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
@@ -254,7 +255,7 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for metric in METRICS:
         mine = metric_value(ours, metric.path)
-        for other in (TANSU, CEILING):
+        for other in (TANSU, CEILING, CLUSTER):
             theirs = metric_value(results.get(other, {}), metric.path)
             if mine is not None and theirs:
                 out.setdefault(metric.key, {})[f"{KAFKACOMPAT}/{other}"] = round(mine / theirs, 3)
@@ -264,7 +265,7 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
 def format_table(report: dict[str, Any]) -> str:
     results, table_ratios = report["results"], report["ratios"]
     brokers = list(results)
-    ratio_columns = [f"{KAFKACOMPAT}/{other}" for other in (TANSU, CEILING) if other in brokers]
+    ratio_columns = [f"{KAFKACOMPAT}/{other}" for other in (TANSU, CEILING, CLUSTER) if other in brokers]
     header = f"{'metric':<36}" + "".join(f"{b:>13}" for b in brokers) + "".join(
         f"{c.replace(KAFKACOMPAT, 'kc'):>14}" for c in ratio_columns) + "  target"
     lines = [header, "-" * len(header)]

@@ -97,10 +97,15 @@ def _connection_settings(extra: Mapping[str, str]) -> dict[str, str]:
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 60.0,
                  extra: Mapping[str, str] | None = None) -> int:
-    """Create ``topic`` unless it exists; wait until Metadata lists it. Returns its partition count."""
+    """Create ``topic`` unless it exists; wait until Metadata lists it. Returns its partition count.
+
+    Replicated as a production topic would be: three replicas, or one per broker in a smaller cluster.
+    """
     admin = AdminClient({"bootstrap.servers": bootstrap, **_connection_settings(extra or {})})
+    replication_factor = min(3, len(admin.list_topics(timeout=timeout_s).brokers))
     future = admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)], operation_timeout=timeout_s
+        [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],
+        operation_timeout=timeout_s,
     )[topic]
     try:
         future.result(timeout=timeout_s)

@@ -12,7 +12,7 @@ import functools
 import logging
 import resource
 import signal
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import trio
 
@@ -26,6 +26,9 @@ from kafkacompat.listeners import advertise, configured_endpoints
 from kafkacompat.security.endpoint_security import EndpointSecurity, endpoint_security
 from kafkacompat.server.connection import Connection
 from kafkacompat.server.secure import secure
+
+if TYPE_CHECKING:
+    from kafkacompat.cluster.runtime import Member
 
 log = logging.getLogger("kafkacompat.server")
 
@@ -151,6 +154,7 @@ class Listener:
 async def serve_broker(
     config: BrokerConfig,
     until: Callable[[], Awaitable[None]],
+    member: Member | None = None,
     task_status: trio.TaskStatus[Broker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the broker, serve until ``until()`` returns, drain, then flush and close the log.
@@ -158,10 +162,11 @@ async def serve_broker(
     Refuses to open anything when the protocol specs of a served API are
     missing (SpecError): a broker that cannot decode requests must not look
     alive. Reports the broker, its advertised address final, once listening.
+    ``member``: the broker's place in a multi-broker process (cluster/runtime.py).
     """
     check_specs_cover(list(REGISTRY))
     endpoints, advertised = configured_endpoints(config)
-    broker = Broker(config)
+    broker = Broker(config, member=member)
     try:
         securities = [endpoint_security(config, endpoint, broker.scram_credentials, broker.clock)
                       for endpoint in endpoints]
@@ -203,7 +208,7 @@ async def serve_broker(
 
 
 async def run(config: BrokerConfig) -> None:
-    """Run a broker until SIGINT/SIGTERM."""
+    """Run a broker (or, with cluster.brokers above 1, that many in this process) until SIGINT/SIGTERM."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
         async def until_stop_signal() -> None:
@@ -211,4 +216,9 @@ async def run(config: BrokerConfig) -> None:
                 log.info("received %s", signal.Signals(signum).name)
                 return
 
-        await serve_broker(config, until_stop_signal)
+        if config.get_int("cluster.brokers") > 1:
+            from kafkacompat.cluster.runtime import ClusterRuntime
+
+            await ClusterRuntime(config).run(until_stop_signal)
+        else:
+            await serve_broker(config, until_stop_signal)

@@ -11,7 +11,7 @@ from typing import Any
 
 from kafkacompat.client import Cluster
 from kafkacompat.protocol.specs import api_spec
-from kafkacompat.tools import output
+from kafkacompat.tools import cluster_control, output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     common_options(parser, leaf=False)
     actions = parser.add_subparsers(dest="cluster_command", required=True)
     common_options(actions.add_parser("info", help="brokers, controller, cluster id, API versions"))
+    cluster_control.add_actions(actions)
     return parser
 
 

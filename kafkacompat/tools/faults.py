@@ -21,11 +21,11 @@ class FaultsApiError(Exception):
     """The HTTP admin API refused a call or could not be reached."""
 
 
-class FaultsClient:
-    """The fault rules of the broker whose HTTP side is at ``url`` (``http://HOST:PORT``)."""
+class AdminApiClient:
+    """JSON calls to one resource of a broker's HTTP admin API (``http://HOST:PORT`` + ``resource``)."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        self.url = url.rstrip("/") + "/api/faults"
+    def __init__(self, url: str, resource: str, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/") + resource
         self.timeout_s = timeout_s
 
     def _call(self, method: str, path: str = "", payload: Any = None) -> Any:
@@ -43,6 +43,13 @@ class FaultsClient:
             raise FaultsApiError(f"{method} {self.url + path}: {reason}") from None
         except OSError as exc:
             raise FaultsApiError(f"cannot reach {self.url}: {exc}") from None
+
+
+class FaultsClient(AdminApiClient):
+    """The fault rules of the broker whose HTTP side is at ``url`` (``http://HOST:PORT``)."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        super().__init__(url, "/api/faults", timeout_s)
 
     def add(self, rule: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         """Add one rule (a mapping, keyword fields or both); returns it with its id and counts."""

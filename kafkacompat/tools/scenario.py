@@ -8,9 +8,12 @@ A scenario is YAML::
       - {at: 15, clear: true}                       # every rule (or clear: ID)
       - {between: [20, 30], add: {api: Fetch, action: delay, delay_ms: 500}}
 
-Times are seconds from the start. Stopping and starting brokers belongs to
-the cluster, which this broker does not run yet: such steps are refused
-before anything is done.
+      - {at: 40, kill: 2}                           # a broker of a ``serve --brokers N`` cluster
+      - {at: 50, start: 2}
+
+Times are seconds from the start. Broker steps (stop, kill, start, pause,
+resume, isolate, heal, each naming a node id) go to the cluster routes of
+the same admin API, so ``http`` must name a broker the scenario keeps running.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from typing import Any, Callable
 
 import yaml
 
+from kafkacompat.tools.cluster_control import ACTIONS as BROKER_ACTIONS
+from kafkacompat.tools.cluster_control import ClusterClient
 from kafkacompat.tools.faults import FaultsApiError, FaultsClient
-
-_CLUSTER_STEPS = ("stop", "start", "kill", "pause", "isolate", "stop_broker", "start_broker")
 
 
 class ScenarioError(ValueError):
@@ -36,7 +39,7 @@ class ScenarioError(ValueError):
 @dataclass(frozen=True)
 class Step:
     at_s: float
-    what: str  # add | remove | clear
+    what: str  # add | remove | clear | broker (rule: {"action", "node_id"})
     rule: dict[str, Any] | None = None
     rule_key: int | None = None  # which added rule a remove undoes (the index of its add)
 
@@ -50,11 +53,14 @@ def parse_scenario(text: str) -> tuple[str | None, list[Step]]:
     for number, raw in enumerate(loaded["steps"], 1):
         if not isinstance(raw, dict):
             raise ScenarioError(f"step {number}: expected a mapping")
-        cluster = [name for name in _CLUSTER_STEPS if name in raw]
-        if cluster:
-            raise ScenarioError(f"step {number}: {cluster[0]} needs a multi-broker cluster, which kafkacompat "
-                                "does not run yet; only add and clear steps are supported")
-        if "between" in raw:
+        broker_actions = [name for name in BROKER_ACTIONS if name in raw]
+        if broker_actions:
+            action = broker_actions[0]
+            if not isinstance(raw[action], int) or isinstance(raw[action], bool):
+                raise ScenarioError(f"step {number}: {action} takes a broker's node id")
+            steps.append(Step(_seconds(raw.get("at", 0), number), "broker",
+                              {"action": action, "node_id": raw[action]}))
+        elif "between" in raw:
             start, end = _times(raw["between"], number)
             steps += [Step(start, "add", _rule(raw, number), number), Step(end, "remove", rule_key=number)]
         elif "add" in raw:
@@ -64,7 +70,8 @@ def parse_scenario(text: str) -> tuple[str | None, list[Step]]:
             steps.append(Step(_seconds(raw.get("at", 0), number), "clear",
                               rule={} if clear is True else {"id": int(clear)}))
         else:
-            raise ScenarioError(f"step {number}: expected add, clear or between")
+            raise ScenarioError(f"step {number}: expected add, clear, between or a broker action "
+                                f"({', '.join(BROKER_ACTIONS)})")
     return loaded.get("http"), sorted(steps, key=lambda step: step.at_s)
 
 
@@ -94,15 +101,20 @@ def _times(value: Any, number: int) -> tuple[float, float]:
 
 
 def run_steps(client: FaultsClient, steps: list[Step], *, sleep: Callable[[float], None] = time.sleep,
-              clock: Callable[[], float] = time.monotonic, say: Callable[[str], None] = print) -> None:
-    """Carry out the steps at their times (the clock and sleep are injectable for tests)."""
+              clock: Callable[[], float] = time.monotonic, say: Callable[[str], None] = print,
+              cluster: ClusterClient | None = None) -> None:
+    """Carry out the steps at their times (the clock, sleep and clients are injectable for tests)."""
     started = clock()
     added: dict[int, int] = {}
     for step in steps:
         wait = started + step.at_s - clock()
         if wait > 0:
             sleep(wait)
-        if step.what == "add":
+        if step.what == "broker":
+            assert step.rule is not None and cluster is not None
+            cluster.act(step.rule["node_id"], step.rule["action"])
+            say(f"{step.at_s:8.2f} s  broker {step.rule['node_id']}: {step.rule['action']} done")
+        elif step.what == "add":
             assert step.rule is not None and step.rule_key is not None
             rule = client.add(step.rule)
             added[step.rule_key] = rule["id"]
@@ -133,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         url = args.http or http
         if not url:
             raise ScenarioError("no HTTP admin API address: give http: in the file or --http")
-        run_steps(FaultsClient(url), steps)
+        run_steps(FaultsClient(url), steps, cluster=ClusterClient(url))
     except (ScenarioError, FaultsApiError, OSError, yaml.YAMLError) as exc:
         print(f"kafkacompat scenario: {exc}", file=sys.stderr)
         return 1

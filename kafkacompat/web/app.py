@@ -273,7 +273,9 @@ class ApiWrites:
 
 def build_app(broker: Broker, metrics: BrokerMetrics, history: History) -> Starlette:
     """The console's pages, the JSON admin API and /metrics, on one app."""
+    from kafkacompat.web.cluster_api import ClusterApi
     from kafkacompat.web.console import Console
 
-    return Starlette(routes=ConsoleApi(broker, metrics).routes() + ApiWrites(broker).routes()
+    cluster = ClusterApi(broker.cluster.runtime if broker.cluster.replicated else None)
+    return Starlette(routes=ConsoleApi(broker, metrics).routes() + ApiWrites(broker).routes() + cluster.routes()
                      + Console(broker, history).routes())

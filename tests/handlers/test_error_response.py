@@ -55,7 +55,8 @@ async def answer_of_failing_handler(api_key: int, version: int, body: Any, monke
     monkeypatch.setitem(dispatch.REGISTRY, api_key, ApiHandler(api_key, fail))
     frame = encode_request_frame(api_key, version, 77, "test", encode_request(api_key, version, body))
     ctx = RequestContext(broker=SimpleNamespace(metrics=None, faults=SimpleNamespace(armed=False), authorizer=None,
-                                                 quotas=SimpleNamespace(active=False)),
+                                                quotas=SimpleNamespace(active=False),
+                                                cluster=SimpleNamespace(replicated=False)),
                          client_host="127.0.0.1")
     answer = await dispatch.dispatch(frame[4:], ctx)
     correlation_id, response = parse_response_frame(api_key, version, answer[4:])

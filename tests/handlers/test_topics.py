@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kafkacompat.cluster.view import SingleBroker
 from kafkacompat.config import BrokerConfig
 from kafkacompat.group.share.coordinator import ShareCoordinator
 from kafkacompat.handlers import cluster, configs, topics
@@ -42,6 +43,9 @@ class AdminBroker:
     advertised_port: int = 19092
     share_groups: ShareCoordinator | None = None  # group configs live with the share coordinator
     authorizer: None = None
+
+    def __post_init__(self) -> None:
+        self.cluster = SingleBroker(self)
 
     def clock(self) -> int:
         return 1_700_000_000_000

@@ -28,7 +28,8 @@ METADATA = 3
 def metadata_answer(frame: bytes, partitions: int) -> bytes:
     header, _ = parse_request(frame)
     body = {
-        "throttle_time_ms": 0, "brokers": [], "cluster_id": "c", "controller_id": 1,
+        "throttle_time_ms": 0, "brokers": [{"node_id": 1, "host": "127.0.0.1", "port": 1, "rack": None}],
+        "cluster_id": "c", "controller_id": 1,
         "topics": [{"error_code": 0, "name": "t", "topic_id": uuid.UUID(int=1), "is_internal": False,
                     "partitions": [{"error_code": 0, "partition_index": i, "leader_id": 1, "leader_epoch": 0,
                                     "replica_nodes": [1], "isr_nodes": [1], "offline_replicas": []}
@@ -80,6 +81,18 @@ def test_startup_probe_retries_until_the_port_answers():
         started = time.perf_counter()
         elapsed_ms = time_to_first_metadata(f"127.0.0.1:{port}", started, sleeper, timeout_s=10)
         assert 200 <= elapsed_ms < 5000
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_startup_probe_of_a_cluster_waits_for_metadata_listing_all_its_brokers(listener):
+    threading.Thread(target=serve_metadata, args=(listener, 1), daemon=True).start()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(ProbeError, match="listing 3 broker"):
+            time_to_first_metadata(f"127.0.0.1:{listener.getsockname()[1]}", time.perf_counter(), sleeper,
+                                   timeout_s=0.5, min_brokers=3)
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -1,0 +1,552 @@
+"""N brokers in one process: ``kafkacompat serve --brokers N`` (``cluster.brokers``).
+
+Each :class:`Member` is a whole broker (kafkacompat.broker.Broker) with its own
+node id, listener, data directory ``DATA/broker-N`` and optional rack; they
+share one :class:`~kafkacompat.cluster.controller.Controller`, one
+replica tracker and one append signal (replication.py), and the group
+coordinator. A member is also the ``broker.cluster`` its handlers ask (the
+interface of view.SingleBroker), so handlers read the same in both modes.
+
+Group state is shared, with placement enforced: one GroupCoordinator (its
+journal in ``DATA/``) serves every member, but only the broker leading a
+group's ``__consumer_offsets`` partition answers for it; the others say
+NOT_COORDINATOR, and when that leader stops, the group moves with the
+partition's leadership to a live replica, its state intact. This stands for
+Kafka's replicated offsets topic, whose log this harness does not keep per
+broker. A transaction coordinator would be placed the same way (the
+controller's ``coordinator`` with a ``__transaction_state`` partition count).
+
+Topic changes (create, delete, new partitions, configs) are applied to every
+running member at once with the same topic id; a member that was stopped
+copies the registry of a running one when it starts again.
+
+Control, all on the event loop: ``start``, ``stop`` (clean), ``kill`` (no
+clean shutdown: what was not fsynced is lost, as on a power cut), ``pause``
+(connections accepted, nothing answered, no replication), ``isolate``
+(clients still served, no replication to or from the others).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import trio
+
+from kafkacompat.broker import AppendSignal, Broker, read_or_create_cluster_id, wall_clock_ms
+from kafkacompat.cluster.controller import (
+    INTERNAL_TOPICS,
+    TRANSACTION_TOPIC,
+    BrokerInfo,
+    Controller,
+    PartitionState,
+    TopicPartition,
+)
+from kafkacompat.cluster.controller import default_assignment
+from kafkacompat.cluster.replication import ReplicaTracker, follow
+from kafkacompat.cluster.view import check_replica_list
+from kafkacompat.config import BrokerConfig
+from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
+from kafkacompat.group.coordinator import GroupCoordinator
+from kafkacompat.log.durable import read_json, write_json_atomically
+from kafkacompat.log.log_manager import Topic
+from kafkacompat.log.partition_log import PartitionLog
+from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.web.server import parse_http_listener
+
+log = logging.getLogger("kafkacompat.cluster")
+
+PRODUCER_IDS_FILE = "producer-ids.json"
+PRODUCER_ID_BLOCK = 1000
+LAG_CHECK_INTERVAL_S = 0.1
+# What pause adds to a broker's fault rules: every request waits forever.
+PAUSE_RULE = {"action": "no_response"}
+
+
+def member_configs(config: BrokerConfig) -> list[BrokerConfig]:
+    """One config per broker: node ids 1..N, consecutive ports (0 stays 0), DATA/broker-N, racks in order."""
+    count = config.get_int("cluster.brokers")
+    host, port = config.listener
+    ports = [int(p) for p in config.get("cluster.ports").split(",") if p.strip()] or [
+        port + i if port else 0 for i in range(count)]
+    racks = [rack.strip() for rack in config.get("broker.rack").split(",")]
+    explicit = {name: value for name, value, default in config.items()
+                if not default and name not in ("advertised.listeners", "broker.rack")}
+    http = config.get("http.listeners")
+    configs = []
+    for i in range(count):
+        node = i + 1
+        overrides = {**explicit, "node.id": node, "listeners": f"PLAINTEXT://{host}:{ports[i]}",
+                     "log.dirs": str(config.data_dir / f"broker-{node}"),
+                     "broker.rack": racks[i] if i < len(racks) else ""}
+        if http:  # one admin API per broker, on consecutive ports too
+            http_host, http_port = parse_http_listener(http)
+            overrides["http.listeners"] = f"http://{http_host}:{http_port + i if http_port else 0}"
+        configs.append(BrokerConfig(overrides, config.faults))
+    return configs
+
+
+class Member:
+    """One broker slot: its config, its Broker while it runs, and the cluster view its handlers use."""
+
+    replicated = True
+
+    def __init__(self, runtime: ClusterRuntime, config: BrokerConfig) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.node_id = config.get_int("node.id")
+        self.broker: Broker | None = None
+        self.paused = False
+        self.isolated = False
+        self.crashed = False
+        self._stopping = trio.Event()
+        self._done = trio.Event()
+        self._scope: trio.CancelScope | None = None
+        self._pause_rule: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.broker is not None
+
+    # -- the view handlers ask (see view.SingleBroker) ----------------------------
+
+    @property
+    def controller_id(self) -> int:
+        return self.runtime.controller.controller_id
+
+    def brokers(self) -> list[BrokerInfo]:
+        controller = self.runtime.controller
+        return [controller.brokers[node] for node in controller.live_node_ids]
+
+    def broker_info(self, node_id: int) -> BrokerInfo | None:
+        info = self.runtime.controller.brokers.get(node_id)
+        return info if info is not None and info.alive else None
+
+    def partition_state(self, log: PartitionLog) -> PartitionState:
+        return self.runtime.controller.partitions[log.topic, log.index]
+
+    def coordinator(self, group_id: str) -> int:
+        return self.runtime.controller.coordinator(group_id)
+
+    def reassign(self, topic: str, index: int, replicas: list[int] | None) -> ErrorCode:
+        """AlterPartitionReassignments: the added replicas catch up by replicating, then the removed ones go."""
+        error = self.runtime.controller.reassign((topic, index), replicas)
+        self.runtime.apply_leadership({(topic, index)})
+        return ErrorCode.NONE if error is None else ErrorCode[error]
+
+    def reassignments(self) -> list[tuple[str, int, PartitionState]]:
+        controller = self.runtime.controller
+        return [(topic, index, controller.partitions[topic, index]) for topic, index in controller.reassignments()]
+
+    def transaction_coordinator(self, transactional_id: str) -> int:
+        """Where a transaction coordinator (kafkacompat.txn) would answer for this id; it moves like a group's."""
+        return self.runtime.controller.coordinator(transactional_id, TRANSACTION_TOPIC)
+
+    def elect(self, topic: str, index: int, election_type: int) -> ErrorCode:
+        """ElectLeaders: type 0 the preferred replica, type 1 any live one for an offline partition."""
+        runtime = self.runtime
+        elect = runtime.elect_preferred if election_type == 0 else runtime.elect_unclean
+        error = elect([(topic, index)])[topic, index]
+        return ErrorCode.NONE if error is None else ErrorCode[error]
+
+    def allocate_producer_id(self) -> int:
+        return self.runtime.allocate_producer_id()
+
+    def check_assignment(self, replicas: list[int]) -> None:
+        check_replica_list(replicas, self.runtime.controller.node_ids)
+
+    def max_replication_factor(self) -> int:
+        return len(self.runtime.controller.node_ids)
+
+    def create_topic(self, name: str, partitions: int, configs: Mapping[str, str | None],
+                     assignments: list[list[int]] | None = None, replication_factor: int = 1) -> Topic:
+        return self.runtime.create_topic(self, name, partitions, configs, assignments, replication_factor)
+
+    def delete_topic(self, name: str) -> None:
+        self.runtime.on_every_member(lambda manager: manager.delete_topic(name), first=self)
+        self.runtime.controller.remove_topic(name)
+
+    def create_partitions(self, name: str, total: int, assignments: list[list[int]] | None = None) -> None:
+        self.runtime.create_partitions(self, name, total, assignments)
+
+    def alter_topic_configs(self, name: str, to_set: Mapping[str, str | None], to_delete: Any,
+                            validate_only: bool) -> None:
+        self.runtime.on_every_member(lambda manager: manager.alter_topic_configs(
+            name, to_set, to_delete, validate_only=validate_only), first=self)
+
+    def leader_error(self, log: PartitionLog) -> ErrorCode | None:
+        """NOT_LEADER_OR_FOLLOWER (or LEADER_NOT_AVAILABLE while offline) unless this broker leads."""
+        state = self.partition_state(log)
+        if state.leader == self.node_id:
+            return None
+        return ErrorCode.LEADER_NOT_AVAILABLE if state.offline else ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def check_produce(self, log: PartitionLog, acks: int) -> None:
+        code = self.leader_error(log)
+        if code is not None:
+            raise KafkaError(code, f"broker {self.node_id} does not lead {log.topic}-{log.index}")
+        state = self.partition_state(log)
+        if acks == -1 and len(state.isr) < log.config.min_insync_replicas:
+            raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS,
+                             f"The size of the current ISR {state.isr} is insufficient to satisfy the min.isr "
+                             f"requirement of {log.config.min_insync_replicas} for partition {log.topic}-{log.index}")
+
+    async def wait_replicated(self, log: PartitionLog, end_offset: int, timeout_ms: int) -> ErrorCode:
+        """acks=all: wait until the ISR holds the appends, Kafka's delayed produce."""
+        deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+        while log.high_watermark < end_offset:
+            if self.partition_state(log).leader != self.node_id or log.closed:
+                return ErrorCode.NOT_LEADER_OR_FOLLOWER
+            remaining = deadline - trio.current_time()
+            if remaining <= 0:
+                return ErrorCode.REQUEST_TIMED_OUT
+            await self.runtime.appended.wait(remaining)
+        if len(self.partition_state(log).isr) < log.config.min_insync_replicas:
+            return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        return ErrorCode.NONE
+
+    def fetch_error(self, log: PartitionLog, version: int) -> ErrorCode | None:
+        """Leaders serve every fetch; followers serve consumers that sent client metadata (Fetch v11+, KIP-392)."""
+        state = self.partition_state(log)
+        if state.leader == self.node_id or (version >= 11 and self.node_id in state.replicas):
+            return None
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+    def preferred_read_replica(self, log: PartitionLog, rack_id: str | None) -> int:
+        """Kafka's RackAwareReplicaSelector: an in-sync replica in the client's rack, else -1 (the leader)."""
+        if not rack_id or not self.runtime.rack_aware:
+            return -1
+        state = self.partition_state(log)
+        if state.leader != self.node_id:
+            return -1
+        controller = self.runtime.controller
+        for node in state.isr:
+            info = controller.brokers[node]
+            if info.alive and info.rack == rack_id:
+                return -1 if node == self.node_id else node
+        return -1
+
+    # -- lifecycle (the runtime calls these) -----------------------------------------
+
+    def attach(self, broker: Broker) -> None:
+        """Called by the Broker as it opens: bring its topics in line with the cluster's."""
+        self.broker = broker
+        self.runtime.reconcile_topics(self)
+
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        from kafkacompat.server.listener import serve_broker
+
+        self._stopping, self._done = trio.Event(), trio.Event()
+        self.crashed = False
+        try:
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    broker = await nursery.start(serve_broker, self.config, self._stopping.wait, self)
+                    host, port = broker.advertised_host, broker.advertised_port
+                    info = self.runtime.controller.brokers[self.node_id]
+                    info.host, info.port = host, port
+                    self._keep_ports(port, broker.http_port)
+                    nursery.start_soon(follow, self, self.runtime)
+                    task_status.started()
+                    await self._stopping.wait()
+                    nursery.cancel_scope.cancel()  # the follower task; serve_broker drains on its own
+        finally:
+            self.broker = None
+            self._done.set()
+
+    def _keep_ports(self, port: int, http_port: int | None) -> None:
+        """A restart binds the ports the first start picked (port 0: any free one)."""
+        overrides = {name: value for name, value, default in self.config.items() if not default}
+        overrides["listeners"] = f"PLAINTEXT://{self.config.listener[0]}:{port}"
+        if http_port is not None:
+            overrides["http.listeners"] = f"http://{parse_http_listener(self.config.get('http.listeners'))[0]}:{http_port}"
+        self.config = BrokerConfig(overrides, self.config.faults)
+
+    async def halt(self, *, crash: bool) -> None:
+        self.crashed = crash
+        if crash and self._scope is not None:
+            self._scope.cancel()
+        self._stopping.set()
+        await self._done.wait()
+
+
+class RunningMemberTopics:
+    """The topic registry every member keeps a copy of (see reconcile_topics), read from a running member."""
+
+    def __init__(self, runtime: ClusterRuntime) -> None:
+        self._runtime = runtime
+
+    def _registry(self) -> Any:
+        member = next((m for m in self._runtime.members.values() if m.running), None)
+        return None if member is None else member.broker.log_manager
+
+    def topic(self, name: str) -> Topic | None:
+        registry = self._registry()
+        return None if registry is None else registry.topic(name)
+
+    def topic_by_id(self, topic_id: Any) -> Topic | None:
+        registry = self._registry()
+        return None if registry is None else registry.topic_by_id(topic_id)
+
+    def topics(self) -> list[Topic]:
+        registry = self._registry()
+        return [] if registry is None else list(registry.topics())
+
+
+class ClusterRuntime:
+    """The members, their controller and what they share; runs them all in one nursery."""
+
+    def __init__(self, config: BrokerConfig, clock: Any = wall_clock_ms) -> None:
+        self.config = config
+        self.clock = clock
+        self.data_dir = config.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = read_or_create_cluster_id(self.data_dir, 0)
+        self.members = {m.get_int("node.id"): Member(self, m) for m in member_configs(config)}
+        infos = [BrokerInfo(node, *m.config.listener, m.config.get("broker.rack") or None)
+                 for node, m in self.members.items()]
+        self.controller = Controller(
+            self.data_dir, infos, offsets_partitions=config.get_int("offsets.topic.num.partitions"),
+            offsets_replication_factor=config.get_int("offsets.topic.replication.factor"),
+            unclean_leader_election=config.get_bool("unclean.leader.election.enable"))
+        self.tracker = ReplicaTracker(self.controller, clock, config.get_int("replica.lag.time.max.ms"))
+        self.appended = AppendSignal()
+        self.rack_aware = config.get("replica.selector.class").endswith("RackAwareReplicaSelector")
+        self.groups = GroupCoordinator(
+            self.data_dir, clock,
+            initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
+            min_session_timeout_ms=config.get_int("group.min.session.timeout.ms"),
+            max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
+            offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
+            topics=LogTopics(RunningMemberTopics(self)),
+            consumer_config=ConsumerGroupConfig.from_broker_config(config),
+        )
+        stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
+        self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
+        self._nursery: trio.Nursery | None = None
+        self._leading_since: dict[TopicPartition, int] = {}
+
+    # -- running ------------------------------------------------------------------
+
+    async def run(self, until: Any, task_status: trio.TaskStatus[ClusterRuntime] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for node in self.members:
+                    await self.start(node)
+                nursery.start_soon(self._watch_replicas)
+                log.info("kafkacompat cluster of %d brokers: %s", len(self.members), self.bootstrap_servers)
+                task_status.started(self)
+                await until()
+                for node, member in self.members.items():
+                    if member.running:
+                        await self.stop(node)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.groups.close()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"{info.host}:{info.port}" for info in self.controller.brokers.values())
+
+    def member(self, node_id: int) -> Member:
+        member = self.members.get(node_id)
+        if member is None:
+            raise KeyError(f"no broker {node_id} in this cluster (brokers {sorted(self.members)})")
+        return member
+
+    async def start(self, node_id: int) -> None:
+        member = self.member(node_id)
+        if member.running:
+            return
+        assert self._nursery is not None
+        await self._nursery.start(member.serve)
+        self.controller.broker_started(node_id)
+        self.apply_leadership(set(self.controller.partitions))
+        log.info("broker %d started", node_id)
+
+    async def stop(self, node_id: int, *, crash: bool = False) -> None:
+        member = self.member(node_id)
+        if not member.running:
+            return
+        self._unpause(member)
+        moved = self.controller.broker_stopped(node_id)
+        await member.halt(crash=crash)
+        self.apply_leadership(moved)
+        self._refresh_high_watermarks()
+        log.info("broker %d %s", node_id, "killed" if crash else "stopped")
+
+    async def kill(self, node_id: int) -> None:
+        await self.stop(node_id, crash=True)
+
+    def pause(self, node_id: int) -> None:
+        member = self.member(node_id)
+        if member.running and not member.paused:
+            member.paused = True
+            member._pause_rule = member.broker.faults.add(dict(PAUSE_RULE)).id
+
+    def resume(self, node_id: int) -> None:
+        self._unpause(self.member(node_id))
+
+    def _unpause(self, member: Member) -> None:
+        if member.paused and member.broker is not None and member._pause_rule is not None:
+            member.broker.faults.remove(member._pause_rule)
+        member.paused, member._pause_rule = False, None
+
+    def isolate(self, node_id: int, isolated: bool = True) -> None:
+        self.member(node_id).isolated = isolated
+
+    def control(self, node_id: int, action: str) -> None:
+        """Run one control action (stop, kill, start, pause, resume, isolate, heal) in the cluster's nursery."""
+        assert self._nursery is not None
+        actions = {"stop": self.stop, "kill": self.kill, "start": self.start}
+        if action in actions:
+            self._nursery.start_soon(actions[action], node_id)
+        elif action in ("pause", "resume"):
+            (self.pause if action == "pause" else self.resume)(node_id)
+        else:
+            self.isolate(node_id, action == "isolate")
+
+    def reachable(self, leader: int, from_node: int) -> Member | None:
+        """The leader's member when `from_node` may replicate from it now."""
+        member = self.members.get(leader)
+        asking = self.members[from_node]
+        if member is None or not member.running or member.paused or member.isolated:
+            return None
+        return None if asking.paused or asking.isolated else member
+
+    def leader(self, topic: str, partition: int) -> int:
+        state = self.controller.partition(topic, partition)
+        if state is None:
+            raise KeyError(f"no partition {topic}-{partition}")
+        return state.leader
+
+    # -- leadership -----------------------------------------------------------------
+
+    def apply_leadership(self, partitions: set[TopicPartition]) -> None:
+        """Tell every running replica's log its role and the partition's epoch."""
+        now = self.clock()
+        for tp in partitions:
+            if tp[0] in INTERNAL_TOPICS:
+                continue
+            state = self.controller.partitions.get(tp)
+            if state is None:
+                continue
+            for node in state.replicas:
+                member = self.members[node]
+                partition = member.broker.log_manager.partition(*tp) if member.running else None
+                if partition is None or partition.closed:
+                    continue
+                if node == state.leader:
+                    if partition.leader_epoch != state.leader_epoch:
+                        partition.become_leader(state.leader_epoch)
+                        self._leading_since[tp] = now
+                    self.tracker.update_high_watermark(tp, partition)
+                else:
+                    partition.become_follower(state.leader_epoch)
+        self.appended.notify()
+
+    def _refresh_high_watermarks(self) -> None:
+        for tp, state in self.controller.partitions.items():
+            member = self.members.get(state.leader)
+            if tp[0] not in INTERNAL_TOPICS and member is not None and member.running:
+                partition = member.broker.log_manager.partition(*tp)
+                if partition is not None and not partition.closed:
+                    self.tracker.update_high_watermark(tp, partition)
+        self.appended.notify()
+
+    async def _watch_replicas(self) -> None:
+        """ISR shrinks after replica.lag.time.max.ms; reassignments whose new replicas caught up finish;
+        preferred leaders return (auto.leader.rebalance.enable)."""
+        rebalance = self.config.get_bool("auto.leader.rebalance.enable")
+        interval_ms = self.config.get_int("leader.imbalance.check.interval.seconds") * 1000
+        next_rebalance = self.clock() + interval_ms
+        while True:
+            await trio.sleep(LAG_CHECK_INTERVAL_S)
+            changed = False
+            for tp, state in list(self.controller.partitions.items()):
+                member = self.members.get(state.leader)
+                if tp[0] in INTERNAL_TOPICS or member is None or not member.running:
+                    continue
+                partition = member.broker.log_manager.partition(*tp)
+                if partition is not None and not partition.closed:
+                    changed |= self.tracker.check_lag(tp, partition, self._leading_since.get(tp, 0))
+            finished = [tp for tp in self.controller.reassignments() if self.controller.complete_reassignment(tp)]
+            if finished:
+                self.apply_leadership(set(finished))
+            if changed:
+                self.appended.notify()
+            if rebalance and self.clock() >= next_rebalance:
+                next_rebalance = self.clock() + interval_ms
+                self.elect_preferred(self.controller.imbalanced())
+
+    def elect_preferred(self, partitions: list[TopicPartition]) -> dict[TopicPartition, str | None]:
+        results = {tp: self.controller.elect_preferred(tp) for tp in partitions}
+        self.apply_leadership({tp for tp, error in results.items() if error is None})
+        return results
+
+    def elect_unclean(self, partitions: list[TopicPartition]) -> dict[TopicPartition, str | None]:
+        results = {tp: self.controller.elect_unclean(tp) for tp in partitions}
+        self.apply_leadership({tp for tp, error in results.items() if error is None})
+        return results
+
+    # -- topics -----------------------------------------------------------------------
+
+    def on_every_member(self, change: Any, first: Member) -> Any:
+        """Apply a topic change to `first` (whose errors the caller answers with), then to the other running ones."""
+        result = change(first.broker.log_manager)
+        for member in self.members.values():
+            if member is not first and member.running:
+                change(member.broker.log_manager)
+        return result
+
+    def create_topic(self, origin: Member, name: str, partitions: int, configs: Mapping[str, str | None],
+                     assignments: list[list[int]] | None, replication_factor: int) -> Topic:
+        if replication_factor > len(self.members):
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                             f"Unable to replicate the partition {replication_factor} time(s): "
+                             f"the cluster has {len(self.members)} brokers.")
+        topic = origin.broker.log_manager.create_topic(name, partitions, configs)
+        for member in self.members.values():
+            if member is not origin and member.running:
+                member.broker.log_manager.create_topic(name, partitions, configs, topic_id=topic.topic_id)
+        layout = assignments or default_assignment(self.controller.node_ids, partitions, replication_factor)
+        self.apply_leadership(set(self.controller.add_partitions(name, layout)))
+        return topic
+
+    def create_partitions(self, origin: Member, name: str, total: int, assignments: list[list[int]] | None) -> None:
+        current = len(self.controller.topic_partitions(name))
+        self.on_every_member(lambda manager: manager.create_partitions(name, total), first=origin)
+        rf = len(self.controller.partitions[name, 0].replicas) if current else 1
+        layout = assignments or default_assignment(self.controller.node_ids, total - current, rf, current)
+        self.apply_leadership(set(self.controller.add_partitions(name, layout)))
+
+    def reconcile_topics(self, member: Member) -> None:
+        """A starting member copies the topic registry of a running one (same ids, partitions and configs)."""
+        peer = next((m for m in self.members.values() if m is not member and m.running), None)
+        if peer is None:
+            return
+        mine, theirs = member.broker.log_manager, peer.broker.log_manager
+        wanted = {topic.name: topic for topic in theirs.topics()}
+        for topic in mine.topics():
+            source = wanted.get(topic.name)
+            if source is None or source.topic_id != topic.topic_id:
+                mine.delete_topic(topic.name)
+        for name, source in wanted.items():
+            topic = mine.topic(name)
+            if topic is None:
+                mine.create_topic(name, len(source.partitions), source.configs, topic_id=source.topic_id)
+            else:
+                if len(topic.partitions) < len(source.partitions):
+                    mine.create_partitions(name, len(source.partitions))
+                if topic.configs != source.configs:
+                    mine.alter_topic_configs(name, source.configs, set(topic.configs) - set(source.configs))
+
+    def allocate_producer_id(self) -> int:
+        """Producer ids unique across the cluster, reserved durably a block at a time in ``DATA/``."""
+        if self._next_producer_id >= self._producer_id_block_end:
+            self._producer_id_block_end = self._next_producer_id + PRODUCER_ID_BLOCK
+            write_json_atomically(self.data_dir / PRODUCER_IDS_FILE, {"block_end": self._producer_id_block_end})
+        self._next_producer_id += 1
+        return self._next_producer_id - 1
