@@ -497,9 +497,16 @@ class PartitionLog(SegmentRetention):
         for header in headers:
             if header.partition_leader_epoch > history.latest_epoch:
                 history.assign(header.partition_leader_epoch, header.base_offset)
-            self._producers.replay(header, now)
         segment = self._maybe_roll(headers[-1].end, max(h.max_timestamp for h in headers), headers[-1].last_offset, now)
+        file_position = segment.size
         segment.append(records, headers, self.config.index_interval_bytes)
+        for header in headers:  # producer state and transactions, as the leader's appends left them
+            placed = header._replace(position=file_position + header.position)
+            if header.is_control:
+                peek = bytes(records[header.position:header.position + CONTROL_PEEK_BYTES])
+                self._end_transaction(placed, control_type(peek) == CONTROL_COMMIT, segment.base_offset, now)
+            else:
+                self._producers.replay(placed, now, segment.base_offset)
         self._unflushed_records += headers[-1].last_offset + 1 - headers[0].base_offset
         if not self.flushes_on_ack:
             self._high_watermark = self._end_position()

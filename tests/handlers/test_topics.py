@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kafkacompat.broker import Broker
 from kafkacompat.cluster.view import SingleBroker
 from kafkacompat.config import BrokerConfig
 from kafkacompat.group.share.coordinator import ShareCoordinator
@@ -52,6 +53,8 @@ class AdminBroker:
 
     def address_for(self, listener_name: str) -> tuple[str, int]:
         return self.advertised_host, self.advertised_port
+
+    brokers_for = Broker.brokers_for
 
 
 @pytest.fixture
