@@ -37,8 +37,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-import trio
-
 from kafkacompat.cluster.controller import Controller, TopicPartition
 from kafkacompat.log.leader_epochs import UNDEFINED_EPOCH
 from kafkacompat.log.partition_log import PartitionLog

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from kafkacompat.group.coordinator import CommittedOffset, GroupCoordinator, TopicPartition
+from kafkacompat.group.coordinator import CommittedOffset, TopicPartition
 from kafkacompat.handlers.authorization import allowed
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
@@ -70,7 +70,6 @@ def _fetched_topics(ctx: RequestContext, group_id: str, topics: Iterable[Any] | 
                     require_stable: bool) -> list[dict[str, Any]]:
     """The group's commits; with an authorizer, topics the caller may not DESCRIBE are left out of a listing
     and TOPIC_AUTHORIZATION_FAILED when named, as Kafka answers them."""
-    groups: GroupCoordinator = ctx.broker.groups
     wanted = None if topics is None else [
         TopicPartition(t.name, index) for t in topics for index in t.partition_indexes
     ]
