@@ -51,7 +51,7 @@ def confluent_round_trip(broker, listener: str, mechanism: str | None, who: Cred
     consumer.subscribe([topic])
     read: list[bytes] = []
     try:
-        for _ in range(200):
+        for _ in range(300):  # up to a minute: a loaded machine joins groups slowly
             message = consumer.poll(0.2)
             if message is not None:
                 assert message.error() is None, message.error()
@@ -75,7 +75,7 @@ def kafka_python_round_trip(broker, listener: str, mechanism: str | None, who: C
     consumer = KafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest", **conf)
     read: list[bytes] = []
     try:
-        for _ in range(100):
+        for _ in range(300):  # up to a minute: a loaded machine joins groups slowly
             for records in consumer.poll(timeout_ms=200).values():
                 read += [record.value for record in records]
             if len(read) >= COUNT:
