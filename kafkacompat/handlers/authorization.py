@@ -230,7 +230,8 @@ async def checkpoint(handle: Handle, request: Request, ctx: RequestContext) -> A
         if rule.unless is not None and allowed(ctx, rule.unless, Res.CLUSTER, CLUSTER_NAME):
             continue
         if rule.whole:
-            if any(not allowed(ctx, rule.operation, resource, name) for _, resource, name, _ in _entries(rule, body, ctx)):
+            entries = _entries(rule, body, ctx)
+            if any(not allowed(ctx, rule.operation, resource, name) for _, resource, name, _ in entries):
                 return _whole_refusal(request, rule.error)
             continue
         denied = refused.setdefault(rule.array, {})
