@@ -10,10 +10,11 @@ ids, so the ACLs one test creates never serve another.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AclOperation, AclPermissionType, AdminClient, ResourceType
 
 from compat_helpers import unique_topic
@@ -184,3 +185,29 @@ def test_a_transactional_producer_needs_write_on_its_transactional_id(secured) -
     producer.begin_transaction()
     producer.produce(topic, b"committed", partition=0)
     producer.commit_transaction(20)
+
+
+@pytest.mark.timeout(120)
+def test_a_kip848_member_subscribing_to_a_topic_it_may_not_describe_is_not_admitted(secured) -> None:
+    """ConsumerGroupHeartbeat needs DESCRIBE on every subscribed topic (KafkaApis refuses the heartbeat
+    with TOPIC_AUTHORIZATION_FAILED), so the member never joins and never hears of the hidden topic."""
+    seen, hidden, group = topic_for(secured, "seen"), topic_for(secured, "hidden"), fresh("g-848")
+    grant(secured, f"User:{PLAIN_USER}", (ResourceType.TOPIC, seen, AclOperation.READ),
+          (ResourceType.GROUP, group, AclOperation.READ))
+    consumer = Consumer({**confluent_config(secured, SASL, "PLAIN", USERS["PLAIN"]), "group.id": group,
+                         "group.protocol": "consumer"})
+    try:
+        consumer.subscribe([seen, hidden])
+        errors: list[int] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and KafkaError.TOPIC_AUTHORIZATION_FAILED not in errors:
+            message = consumer.poll(0.5)
+            assert message is None or message.error() is not None, "a member that was refused read a record"
+            errors += [message.error().code()] if message is not None else []
+        assert KafkaError.TOPIC_AUTHORIZATION_FAILED in errors
+        consumer.poll(2)  # heartbeats go on while the member is asked for its groups
+        admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+        listed = admin.list_consumer_groups(request_timeout=15).result(timeout=20).valid
+        assert group not in {g.group_id for g in listed}  # the coordinator never saw the member
+    finally:
+        consumer.close()
