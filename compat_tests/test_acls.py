@@ -1,8 +1,9 @@
 """ACLs through stock clients: the admin API, their durability and their enforcement.
 
-SASL is not there yet, so every connection is ``User:ANONYMOUS``: a broker
-that names it in ``super.users`` lets a test set ACLs up, and a restart
-without it (ACLs are durable) puts the principal under them.
+Here every connection is ``User:ANONYMOUS``: a broker that names it in
+``super.users`` lets a test set ACLs up, and a restart without it (ACLs are
+durable) puts the principal under them. test_acls_principals.py does the
+same for the principals SASL and client certificates give.
 """
 
 from __future__ import annotations
