@@ -31,7 +31,7 @@ from security_helpers import (
     produce_error,
 )
 from test_acls import AUTHORIZER, binding, create_acls, first_consumer_error
-from test_security_clients import confluent_round_trip, kafka_python_round_trip
+from test_security_clients import confluent_round_trip, kafka_python_round_trip, kafkajs_round_trip
 
 ROOT, ROOT_PASSWORD = "root", "root-secret"
 SECURED_OVERRIDES = {**AUTHORIZER, "super.users": f"User:ANONYMOUS;User:{ROOT}"}
@@ -121,10 +121,11 @@ def root(secured) -> Credentials:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("client", [*CLIENTS, "kafkajs"])
 def test_a_super_user_bypasses_the_acls(secured, root, client: str) -> None:
     topic = topic_for(secured, "no-acls")  # no ACL names it, its group or root
-    round_trip = confluent_round_trip if client == "confluent-kafka" else kafka_python_round_trip
+    round_trip = {"confluent-kafka": confluent_round_trip, "kafka-python": kafka_python_round_trip,
+                  "kafkajs": kafkajs_round_trip}[client]
     assert round_trip(secured, SASL, "SCRAM-SHA-512", root, topic) == [f"{topic}-{n}".encode() for n in range(5)]
 
 
