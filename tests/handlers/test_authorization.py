@@ -16,7 +16,7 @@ from kafkacompat.security.authorizer import (AclBinding, AclOperation as Op, Acl
 from tests.log.batch_builder import RecordSpec, build_batch
 
 PRODUCE, FETCH, OFFSET_COMMIT, CREATE_TOPICS, INIT_PRODUCER_ID, DESCRIBE_ACLS, DESCRIBE_CONFIGS = 0, 1, 8, 19, 22, 29, 32
-CONSUMER_GROUP_HEARTBEAT, SHARE_GROUP_HEARTBEAT = 68, 76
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE, SHARE_GROUP_HEARTBEAT = 68, 69, 76
 ME = "User:ANONYMOUS"
 TOPIC_FAILED = ErrorCode.TOPIC_AUTHORIZATION_FAILED
 
@@ -197,3 +197,23 @@ async def test_a_group_heartbeat_is_refused_when_it_subscribes_to_a_topic_it_may
     assert group("g") is None  # refused before the coordinator saw it
     joined = await heartbeat("open")
     assert joined.error_code == ErrorCode.NONE and joined.member_epoch > 0
+
+
+async def test_consumer_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx):
+    grant(ctx, Res.GROUP, "g", Op.READ)
+    grant(ctx, Res.TOPIC, "*", Op.DESCRIBE)
+    joined = await call(ctx, CONSUMER_GROUP_HEARTBEAT, 0, {
+        "group_id": "g", "member_id": "", "member_epoch": 0, "rebalance_timeout_ms": 30_000,
+        "subscribed_topic_names": ["open", "closed"], "topic_partitions": []})
+    assert joined.error_code == ErrorCode.NONE
+
+    async def describe():
+        (group,) = (await call(ctx, CONSUMER_GROUP_DESCRIBE, 0, {"group_ids": ["g"]})).groups
+        return group
+
+    assert ((await describe()).error_code, len((await describe()).members)) == (ErrorCode.NONE, 1)
+    ctx.broker.authorizer.store.add([AclBinding(Res.TOPIC, "closed", Pat.LITERAL, ME, "*", Op.DESCRIBE,
+                                                Perm.DENY)])
+    hidden = await describe()
+    assert (hidden.error_code, hidden.members) == (TOPIC_FAILED, [])
+    assert hidden.error_message == "The group has described topic(s) that the client is not authorized to describe."
