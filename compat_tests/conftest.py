@@ -79,14 +79,15 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory):
-    """A module's broker started from a secured server.properties (security_helpers); ``secured.untrusted``
-    is a second CA and client certificate that it does not trust."""
+def secured(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """A module's broker started from a secured server.properties (security_helpers), plus the module's
+    ``SECURED_OVERRIDES`` if it has any; ``secured.untrusted`` is a second CA and client certificate that
+    it does not trust."""
     from kafkacompat.security.certs import create_certificates
     from security_helpers import start_secured_broker
 
     workdir = tmp_path_factory.mktemp("secured")
-    process = start_secured_broker(workdir)
+    process = start_secured_broker(workdir, getattr(request.module, "SECURED_OVERRIDES", None))
     process.untrusted = create_certificates(workdir / "untrusted", clients=("stranger",))
     try:
         yield process

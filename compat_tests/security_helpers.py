@@ -142,6 +142,18 @@ def credentials_for(mechanism: str | None, certificate: str | None = None) -> Cr
     return Credentials(certificate=certificate)
 
 
+def produce_error(conf: dict, topic: str):  # type: ignore[no-untyped-def]
+    """The error (or None) of one record a confluent producer with ``conf`` sends, without retries."""
+    from confluent_kafka import Producer
+
+    outcome: list = []
+    producer = Producer({**conf, "message.send.max.retries": 0, "enable.idempotence": False})
+    producer.produce(topic, b"x", on_delivery=lambda err, msg: outcome.append(err))
+    producer.flush(15)
+    assert outcome, "no delivery report"
+    return outcome[0]
+
+
 def protocol_of(listener: str) -> str:
     return "SSL" if listener == "MTLS" else listener
 

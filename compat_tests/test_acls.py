@@ -1,8 +1,9 @@
 """ACLs through stock clients: the admin API, their durability and their enforcement.
 
-SASL is not there yet, so every connection is ``User:ANONYMOUS``: a broker
-that names it in ``super.users`` lets a test set ACLs up, and a restart
-without it (ACLs are durable) puts the principal under them.
+Here every connection is ``User:ANONYMOUS``: a broker that names it in
+``super.users`` lets a test set ACLs up, and a restart without it (ACLs are
+durable) puts the principal under them. test_acls_principals.py does the
+same for the principals SASL and client certificates give.
 """
 
 from __future__ import annotations
@@ -104,10 +105,13 @@ def fetch_error(bootstrap: str, topic: str) -> int:
     return partition.error_code
 
 
-def first_consumer_error(bootstrap: str, group: str, start: Callable[[Consumer], None], timeout_s: float = 30) -> int:
-    """The code of the first error a confluent consumer in ``group`` reports once ``start`` has run on it."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "session.timeout.ms": 6000})
+def first_consumer_error(bootstrap: str | dict, group: str, start: Callable[[Consumer], None],
+                         timeout_s: float = 30) -> int:
+    """The code of the first error a confluent consumer in ``group`` reports once ``start`` has run on it;
+    ``bootstrap`` is an address or the client's settings (a None value removes one of the defaults)."""
+    conf = {"bootstrap.servers": bootstrap} if isinstance(bootstrap, str) else bootstrap
+    defaults = {"group.id": group, "enable.auto.commit": False, "session.timeout.ms": 6000}
+    consumer = Consumer({k: v for k, v in {**defaults, **conf}.items() if v is not None})
     try:
         start(consumer)
         deadline = time.monotonic() + timeout_s

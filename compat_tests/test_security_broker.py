@@ -35,6 +35,7 @@ from security_helpers import (
     kafka_python_config,
     kafkajs_security,
     kcat_args,
+    produce_error,
     start_secured_broker,
 )
 
@@ -155,15 +156,6 @@ def _http(broker: SecuredBroker) -> FaultsClient:
     return FaultsClient(found.group(1))
 
 
-def _produce_error(conf: dict, topic: str) -> KafkaError | None:
-    outcome: list[KafkaError | None] = []
-    producer = Producer({**conf, "message.send.max.retries": 0, "enable.idempotence": False})
-    producer.produce(topic, b"x", on_delivery=lambda err, msg: outcome.append(err))
-    producer.flush(15)
-    assert outcome, "no delivery report"
-    return outcome[0]
-
-
 @pytest.mark.parametrize("listener", ["MTLS", "SSL"])
 def test_a_client_certificates_dn_becomes_the_principal(secured, listener) -> None:
     """ssl.principal.mapping.rules maps CN=app to User:app: a rule on that principal refuses only its produce."""
@@ -171,12 +163,12 @@ def test_a_client_certificates_dn_becomes_the_principal(secured, listener) -> No
     topic = unique_topic("mtls")
     rule = faults.add(api="Produce", principal="User:app", topics=[topic], error="TOPIC_AUTHORIZATION_FAILED")
     try:
-        app = _produce_error(confluent_config(secured, listener, None, Credentials(certificate="app")), topic)
+        app = produce_error(confluent_config(secured, listener, None, Credentials(certificate="app")), topic)
         assert app is not None and app.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-        other = _produce_error(confluent_config(secured, listener, None, Credentials(certificate="other")), topic)
+        other = produce_error(confluent_config(secured, listener, None, Credentials(certificate="other")), topic)
         assert other is None
         if listener == "SSL":  # no certificate: ANONYMOUS, which the rule does not match either
-            assert _produce_error(confluent_config(secured, listener, None, Credentials()), topic) is None
+            assert produce_error(confluent_config(secured, listener, None, Credentials()), topic) is None
     finally:
         faults.remove(rule["id"])
 
@@ -188,9 +180,9 @@ def test_the_sasl_user_is_the_principal_on_sasl_ssl_even_with_a_certificate(secu
                       error="TOPIC_AUTHORIZATION_FAILED")
     try:
         who = Credentials(PLAIN_USER, PLAIN_PASSWORD, certificate="app")
-        error = _produce_error(confluent_config(secured, "SASL_SSL", "PLAIN", who), topic)
+        error = produce_error(confluent_config(secured, "SASL_SSL", "PLAIN", who), topic)
         assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-        assert _produce_error(confluent_config(secured, "SASL_PLAINTEXT", "PLAIN", who), topic) is None
+        assert produce_error(confluent_config(secured, "SASL_PLAINTEXT", "PLAIN", who), topic) is None
     finally:
         faults.remove(rule["id"])
 

@@ -68,7 +68,8 @@ class Rule:
     """One check: ``operation`` on ``resource`` for the names ``source`` finds, refused with ``error``.
 
     ``array`` names the top-level array whose entries are refused one by one;
-    None refuses the whole request. ``when`` limits the rule to some requests;
+    None refuses the whole request, as does ``whole`` when any entry is denied.
+    ``when`` limits the rule to some requests;
     ``unless`` is a cluster operation that, when allowed, grants every name
     (CreateTopics' CREATE on the cluster).
     """
@@ -80,6 +81,7 @@ class Rule:
     field: str | None = None
     when: Callable[[Request], bool] | None = None
     unless: Op | None = None
+    whole: bool = False
 
 
 def cluster(operation: Op, error: ErrorCode = CLUSTER_FAILED, when: Callable[[Request], bool] | None = None) -> Rule:
@@ -97,6 +99,12 @@ def groups(operation: Op, array: str) -> Rule:
 def topics(operation: Op, array: str = "topics", when: Callable[[Request], bool] | None = None,
            unless: Op | None = None) -> Rule:
     return Rule(Res.TOPIC, operation, TOPIC_FAILED, array=array, when=when, unless=unless)
+
+
+def subscribed_topics() -> Rule:
+    """A group heartbeat's subscription: one topic it may not DESCRIBE refuses the heartbeat, so the
+    member never learns of it through its assignment."""
+    return Rule(Res.TOPIC, Op.DESCRIBE, TOPIC_FAILED, array="subscribed_topic_names", whole=True)
 
 
 def txn(operation: Op = Op.WRITE) -> Rule:
@@ -186,14 +194,14 @@ RULES: dict[int, list[Rule]] = {
     65: [Rule(Res.TRANSACTIONAL_ID, Op.DESCRIBE, TXN_FAILED, array="transactional_ids")],  # DescribeTransactions
     66: [],  # ListTransactions: lists what the caller may DESCRIBE
     67: _BROKER_ONLY,  # AllocateProducerIds
-    68: [group(Op.READ)],  # ConsumerGroupHeartbeat (KIP-848)
+    68: [group(Op.READ), subscribed_topics()],  # ConsumerGroupHeartbeat (KIP-848)
     69: [groups(Op.DESCRIBE, "group_ids")],  # ConsumerGroupDescribe
     70: _BROKER_ONLY,  # ControllerRegistration
     71: [], 72: [],  # client telemetry
     73: _BROKER_ONLY,  # AssignReplicasToDirs
     74: [cluster(Op.DESCRIBE_CONFIGS)],  # ListClientMetricsResources
     75: [topics(Op.DESCRIBE)],  # DescribeTopicPartitions
-    76: [group(Op.READ)],  # ShareGroupHeartbeat (KIP-932)
+    76: [group(Op.READ), subscribed_topics()],  # ShareGroupHeartbeat (KIP-932)
     77: [groups(Op.DESCRIBE, "group_ids")],  # ShareGroupDescribe
     78: [group(Op.READ), topics(Op.READ)],  # ShareFetch
     79: [group(Op.READ), topics(Op.READ)],  # ShareAcknowledge
@@ -220,6 +228,11 @@ async def checkpoint(handle: Handle, request: Request, ctx: RequestContext) -> A
                 return _whole_refusal(request, rule.error)
             continue
         if rule.unless is not None and allowed(ctx, rule.unless, Res.CLUSTER, CLUSTER_NAME):
+            continue
+        if rule.whole:
+            entries = _entries(rule, body, ctx)
+            if any(not allowed(ctx, rule.operation, resource, name) for _, resource, name, _ in entries):
+                return _whole_refusal(request, rule.error)
             continue
         denied = refused.setdefault(rule.array, {})
         for entry, resource, name, error in _entries(rule, body, ctx):

@@ -2,8 +2,11 @@
 
 The rules live in :mod:`kafkacompat.group.consumer`; this module maps the
 wire onto them. Partitions travel by topic id; the describe answer also
-names each topic. Both APIs are refused with UNSUPPORTED_VERSION while the
-cluster's ``group.version`` feature is finalized below 1, as Kafka refuses them.
+names each topic, and a group whose assignments name a topic the caller may
+not DESCRIBE is answered TOPIC_AUTHORIZATION_FAILED without its members, as
+Kafka hides it (the heartbeat's own topic check is in authorization). Both
+APIs are refused with UNSUPPORTED_VERSION while the cluster's
+``group.version`` feature is finalized below 1, as Kafka refuses them.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from typing import Any, Mapping
 
 from kafkacompat.group.consumer.assignors import Assignment
 from kafkacompat.group.consumer.membership import HeartbeatRequest
-from kafkacompat.handlers.authorization import authorized_operations
+from kafkacompat.handlers.authorization import allowed, authorized_operations
 from kafkacompat.handlers.groups import UNSET_AUTHORIZED_OPERATIONS, client_host
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
-from kafkacompat.security.authorizer import ResourceType
+from kafkacompat.security.authorizer import AclOperation, ResourceType
 
 CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 GROUP_VERSION = "group.version"
+_HIDDEN_TOPICS = "The group has described topic(s) that the client is not authorized to describe."
 
 
 def _consumer_protocol_enabled(ctx: RequestContext) -> bool:
@@ -78,8 +82,14 @@ def _named(ctx: RequestContext, assignment: Mapping[Any, frozenset[int]]) -> dic
     ]}
 
 
-def _unknown(group_id: str, message: str) -> dict[str, Any]:
-    return {"error_code": ErrorCode.GROUP_ID_NOT_FOUND, "error_message": message, "group_id": group_id,
+def _names_hidden_topic(ctx: RequestContext, members: list[dict[str, Any]]) -> bool:
+    return any(not allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, t["topic_name"])
+               for m in members for kind in ("assignment", "target_assignment")
+               for t in m[kind]["topic_partitions"])
+
+
+def _failed(group_id: str, error: ErrorCode, message: str) -> dict[str, Any]:
+    return {"error_code": error, "error_message": message, "group_id": group_id,
             "group_state": "", "group_epoch": 0, "assignment_epoch": 0, "assignor_name": "", "members": []}
 
 
@@ -92,8 +102,27 @@ async def handle_consumer_group_describe(request: Request, ctx: RequestContext) 
         group = groups.consumer_group(group_id) if _consumer_protocol_enabled(ctx) else None
         if group is None:
             exists = groups.describe_group(group_id).state.value != "Dead"
-            described.append(_unknown(group_id, f"Group {group_id} is not a consumer group." if exists
-                                      else f"Group {group_id} not found."))
+            described.append(_failed(group_id, ErrorCode.GROUP_ID_NOT_FOUND,
+                                     f"Group {group_id} is not a consumer group." if exists
+                                     else f"Group {group_id} not found."))
+            continue
+        members = [
+            {
+                "member_id": m.member_id,
+                "instance_id": m.instance_id,
+                "rack_id": m.rack_id,
+                "member_epoch": m.member_epoch,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "subscribed_topic_names": list(m.subscribed_topic_names),
+                "subscribed_topic_regex": m.subscribed_topic_regex,
+                "assignment": _named(ctx, m.assigned),
+                "target_assignment": _named(ctx, group.target.get(m.member_id, {})),
+            }
+            for m in group.members.values()
+        ]
+        if _names_hidden_topic(ctx, members):
+            described.append(_failed(group_id, ErrorCode.TOPIC_AUTHORIZATION_FAILED, _HIDDEN_TOPICS))
             continue
         described.append({
             "error_code": ErrorCode.NONE,
@@ -103,21 +132,7 @@ async def handle_consumer_group_describe(request: Request, ctx: RequestContext) 
             "group_epoch": group.group_epoch,
             "assignment_epoch": group.assignment_epoch,
             "assignor_name": groups.preferred_assignor(group),
-            "members": [
-                {
-                    "member_id": m.member_id,
-                    "instance_id": m.instance_id,
-                    "rack_id": m.rack_id,
-                    "member_epoch": m.member_epoch,
-                    "client_id": m.client_id,
-                    "client_host": m.client_host,
-                    "subscribed_topic_names": list(m.subscribed_topic_names),
-                    "subscribed_topic_regex": m.subscribed_topic_regex,
-                    "assignment": _named(ctx, m.assigned),
-                    "target_assignment": _named(ctx, group.target.get(m.member_id, {})),
-                }
-                for m in group.members.values()
-            ],
+            "members": members,
             "authorized_operations": operations,
         })
     return {"throttle_time_ms": 0, "groups": described}

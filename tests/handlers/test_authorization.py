@@ -16,6 +16,7 @@ from kafkacompat.security.authorizer import (AclBinding, AclOperation as Op, Acl
 from tests.log.batch_builder import RecordSpec, build_batch
 
 PRODUCE, FETCH, OFFSET_COMMIT, CREATE_TOPICS, INIT_PRODUCER_ID, DESCRIBE_ACLS, DESCRIBE_CONFIGS = 0, 1, 8, 19, 22, 29, 32
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE, SHARE_GROUP_HEARTBEAT = 68, 69, 76
 ME = "User:ANONYMOUS"
 TOPIC_FAILED = ErrorCode.TOPIC_AUTHORIZATION_FAILED
 
@@ -177,3 +178,42 @@ async def test_offset_fetch_leaves_out_or_refuses_topics_the_caller_may_not_desc
                                                 "require_stable": False})
     assert [(g.group_id, g.error_code) for g in unauthorized_group.groups] == [
         ("other", ErrorCode.GROUP_AUTHORIZATION_FAILED)]
+
+
+@pytest.mark.parametrize("api_key", [CONSUMER_GROUP_HEARTBEAT, SHARE_GROUP_HEARTBEAT])
+async def test_a_group_heartbeat_is_refused_when_it_subscribes_to_a_topic_it_may_not_describe(ctx, api_key):
+    grant(ctx, Res.GROUP, "g", Op.READ)
+    grant(ctx, Res.TOPIC, "open", Op.READ)  # implies DESCRIBE
+    version, extra, group = {CONSUMER_GROUP_HEARTBEAT: (0, {"rebalance_timeout_ms": 30_000, "topic_partitions": []},
+                                                        ctx.broker.groups.consumer_group),
+                             SHARE_GROUP_HEARTBEAT: (1, {}, ctx.broker.share_groups.group)}[api_key]
+
+    async def heartbeat(*topics: str):
+        return await call(ctx, api_key, version, {"group_id": "g", "member_id": "m" * 22, "member_epoch": 0,
+                                                  "subscribed_topic_names": list(topics), **extra})
+
+    refused = await heartbeat("open", "closed")
+    assert (refused.error_code, refused.member_epoch) == (TOPIC_FAILED, 0)
+    assert group("g") is None  # refused before the coordinator saw it
+    joined = await heartbeat("open")
+    assert joined.error_code == ErrorCode.NONE and joined.member_epoch > 0
+
+
+async def test_consumer_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx):
+    grant(ctx, Res.GROUP, "g", Op.READ)
+    grant(ctx, Res.TOPIC, "*", Op.DESCRIBE)
+    joined = await call(ctx, CONSUMER_GROUP_HEARTBEAT, 0, {
+        "group_id": "g", "member_id": "", "member_epoch": 0, "rebalance_timeout_ms": 30_000,
+        "subscribed_topic_names": ["open", "closed"], "topic_partitions": []})
+    assert joined.error_code == ErrorCode.NONE
+
+    async def describe():
+        (group,) = (await call(ctx, CONSUMER_GROUP_DESCRIBE, 0, {"group_ids": ["g"]})).groups
+        return group
+
+    assert ((await describe()).error_code, len((await describe()).members)) == (ErrorCode.NONE, 1)
+    ctx.broker.authorizer.store.add([AclBinding(Res.TOPIC, "closed", Pat.LITERAL, ME, "*", Op.DESCRIBE,
+                                                Perm.DENY)])
+    hidden = await describe()
+    assert (hidden.error_code, hidden.members) == (TOPIC_FAILED, [])
+    assert hidden.error_message == "The group has described topic(s) that the client is not authorized to describe."
