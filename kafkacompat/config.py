@@ -191,16 +191,6 @@ SECURITY_DEFS = [
 ]
 _DEFS += SECURITY_DEFS
 BROKER_CONFIGS: dict[str, ConfigDef] = {d.name: d for d in _DEFS}
-# The authorizer's and the quotas' keys, which a secured server.properties names: known here so
-# they are never refused; the definitions those engines give win.
-for _engine_def in (
-    ConfigDef("authorizer.class.name", "string", "", "Kafka's StandardAuthorizer class name turns ACLs on."),
-    ConfigDef("super.users", "list", "", "Principals (User:name;User:other) every ACL check allows."),
-    ConfigDef("allow.everyone.if.no.acl.found", "boolean", "false", "Allow a resource that no ACL names."),
-    ConfigDef("quota.window.num", "int", "11", "Samples kept for quota rates."),
-    ConfigDef("quota.window.size.seconds", "int", "1", "Length of one quota sample."),
-):
-    BROKER_CONFIGS.setdefault(_engine_def.name, _engine_def)
 # Kafka's coarser spellings of two durations; the ms form wins, then minutes, as in Kafka.
 _COARSE_DURATIONS = {
     "log.retention.minutes": ("log.retention.ms", 60_000),
