@@ -56,6 +56,7 @@ class _Target(NamedTuple):
     key: PartitionKey
     fetch_offset: int
     partition_max_bytes: int
+    current_leader_epoch: int = -1  # v9+ (KIP-320); -1 for partitions a fetch session carries over
 
 
 class _FetchPlan:
@@ -72,7 +73,7 @@ class _FetchPlan:
         self.rack_id = rack_id
         manager = ctx.broker.log_manager
         lookup = manager.topic_by_id if use_ids else manager.topic
-        self.topics = {key[0]: lookup(key[0]) for key, _, _ in targets}
+        self.topics = {key[0]: lookup(key[0]) for key, *_ in targets}
 
     def read(self) -> tuple[list[tuple[PartitionKey, dict[str, Any]]], int, bool]:
         """Read every partition now: ((key, answer) in order, bytes found, any error or replica redirect)."""
@@ -100,6 +101,11 @@ class _FetchPlan:
             return _empty_partition(index, missing), 0
         log = topic.partitions[index]
         refused = self.cluster.fetch_error(log, self.version)
+        if refused is None and target.current_leader_epoch >= 0 and target.current_leader_epoch != log.leader_epoch:
+            # KIP-320: a client behind the leader epoch re-reads metadata and validates its position
+            # (so it detects a truncation); one ahead of this replica waits for it to catch up.
+            refused = (ErrorCode.FENCED_LEADER_EPOCH if target.current_leader_epoch < log.leader_epoch
+                       else ErrorCode.UNKNOWN_LEADER_EPOCH)
         if refused is not None:
             return _empty_partition(index, refused), 0
         answer = _empty_partition(index, ErrorCode.NONE)
@@ -174,7 +180,8 @@ def _empty_partition(index: int, code: ErrorCode) -> dict[str, Any]:
 
 def _requested(body: Any, use_ids: bool) -> list[_Target]:
     return [
-        _Target((wanted.topic_id if use_ids else wanted.topic, p.partition), p.fetch_offset, p.partition_max_bytes)
+        _Target((wanted.topic_id if use_ids else wanted.topic, p.partition), p.fetch_offset, p.partition_max_bytes,
+                p.get("current_leader_epoch", -1))
         for wanted in body.topics
         for p in wanted.partitions
     ]
