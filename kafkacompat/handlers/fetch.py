@@ -224,7 +224,7 @@ async def handle_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
             session = sessions.incremental(session_id, epoch, use_ids)
         except SessionError as exc:
             return _session_error(exc.code)
-        session.update(_requested(body, use_ids), _forgotten(body, use_ids))
+        session.update([target[:3] for target in _requested(body, use_ids)], _forgotten(body, use_ids))
         targets = _session_targets(session)
     # Kafka caps a response at the smaller of the request's and the broker's fetch.max.bytes.
     # Fetch v11 added the consumer's rack (KIP-392).
