@@ -157,23 +157,24 @@ async def handle_describe_groups(request: Request, ctx: RequestContext) -> dict[
 async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
     types = {t.lower() for t in body.types_filter}
-    listed = [g for g in ctx.broker.groups.list_groups(body.states_filter) if not types or g.group_type in types]
     cluster = ctx.broker.cluster  # each broker lists the groups it coordinates, as in Kafka
-    listed = [g for g in listed if cluster.coordinator(g.group_id) == cluster.node_id]
     everything_visible = ctx.broker.authorizer is None or allowed(ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER,
                                                                   CLUSTER_NAME)
-    if not everything_visible:
-        listed = [g for g in listed if allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)]
+
+    def visible(group_id: str) -> bool:
+        return everything_visible or allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
+
     groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value,
-               "group_type": g.group_type} for g in listed]
+               "group_type": g.group_type}
+              for g in ctx.broker.groups.list_groups(body.states_filter)
+              if (not types or g.group_type in types) and cluster.coordinator(g.group_id) == cluster.node_id
+              and visible(g.group_id)]
     if not types or SHARE_GROUP_TYPE in types:
         states = {state.lower() for state in body.states_filter}
         # Kafka lists share groups with protocol type "share" at every version.
-        shares = [g for g in ctx.broker.share_groups.groups() if not states or g.state.value.lower() in states]
-        if not everything_visible:
-            shares = [g for g in shares if allowed(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, g.group_id)]
         groups += [{"group_id": g.group_id, "protocol_type": SHARE_GROUP_TYPE, "group_state": g.state.value,
-                    "group_type": SHARE_GROUP_TYPE} for g in shares]
+                    "group_type": SHARE_GROUP_TYPE} for g in ctx.broker.share_groups.groups()
+                   if (not states or g.state.value.lower() in states) and visible(g.group_id)]
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
 
