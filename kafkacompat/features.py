@@ -145,7 +145,7 @@ class FinalizedFeatures:
             raise refuse("Can't downgrade to a newer version.")
         if name == METADATA_VERSION:
             self._check_metadata_version(level, current, upgrade_type)
-        elif name not in DISABLED_FEATURES and name not in (GROUP_VERSION, SHARE_VERSION, TRANSACTION_VERSION):
+        elif name not in SUPPORTED and name not in DISABLED_FEATURES:
             raise refuse(f"Feature {name} not found.")
 
     @staticmethod
