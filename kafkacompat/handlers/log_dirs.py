@@ -1,12 +1,16 @@
 """DescribeLogDirs (key 35) and AlterReplicaLogDirs (key 34): the broker's log directories.
 
 This broker has one log directory, its data directory, named by its absolute
-path as Kafka names it. DescribeLogDirs reports each partition's size there
-(a leader's offset lag is always 0, and no partition is ever a "future"
-replica being moved); v4 adds the file system's total and usable bytes.
+path as Kafka names it. DescribeLogDirs reports the size of each partition
+with a replica on this broker (in a cluster, the others are left out as Kafka
+does); the offset lag is always 0, as Kafka's is for a current replica
+(its high watermark less its log end, never below 0), and no partition is
+ever a "future" replica being moved; v4 adds the file system's total and
+usable bytes.
 AlterReplicaLogDirs can only "move" a replica to the directory it is in,
 which succeeds at once; any other path is LOG_DIR_NOT_FOUND, as Kafka answers
-for a directory that is not in its log.dirs.
+for a directory that is not in its log.dirs, and a partition with no replica
+here is NOT_LEADER_OR_FOLLOWER.
 """
 
 from __future__ import annotations
@@ -29,17 +33,23 @@ def log_dir(ctx: RequestContext) -> str:
     return os.path.abspath(ctx.broker.log_manager.data_dir)
 
 
-def _wanted_partitions(manager: Any, topics: Any) -> dict[str, list[Any]]:
-    """The partition logs a request names (all of them for null), by topic; unknown ones are left out."""
+def _wanted_partitions(ctx: RequestContext, topics: Any) -> dict[str, list[Any]]:
+    """The partition logs a request names (all of them for null), by topic, with a replica here."""
+    manager = ctx.broker.log_manager
     if topics is None:
-        return {topic.name: list(topic.partitions) for topic in manager.topics()}
+        candidates = [(topic.name, log) for topic in manager.topics() for log in topic.partitions]
+    else:
+        candidates = [(requested.topic, manager.partition(requested.topic, index))
+                      for requested in topics for index in requested.partitions]
     wanted: dict[str, list[Any]] = {}
-    for requested in topics:
-        for index in requested.partitions:
-            log = manager.partition(requested.topic, index)
-            if log is not None and log not in wanted.setdefault(requested.topic, []):
-                wanted[requested.topic].append(log)
+    for name, log in candidates:
+        if log is not None and _hosted(ctx, log) and log not in wanted.setdefault(name, []):
+            wanted[name].append(log)
     return {name: logs for name, logs in wanted.items() if logs}
+
+
+def _hosted(ctx: RequestContext, log: Any) -> bool:
+    return ctx.broker.node_id in ctx.broker.cluster.partition_state(log).replicas
 
 
 async def handle_describe_log_dirs(request: Request, ctx: RequestContext) -> dict[str, Any]:
@@ -51,7 +61,7 @@ async def handle_describe_log_dirs(request: Request, ctx: RequestContext) -> dic
              "is_future_key": False}
             for log in sorted(logs, key=lambda log: log.index)
         ]}
-        for name, logs in sorted(_wanted_partitions(ctx.broker.log_manager, request.body.topics).items())
+        for name, logs in sorted(_wanted_partitions(ctx, request.body.topics).items())
     ]
     return {
         "throttle_time_ms": 0,
@@ -66,8 +76,11 @@ def _move_error(ctx: RequestContext, path: str, topic: str, index: int) -> Error
         return ErrorCode.INVALID_TOPIC_EXCEPTION
     if path != log_dir(ctx):
         return ErrorCode.LOG_DIR_NOT_FOUND
-    if ctx.broker.log_manager.partition(topic, index) is None:
+    log = ctx.broker.log_manager.partition(topic, index)
+    if log is None:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    if not _hosted(ctx, log):
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
     return ErrorCode.NONE
 
 
