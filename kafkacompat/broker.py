@@ -37,10 +37,9 @@ from kafkacompat.log.flush import sync_tickets, syncs_filesystem
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
-from kafkacompat.security.authorizer import STANDARD_AUTHORIZER, open_authorizer
-from kafkacompat.security.quotas import open_quotas
-from kafkacompat.security.credentials import CredentialStore
-from kafkacompat.security.endpoint_security import config_users
+from kafkacompat.security.authorizer import STANDARD_AUTHORIZER
+from kafkacompat.security.quotas import QuotaManager
+from kafkacompat.security.stores import SecurityStores
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 from kafkacompat.txn.coordinator import Completion, TransactionCoordinator
 from kafkacompat.txn.markers import write_markers
@@ -189,8 +188,9 @@ class Broker:
     """Everything a request handler may touch, for one broker.
 
     ``member``: this broker's place in a multi-broker process (cluster/runtime.py),
-    which supplies the cluster id, the group coordinator and the append signal
-    the members share, and answers ``cluster`` questions; None for a broker alone.
+    which supplies the cluster id, the group coordinator, the security stores
+    (ACLs, SCRAM credentials, quota values) and the append signal the members
+    share, and answers ``cluster`` questions; None for a broker alone.
     """
 
     def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms,
@@ -248,12 +248,12 @@ class Broker:
         self.appended = member.runtime.appended if member is not None else AppendSignal()
         self.faults = FaultEngine(self.node_id, clock)
         self.faults.add_all(config.faults)
-        self.quotas = open_quotas(self.data_dir, clock, config.get_int("quota.window.num"),
-                                  config.get_int("quota.window.size.seconds"))
-        self.authorizer = open_authorizer(config.get("authorizer.class.name"), config.get("super.users"),
-                                          config.get_bool("allow.everyone.if.no.acl.found"), self.data_dir)
+        self._security = member.runtime.security if member is not None else SecurityStores.open(config, self.data_dir)
+        self.quotas = QuotaManager(self._security.quota_values, clock, config.get_int("quota.window.num"),
+                                   config.get_int("quota.window.size.seconds"))
+        self.authorizer = self._security.authorizer
+        self.scram_credentials = self._security.scram_credentials
         self.flusher = GroupCommit(clock, self.appended, self.data_dir)
-        self.scram_credentials = CredentialStore(self.data_dir, config_users(config))
         # Set by the HTTP side when http.listeners is configured (kafkacompat.web).
         self.metrics: BrokerMetrics | None = None
         self.http_port: int | None = None
@@ -272,10 +272,20 @@ class Broker:
         return (self.advertised_host, self.advertised_port) if endpoint is None else (endpoint.host, endpoint.port)
 
     def brokers_for(self, listener_name: str) -> list[BrokerInfo]:
-        """The live brokers as a client on ``listener_name`` dials them: this one at that listener's address."""
-        host, port = self.address_for(listener_name)
-        return [dataclasses.replace(info, host=host, port=port) if info.node_id == self.node_id else info
-                for info in self.cluster.brokers()]
+        """The live brokers as a client on ``listener_name`` dials them: each at that listener's address
+        (a broker without the listener is left out, as Kafka's Metadata does)."""
+        found = []
+        for info in self.cluster.brokers():
+            if info.node_id == self.node_id:
+                host, port = self.address_for(listener_name)
+            elif listener_name in info.endpoints:
+                host, port = info.endpoints[listener_name]
+            elif not info.endpoints:  # an address only, no listener names (a broker alone)
+                host, port = info.host, info.port
+            else:
+                continue
+            found.append(dataclasses.replace(info, host=host, port=port))
+        return found
 
     async def run_group_timers(self) -> None:
         """Drive the coordinators' session, rebalance and acquisition-lock timers."""
@@ -414,9 +424,7 @@ class Broker:
             self.log_manager.close()
         if member is None:
             self.groups.close()
+            self._security.close()
         self.share_groups.close()
-        self.quotas.store.close()
-        if self.authorizer is not None:
-            self.authorizer.store.close()
         self.transactions.close()
         self._lock.release()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from kafkacompat.config import BrokerConfig
@@ -135,4 +135,14 @@ def replace_address(listeners: str, host: str | None, port: int | None) -> str:
     new_host = old_host.strip("[]") if host is None else host
     new_host = f"[{new_host}]" if ":" in new_host else new_host
     entries[:1] = [f"{name}://{new_host}:{old_port if port is None else port}"]
+    return ",".join(entries)
+
+
+def with_ports(listeners: str, port_of: Callable[[int, str, int], int]) -> str:
+    """``listeners`` with each entry's port replaced by ``port_of(position, name, port)``, names and hosts kept."""
+    entries = []
+    for position, entry in enumerate(part.strip() for part in listeners.split(",") if part.strip()):
+        name, _, address = entry.partition("://")
+        host, _, port = address.rpartition(":")
+        entries.append(f"{name}://{host}:{port_of(position, name.upper(), int(port))}")
     return ",".join(entries)

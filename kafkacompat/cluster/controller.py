@@ -66,6 +66,8 @@ class BrokerInfo:
     port: int
     rack: str | None = None
     alive: bool = False
+    # Where each of its listeners is advertised, by listener name (host and port above: the first).
+    endpoints: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Each :class:`Member` is a whole broker (kafkacompat.broker.Broker) with its own
 node id, listener, data directory ``DATA/broker-N`` and optional rack; they
 share one :class:`~kafkacompat.cluster.controller.Controller`, one
-replica tracker and one append signal (replication.py), and the group
-coordinator. A member is also the ``broker.cluster`` its handlers ask (the
+replica tracker and one append signal (replication.py), the group
+coordinator, and the ACLs, SCRAM credentials and quota values
+(security/stores.py), kept in ``DATA/`` as Kafka keeps them in its metadata. A member is also the ``broker.cluster`` its handlers ask (the
 interface of view.SingleBroker), so handlers read the same in both modes.
 
 Group state is shared, with placement enforced: one GroupCoordinator (its
@@ -48,10 +49,12 @@ from kafkacompat.cluster.view import check_replica_list
 from kafkacompat.config import BrokerConfig
 from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
 from kafkacompat.group.coordinator import GroupCoordinator
+from kafkacompat.listeners import with_ports
 from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.log_manager import Topic
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.security.stores import SecurityStores
 from kafkacompat.web.server import parse_http_listener
 
 log = logging.getLogger("kafkacompat.cluster")
@@ -64,9 +67,12 @@ PAUSE_RULE = {"action": "no_response"}
 
 
 def member_configs(config: BrokerConfig) -> list[BrokerConfig]:
-    """One config per broker: node ids 1..N, consecutive ports (0 stays 0), DATA/broker-N, racks in order."""
+    """One config per broker: node ids 1..N, DATA/broker-N, racks in order, and every listener of
+    ``listeners`` on each broker: the first on consecutive ports (or ``cluster.ports``), the others
+    on their own port plus the broker's position (0 stays 0)."""
     count = config.get_int("cluster.brokers")
-    host, port = config.listener
+    listeners = config.get("listeners")
+    port = config.listener[1]
     ports = [int(p) for p in config.get("cluster.ports").split(",") if p.strip()] or [
         port + i if port else 0 for i in range(count)]
     racks = [rack.strip() for rack in config.get("broker.rack").split(",")]
@@ -76,7 +82,9 @@ def member_configs(config: BrokerConfig) -> list[BrokerConfig]:
     configs = []
     for i in range(count):
         node = i + 1
-        overrides = {**explicit, "node.id": node, "listeners": f"PLAINTEXT://{host}:{ports[i]}",
+        own = with_ports(listeners, lambda position, _, base, i=i: ports[i] if position == 0 else
+                         base + i if base else 0)
+        overrides = {**explicit, "node.id": node, "listeners": own,
                      "log.dirs": str(config.data_dir / f"broker-{node}"),
                      "broker.rack": racks[i] if i < len(racks) else ""}
         if http:  # one admin API per broker, on consecutive ports too
@@ -242,10 +250,11 @@ class Member:
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
                     broker = await nursery.start(serve_broker, self.config, self._stopping.wait, self)
-                    host, port = broker.advertised_host, broker.advertised_port
                     info = self.runtime.controller.brokers[self.node_id]
-                    info.host, info.port = host, port
-                    self._keep_ports(port, broker.http_port)
+                    info.host, info.port = broker.advertised_host, broker.advertised_port
+                    info.endpoints = {name: (endpoint.host, endpoint.port)
+                                      for name, endpoint in broker.advertised_endpoints.items()}
+                    self._keep_ports(info.endpoints, broker.http_port)
                     nursery.start_soon(follow, self, self.runtime)
                     task_status.started()
                     await self._stopping.wait()
@@ -254,10 +263,10 @@ class Member:
             self.broker = None
             self._done.set()
 
-    def _keep_ports(self, port: int, http_port: int | None) -> None:
+    def _keep_ports(self, bound: dict[str, tuple[str, int]], http_port: int | None) -> None:
         """A restart binds the ports the first start picked (port 0: any free one)."""
         overrides = {name: value for name, value, default in self.config.items() if not default}
-        overrides["listeners"] = f"PLAINTEXT://{self.config.listener[0]}:{port}"
+        overrides["listeners"] = with_ports(self.config.get("listeners"), lambda _, name, port: bound[name][1])
         if http_port is not None:
             overrides["http.listeners"] = f"http://{parse_http_listener(self.config.get('http.listeners'))[0]}:{http_port}"
         self.config = BrokerConfig(overrides, self.config.faults)
@@ -322,6 +331,7 @@ class ClusterRuntime:
             topics=LogTopics(RunningMemberTopics(self)),
             consumer_config=ConsumerGroupConfig.from_broker_config(config),
         )
+        self.security = SecurityStores.open(config, self.data_dir)
         stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
         self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
         self._nursery: trio.Nursery | None = None
@@ -345,6 +355,7 @@ class ClusterRuntime:
                 nursery.cancel_scope.cancel()
         finally:
             self.groups.close()
+            self.security.close()
 
     @property
     def bootstrap_servers(self) -> str:

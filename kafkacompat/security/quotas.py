@@ -131,6 +131,7 @@ class QuotaStore:
         self._journal = Journal(path)
         self._journal.rewrite([_payload(entity, key, value) for entity, values in self._values.items()
                                for key, value in values.items()])
+        self.active = bool(self._values)  # a plain attribute: every request reads it
 
     def __bool__(self) -> bool:
         return bool(self._values)
@@ -148,6 +149,7 @@ class QuotaStore:
             self._journal.append([_payload(entity, key, value) for entity, key, value in changes])
             for entity, key, value in changes:
                 self._apply(entity, key, value)
+            self.active = bool(self._values)
 
     def _apply(self, entity: Entity, key: str, value: float | None) -> None:
         if value is None:
@@ -181,7 +183,12 @@ def _precedence(user: str, client_id: str) -> list[tuple[Entity, tuple[str, str]
 
 
 class QuotaManager:
-    """Records usage against the quotas and answers with throttle times (see the module docstring)."""
+    """Records usage against the quotas and answers with throttle times (see the module docstring).
+
+    Usage is measured per broker, as Kafka enforces quotas; the store of
+    quota values may be shared by the brokers of a cluster, as Kafka's
+    metadata is.
+    """
 
     def __init__(self, store: QuotaStore, clock: Callable[[], int], samples: int, window_s: int) -> None:
         self.store = store
@@ -189,11 +196,13 @@ class QuotaManager:
         self.samples, self.window_ms = samples, window_s * 1000
         self.max_throttle_ms = self.window_ms * samples
         self._rates: dict[tuple[str, object], Rate] = {}
-        self.active = bool(store)  # a plain attribute: every request reads it
+
+    @property
+    def active(self) -> bool:
+        return self.store.active
 
     def alter(self, changes: list[tuple[Entity, str, float | None]]) -> None:
         self.store.alter(changes)
-        self.active = bool(self.store)
 
     def quota_for(self, key: str, user: str, client_id: str) -> tuple[float, tuple[str, str]] | None:
         for entity, measured in _precedence(user, client_id):
@@ -236,6 +245,3 @@ class QuotaManager:
             return 0
         return min(int((observed - bound) / bound * rate.window_ms_at(now)), self.max_throttle_ms)
 
-
-def open_quotas(data_dir: Path, clock: Callable[[], int], samples: int, window_s: int) -> QuotaManager:
-    return QuotaManager(QuotaStore(data_dir), clock, samples, window_s)

@@ -112,3 +112,17 @@ def test_an_entity_naming_a_type_twice_is_refused_not_a_crash() -> None:
     pairs = [(USER, "a"), (USER, None)]
     assert entity_of(pairs) == ((USER, "a"), (USER, None))
     assert invalid_entity(pairs) == "Duplicate entity type in the client quota entity"
+
+
+def test_brokers_sharing_quota_values_each_measure_their_own_usage(tmp_path: Path) -> None:
+    """A cluster's brokers share one store (a quota set through one holds on all) and throttle apart."""
+    clock = Clock()
+    store = QuotaStore(tmp_path)
+    first, second = (QuotaManager(store, clock, samples=11, window_s=1) for _ in range(2))
+    assert not second.active
+    first.alter([(entity_of([(CLIENT_ID, "app")]), PRODUCE, 1000.0)])
+    assert second.active
+    assert first.record(PRODUCE, "ANONYMOUS", "app", 20_000) == 10_000
+    assert second.record(PRODUCE, "ANONYMOUS", "app", 10_000) == 0  # broker 1's usage is not broker 2's
+    first.alter([(entity_of([(CLIENT_ID, "app")]), PRODUCE, None)])
+    assert not second.active
