@@ -10,6 +10,7 @@ resume exactly there.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 
@@ -302,13 +303,12 @@ def test_members_started_together_share_the_first_generation(broker_factory, cli
         threads[-1].start()
     try:
         wait_until(lambda: all(seen), 20, "both members assigned")
-        time.sleep(1.0)  # a second rebalance would show up here
-        rebalances = broker.log_text().count(f"group {group}: preparing rebalance")
+        generations = re.findall(rf"group {re.escape(group)}: generation (\d+) with (\d+) members", broker.log_text())
     finally:
         stop.set()
         for thread in threads:
             thread.join(15)
-    # One generation: each member is handed its half at once, and nothing moves afterwards.
-    assert [len(assignments) for assignments in seen] == [1, 1], seen
+    # One first generation: each member is handed its half at once. (A client may rejoin later on its
+    # own, as kafka-python does when its metadata changed since it joined; Kafka rebalances then too.)
+    assert generations[0] == ("1", "2"), generations
     assert sorted(map(len, (seen[0][0], seen[1][0]))) == [2, 2] and seen[0][0] | seen[1][0] == frozenset(range(4))
-    assert rebalances == 1
