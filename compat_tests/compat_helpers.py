@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,8 +24,34 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+_EPHEMERAL = _ephemeral_ports()
+_HANDED_OUT: set[int] = set()  # never the same port twice in one test process
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
+    """A TCP port nobody listens on right now, outside the kernel's ephemeral range.
+
+    A port the OS hands out for bind(0) comes from the range it also gives
+    outgoing connections, so a client connecting meanwhile could take it
+    before the broker binds it; a port below the range cannot be taken so.
+    """
+    candidates = [port for port in range(20000, min(_EPHEMERAL.start, 32768)) if port not in _HANDED_OUT]
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
