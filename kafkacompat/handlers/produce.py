@@ -4,7 +4,8 @@ The records travel as bytes from the request buffer into the segment file;
 the log engine validates each batch header and CRC and patches its base
 offset — no record is decoded here. A transactional produce is first checked
 against the transaction coordinator (KIP-890 part 1): the partition must be in
-the producer's open transaction.
+the producer's open transaction; from v12 (part 2) the partition joins it here,
+as Kafka's leader adds it, and the client sends no AddPartitionsToTxn.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ MIN_USABLE_VERSION = 3
 VALID_ACKS = (-1, 0, 1)
 # Produce v7 is where clients may first send zstd batches (KIP-110).
 FIRST_ZSTD_VERSION = 7
+# Produce v12 (transactions v2): a transactional batch adds its partition to the open transaction.
+FIRST_TRANSACTIONS_V2_VERSION = 12
+# How the leader answers when that add fails, as Kafka's does: a fenced epoch is the partitions'
+# INVALID_PRODUCER_EPOCH, and a transaction still completing a retriable NOT_ENOUGH_REPLICAS.
+_IMPLICIT_ADD_ERRORS = {ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH,
+                        ErrorCode.CONCURRENT_TRANSACTIONS: ErrorCode.NOT_ENOUGH_REPLICAS}
 
 # Benchmark only, never for real use: with this set to 1 at start-up, Produce
 # checks each batch header and answers with increasing offsets but stores
@@ -109,10 +116,15 @@ def check_request_records(records: bytes | bytearray | memoryview | None, versio
 
 
 def _check_transaction(ctx: RequestContext, transactional_id: str, topic: str, index: int,
-                       records: bytes | bytearray | memoryview) -> None:
+                       records: bytes | bytearray | memoryview, version: int) -> None:
     header = read_header(records)
-    code = ctx.broker.transactions.verify_produce(transactional_id, header.producer_id, header.producer_epoch,
-                                                  (topic, index))
+    coordinator = ctx.broker.transactions
+    if version >= FIRST_TRANSACTIONS_V2_VERSION:
+        code = coordinator.add_partitions(transactional_id, header.producer_id, header.producer_epoch,
+                                          [(topic, index)])
+        code = None if code == ErrorCode.NONE else _IMPLICIT_ADD_ERRORS.get(code, code)
+    else:
+        code = coordinator.verify_produce(transactional_id, header.producer_id, header.producer_epoch, (topic, index))
     if code is not None:
         raise KafkaError(code, f"{topic}-{index} is not in an open transaction of {transactional_id!r} "
                                f"with producer {header.producer_id} epoch {header.producer_epoch}")
@@ -130,7 +142,7 @@ def _append(
         ctx.broker.cluster.check_produce(partition, acks)
         check_request_records(records, version)
         if transactional_id is not None and len(records) >= BATCH_OVERHEAD:
-            _check_transaction(ctx, transactional_id, topic, index, records)
+            _check_transaction(ctx, transactional_id, topic, index, records, version)
         if _DISCARD_PRODUCE:
             return _discard(topic, index, records), None
         result = partition.append(records, now_ms=ctx.broker.clock())

@@ -169,19 +169,6 @@ def test_verify_only_tells_whether_a_partition_is_in_the_transaction(open_coordi
     assert coordinator.verify_produce(TID, pid, epoch, TP) is None
 
 
-def test_end_txn_v5_bumps_the_epoch_and_a_retry_is_recognised(open_coordinator):
-    coordinator = open_coordinator()
-    pid, epoch = _init(coordinator)
-    coordinator.add_partitions(TID, pid, epoch, [TP])
-    ended = coordinator.end_txn(TID, pid, epoch, True, bump_epoch=True)
-    assert (ended.error_code, ended.producer_epoch) == (ErrorCode.NONE, epoch + 1)
-    (completion,) = coordinator.completions()
-    assert completion.producer_epoch == epoch + 1
-    coordinator.complete(completion)
-    retried = coordinator.end_txn(TID, pid, epoch, True, bump_epoch=True)
-    assert (retried.error_code, retried.producer_epoch) == (ErrorCode.NONE, epoch + 1)
-
-
 def test_the_transition_table_refuses_moves_kafka_does_not_make():
     meta = TransactionMetadata(TID, 1, 0, 1000)
     with pytest.raises(IllegalTransition):
