@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat_helpers import unique_topic, wait_until
+from compat_helpers import start_holding_markers, unique_topic, wait_until
 from confluent_clients import create_topic, read_to_end
 from kafkacompat.client import KafkaClient
 from kafkacompat.protocol.errors import ErrorCode
@@ -15,7 +15,6 @@ from tests.log.batch_builder import RecordSpec, build_batch
 
 PRODUCE, OFFSET_FETCH, INIT_PRODUCER_ID, END_TXN, TXN_OFFSET_COMMIT, UPDATE_FEATURES = 0, 9, 22, 26, 28, 57
 API_VERSIONS = 18
-HOLD_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -148,9 +147,7 @@ def test_lowering_transaction_version_changes_what_is_advertised_not_how_v5_is_a
 
 def test_sigkill_between_a_v2_end_txn_and_its_markers_completes_the_commit_after_restart(broker_factory,
                                                                                        monkeypatch):
-    monkeypatch.setenv(HOLD_MARKERS_ENV, "1")  # the broker decides the commit but writes no marker
-    broker = broker_factory()
-    monkeypatch.delenv(HOLD_MARKERS_ENV)
+    broker = start_holding_markers(broker_factory, monkeypatch)  # decides the commit, writes no marker
     topic = unique_topic("txn-v2-crash")
     create_topic(broker.bootstrap, topic, partitions=2)
     transactional_id = f"tid-{topic}"

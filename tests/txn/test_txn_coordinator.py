@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from kafkacompat.group.offsets import CommittedOffset, TopicPartition
 from kafkacompat.protocol.errors import ErrorCode
-from kafkacompat.txn.coordinator import TransactionCoordinator
 from kafkacompat.txn.state import IllegalTransition, TransactionMetadata, TxnState
-from tests.log.conftest import FakeClock
 
 TID = "txn-a"
 TP = ("orders", 0)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def open_coordinator(tmp_path, clock):
-    ids = itertools.count(4000)
-
-    def factory(**options) -> TransactionCoordinator:
-        return TransactionCoordinator(tmp_path, clock, lambda: next(ids), **options)
-
-    return factory
 
 
 def _init(coordinator, timeout_ms: int = 60_000):

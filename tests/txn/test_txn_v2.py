@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from kafkacompat.protocol.errors import ErrorCode
-from kafkacompat.txn.coordinator import TransactionCoordinator
 from kafkacompat.txn.state import MAX_EPOCH, TxnState
-from tests.log.conftest import FakeClock
 
 TID = "txn-v2"
 TP = ("orders", 0)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def open_coordinator(tmp_path, clock):
-    ids = itertools.count(7000)
-
-    def factory() -> TransactionCoordinator:
-        return TransactionCoordinator(tmp_path, clock, lambda: next(ids))
-
-    return factory
 
 
 def _init(coordinator) -> tuple[int, int]:
@@ -104,18 +85,18 @@ def test_an_exhausted_epoch_hands_over_to_a_new_producer_id_when_the_transaction
     pid, _ = _init(coordinator)
     coordinator.get(TID).producer_epoch = MAX_EPOCH - 1  # as after 32766 transactions
     coordinator.add_partitions(TID, pid, MAX_EPOCH - 1, [TP])
-    assert tuple(_end(coordinator, pid, MAX_EPOCH - 1, True)) == (ErrorCode.NONE, 7001, 0)
+    assert tuple(_end(coordinator, pid, MAX_EPOCH - 1, True)) == (ErrorCode.NONE, 4001, 0)
     coordinator.close()
     coordinator = open_coordinator()  # the decision and the next id are durable
     completion = _complete(coordinator)
     assert (completion.producer_id, completion.producer_epoch) == (pid, MAX_EPOCH)  # the markers fence pid
     meta = coordinator.get(TID)
-    assert (meta.producer_id, meta.producer_epoch, meta.previous_producer_id) == (7001, 0, pid)
-    assert tuple(_end(coordinator, pid, MAX_EPOCH - 1, True)) == (ErrorCode.NONE, 7001, 0)  # a retry
+    assert (meta.producer_id, meta.producer_epoch, meta.previous_producer_id) == (4001, 0, pid)
+    assert tuple(_end(coordinator, pid, MAX_EPOCH - 1, True)) == (ErrorCode.NONE, 4001, 0)  # a retry
     assert _end(coordinator, pid, MAX_EPOCH - 1, False).error_code == ErrorCode.INVALID_TXN_STATE
     assert coordinator.add_partitions(TID, pid, MAX_EPOCH, [TP]) == ErrorCode.INVALID_PRODUCER_ID_MAPPING
-    assert coordinator.add_partitions(TID, 7001, 0, [TP]) == ErrorCode.NONE
-    assert tuple(_end(coordinator, 7001, 0, True)) == (ErrorCode.NONE, 7001, 1)
+    assert coordinator.add_partitions(TID, 4001, 0, [TP]) == ErrorCode.NONE
+    assert tuple(_end(coordinator, 4001, 0, True)) == (ErrorCode.NONE, 4001, 1)
 
 
 def test_end_txn_below_v5_keeps_the_epoch(open_coordinator):
