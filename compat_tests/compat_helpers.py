@@ -169,6 +169,18 @@ def sample_records(count: int, distinct_keys: int = 97, first_timestamp_ms: int 
     return records
 
 
+HOLD_TXN_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
+
+
+def start_holding_markers(broker_factory, monkeypatch) -> BrokerProcess:
+    """A broker that decides transactions but writes no marker until it is restarted (as after a SIGKILL
+    between EndTxn and the markers); the restarted one writes them."""
+    monkeypatch.setenv(HOLD_TXN_MARKERS_ENV, "1")
+    broker = broker_factory()
+    monkeypatch.delenv(HOLD_TXN_MARKERS_ENV)
+    return broker
+
+
 def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
     """Poll `predicate` until it returns a truthy value; fail with `what` when time runs out."""
     deadline = time.monotonic() + timeout_s

@@ -109,7 +109,7 @@ def test_features_are_reported_updated_and_durable(broker_factory):
             "metadata.version": {"supported": (1, 21), "finalized": (21, 21), "finalized_epoch": 0},
             "share.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0},
             "group.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0},
-            "transaction.version": {"supported": (0, 1), "finalized": (1, 1), "finalized_epoch": 0}}
+            "transaction.version": {"supported": (0, 2), "finalized": (2, 2), "finalized_epoch": 0}}
         with pytest.raises(Exception, match="INVALID_UPDATE_VERSION|InvalidUpdateVersion|might delete metadata"):
             admin.update_features({"metadata.version": ("SAFE_DOWNGRADE", 16)})  # 17 changed the format
         with pytest.raises(Exception, match="does not support this feature"):
@@ -127,7 +127,7 @@ def test_features_are_reported_updated_and_durable(broker_factory):
     finally:
         admin.close()
     assert features["metadata.version"] == {"supported": (1, 21), "finalized": (18, 18), "finalized_epoch": 1}
-    assert features["transaction.version"]["finalized"] == (1, 1)
+    assert features["transaction.version"]["finalized"] == (2, 2)
 
 
 @pytest.mark.timeout(60)

@@ -75,7 +75,7 @@ def test_api_versions_advertise_the_old_versions(connection):
     assert error_code == NONE
     assert {key: ranges[key] for key in (PRODUCE, FETCH, LIST_OFFSETS, CREATE_TOPICS, DELETE_TOPICS,
                                          DESCRIBE_CONFIGS)} == {
-        PRODUCE: (0, 11), FETCH: (0, 17), LIST_OFFSETS: (0, 10), CREATE_TOPICS: (0, 7), DELETE_TOPICS: (0, 6),
+        PRODUCE: (0, 12), FETCH: (0, 17), LIST_OFFSETS: (0, 10), CREATE_TOPICS: (0, 7), DELETE_TOPICS: (0, 6),
         DESCRIBE_CONFIGS: (0, 4)}
 
 

@@ -131,6 +131,6 @@ def api_versions_v3_features(port: int) -> dict:
 def test_api_versions_v3_carries_supported_and_finalized_features(broker):
     assert api_versions_v3_features(broker.port) == {
         "supported": [("metadata.version", 1, 21), ("group.version", 0, 1), ("share.version", 0, 1),
-                      ("transaction.version", 0, 1)], "epoch": 0,
+                      ("transaction.version", 0, 2)], "epoch": 0,
         "finalized": [("group.version", 1, 1), ("metadata.version", 21, 21), ("share.version", 1, 1),
-                      ("transaction.version", 1, 1)]}
+                      ("transaction.version", 2, 2)]}

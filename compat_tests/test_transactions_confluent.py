@@ -10,10 +10,9 @@ import uuid
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from compat_helpers import unique_topic, wait_until
+from compat_helpers import start_holding_markers, unique_topic, wait_until
 from confluent_clients import ClientErrors, create_topic, read_to_end
 
-HOLD_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -179,9 +178,7 @@ def test_sigkill_between_produce_and_commit_leaves_nothing_half_visible(broker_f
 
 
 def test_sigkill_between_end_txn_and_the_markers_completes_the_commit_after_restart(broker_factory, monkeypatch):
-    monkeypatch.setenv(HOLD_MARKERS_ENV, "1")  # the broker decides the commit but writes no marker
-    broker = broker_factory()
-    monkeypatch.delenv(HOLD_MARKERS_ENV)
+    broker = start_holding_markers(broker_factory, monkeypatch)  # decides the commit, writes no marker
     topic = unique_topic("txn-crash-prepared")
     create_topic(broker.bootstrap, topic, partitions=2)
     transactional_id = f"tid-{topic}"

@@ -8,11 +8,14 @@ is supported up to 3.9-IV0 (the Kafka release whose API versions we serve),
 `group.version` up to 1 (KIP-848 consumer groups, finalized at 1 in a
 new cluster as Kafka 4 does; at 0 the consumer protocol's APIs are refused),
 `share.version` up to 1 (KIP-932 share groups, finalized in a new data
-directory; 0 turns share groups off) and `transaction.version` up to 1
-(finalized at 1 on a new data directory: transactions with server-side
-produce verification, KIP-890 part 1; level 2, transactions v2 where Produce
-v12 adds partitions implicitly, would switch Java clients to a Produce version
-we do not serve). `kraft.version` stays at 0 until its protocol exists
+directory; 0 turns share groups off) and `transaction.version` up to 2
+(finalized at 2 on a new data directory, as Kafka 4 formats one: transactions
+v2, KIP-890 part 2).  Clients read the finalized level to choose their
+protocol: at 2 the Java client and franz-go send Produce v12, TxnOffsetCommit
+v5 and EndTxn v5 and no AddPartitionsToTxn; below 2 they keep the older
+versions.  As in Kafka, the coordinator follows the version of each request,
+not the finalized level, so lowering it changes what clients send, not how a
+request is answered. `kraft.version` stays at 0 until its protocol exists
 (KIP-853); like Kafka, ApiVersions omits a feature whose supported maximum is 0.
 
 An update is checked feature by feature in request order, as Kafka's
@@ -57,13 +60,13 @@ GROUP_VERSION = "group.version"
 SHARE_VERSION = "share.version"
 TRANSACTION_VERSION = "transaction.version"
 SUPPORTED = {METADATA_VERSION: (METADATA_VERSIONS[0][0], METADATA_VERSIONS[-1][0]), GROUP_VERSION: (0, 1),
-             SHARE_VERSION: (0, 1), TRANSACTION_VERSION: (0, 1)}
+             SHARE_VERSION: (0, 1), TRANSACTION_VERSION: (0, 2)}
 # Features Kafka knows that this broker supports only at level 0 (disabled).
 DISABLED_FEATURES = ("kraft.version",)
 # What a new cluster finalizes: the newest metadata.version and, as in Kafka 4, group.version 1 (KIP-848);
-# share.version 1 (KIP-932's share groups, Kafka 4.2's default); transaction.version 1 (KIP-890 part 1).
+# share.version 1 (KIP-932's share groups, Kafka 4.2's default); transaction.version 2 (KIP-890 part 2).
 NEW_CLUSTER_LEVELS = {METADATA_VERSION: SUPPORTED[METADATA_VERSION][1], GROUP_VERSION: 1, SHARE_VERSION: 1,
-                      TRANSACTION_VERSION: 1}
+                      TRANSACTION_VERSION: 2}
 
 
 class UpgradeType(enum.IntEnum):

@@ -8,3 +8,8 @@ LATER_THAN_REFERENCE = frozenset({
     "ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge",
     "DescribeShareGroupOffsets", "AlterShareGroupOffsets", "DeleteShareGroupOffsets",
 })
+
+# Versions Kafka added after the reference's line whose body is the reference's newest version's
+# (Kafka: "Version 12 is the same as version 11", KIP-890 transactions v2): the reference's fields,
+# all open-ended, describe them too. {API name: the newest version we serve}.
+SAME_BODY_LATER_VERSIONS = {"Produce": 12, "TxnOffsetCommit": 5}

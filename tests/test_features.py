@@ -27,7 +27,7 @@ def _refusal(features: FinalizedFeatures, *updates: FeatureUpdate) -> str:
 
 def test_a_new_cluster_finalizes_the_newest_metadata_version_at_epoch_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
-    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1, TV: 1})
+    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1, TV: 2})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -36,14 +36,14 @@ def test_applied_updates_bump_the_epoch_and_survive_reopening(tmp_path):
     features.update([FeatureUpdate(MV, 19, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
     features.update([FeatureUpdate(MV, 20, UpgradeType.UPGRADE)], validate_only=False)
     reopened = FinalizedFeatures(tmp_path, node_id=1)
-    assert (reopened.epoch, reopened.levels) == (2, {MV: 20, "group.version": 1, SV: 1, TV: 1})
+    assert (reopened.epoch, reopened.levels) == (2, {MV: 20, "group.version": 1, SV: 1, TV: 2})
 
 
 def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate(MV, 18, UpgradeType.SAFE_DOWNGRADE)], validate_only=True)
     features.update([], validate_only=False)
-    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1, TV: 1})
+    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1, TV: 2})
     assert not (tmp_path / FEATURES_FILE).exists()
 
 
@@ -54,7 +54,7 @@ def test_validate_only_and_an_empty_request_change_nothing(tmp_path):
         (FeatureUpdate(MV, -1, UpgradeType.UPGRADE), "A feature version cannot be less than 0."),
         (FeatureUpdate(MV, 22, UpgradeType.UPGRADE), "Local controller 1 only supports versions 1-21"),
         (FeatureUpdate("group.version", 2, UpgradeType.UPGRADE), "Local controller 1 only supports versions 0-1"),
-        (FeatureUpdate(TV, 2, UpgradeType.UPGRADE), "Local controller 1 only supports versions 0-1"),
+        (FeatureUpdate(TV, 3, UpgradeType.UPGRADE), "Local controller 1 only supports versions 0-2"),
         (FeatureUpdate("kraft.version", 1, UpgradeType.UPGRADE), "Local controller 1 does not support this feature."),
         (FeatureUpdate(MV, 20, UpgradeType.UPGRADE), "Can't downgrade the version of this feature without setting"
                                                      " the upgrade type to either safe or unsafe downgrade."),
@@ -91,19 +91,19 @@ def test_one_bad_update_fails_the_whole_request(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     _refusal(features, FeatureUpdate(MV, 20, UpgradeType.SAFE_DOWNGRADE),
              FeatureUpdate("kraft.version", 1, UpgradeType.UPGRADE))
-    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1, TV: 1})
+    assert (features.epoch, features.levels) == (0, {MV: 21, "group.version": 1, SV: 1, TV: 2})
 
 
 def test_disabled_features_may_be_set_to_zero(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate("kraft.version", 0, UpgradeType.UPGRADE)], validate_only=False)
-    assert (features.epoch, features.levels) == (1, {MV: 21, "group.version": 1, SV: 1, TV: 1})
+    assert (features.epoch, features.levels) == (1, {MV: 21, "group.version": 1, SV: 1, TV: 2})
 
 
 def test_group_version_may_be_downgraded_to_turn_the_consumer_protocol_off(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate("group.version", 0, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
-    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, SV: 1, TV: 1}
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, SV: 1, TV: 2}
 
 
 def test_metadata_changes_are_those_of_the_levels_between():
@@ -115,7 +115,17 @@ def test_metadata_changes_are_those_of_the_levels_between():
 def test_share_groups_are_finalized_in_a_new_cluster_and_may_be_turned_off(tmp_path):
     features = FinalizedFeatures(tmp_path, node_id=1)
     features.update([FeatureUpdate(SV, 0, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
-    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, "group.version": 1, TV: 1}
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, "group.version": 1, TV: 2}
     assert "only supports versions 0-1" in _refusal(features, FeatureUpdate(SV, 2, UpgradeType.UPGRADE))
     features.update([FeatureUpdate(SV, 1, UpgradeType.UPGRADE)], validate_only=False)
-    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, "group.version": 1, SV: 1, TV: 1}
+    assert FinalizedFeatures(tmp_path, node_id=1).levels == {MV: 21, "group.version": 1, SV: 1, TV: 2}
+
+
+def test_transactions_v2_are_finalized_in_a_new_cluster_and_may_be_lowered(tmp_path):
+    features = FinalizedFeatures(tmp_path, node_id=1)
+    assert features.levels[TV] == 2
+    assert "without setting the upgrade type" in _refusal(features, FeatureUpdate(TV, 1, UpgradeType.UPGRADE))
+    features.update([FeatureUpdate(TV, 1, UpgradeType.SAFE_DOWNGRADE)], validate_only=False)
+    assert FinalizedFeatures(tmp_path, node_id=1).levels[TV] == 1
+    features.update([FeatureUpdate(TV, 2, UpgradeType.UPGRADE)], validate_only=False)
+    assert FinalizedFeatures(tmp_path, node_id=1).levels[TV] == 2

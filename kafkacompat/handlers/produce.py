@@ -4,7 +4,8 @@ The records travel as bytes from the request buffer into the segment file;
 the log engine validates each batch header and CRC and patches its base
 offset — no record is decoded here. A transactional produce is first checked
 against the transaction coordinator (KIP-890 part 1): the partition must be in
-the producer's open transaction.
+the producer's open transaction; from v12 (part 2) the partition joins it here,
+as Kafka's leader adds it, and the client sends no AddPartitionsToTxn.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ MIN_USABLE_VERSION = 3
 VALID_ACKS = (-1, 0, 1)
 # Produce v7 is where clients may first send zstd batches (KIP-110).
 FIRST_ZSTD_VERSION = 7
+# Produce v12 (transactions v2): a transactional batch adds its partition to the open transaction.
+FIRST_TRANSACTIONS_V2_VERSION = 12
+# How the leader answers when that add fails, as Kafka's does: a fenced epoch is the partitions'
+# INVALID_PRODUCER_EPOCH, and a transaction still completing a retriable NOT_ENOUGH_REPLICAS.
+_IMPLICIT_ADD_ERRORS = {ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH,
+                        ErrorCode.CONCURRENT_TRANSACTIONS: ErrorCode.NOT_ENOUGH_REPLICAS}
 
 # Benchmark only, never for real use: with this set to 1 at start-up, Produce
 # checks each batch header and answers with increasing offsets but stores
@@ -108,11 +115,36 @@ def check_request_records(records: bytes | bytearray | memoryview | None, versio
                          "are only allowed to contain exactly one record batch per partition")
 
 
+def _join_transaction(ctx: RequestContext, transactional_id: str, topic_data: list[Any]) -> dict[tuple[str, int], int]:
+    """Produce v12: the request's partitions join the producer's transaction in one coordinator write, as
+    Kafka's leader adds them with one AddPartitionsToTxn; the refused ones, with the code they answer."""
+    manager = ctx.broker.log_manager
+    by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for topic in topic_data:
+        for data in topic.partition_data:
+            if data.records is not None and len(data.records) >= BATCH_OVERHEAD \
+                    and manager.partition(topic.name, data.index) is not None:
+                header = read_header(data.records)
+                by_producer.setdefault((header.producer_id, header.producer_epoch), []).append(
+                    (topic.name, data.index))
+    refused: dict[tuple[str, int], int] = {}
+    for (producer_id, epoch), partitions in by_producer.items():
+        code = ctx.broker.transactions.add_partitions(transactional_id, producer_id, epoch, partitions)
+        if code != ErrorCode.NONE:
+            refused.update(dict.fromkeys(partitions, _IMPLICIT_ADD_ERRORS.get(code, code)))
+    return refused
+
+
 def _check_transaction(ctx: RequestContext, transactional_id: str, topic: str, index: int,
-                       records: bytes | bytearray | memoryview) -> None:
+                       records: bytes | bytearray | memoryview,
+                       refused_joins: dict[tuple[str, int], int] | None) -> None:
+    """Part 1 verification, or (v12, `refused_joins` given) whether the partition could join."""
     header = read_header(records)
-    code = ctx.broker.transactions.verify_produce(transactional_id, header.producer_id, header.producer_epoch,
-                                                  (topic, index))
+    if refused_joins is None:
+        code = ctx.broker.transactions.verify_produce(transactional_id, header.producer_id, header.producer_epoch,
+                                                      (topic, index))
+    else:
+        code = refused_joins.get((topic, index))
     if code is not None:
         raise KafkaError(code, f"{topic}-{index} is not in an open transaction of {transactional_id!r} "
                                f"with producer {header.producer_id} epoch {header.producer_epoch}")
@@ -120,7 +152,7 @@ def _check_transaction(ctx: RequestContext, transactional_id: str, topic: str, i
 
 def _append(
     ctx: RequestContext, topic: str, index: int, records: bytes | None, version: int, transactional_id: str | None,
-    acks: int,
+    acks: int, refused_joins: dict[tuple[str, int], int] | None,
 ) -> tuple[dict[str, Any], tuple[PartitionLog, int] | None]:
     """The partition's answer, and what to flush before sending it: the partition and its appends' end offset."""
     partition = ctx.broker.log_manager.partition(topic, index)
@@ -130,7 +162,7 @@ def _append(
         ctx.broker.cluster.check_produce(partition, acks)
         check_request_records(records, version)
         if transactional_id is not None and len(records) >= BATCH_OVERHEAD:
-            _check_transaction(ctx, transactional_id, topic, index, records)
+            _check_transaction(ctx, transactional_id, topic, index, records, refused_joins)
         if _DISCARD_PRODUCE:
             return _discard(topic, index, records), None
         result = partition.append(records, now_ms=ctx.broker.clock())
@@ -172,6 +204,9 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
         refuse = ErrorCode.UNSUPPORTED_VERSION
     elif body.acks not in VALID_ACKS:
         refuse = ErrorCode.INVALID_REQUIRED_ACKS
+    refused_joins = None
+    if refuse is None and body.transactional_id is not None and request.version >= FIRST_TRANSACTIONS_V2_VERSION:
+        refused_joins = _join_transaction(ctx, body.transactional_id, body.topic_data)
     responses = []
     written: list[tuple[PartitionLog, int, dict[str, Any]]] = []
     for topic in body.topic_data:
@@ -181,7 +216,7 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
                 partitions.append(_partition_error(data.index, refuse))
                 continue
             answer, owed = _append(ctx, topic.name, data.index, data.records, request.version,
-                                   body.transactional_id, body.acks)
+                                   body.transactional_id, body.acks, refused_joins)
             if owed is not None:
                 written.append((*owed, answer))
             partitions.append(answer)

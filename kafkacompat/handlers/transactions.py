@@ -3,7 +3,8 @@ DescribeTransactions (65) and ListTransactions (66).
 
 The rules live in the transaction coordinator (kafkacompat/txn/); these
 handlers check what Kafka checks against its metadata first (unknown
-partitions) and shape the per-version answers. EndTxn makes its decision
+partitions) and shape the per-version answers. TxnOffsetCommit v5 (transactions
+v2) adds its group to the transaction itself, as AddOffsetsToTxn would. EndTxn makes its decision
 durable, then writes the transaction's markers before it answers (Kafka
 answers after the decision and writes the markers behind it, so a client
 that starts its next transaction meanwhile retries on CONCURRENT_TRANSACTIONS;
@@ -24,8 +25,14 @@ from kafkacompat.txn.state import TxnState
 ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, TXN_OFFSET_COMMIT = 24, 25, 26, 28
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 FIRST_BATCHED_VERSION = 4  # AddPartitionsToTxn v4+: many transactions, verify_only
-FIRST_EPOCH_BUMP_VERSION = 5  # EndTxn v5: transactions v2
+# EndTxn v5 and TxnOffsetCommit v5: transactions v2 (KIP-890 part 2), decided by the request's version
+# as Kafka decides it, whatever transaction.version is finalized (that only tells clients what to send).
+FIRST_TRANSACTIONS_V2_VERSION = 5
 FIRST_MEMBER_CHECK_VERSION = 3  # TxnOffsetCommit v3+ carries the member (KIP-447)
+# What the group answers when adding itself to the transaction fails (TxnOffsetCommit v5): a fenced
+# epoch as the partitions say it, and a transaction still completing as a coordinator to retry.
+_IMPLICIT_ADD_ERRORS = {ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH,
+                        ErrorCode.CONCURRENT_TRANSACTIONS: ErrorCode.COORDINATOR_NOT_AVAILABLE}
 
 
 def _topic_results(errors: dict[tuple[str, int], ErrorCode]) -> list[dict[str, Any]]:
@@ -72,7 +79,8 @@ async def handle_add_offsets_to_txn(request: Request, ctx: RequestContext) -> di
 async def handle_end_txn(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
     result = ctx.broker.transactions.end_txn(body.transactional_id, body.producer_id, body.producer_epoch,
-                                             body.committed, bump_epoch=request.version >= FIRST_EPOCH_BUMP_VERSION)
+                                             body.committed,
+                                             transactions_v2=request.version >= FIRST_TRANSACTIONS_V2_VERSION)
     if result.error_code == ErrorCode.NONE:
         ctx.broker.markers_due()
         await ctx.broker.complete_transactions(body.transactional_id)
@@ -88,12 +96,16 @@ async def handle_txn_offset_commit(request: Request, ctx: RequestContext) -> dic
     manager = ctx.broker.log_manager
     known = {tp: entry for tp, entry in wanted.items() if manager.partition(tp.topic, tp.partition) is not None}
     code = None
-    if request.version >= FIRST_MEMBER_CHECK_VERSION:
+    coordinator = ctx.broker.transactions
+    if known and request.version >= FIRST_TRANSACTIONS_V2_VERSION:  # before the member check, as in Kafka
+        code = coordinator.add_offsets(body.transactional_id, body.producer_id, body.producer_epoch, body.group_id)
+        code = None if code == ErrorCode.NONE else _IMPLICIT_ADD_ERRORS.get(code, code)
+    if code is None and request.version >= FIRST_MEMBER_CHECK_VERSION:
         code = ctx.broker.groups.check_transactional_commit(body.group_id, body.generation_id, body.member_id,
                                                             body.group_instance_id)
     if code is None:
-        code = ctx.broker.transactions.stage_offsets(body.transactional_id, body.producer_id, body.producer_epoch,
-                                                     body.group_id, known) if known else ErrorCode.NONE
+        code = coordinator.stage_offsets(body.transactional_id, body.producer_id, body.producer_epoch,
+                                         body.group_id, known) if known else ErrorCode.NONE
     topics: dict[str, list[dict[str, Any]]] = {}
     for tp in wanted:
         topics.setdefault(tp.topic, []).append({"partition_index": tp.partition, "error_code":

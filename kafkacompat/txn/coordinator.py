@@ -25,6 +25,7 @@ from kafkacompat.group.offsets import CommittedOffset, TopicPartition
 from kafkacompat.protocol.errors import ErrorCode
 from kafkacompat.txn.journal import TransactionLog
 from kafkacompat.txn.state import (
+    MAX_EPOCH,
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
     TransactionMetadata,
@@ -210,36 +211,75 @@ class TransactionCoordinator:
         return ErrorCode.NONE
 
     def end_txn(self, transactional_id: str, producer_id: int, epoch: int, commit: bool, *,
-                bump_epoch: bool = False) -> ProducerIdAndEpoch:
+                transactions_v2: bool = False) -> ProducerIdAndEpoch:
         """EndTxn: decide the transaction (durably) and leave its markers to the marker writer.
 
-        `bump_epoch` (EndTxn v5, transactions v2): the markers and the
-        producer's next transaction use the next epoch, returned here.
+        `transactions_v2` (EndTxn v5, as Kafka's transactionVersionForEndTxn
+        reads the request version): the rules of `_end_txn_v2`.
         """
         meta = self._txns.get(transactional_id)
-        if meta is None or meta.producer_id != producer_id:
+        if meta is None:
             return ProducerIdAndEpoch(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
-        retry = bump_epoch and epoch == meta.last_producer_epoch and epoch + 1 == meta.producer_epoch
-        if meta.producer_epoch != epoch and not retry:
+        if transactions_v2:
+            return self._end_txn_v2(meta, producer_id, epoch, commit)
+        if meta.producer_id != producer_id:
+            return ProducerIdAndEpoch(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if meta.producer_epoch != epoch:
             return ProducerIdAndEpoch(ErrorCode.PRODUCER_FENCED)
         state = meta.state
-        same = ProducerIdAndEpoch(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
-        if state is TxnState.ONGOING and not retry:
-            if bump_epoch:
-                meta.bump_epoch()
+        if state is TxnState.ONGOING:
             meta.transition(TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT, self._clock())
             self._write(meta)
             return ProducerIdAndEpoch(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
-        if state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
-            decided = state is TxnState.PREPARE_COMMIT
-            return ProducerIdAndEpoch(ErrorCode.CONCURRENT_TRANSACTIONS if decided == commit
+        if state.is_completing:
+            return ProducerIdAndEpoch(ErrorCode.CONCURRENT_TRANSACTIONS if self._decided(meta) == commit
                                       else ErrorCode.INVALID_TXN_STATE)
-        if state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT):
-            decided = state is TxnState.COMPLETE_COMMIT
-            return same if decided == commit else ProducerIdAndEpoch(ErrorCode.INVALID_TXN_STATE)
-        if state is TxnState.EMPTY and bump_epoch and not commit:
-            return same  # transactions v2: aborting nothing is allowed
+        if state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT) and self._decided(meta) == commit:
+            return ProducerIdAndEpoch(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)  # a retry
         return ProducerIdAndEpoch(ErrorCode.INVALID_TXN_STATE)
+
+    def _end_txn_v2(self, meta: TransactionMetadata, producer_id: int, epoch: int,
+                    commit: bool) -> ProducerIdAndEpoch:
+        """Transactions v2 (Kafka's TransactionCoordinator.endTransaction at TV_2).
+
+        Every EndTxn that decides bumps the epoch, so the request's epoch tells
+        a retry (one below ours, or MAX_EPOCH - 1 of the id an exhausted one
+        handed over to) from the next transaction's EndTxn (ours).  An abort
+        with nothing open is allowed, and bumps the epoch too.  While markers
+        are written the client waits, even at the new epoch (KAFKA-18464: an
+        empty abort right after a commit must not fence its own producer).
+        """
+        retry_on_overflow = (meta.previous_producer_id == producer_id and epoch == MAX_EPOCH - 1
+                             and meta.producer_epoch == 0)
+        if meta.producer_id != producer_id and not retry_on_overflow:
+            return ProducerIdAndEpoch(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        retry = retry_on_overflow or meta.producer_epoch == epoch + 1
+        state = meta.state
+        completed = state in (TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
+        if not (epoch == meta.producer_epoch or (retry and (completed or state.is_completing))):
+            return ProducerIdAndEpoch(ErrorCode.PRODUCER_FENCED)
+        if state.is_completing:
+            return ProducerIdAndEpoch(ErrorCode.INVALID_TXN_STATE if retry and self._decided(meta) != commit
+                                      else ErrorCode.CONCURRENT_TRANSACTIONS)
+        if retry:  # completed: the same outcome again, or a change of mind
+            return (ProducerIdAndEpoch(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
+                    if self._decided(meta) == commit else ProducerIdAndEpoch(ErrorCode.INVALID_TXN_STATE))
+        if state is not TxnState.ONGOING and commit:
+            return ProducerIdAndEpoch(ErrorCode.INVALID_TXN_STATE)
+        now = self._clock()
+        if state is not TxnState.ONGOING:
+            meta.start_ms = now  # an empty abort: a transaction of no partitions, begun and ended now
+        meta.bump_for_end(self._allocate() if epoch_exhausted(meta.producer_epoch) else NO_PRODUCER_ID)
+        meta.transition(TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT, now)
+        self._write(meta)
+        if meta.next_producer_id != NO_PRODUCER_ID:
+            return ProducerIdAndEpoch(ErrorCode.NONE, meta.next_producer_id, 0)
+        return ProducerIdAndEpoch(ErrorCode.NONE, meta.producer_id, meta.producer_epoch)
+
+    @staticmethod
+    def _decided(meta: TransactionMetadata) -> bool:
+        """Whether the transaction being completed, or last completed, commits."""
+        return meta.state in (TxnState.PREPARE_COMMIT, TxnState.COMPLETE_COMMIT)
 
     # -- completion and time -------------------------------------------------------
 

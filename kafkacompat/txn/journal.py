@@ -1,7 +1,9 @@
 """The transaction coordinator's durable state (our ``__transaction_state``).
 
 Each record is one transactional id's whole metadata after a change, as
-JSON, in the checksummed, fsynced frames of group/journal.py; the last record
+JSON, in the checksummed, fsynced frames of group/journal.py (a transactions
+v2 EndTxn's bumped epoch and, for an exhausted epoch, the next producer id
+among them, so a restart completes it as it began); the last record
 of an id wins and a record with ``"dead": true`` forgets it.  A state change
 is durable once `write` returns, before any client hears of it, so a
 transaction prepared before a crash is found PrepareCommit/PrepareAbort on
@@ -19,7 +21,7 @@ from typing import Any
 from kafkacompat.group.journal import Journal
 from kafkacompat.group.offsets import CommittedOffset
 from kafkacompat.group.results import TopicPartition
-from kafkacompat.txn.state import TransactionMetadata, TxnState
+from kafkacompat.txn.state import NO_PRODUCER_ID, TransactionMetadata, TxnState
 
 JOURNAL_NAME = "transactions.journal"
 COMPACT_MIN_GARBAGE = 1_000
@@ -29,6 +31,7 @@ def encode(meta: TransactionMetadata) -> bytes:
     return json.dumps({
         "id": meta.transactional_id, "pid": meta.producer_id, "epoch": meta.producer_epoch,
         "last_epoch": meta.last_producer_epoch, "previous_pid": meta.previous_producer_id,
+        "next_pid": meta.next_producer_id,
         "timeout_ms": meta.timeout_ms, "state": meta.state.value, "partitions": sorted(meta.partitions),
         "offsets": {group: [[tp.topic, tp.partition, o.offset, o.leader_epoch, o.metadata]
                             for tp, o in offsets.items()] for group, offsets in meta.pending_offsets.items()},
@@ -41,6 +44,7 @@ def decode(document: dict[str, Any]) -> TransactionMetadata:
         transactional_id=document["id"], producer_id=document["pid"], producer_epoch=document["epoch"],
         timeout_ms=document["timeout_ms"], state=TxnState(document["state"]),
         last_producer_epoch=document["last_epoch"], previous_producer_id=document["previous_pid"],
+        next_producer_id=document.get("next_pid", NO_PRODUCER_ID),  # absent before transactions v2
         partitions={(topic, partition) for topic, partition in document["partitions"]},
         pending_offsets={group: {TopicPartition(topic, partition): CommittedOffset(offset, epoch, metadata)
                                  for topic, partition, offset, epoch, metadata in offsets}

@@ -76,7 +76,7 @@ async def test_api_versions_lists_the_registry(ctx):
     response = await call(ctx, API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"})
     advertised = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     assert advertised == {key: (h.min_version, h.max_version) for key, h in REGISTRY.items()}
-    assert advertised[PRODUCE] == (0, 11) and advertised[FETCH] == (0, 17)
+    assert advertised[PRODUCE] == (0, 12) and advertised[FETCH] == (0, 17)
 
 
 async def test_api_versions_too_new_gets_v0_answer_with_unsupported_version(ctx):

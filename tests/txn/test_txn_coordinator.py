@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from kafkacompat.group.offsets import CommittedOffset, TopicPartition
 from kafkacompat.protocol.errors import ErrorCode
-from kafkacompat.txn.coordinator import TransactionCoordinator
 from kafkacompat.txn.state import IllegalTransition, TransactionMetadata, TxnState
-from tests.log.conftest import FakeClock
 
 TID = "txn-a"
 TP = ("orders", 0)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def open_coordinator(tmp_path, clock):
-    ids = itertools.count(4000)
-
-    def factory(**options) -> TransactionCoordinator:
-        return TransactionCoordinator(tmp_path, clock, lambda: next(ids), **options)
-
-    return factory
 
 
 def _init(coordinator, timeout_ms: int = 60_000):
@@ -167,19 +148,6 @@ def test_verify_only_tells_whether_a_partition_is_in_the_transaction(open_coordi
     assert coordinator.verify_produce(TID, pid, epoch, ("orders", 1)) == ErrorCode.INVALID_TXN_STATE
     assert coordinator.verify_produce(TID, pid, epoch - 1, TP) == ErrorCode.INVALID_PRODUCER_EPOCH
     assert coordinator.verify_produce(TID, pid, epoch, TP) is None
-
-
-def test_end_txn_v5_bumps_the_epoch_and_a_retry_is_recognised(open_coordinator):
-    coordinator = open_coordinator()
-    pid, epoch = _init(coordinator)
-    coordinator.add_partitions(TID, pid, epoch, [TP])
-    ended = coordinator.end_txn(TID, pid, epoch, True, bump_epoch=True)
-    assert (ended.error_code, ended.producer_epoch) == (ErrorCode.NONE, epoch + 1)
-    (completion,) = coordinator.completions()
-    assert completion.producer_epoch == epoch + 1
-    coordinator.complete(completion)
-    retried = coordinator.end_txn(TID, pid, epoch, True, bump_epoch=True)
-    assert (retried.error_code, retried.producer_epoch) == (ErrorCode.NONE, epoch + 1)
 
 
 def test_the_transition_table_refuses_moves_kafka_does_not_make():
