@@ -17,40 +17,14 @@ from collections import defaultdict
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from cluster_process import ClusterProcess
+from cluster_process import ClusterProcess, create
 from compat_helpers import REPO_ROOT, unique_topic, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 NOT_LEADER_OR_FOLLOWER = 6
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    started: list[ClusterProcess] = []
-
-    def start(**overrides: str) -> ClusterProcess:
-        process = ClusterProcess(tmp_path / f"cluster{len(started)}", overrides=overrides)
-        started.append(process)
-        process.start()
-        return process
-
-    yield start
-    for process in started:
-        try:
-            if process.running:
-                process.stop()
-        finally:
-            process.kill()
-
-
-def create(bootstrap: str, topic: str, partitions: int = 3, replication_factor: int = 3,
-           **configs: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    future = admin.create_topics([NewTopic(topic, partitions, replication_factor, config=configs)])[topic]
-    future.result(timeout=30)
 
 
 def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> dict[int, list[bytes]]:

@@ -43,7 +43,7 @@ from kafkacompat.security.credentials import CredentialStore
 from kafkacompat.security.endpoint_security import config_users
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 from kafkacompat.txn.coordinator import Completion, TransactionCoordinator
-from kafkacompat.txn.markers import write_markers
+from kafkacompat.txn.markers import marker_targets, write_markers
 
 if TYPE_CHECKING:
     from kafkacompat.listeners import Endpoint
@@ -57,6 +57,10 @@ META_PROPERTIES = "meta.properties"
 # kill the broker between EndTxn and the markers. Not a KAFKACOMPAT_* name, because
 # those are read as broker configs.
 HOLD_TXN_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
+# How long markers may wait for the ISR (Kafka's coordinator uses request.timeout.ms), and the pause
+# before a failed round of markers (no leader, a leader that moved) is tried again.
+MARKER_REPLICATION_TIMEOUT_MS = 30_000
+MARKER_RETRY_BACKOFF_S = 0.5
 
 
 def wall_clock_ms() -> int:
@@ -189,8 +193,9 @@ class Broker:
     """Everything a request handler may touch, for one broker.
 
     ``member``: this broker's place in a multi-broker process (cluster/runtime.py),
-    which supplies the cluster id, the group coordinator and the append signal
-    the members share, and answers ``cluster`` questions; None for a broker alone.
+    which supplies the cluster id, the group and transaction coordinators and the
+    append signal the members share, and answers ``cluster`` questions; None for a
+    broker alone.
     """
 
     def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms,
@@ -235,7 +240,7 @@ class Broker:
             delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
             max_size=config.get_int("group.share.max.size"),
         ))
-        self.transactions = TransactionCoordinator(
+        self.transactions = member.runtime.transactions if member is not None else TransactionCoordinator(
             self.data_dir, clock, lambda: self.cluster.allocate_producer_id(),
             max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
             id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
@@ -298,21 +303,23 @@ class Broker:
         EndTxn calls this for its own transaction before answering, so the
         producer's next transaction need not wait out CONCURRENT_TRANSACTIONS
         retries; the marker writer calls it for the rest. Each id's markers are
-        written by one caller at a time.
+        written by one caller at a time, and only by its coordinator (in a
+        cluster, the broker leading its ``__transaction_state`` partition).
         """
         if self._hold_markers:
             return
         for completion in self.transactions.completions():
             key = completion.transactional_id
-            if key in self._completing or transactional_id not in (None, key):
+            if key in self._completing or transactional_id not in (None, key) \
+                    or self.cluster.transaction_coordinator(key) != self.node_id:
                 continue
             self._completing.add(key)
             try:
                 await self._complete_transaction(completion)
             except (OSError, KafkaError) as exc:
-                log.error("completing transaction %r failed, retrying: %s", key, exc)
+                log.warning("completing transaction %r failed, retrying: %s", key, exc)
                 self.markers_due()
-                await trio.sleep(1)
+                await trio.sleep(MARKER_RETRY_BACKOFF_S)
             finally:
                 self._completing.discard(key)
 
@@ -333,9 +340,19 @@ class Broker:
                 await self._markers_due.wait()
 
     async def _complete_transaction(self, completion: Completion) -> None:
-        owed = write_markers(self.log_manager, completion, self.transactions.coordinator_epoch, self.clock())
-        if owed is None or await self.flusher.flush(owed):
-            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "a marker could not be written or synced")
+        """Markers at every partition's leader, durable and held by its ISR, then the staged offsets."""
+        targets = marker_targets(self.cluster, completion)
+        now = self.clock()
+        owed = {leader: write_markers(partitions, completion, self.transactions.coordinator_epoch, now)
+                for leader, partitions in targets.items()}
+        for leader, ends in owed.items():
+            if await leader.flusher.flush(ends):
+                raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "a marker could not be synced")
+            leader.appended.notify()
+            for partition, end in ends.items():
+                code = await leader.cluster.wait_replicated(partition, end, MARKER_REPLICATION_TIMEOUT_MS)
+                if code not in (ErrorCode.NONE, ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
+                    raise KafkaError(code, f"the marker in {partition.topic}-{partition.index} is not replicated")
         if completion.commit:
             for group_id, offsets in completion.offsets.items():
                 code = self.groups.commit_transactional_offsets(group_id, offsets)
@@ -414,9 +431,9 @@ class Broker:
             self.log_manager.close()
         if member is None:
             self.groups.close()
+            self.transactions.close()
         self.share_groups.close()
         self.quotas.store.close()
         if self.authorizer is not None:
             self.authorizer.store.close()
-        self.transactions.close()
         self._lock.release()

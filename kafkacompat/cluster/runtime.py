@@ -3,9 +3,10 @@
 Each :class:`Member` is a whole broker (kafkacompat.broker.Broker) with its own
 node id, listener, data directory ``DATA/broker-N`` and optional rack; they
 share one :class:`~kafkacompat.cluster.controller.Controller`, one
-replica tracker and one append signal (replication.py), and the group
-coordinator. A member is also the ``broker.cluster`` its handlers ask (the
-interface of view.SingleBroker), so handlers read the same in both modes.
+replica tracker and one append signal (replication.py), and the group and
+transaction coordinators. A member is also the ``broker.cluster`` its
+handlers ask (the interface of view.SingleBroker), so handlers read the same
+in both modes.
 
 Group state is shared, with placement enforced: one GroupCoordinator (its
 journal in ``DATA/``) serves every member, but only the broker leading a
@@ -13,8 +14,13 @@ group's ``__consumer_offsets`` partition answers for it; the others say
 NOT_COORDINATOR, and when that leader stops, the group moves with the
 partition's leadership to a live replica, its state intact. This stands for
 Kafka's replicated offsets topic, whose log this harness does not keep per
-broker. A transaction coordinator would be placed the same way (the
-controller's ``coordinator`` with a ``__transaction_state`` partition count).
+broker. Transactions are shared the same way: one TransactionCoordinator
+(journal in ``DATA/transactions/``), each transactional id answered by the
+leader of its ``__transaction_state`` partition, whose marker writer writes
+the markers into each partition at its current leader. When that leadership
+moves, every member's marker writer is woken, so the new coordinator
+completes the transactions the old one had decided (PrepareCommit,
+PrepareAbort).
 
 Topic changes (create, delete, new partitions, configs) are applied to every
 running member at once with the same topic id; a member that was stopped
@@ -52,6 +58,7 @@ from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.log_manager import Topic
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
+from kafkacompat.txn.coordinator import TransactionCoordinator
 from kafkacompat.web.server import parse_http_listener
 
 log = logging.getLogger("kafkacompat.cluster")
@@ -139,8 +146,21 @@ class Member:
         return [(topic, index, controller.partitions[topic, index]) for topic, index in controller.reassignments()]
 
     def transaction_coordinator(self, transactional_id: str) -> int:
-        """Where a transaction coordinator (kafkacompat.txn) would answer for this id; it moves like a group's."""
+        """The broker whose share of the transaction coordinator answers for this id; it moves like a group's."""
         return self.runtime.controller.coordinator(transactional_id, TRANSACTION_TOPIC)
+
+    def partition_leader(self, topic: str, index: int) -> tuple[Broker, PartitionLog] | None:
+        """The running broker leading a partition and its log there, for transaction markers; None for a
+        deleted partition, LEADER_NOT_AVAILABLE while none leads (or the new leader's log is not told yet)."""
+        state = self.runtime.controller.partition(topic, index)
+        if state is None:
+            return None
+        member = self.runtime.members.get(state.leader)
+        broker = member.broker if member is not None else None
+        log = broker.log_manager.partition(topic, index) if broker is not None else None
+        if log is None or log.closed or log.leader_epoch != state.leader_epoch:
+            raise KafkaError(ErrorCode.LEADER_NOT_AVAILABLE, f"{topic}-{index} has no leader to take a marker")
+        return broker, log
 
     def elect(self, topic: str, index: int, election_type: int) -> ErrorCode:
         """ElectLeaders: type 0 the preferred replica, type 1 any live one for an offline partition."""
@@ -308,6 +328,8 @@ class ClusterRuntime:
         self.controller = Controller(
             self.data_dir, infos, offsets_partitions=config.get_int("offsets.topic.num.partitions"),
             offsets_replication_factor=config.get_int("offsets.topic.replication.factor"),
+            transaction_partitions=config.get_int("transaction.state.log.num.partitions"),
+            transaction_replication_factor=config.get_int("transaction.state.log.replication.factor"),
             unclean_leader_election=config.get_bool("unclean.leader.election.enable"))
         self.tracker = ReplicaTracker(self.controller, clock, config.get_int("replica.lag.time.max.ms"))
         self.appended = AppendSignal()
@@ -321,6 +343,11 @@ class ClusterRuntime:
             offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
             topics=LogTopics(RunningMemberTopics(self)),
             consumer_config=ConsumerGroupConfig.from_broker_config(config),
+        )
+        self.transactions = TransactionCoordinator(
+            self.data_dir, clock, self.allocate_producer_id,
+            max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
+            id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
         )
         stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
         self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
@@ -345,6 +372,7 @@ class ClusterRuntime:
                 nursery.cancel_scope.cancel()
         finally:
             self.groups.close()
+            self.transactions.close()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -425,8 +453,13 @@ class ClusterRuntime:
     # -- leadership -----------------------------------------------------------------
 
     def apply_leadership(self, partitions: set[TopicPartition]) -> None:
-        """Tell every running replica's log its role and the partition's epoch."""
+        """Tell every running replica's log its role and the partition's epoch; wake the marker writers
+        when transaction coordinators moved (the new one completes what the old one decided)."""
         now = self.clock()
+        if any(topic == TRANSACTION_TOPIC for topic, _ in partitions):
+            for member in self.members.values():
+                if member.broker is not None:
+                    member.broker.markers_due()
         for tp in partitions:
             if tp[0] in INTERNAL_TOPICS:
                 continue
