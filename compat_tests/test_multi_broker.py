@@ -28,11 +28,13 @@ from confluent_kafka.admin import AdminClient
 
 from cluster_process import ClusterProcess, create
 from compat_helpers import REPO_ROOT, unique_topic, wait_until
+from raw_wire import RawConnection, produce_v9_body, read_produce_v9, record_batch
 from recording_proxy import KAFKAJS_DIR
 
 pytestmark = pytest.mark.timeout(180)
 
 NOT_LEADER_OR_FOLLOWER = 6
+PRODUCE = 0
 
 
 def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> dict[int, list[bytes]]:
@@ -425,6 +427,30 @@ def _topic_bytes_out(http_url: str, topic: str) -> float:
     text = urllib.request.urlopen(http_url + "/metrics", timeout=10).read().decode()
     return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
                if line.startswith("kafka_server_brokertopicmetrics_bytesout_total") and f'topic="{topic}"' in line)
+
+
+def test_an_isolated_leader_is_fenced_and_its_produce_gets_not_leader_or_follower(cluster) -> None:
+    """After broker.session.timeout.ms cut off from the others, the controller moves its leaderships away."""
+    process = cluster(**{"broker.session.timeout.ms": "1000"})
+    topic = unique_topic("fenced")
+    create(process.bootstrap, topic, partitions=1, **{"min.insync.replicas": "2"})
+    isolated = process.leader(topic, 0)
+    process.act(isolated, "isolate")
+    wait_until(lambda: process.leader(topic, 0) not in (-1, isolated), 10, "leadership moved off the isolated broker")
+    assert isolated not in process.partition(topic, 0)["isr"]
+    port = int(process.bootstrap.split(",")[isolated - 1].rpartition(":")[2])
+    with RawConnection(port) as connection:  # clients still reach it: it refuses to lead
+        answer = connection.request(PRODUCE, 9, produce_v9_body(topic, 0, record_batch([(None, b"late")], 0)),
+                                    flexible=True)
+        assert read_produce_v9(answer)[topic, 0][0] == NOT_LEADER_OR_FOLLOWER
+    producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "all", "enable.idempotence": True})
+    values = [b"v%d" % n for n in range(20)]
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    assert producer.flush(30) == 0
+    process.act(isolated, "heal")
+    wait_until(lambda: len(process.partition(topic, 0)["isr"]) == 3, 30, "the healed broker back in the ISR")
+    assert read_all(process.bootstrap, topic, len(values))[0] == values
 
 
 def test_a_paused_broker_accepts_connections_and_answers_nothing(cluster) -> None:

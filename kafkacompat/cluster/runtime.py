@@ -29,7 +29,13 @@ copies the registry of a running one when it starts again.
 Control, all on the event loop: ``start``, ``stop`` (clean), ``kill`` (no
 clean shutdown: what was not fsynced is lost, as on a power cut), ``pause``
 (connections accepted, nothing answered, no replication), ``isolate``
-(clients still served, no replication to or from the others).
+(clients still served, no replication to or from the others, and no
+markers sent to them). An isolated broker that cannot reach the controller
+for ``broker.session.timeout.ms`` is fenced, as KRaft fences a broker whose
+heartbeats stop: the controller takes it out of the ISRs and moves its
+leaderships (and coordinators), so its produces get NOT_LEADER_OR_FOLLOWER;
+``heal`` unfences it, and it rejoins as a follower, truncating what it took
+alone.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class Member:
         self.broker: Broker | None = None
         self.paused = False
         self.isolated = False
+        self.isolated_since_ms = 0
         self.crashed = False
         self._stopping = trio.Event()
         self._done = trio.Event()
@@ -155,7 +162,8 @@ class Member:
         state = self.runtime.controller.partition(topic, index)
         if state is None:
             return None
-        member = self.runtime.members.get(state.leader)
+        member = self.runtime.members.get(state.leader) if state.leader == self.node_id \
+            else self.runtime.reachable(state.leader, self.node_id)
         broker = member.broker if member is not None else None
         log = broker.log_manager.partition(topic, index) if broker is not None else None
         if log is None or log.closed or log.leader_epoch != state.leader_epoch:
@@ -423,7 +431,26 @@ class ClusterRuntime:
         member.paused, member._pause_rule = False, None
 
     def isolate(self, node_id: int, isolated: bool = True) -> None:
-        self.member(node_id).isolated = isolated
+        """Cut a broker off from the others (or heal it: a broker fenced meanwhile is unfenced)."""
+        member = self.member(node_id)
+        if isolated and not member.isolated:
+            member.isolated_since_ms = self.clock()
+        member.isolated = isolated
+        if not isolated and member.running and not self.controller.brokers[node_id].alive:
+            self.controller.broker_started(node_id)
+            self.apply_leadership(set(self.controller.partitions))
+            log.info("broker %d unfenced", node_id)
+
+    def _fence_isolated(self) -> None:
+        """KRaft fences a broker whose heartbeats have not reached the controller for broker.session.timeout.ms."""
+        timeout_ms = self.config.get_int("broker.session.timeout.ms")
+        now = self.clock()
+        for node, member in self.members.items():
+            if member.isolated and member.running and self.controller.brokers[node].alive \
+                    and now - member.isolated_since_ms >= timeout_ms:
+                self.apply_leadership(self.controller.broker_stopped(node))
+                self._refresh_high_watermarks()
+                log.info("broker %d fenced: isolated for %d ms", node, now - member.isolated_since_ms)
 
     def control(self, node_id: int, action: str) -> None:
         """Run one control action (stop, kill, start, pause, resume, isolate, heal) in the cluster's nursery."""
@@ -497,6 +524,7 @@ class ClusterRuntime:
         next_rebalance = self.clock() + interval_ms
         while True:
             await trio.sleep(LAG_CHECK_INTERVAL_S)
+            self._fence_isolated()
             changed = False
             for tp, state in list(self.controller.partitions.items()):
                 member = self.members.get(state.leader)
