@@ -246,7 +246,9 @@ class Broker:
             id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
         )
         self._markers_due = trio.Event()
-        self._completing: set[str] = set()  # transactional ids whose markers are being written
+        # Transactional ids whose markers are being written; one set for a cluster's brokers, so that a
+        # coordinator taking over an id does not write its markers while the previous one still is.
+        self._completing: set[str] = member.runtime.completing if member is not None else set()
         self._hold_markers = os.environ.get(HOLD_TXN_MARKERS_ENV) == "1"
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))

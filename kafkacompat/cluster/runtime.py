@@ -357,6 +357,7 @@ class ClusterRuntime:
             max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
             id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
         )
+        self.completing: set[str] = set()  # the transactional ids whose markers a member is writing
         stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
         self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
         self._nursery: trio.Nursery | None = None
