@@ -20,6 +20,7 @@ from compat_helpers import unique_topic, wait_until
 from confluent_clients import ClientErrors, read_to_end
 from kafkacompat.client import ApiKey, ClientError, Cluster, KafkaClient
 from kafkacompat.protocol.errors import ErrorCode
+from kafkacompat.tools.transactions import list_transactions
 
 pytestmark = pytest.mark.timeout(180)
 PARTITIONS = 3
@@ -116,6 +117,9 @@ def test_commit_and_abort_on_three_brokers_with_three_replicas(cluster) -> None:
         if node != coordinator:
             assert describe_transaction(process, node, transactional_id)[0] == ErrorCode.NOT_COORDINATOR
     assert describe_transaction(process, coordinator, transactional_id) == (ErrorCode.NONE, "CompleteCommit")
+    with Cluster(process.bootstrap) as brokers:  # kafkacompat transactions list: ListTransactions on every broker
+        listed = [t for t in list_transactions(brokers, [], [], -1) if t["transactional_id"] == transactional_id]
+    assert [(t["coordinator"], t["state"]) for t in listed] == [(coordinator, "CompleteCommit")]
     # The markers reached every replica: each follower alone would show the same committed records.
     for leader in {process.leader(topic, p) for p in range(PARTITIONS)}:
         if leader != coordinator:
