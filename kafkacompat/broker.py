@@ -193,9 +193,8 @@ class Broker:
     """Everything a request handler may touch, for one broker.
 
     ``member``: this broker's place in a multi-broker process (cluster/runtime.py),
-    which supplies the cluster id, the group and transaction coordinators and the
-    append signal the members share, and answers ``cluster`` questions; None for a
-    broker alone.
+    which supplies the cluster id, the group coordinator and the append signal
+    the members share, and answers ``cluster`` questions; None for a broker alone.
     """
 
     def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms,
@@ -240,6 +239,7 @@ class Broker:
             delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
             max_size=config.get_int("group.share.max.size"),
         ))
+        # A cluster's brokers share one transaction coordinator too, each answering for its own ids.
         self.transactions = member.runtime.transactions if member is not None else TransactionCoordinator(
             self.data_dir, clock, lambda: self.cluster.allocate_producer_id(),
             max_timeout_ms=config.get_int("transaction.max.timeout.ms"),

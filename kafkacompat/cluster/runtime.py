@@ -3,10 +3,9 @@
 Each :class:`Member` is a whole broker (kafkacompat.broker.Broker) with its own
 node id, listener, data directory ``DATA/broker-N`` and optional rack; they
 share one :class:`~kafkacompat.cluster.controller.Controller`, one
-replica tracker and one append signal (replication.py), and the group and
-transaction coordinators. A member is also the ``broker.cluster`` its
-handlers ask (the interface of view.SingleBroker), so handlers read the same
-in both modes.
+replica tracker and one append signal (replication.py), and the group
+coordinator. A member is also the ``broker.cluster`` its handlers ask (the
+interface of view.SingleBroker), so handlers read the same in both modes.
 
 Group state is shared, with placement enforced: one GroupCoordinator (its
 journal in ``DATA/``) serves every member, but only the broker leading a
@@ -352,16 +351,16 @@ class ClusterRuntime:
             topics=LogTopics(RunningMemberTopics(self)),
             consumer_config=ConsumerGroupConfig.from_broker_config(config),
         )
+        stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
+        self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
+        self._nursery: trio.Nursery | None = None
+        self._leading_since: dict[TopicPartition, int] = {}
         self.transactions = TransactionCoordinator(
             self.data_dir, clock, self.allocate_producer_id,
             max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
             id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
         )
         self.completing: set[str] = set()  # the transactional ids whose markers a member is writing
-        stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
-        self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
-        self._nursery: trio.Nursery | None = None
-        self._leading_since: dict[TopicPartition, int] = {}
 
     # -- running ------------------------------------------------------------------
 
@@ -380,8 +379,8 @@ class ClusterRuntime:
                         await self.stop(node)
                 nursery.cancel_scope.cancel()
         finally:
-            self.groups.close()
             self.transactions.close()
+            self.groups.close()
 
     @property
     def bootstrap_servers(self) -> str:
