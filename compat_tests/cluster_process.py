@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from compat_helpers import BrokerProcess, free_port, wait_until
 from kafkacompat.tools.cluster_control import ClusterClient
 from kafkacompat.tools.faults import FaultsApiError
@@ -47,6 +49,11 @@ class ClusterProcess(BrokerProcess):
                 continue
         raise AssertionError("no broker's admin API answers")
 
+    def live_bootstrap(self) -> str:
+        """The running brokers only, for clients that report a refused connection as an error."""
+        addresses = self.bootstrap.split(",")
+        return ",".join(addresses[b["node_id"] - 1] for b in self.state()["brokers"] if b["alive"])
+
     def act(self, node_id: int, action: str) -> None:
         self.client(avoiding=node_id).act(node_id, action)
 
@@ -58,3 +65,10 @@ class ClusterProcess(BrokerProcess):
 
     def leader(self, topic: str, index: int) -> int:
         return self.partition(topic, index)["leader"]
+
+
+def create(bootstrap: str, topic: str, partitions: int = 3, replication_factor: int = 3,
+           **configs: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    future = admin.create_topics([NewTopic(topic, partitions, replication_factor, config=configs)])[topic]
+    future.result(timeout=30)

@@ -2,7 +2,8 @@
 
 `broker` is one broker per test module (tests share it through unique topic
 names); `broker_factory` starts private brokers for tests that restart,
-kill or reconfigure theirs. Both always stop what they started.
+kill or reconfigure theirs; `cluster` starts private ``serve --brokers 3``
+processes. All always stop what they started.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster_process import ClusterProcess
 from compat_helpers import BrokerProcess, wait_until
 
 # Applied to every broker the fixtures start: tests should not sit through
@@ -93,3 +95,23 @@ def secured(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         yield process
     finally:
         _shut_down(process)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Callable[..., ClusterProcess]]:
+    """Start a 3-broker process with `cluster(**overrides)`; each is stopped (else killed) at the end."""
+    started: list[ClusterProcess] = []
+
+    def start(**overrides: str) -> ClusterProcess:
+        process = ClusterProcess(tmp_path / f"cluster{len(started)}", overrides=overrides)
+        started.append(process)
+        process.start()
+        return process
+
+    yield start
+    for process in started:
+        try:
+            if process.running:
+                process.stop()
+        finally:
+            process.kill()

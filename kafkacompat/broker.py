@@ -42,7 +42,7 @@ from kafkacompat.security.quotas import QuotaManager
 from kafkacompat.security.stores import SecurityStores
 from kafkacompat.telemetry.client_metrics import ClientMetricsManager
 from kafkacompat.txn.coordinator import Completion, TransactionCoordinator
-from kafkacompat.txn.markers import write_markers
+from kafkacompat.txn.markers import marker_targets, write_markers
 
 if TYPE_CHECKING:
     from kafkacompat.listeners import Endpoint
@@ -56,6 +56,10 @@ META_PROPERTIES = "meta.properties"
 # kill the broker between EndTxn and the markers. Not a KAFKACOMPAT_* name, because
 # those are read as broker configs.
 HOLD_TXN_MARKERS_ENV = "KCOMPAT_TEST_HOLD_TXN_MARKERS"
+# How long markers may wait for the ISR (Kafka's coordinator uses request.timeout.ms), and the pause
+# before a failed round of markers (no leader, a leader that moved) is tried again.
+MARKER_REPLICATION_TIMEOUT_MS = 30_000
+MARKER_RETRY_BACKOFF_S = 0.5
 
 
 def wall_clock_ms() -> int:
@@ -235,13 +239,16 @@ class Broker:
             delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
             max_size=config.get_int("group.share.max.size"),
         ))
-        self.transactions = TransactionCoordinator(
+        # A cluster's brokers share one transaction coordinator too, each answering for its own ids.
+        self.transactions = member.runtime.transactions if member is not None else TransactionCoordinator(
             self.data_dir, clock, lambda: self.cluster.allocate_producer_id(),
             max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
             id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
         )
         self._markers_due = trio.Event()
-        self._completing: set[str] = set()  # transactional ids whose markers are being written
+        # Transactional ids whose markers are being written; one set for a cluster's brokers, so that a
+        # coordinator taking over an id does not write its markers while the previous one still is.
+        self._completing: set[str] = member.runtime.completing if member is not None else set()
         self._hold_markers = os.environ.get(HOLD_TXN_MARKERS_ENV) == "1"
         self.fetch_sessions = FetchSessionCache(config.get_int("max.incremental.fetch.session.cache.slots"), clock)
         self.client_metrics = ClientMetricsManager(self.data_dir, clock, config.get_int("telemetry.max.bytes"))
@@ -308,21 +315,23 @@ class Broker:
         EndTxn calls this for its own transaction before answering, so the
         producer's next transaction need not wait out CONCURRENT_TRANSACTIONS
         retries; the marker writer calls it for the rest. Each id's markers are
-        written by one caller at a time.
+        written by one caller at a time, and only by its coordinator (in a
+        cluster, the broker leading its ``__transaction_state`` partition).
         """
         if self._hold_markers:
             return
         for completion in self.transactions.completions():
             key = completion.transactional_id
-            if key in self._completing or transactional_id not in (None, key):
+            if key in self._completing or transactional_id not in (None, key) \
+                    or self.cluster.transaction_coordinator(key) != self.node_id:
                 continue
             self._completing.add(key)
             try:
                 await self._complete_transaction(completion)
             except (OSError, KafkaError) as exc:
-                log.error("completing transaction %r failed, retrying: %s", key, exc)
+                log.warning("completing transaction %r failed, retrying: %s", key, exc)
                 self.markers_due()
-                await trio.sleep(1)
+                await trio.sleep(MARKER_RETRY_BACKOFF_S)
             finally:
                 self._completing.discard(key)
 
@@ -343,9 +352,19 @@ class Broker:
                 await self._markers_due.wait()
 
     async def _complete_transaction(self, completion: Completion) -> None:
-        owed = write_markers(self.log_manager, completion, self.transactions.coordinator_epoch, self.clock())
-        if owed is None or await self.flusher.flush(owed):
-            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "a marker could not be written or synced")
+        """Markers at every partition's leader, durable and held by its ISR, then the staged offsets."""
+        targets = marker_targets(self.cluster, completion)
+        now = self.clock()
+        owed = {leader: write_markers(partitions, completion, self.transactions.coordinator_epoch, now)
+                for leader, partitions in targets.items()}
+        for leader, ends in owed.items():
+            if await leader.flusher.flush(ends):
+                raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "a marker could not be synced")
+            leader.appended.notify()
+            for partition, end in ends.items():
+                code = await leader.cluster.wait_replicated(partition, end, MARKER_REPLICATION_TIMEOUT_MS)
+                if code not in (ErrorCode.NONE, ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
+                    raise KafkaError(code, f"the marker in {partition.topic}-{partition.index} is not replicated")
         if completion.commit:
             for group_id, offsets in completion.offsets.items():
                 code = self.groups.commit_transactional_offsets(group_id, offsets)
@@ -425,6 +444,6 @@ class Broker:
         if member is None:
             self.groups.close()
             self._security.close()
+            self.transactions.close()
         self.share_groups.close()
-        self.transactions.close()
         self._lock.release()

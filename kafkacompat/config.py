@@ -51,6 +51,12 @@ _DEFS = [
               "org.apache.kafka.common.replica.RackAwareReplicaSelector sends consumers to their rack's replica."),
     ConfigDef("offsets.topic.num.partitions", "int", "50", "Partitions of __consumer_offsets: group placement."),
     ConfigDef("offsets.topic.replication.factor", "short", "3", "Replicas of each __consumer_offsets partition."),
+    ConfigDef("broker.session.timeout.ms", "int", "9000",
+              "A cluster broker isolated from the others this long is fenced: its leaderships move."),
+    ConfigDef("transaction.state.log.num.partitions", "int", "50",
+              "Partitions of __transaction_state: transaction coordinator placement."),
+    ConfigDef("transaction.state.log.replication.factor", "short", "3",
+              "Replicas of each __transaction_state partition."),
     ConfigDef("listeners", "list", "PLAINTEXT://127.0.0.1:9092", "Where the broker accepts connections."),
     ConfigDef("advertised.listeners", "list", "", "Address handed to clients in Metadata; empty means the listener."),
     ConfigDef("listener.security.protocol.map", "list",
@@ -206,7 +212,6 @@ _PER_LISTENER = {d.name for d in SECURITY_DEFS}
 NO_EFFECT_CONFIGS = frozenset({
     "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "broker.id",
     "num.network.threads", "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "zookeeper.connect", "zookeeper.connection.timeout.ms",
 })

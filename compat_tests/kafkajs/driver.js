@@ -260,7 +260,32 @@ async function transactions (request) {
   }
 }
 
-const COMMANDS = { admin, produce, consume, offsets, alterConfigs, transactions }
+// A group member that runs until SIGTERM: each record's value is written as a
+// line of JSON ({"partition", "offset", "value"}) as soon as it is consumed,
+// and its offset is committed before the next one (autoCommitThreshold 1), so
+// the Python side can stop brokers while it consumes. Leaves the group on SIGTERM.
+async function member (request) {
+  const consumer = connect(request).consumer({
+    groupId: request.groupId, sessionTimeout: 10000, heartbeatInterval: 1000, maxWaitTimeInMs: 200
+  })
+  const stopped = new Promise(resolve => process.once('SIGTERM', resolve))
+  await consumer.connect()
+  try {
+    await consumer.subscribe({ topics: [request.topic], fromBeginning: true })
+    await consumer.run({
+      autoCommitThreshold: 1,
+      eachMessage: async ({ partition, message }) => {
+        process.stdout.write(JSON.stringify({ partition, offset: Number(message.offset), value: b64(message.value) }) + '\n')
+      }
+    })
+    await stopped
+  } finally {
+    await consumer.disconnect()
+  }
+  return { stopped: true }
+}
+
+const COMMANDS = { admin, produce, consume, offsets, alterConfigs, transactions, member }
 
 async function main () {
   const command = COMMANDS[process.argv[2]]

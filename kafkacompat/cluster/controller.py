@@ -107,18 +107,22 @@ class Controller:
 
     def __init__(self, data_dir: Path | None, brokers: list[BrokerInfo], *,
                  offsets_partitions: int = 50, offsets_replication_factor: int = 3,
+                 transaction_partitions: int | None = None, transaction_replication_factor: int | None = None,
                  unclean_leader_election: bool = False) -> None:
-        """`offsets_partitions` (offsets.topic.num.partitions) sizes both internal topics."""
+        """The internal topics' layouts (offsets.topic.*, transaction.state.log.*; the latter default to
+        the former) apply when the cluster is first created, as in Kafka."""
         self._path = None if data_dir is None else Path(data_dir) / CLUSTER_FILE
         self.brokers = {broker.node_id: broker for broker in brokers}
         self.unclean_leader_election = unclean_leader_election
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self._load()
         ids = self.node_ids
-        rf = min(offsets_replication_factor, len(ids))
-        for internal in INTERNAL_TOPICS:
+        layouts = {OFFSETS_TOPIC: (offsets_partitions, offsets_replication_factor),
+                   TRANSACTION_TOPIC: (transaction_partitions or offsets_partitions,
+                                       transaction_replication_factor or offsets_replication_factor)}
+        for internal, (count, replication_factor) in layouts.items():
             if (internal, 0) not in self.partitions:
-                for index, replicas in enumerate(default_assignment(ids, offsets_partitions, rf)):
+                for index, replicas in enumerate(default_assignment(ids, count, min(replication_factor, len(ids)))):
                     self.partitions[internal, index] = PartitionState(replicas, replicas[0], 0, list(replicas))
                 self._save()
 

@@ -14,8 +14,13 @@ group's ``__consumer_offsets`` partition answers for it; the others say
 NOT_COORDINATOR, and when that leader stops, the group moves with the
 partition's leadership to a live replica, its state intact. This stands for
 Kafka's replicated offsets topic, whose log this harness does not keep per
-broker. A transaction coordinator would be placed the same way (the
-controller's ``coordinator`` with a ``__transaction_state`` partition count).
+broker. Transactions are shared the same way: one TransactionCoordinator
+(journal in ``DATA/transactions/``), each transactional id answered by the
+leader of its ``__transaction_state`` partition, whose marker writer writes
+the markers into each partition at its current leader. When that leadership
+moves, every member's marker writer is woken, so the new coordinator
+completes the transactions the old one had decided (PrepareCommit,
+PrepareAbort).
 
 Topic changes (create, delete, new partitions, configs) are applied to every
 running member at once with the same topic id; a member that was stopped
@@ -24,7 +29,13 @@ copies the registry of a running one when it starts again.
 Control, all on the event loop: ``start``, ``stop`` (clean), ``kill`` (no
 clean shutdown: what was not fsynced is lost, as on a power cut), ``pause``
 (connections accepted, nothing answered, no replication), ``isolate``
-(clients still served, no replication to or from the others).
+(clients still served, no replication to or from the others, and no
+markers sent to them). An isolated broker that cannot reach the controller
+for ``broker.session.timeout.ms`` is fenced, as KRaft fences a broker whose
+heartbeats stop: the controller takes it out of the ISRs and moves its
+leaderships (and coordinators), so its produces get NOT_LEADER_OR_FOLLOWER;
+``heal`` unfences it, and it rejoins as a follower, truncating what it took
+alone.
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ from kafkacompat.log.log_manager import Topic
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.security.stores import SecurityStores
+from kafkacompat.txn.coordinator import TransactionCoordinator
 from kafkacompat.web.server import parse_http_listener
 
 log = logging.getLogger("kafkacompat.cluster")
@@ -106,6 +118,7 @@ class Member:
         self.broker: Broker | None = None
         self.paused = False
         self.isolated = False
+        self.isolated_since_ms = 0
         self.crashed = False
         self._stopping = trio.Event()
         self._done = trio.Event()
@@ -147,8 +160,22 @@ class Member:
         return [(topic, index, controller.partitions[topic, index]) for topic, index in controller.reassignments()]
 
     def transaction_coordinator(self, transactional_id: str) -> int:
-        """Where a transaction coordinator (kafkacompat.txn) would answer for this id; it moves like a group's."""
+        """The broker whose share of the transaction coordinator answers for this id; it moves like a group's."""
         return self.runtime.controller.coordinator(transactional_id, TRANSACTION_TOPIC)
+
+    def partition_leader(self, topic: str, index: int) -> tuple[Broker, PartitionLog] | None:
+        """The running broker leading a partition and its log there, for transaction markers; None for a
+        deleted partition, LEADER_NOT_AVAILABLE while none leads (or the new leader's log is not told yet)."""
+        state = self.runtime.controller.partition(topic, index)
+        if state is None:
+            return None
+        member = self.runtime.members.get(state.leader) if state.leader == self.node_id \
+            else self.runtime.reachable(state.leader, self.node_id)
+        broker = member.broker if member is not None else None
+        log = broker.log_manager.partition(topic, index) if broker is not None else None
+        if log is None or log.closed or log.leader_epoch != state.leader_epoch:
+            raise KafkaError(ErrorCode.LEADER_NOT_AVAILABLE, f"{topic}-{index} has no leader to take a marker")
+        return broker, log
 
     def elect(self, topic: str, index: int, election_type: int) -> ErrorCode:
         """ElectLeaders: type 0 the preferred replica, type 1 any live one for an offline partition."""
@@ -317,6 +344,8 @@ class ClusterRuntime:
         self.controller = Controller(
             self.data_dir, infos, offsets_partitions=config.get_int("offsets.topic.num.partitions"),
             offsets_replication_factor=config.get_int("offsets.topic.replication.factor"),
+            transaction_partitions=config.get_int("transaction.state.log.num.partitions"),
+            transaction_replication_factor=config.get_int("transaction.state.log.replication.factor"),
             unclean_leader_election=config.get_bool("unclean.leader.election.enable"))
         self.tracker = ReplicaTracker(self.controller, clock, config.get_int("replica.lag.time.max.ms"))
         self.appended = AppendSignal()
@@ -336,6 +365,12 @@ class ClusterRuntime:
         self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
         self._nursery: trio.Nursery | None = None
         self._leading_since: dict[TopicPartition, int] = {}
+        self.transactions = TransactionCoordinator(
+            self.data_dir, clock, self.allocate_producer_id,
+            max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
+            id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
+        )
+        self.completing: set[str] = set()  # the transactional ids whose markers a member is writing
 
     # -- running ------------------------------------------------------------------
 
@@ -354,6 +389,7 @@ class ClusterRuntime:
                         await self.stop(node)
                 nursery.cancel_scope.cancel()
         finally:
+            self.transactions.close()
             self.groups.close()
             self.security.close()
 
@@ -406,7 +442,26 @@ class ClusterRuntime:
         member.paused, member._pause_rule = False, None
 
     def isolate(self, node_id: int, isolated: bool = True) -> None:
-        self.member(node_id).isolated = isolated
+        """Cut a broker off from the others (or heal it: a broker fenced meanwhile is unfenced)."""
+        member = self.member(node_id)
+        if isolated and not member.isolated:
+            member.isolated_since_ms = self.clock()
+        member.isolated = isolated
+        if not isolated and member.running and not self.controller.brokers[node_id].alive:
+            self.controller.broker_started(node_id)
+            self.apply_leadership(set(self.controller.partitions))
+            log.info("broker %d unfenced", node_id)
+
+    def _fence_isolated(self) -> None:
+        """KRaft fences a broker whose heartbeats have not reached the controller for broker.session.timeout.ms."""
+        timeout_ms = self.config.get_int("broker.session.timeout.ms")
+        now = self.clock()
+        for node, member in self.members.items():
+            if member.isolated and member.running and self.controller.brokers[node].alive \
+                    and now - member.isolated_since_ms >= timeout_ms:
+                self.apply_leadership(self.controller.broker_stopped(node))
+                self._refresh_high_watermarks()
+                log.info("broker %d fenced: isolated for %d ms", node, now - member.isolated_since_ms)
 
     def control(self, node_id: int, action: str) -> None:
         """Run one control action (stop, kill, start, pause, resume, isolate, heal) in the cluster's nursery."""
@@ -436,8 +491,13 @@ class ClusterRuntime:
     # -- leadership -----------------------------------------------------------------
 
     def apply_leadership(self, partitions: set[TopicPartition]) -> None:
-        """Tell every running replica's log its role and the partition's epoch."""
+        """Tell every running replica's log its role and the partition's epoch; wake the marker writers
+        when transaction coordinators moved (the new one completes what the old one decided)."""
         now = self.clock()
+        if any(topic == TRANSACTION_TOPIC for topic, _ in partitions):
+            for member in self.members.values():
+                if member.broker is not None:
+                    member.broker.markers_due()
         for tp in partitions:
             if tp[0] in INTERNAL_TOPICS:
                 continue
@@ -475,6 +535,7 @@ class ClusterRuntime:
         next_rebalance = self.clock() + interval_ms
         while True:
             await trio.sleep(LAG_CHECK_INTERVAL_S)
+            self._fence_isolated()
             changed = False
             for tp, state in list(self.controller.partitions.items()):
                 member = self.members.get(state.leader)

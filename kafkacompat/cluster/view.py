@@ -4,7 +4,7 @@
 serve`` (this node is every partition's only replica, leader and ISR) and a
 runtime.Member in a multi-broker process, where the controller answers.
 Handlers ask only this interface, so neither mode branches in a handler:
-who leads a partition, who coordinates a group, which brokers exist, and the
+who leads a partition, who coordinates a group or a transactional id, which brokers exist, and the
 topic changes that every replica must see (create, delete, grow, configs).
 """
 
@@ -54,6 +54,11 @@ class SingleBroker:
 
     def transaction_coordinator(self, transactional_id: str) -> int:
         return self._broker.node_id
+
+    def partition_leader(self, topic: str, index: int) -> tuple[Broker, PartitionLog] | None:
+        """The broker leading a partition and its log there (for transaction markers); None when unknown."""
+        log = self._broker.log_manager.partition(topic, index)
+        return None if log is None else (self._broker, log)
 
     def reassign(self, topic: str, index: int, replicas: list[int] | None) -> ErrorCode:
         """AlterPartitionReassignments for one existing partition: only this broker can hold it."""

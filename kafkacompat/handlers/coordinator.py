@@ -1,12 +1,11 @@
 """FindCoordinator (key 10): which broker coordinates a group (or transactional id).
 
 A group's coordinator is the leader of its ``__consumer_offsets`` partition
-(``broker.cluster.coordinator``: this node for a broker alone), which moves
-when that broker stops; COORDINATOR_NOT_AVAILABLE while no broker leads it.
-A broker alone coordinates every transactional id; a multi-broker cluster
-has no transaction coordinator yet (transaction markers would have to reach
-each partition's leader), so there transactional keys get
-COORDINATOR_NOT_AVAILABLE. v4+ batches keys and answers one entry per key.
+(``broker.cluster.coordinator``: this node for a broker alone), a
+transactional id's the leader of its ``__transaction_state`` partition
+(``broker.cluster.transaction_coordinator``); either moves when that broker
+stops, and is COORDINATOR_NOT_AVAILABLE while no broker leads the partition.
+v4+ batches keys and answers one entry per key.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ _NOT_AVAILABLE = "The coordinator is not available."
 
 def _locate(ctx: RequestContext, key: str, key_type: int) -> dict[str, Any]:
     cluster = ctx.broker.cluster
-    if key_type == KEY_TYPE_GROUP or (key_type == KEY_TYPE_TRANSACTION and not cluster.replicated):
-        node_id = cluster.coordinator(key) if key_type == KEY_TYPE_GROUP else ctx.broker.node_id
+    if key_type in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
+        node_id = cluster.coordinator(key) if key_type == KEY_TYPE_GROUP else cluster.transaction_coordinator(key)
         info = next((b for b in ctx.broker.brokers_for(ctx.listener_name) if b.node_id == node_id), None)
         if info is not None:
             return {"key": key, "node_id": info.node_id, "host": info.host,

@@ -8,8 +8,11 @@ so are client quotas (handlers/client_quotas.py). With no fault rule, no
 authorizer and no quota each costs one attribute check.
 
 In a multi-broker process the same point refuses group requests sent to a
-broker that does not coordinate the group: NOT_COORDINATOR, as Kafka answers
-a client that has not found the moved coordinator yet.
+broker that does not coordinate the group, and transaction requests sent to
+one that does not coordinate the transactional id: NOT_COORDINATOR, as Kafka
+answers a client that has not found the moved coordinator yet. TxnOffsetCommit
+goes to the group's coordinator, as in Kafka; AddOffsetsToTxn (which names a
+group too) to the transaction's.
 
 Kafka's rules for requests it cannot serve: an unknown API key, an
 unsupported version (except ApiVersions) or a body that does not parse closes
@@ -85,8 +88,12 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
     ]
 )
 api_versions.use_registry(REGISTRY)
-# OffsetCommit, OffsetFetch, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, DeleteGroups, OffsetDelete.
-GROUP_API_KEYS = frozenset({8, 9, 11, 12, 13, 14, 15, 42, 47})
+# OffsetCommit, OffsetFetch, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, DeleteGroups,
+# TxnOffsetCommit, OffsetDelete.
+GROUP_API_KEYS = frozenset({8, 9, 11, 12, 13, 14, 15, 28, 42, 47})
+# InitProducerId (when it names a transactional id), AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+# DescribeTransactions.
+TRANSACTION_API_KEYS = frozenset({22, 24, 25, 26, 65})
 
 
 class CloseConnection(Exception):
@@ -169,7 +176,7 @@ async def begin(frame: Buffer, ctx: RequestContext) -> Answer:
         ) from None
     metrics = ctx.broker.metrics
     observe = None if metrics is None else metrics.request_observer(header.api_key, header.api_version)
-    if header.api_key in GROUP_API_KEYS and ctx.broker.cluster.replicated and not _coordinates(ctx, body):
+    if ctx.broker.cluster.replicated and not _coordinates(ctx, header.api_key, body):
         return Answer(header, error_response(header.api_key, header.api_version, body, ErrorCode.NOT_COORDINATOR),
                       observe=observe)
     if ctx.broker.quotas.active:
@@ -195,14 +202,19 @@ async def _begin_throttled(handler: ApiHandler, request: Request, ctx: RequestCo
     return answer
 
 
-def _coordinates(ctx: RequestContext, body: Any) -> bool:
-    """Whether this broker coordinates every group the request names.
+def _coordinates(ctx: RequestContext, api_key: int, body: Any) -> bool:
+    """Whether this broker coordinates every group (or transactional id) a coordinator request names.
 
     An empty group id is a field the request's version lacks (OffsetFetch v8+
     names its groups in an array), never a group to place.
     """
     cluster = ctx.broker.cluster
-    return all(cluster.coordinator(group) == cluster.node_id for group in request_resources(body).groups if group)
+    if api_key in GROUP_API_KEYS:
+        return all(cluster.coordinator(group) == cluster.node_id for group in request_resources(body).groups if group)
+    if api_key in TRANSACTION_API_KEYS:
+        return all(cluster.transaction_coordinator(transactional_id) == cluster.node_id
+                   for transactional_id in request_resources(body).transactional_ids)
+    return True
 
 
 async def _handle(handler: ApiHandler, request: Request, ctx: RequestContext) -> Mapping[str, Any] | Deferred | None:

@@ -145,11 +145,13 @@ async def handle_list_transactions(request: Request, ctx: RequestContext) -> dic
     producer_ids = set(body.producer_id_filters)
     duration = body.get("duration_filter", -1)
     now = ctx.broker.clock()
+    cluster = ctx.broker.cluster
     listed = [
         {"transactional_id": meta.transactional_id, "producer_id": meta.producer_id,
          "transaction_state": meta.state.value}
         for meta in ctx.broker.transactions.transactions()
-        if (not body.state_filters or meta.state.value in states)
+        if cluster.transaction_coordinator(meta.transactional_id) == cluster.node_id
+        and (not body.state_filters or meta.state.value in states)
         and (not producer_ids or meta.producer_id in producer_ids)
         and (duration < 0 or now - meta.start_ms >= duration)
     ]

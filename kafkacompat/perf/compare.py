@@ -130,7 +130,7 @@ def _plan(settings: CompareSettings) -> list[Step]:
             steps.append(Step(f"produce_p{partitions}", BROKERS,
                               lambda b, t=topic, p=partitions: _produce(b, t, p, n, settings), True))
     if "txn" in settings.workloads:  # compared with this broker's own produce_p1; the ceiling keeps nothing
-        steps.append(Step("produce_txn_p1", (KAFKACOMPAT,),
+        steps.append(Step("produce_txn_p1", (KAFKACOMPAT, CLUSTER),
                           lambda b: _produce(b, "perf-txn-p1", 1, n, settings, RECORDS_PER_TRANSACTION), True))
     if "consume" in settings.workloads:
         for partitions in (1, 3):

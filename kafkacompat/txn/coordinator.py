@@ -59,7 +59,7 @@ class Completion:
 
 
 class TransactionCoordinator:
-    """All transactional ids of this broker (a single broker coordinates them all)."""
+    """All transactional ids of a broker, or of a cluster's brokers (each answers for those placed on it)."""
 
     def __init__(self, data_dir: Path, clock: Callable[[], int], allocate_producer_id: Callable[[], int], *,
                  max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS,

@@ -103,6 +103,20 @@ def test_transaction_coordinators_are_placed_by_their_own_internal_topic(tmp_pat
     assert controller.followed_by(2) == []  # internal topics have no log to replicate
 
 
+def test_the_transaction_state_topic_has_its_own_layout(tmp_path):
+    infos = [BrokerInfo(node, "127.0.0.1", 9000 + node, alive=True) for node in (1, 2, 3)]
+    controller = Controller(tmp_path, infos, offsets_partitions=4, offsets_replication_factor=3,
+                            transaction_partitions=6, transaction_replication_factor=2)
+    assert len(controller.topic_partitions(OFFSETS_TOPIC)) == 4
+    assert [state.replicas for state in controller.topic_partitions(TRANSACTION_TOPIC)] == \
+        default_assignment([1, 2, 3], 6, 2)
+    index = (java_string_hash("txn-1") & 0x7FFFFFFF) % 6
+    leader = controller.partition(TRANSACTION_TOPIC, index).leader
+    assert controller.coordinator("txn-1", TRANSACTION_TOPIC) == leader
+    controller.broker_stopped(leader)  # the coordinator moves with the partition's leadership
+    assert controller.coordinator("txn-1", TRANSACTION_TOPIC) not in (leader, NO_LEADER)
+
+
 def test_the_metadata_survives_a_restart_and_the_offsets_topic_is_not_followed(tmp_path):
     controller = make(tmp_path)
     controller.add_partitions("t", [[1, 2], [2, 3]])

@@ -167,3 +167,24 @@ def test_a_crash_loses_exactly_what_was_never_fsynced(tmp_path):
         assert record_values(reopened.read(0, 1 << 20)) == [b"durable"]
     finally:
         reopened.close()
+
+
+def test_a_follower_replays_transactions_and_markers_so_it_leads_with_the_right_lso(logs):
+    """A new leader holds read_committed readers where the old one did, and takes the producer's next batch."""
+    leader, follower = logs("leader"), logs("follower")
+    leader.become_leader(1)
+    follower.become_follower(1)
+    leader.append(build_batch(values(2), producer_id=7, producer_epoch=0, base_sequence=0, transactional=True))
+    leader.append(build_batch(values(3), producer_id=9, producer_epoch=0, base_sequence=0, transactional=True))
+    leader.append_marker(9, 0, False, 0)  # producer 9 aborts; producer 7's transaction stays open
+    copy(follower, leader)
+    follower.set_replicated_end(leader.log_end_offset)
+    assert follower.open_transactions == {7: 0}
+    assert follower.last_stable_offset == 0
+
+    follower.become_leader(2)  # the old leader is gone
+    follower.append(build_batch(values(1), producer_id=7, producer_epoch=0, base_sequence=2, transactional=True))
+    follower.append_marker(7, 0, True, 0)
+    follower.set_replicated_end(None)
+    assert follower.open_transactions == {}
+    assert follower.last_stable_offset == follower.high_watermark == follower.log_end_offset == 8

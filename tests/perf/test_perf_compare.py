@@ -60,7 +60,7 @@ def test_the_plan_runs_produce_everywhere_and_the_rest_on_real_brokers():
         "produce_p1", "produce_p3", "produce_txn_p1", "consume_p1", "consume_p3", "fetch_raw_p1", "fetch_raw_p3",
         "e2e", "metadata", "idle",
     ]
-    assert steps["produce_txn_p1"].brokers == ("kafkacompat",)
+    assert steps["produce_txn_p1"].brokers == ("kafkacompat", "cluster3")
     assert steps["produce_p1"].brokers == ("kafkacompat", "tansu", "ceiling", "cluster3")
     assert all(steps[key].brokers == ("kafkacompat", "tansu") for key in ("consume_p3", "e2e", "metadata", "idle"))
     assert steps["fetch_raw_p1"].brokers == ("kafkacompat", "tansu")
