@@ -240,11 +240,8 @@ class Broker:
             max_size=config.get_int("group.share.max.size"),
         ))
         # A cluster's brokers share one transaction coordinator too, each answering for its own ids.
-        self.transactions = member.runtime.transactions if member is not None else TransactionCoordinator(
-            self.data_dir, clock, lambda: self.cluster.allocate_producer_id(),
-            max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
-            id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
-        )
+        self.transactions = member.runtime.transactions if member is not None else TransactionCoordinator.from_config(
+            self.data_dir, clock, lambda: self.cluster.allocate_producer_id(), config)
         self._markers_due = trio.Event()
         # Transactional ids whose markers are being written; one set for a cluster's brokers, so that a
         # coordinator taking over an id does not write its markers while the previous one still is.

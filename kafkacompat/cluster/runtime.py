@@ -365,11 +365,8 @@ class ClusterRuntime:
         self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
         self._nursery: trio.Nursery | None = None
         self._leading_since: dict[TopicPartition, int] = {}
-        self.transactions = TransactionCoordinator(
-            self.data_dir, clock, self.allocate_producer_id,
-            max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
-            id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
-        )
+        self.transactions = TransactionCoordinator.from_config(self.data_dir, clock, self.allocate_producer_id,
+                                                                config)
         self.completing: set[str] = set()  # the transactional ids whose markers a member is writing
 
     # -- running ------------------------------------------------------------------

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from kafkacompat.group.offsets import CommittedOffset, TopicPartition
 from kafkacompat.protocol.errors import ErrorCode
@@ -32,6 +32,9 @@ from kafkacompat.txn.state import (
     TxnState,
     epoch_exhausted,
 )
+
+if TYPE_CHECKING:
+    from kafkacompat.config import BrokerConfig
 
 log = logging.getLogger("kafkacompat.txn")
 
@@ -63,14 +66,23 @@ class TransactionCoordinator:
 
     def __init__(self, data_dir: Path, clock: Callable[[], int], allocate_producer_id: Callable[[], int], *,
                  max_timeout_ms: int = DEFAULT_MAX_TIMEOUT_MS,
-                 id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS) -> None:
+                 id_expiration_ms: int = DEFAULT_ID_EXPIRATION_MS, sync_journal: bool = True) -> None:
         self._clock = clock
         self._allocate = allocate_producer_id
         self.max_timeout_ms = max_timeout_ms
         self.id_expiration_ms = id_expiration_ms
-        self._log = TransactionLog(data_dir / TRANSACTIONS_DIR)
+        self._log = TransactionLog(data_dir / TRANSACTIONS_DIR, sync=sync_journal)
         self._txns: dict[str, TransactionMetadata] = self._log.loaded
         self.coordinator_epoch = 0  # one coordinator for the broker's lifetime; markers carry it
+
+    @classmethod
+    def from_config(cls, data_dir: Path, clock: Callable[[], int], allocate_producer_id: Callable[[], int],
+                    config: BrokerConfig) -> TransactionCoordinator:
+        """The coordinator a broker (or a cluster's brokers) runs, with its journal in ``data_dir``."""
+        return cls(data_dir, clock, allocate_producer_id,
+                   max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
+                   id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
+                   sync_journal=config.get_bool("log.flush.on.ack"))
 
     def close(self) -> None:
         self._log.close()

@@ -1,11 +1,15 @@
 """The transaction coordinator's durable state (our ``__transaction_state``).
 
 Each record is one transactional id's whole metadata after a change, as
-JSON, in the checksummed, fsynced frames of group/journal.py (a transactions
-v2 EndTxn's bumped epoch and, for an exhausted epoch, the next producer id
-among them, so a restart completes it as it began); the last record
-of an id wins and a record with ``"dead": true`` forgets it.  A state change
-is durable once `write` returns, before any client hears of it, so a
+JSON, in the checksummed frames of group/journal.py (a transactions v2
+EndTxn's bumped epoch and, for an exhausted epoch, the next producer id
+among them, so a restart completes it as it began); the last record of an
+id wins and a record with ``"dead": true`` forgets it.  Records are fsynced
+as the log's appends are: with ``log.flush.on.ack`` (the default) a state
+change is durable once `write` returns, before any client hears of it;
+without it they are written at once and left to the OS to sync, as Kafka
+leaves ``__transaction_state``, which survives a SIGKILL but not a power cut.
+Either way a
 transaction prepared before a crash is found PrepareCommit/PrepareAbort on
 open and its markers are written again.  Only the record of a completed
 transaction is left to the next fsync: losing it repeats the markers.  The file is rewritten with only the
@@ -59,8 +63,9 @@ class TransactionLog:
     Not safe for concurrent use: the coordinator serialises calls (the broker's one thread).
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, sync: bool = True) -> None:
         self.path = directory / JOURNAL_NAME
+        self._sync = sync  # False follows log.flush.on.ack=false: written at once, synced by the OS
         self.loaded: dict[str, TransactionMetadata] = {}
         records = 0
         for payload in Journal.read(self.path):
@@ -79,10 +84,10 @@ class TransactionLog:
         `sync=False` is for a record whose loss only repeats work: a completed
         transaction found prepared again after a crash gets its markers again.
         """
-        self._append(encode(meta), sync=sync)
+        self._append(encode(meta), sync=sync and self._sync)
 
     def forget(self, transactional_id: str) -> None:
-        self._append(json.dumps({"id": transactional_id, "dead": True}).encode())
+        self._append(json.dumps({"id": transactional_id, "dead": True}).encode(), sync=self._sync)
 
     def compact(self, live: list[TransactionMetadata]) -> None:
         self._journal.rewrite([encode(meta) for meta in live])

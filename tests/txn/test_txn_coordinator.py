@@ -139,6 +139,24 @@ def test_a_prepared_transaction_is_found_after_reopening(open_coordinator):
     assert (completion.commit, completion.partitions) == (False, {TP, ("orders", 1)})
 
 
+@pytest.mark.parametrize("sync_journal", [True, False])
+def test_the_journal_is_fsynced_with_durable_acks_and_written_at_once_without(open_coordinator, monkeypatch,
+                                                                              sync_journal):
+    """log.flush.on.ack=false leaves the journal to the OS as Kafka leaves __transaction_state: no fsync,
+    yet every change is in the file at once, so a process killed without closing it loses none."""
+    coordinator = open_coordinator(sync_journal=sync_journal)
+    synced: list[int] = []
+    monkeypatch.setattr("kafkacompat.group.journal.os.fsync", synced.append)
+    pid, epoch = _init(coordinator)
+    coordinator.add_partitions(TID, pid, epoch, [TP])
+    coordinator.end_txn(TID, pid, epoch, True)
+    monkeypatch.undo()
+    assert bool(synced) is sync_journal
+    (completion,) = open_coordinator().completions()  # read while the first is still open
+    assert (completion.commit, completion.partitions) == (True, {TP})
+    coordinator.close()
+
+
 def test_verify_only_tells_whether_a_partition_is_in_the_transaction(open_coordinator):
     coordinator = open_coordinator()
     pid, epoch = _init(coordinator)
