@@ -70,7 +70,7 @@ def test_acquired_batches_come_back_whole_and_an_expired_lock_releases_them(shar
 
 def test_a_member_whose_session_times_out_loses_its_records_and_share_session(share, logs, clock) -> None:
     join(share, "a")
-    share.open_session("g", "a")
+    share.open_session("g", "a", "conn-1")
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     clock.now += 5000
     share.tick(clock.now)
@@ -83,7 +83,7 @@ def test_a_member_whose_session_times_out_loses_its_records_and_share_session(sh
 
 
 def test_share_session_epochs_must_follow_one_another(share) -> None:
-    session = share.open_session("g", "a")
+    session = share.open_session("g", "a", "conn-1")
     assert share.session("g", "a", 1) is session
     with pytest.raises(KafkaError) as info:
         share.session("g", "a", 1)
