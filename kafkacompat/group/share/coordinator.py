@@ -242,22 +242,27 @@ class ShareCoordinator:
         acquired record) and the acquired ranges; KafkaError for an unknown
         topic or partition or a log that cannot be read. A read_committed
         group (``share.isolation.level``) reads up to the last stable offset
-        and archives the batches of aborted transactions, as Kafka does.
+        and archives the batches of aborted transactions, as Kafka does;
+        control batches are archived by every group.
         """
         log = self._log(topic_id, index)
         partition = self._share_partition(group_id, topic_id, index)
         partition.move_start(log.log_start_offset)
         committed = self.read_committed(group_id)
-        offset = partition.next_fetch_offset()
-        if offset >= (log.last_stable_offset if committed else log.high_watermark) or max_records <= 0:
-            return b"", []
-        data = log.read(offset, max(max_bytes, 1), committed=committed)
-        spans = list(_batch_spans(data))
-        batches = [FetchedBatch(h.base_offset, h.last_offset, not (
-            committed and h.is_transactional and log.is_aborted(h.producer_id, h.base_offset))) for h, _ in spans]
-        acquired = partition.acquire(member_id, batches, max_records, self._clock(), record_limit=record_limit)
-        if not acquired:
-            return b"", []
+        while True:  # a read that only archives (an aborted transaction, markers) goes on to the next
+            offset = partition.next_fetch_offset()
+            if offset >= (log.last_stable_offset if committed else log.high_watermark) or max_records <= 0:
+                return b"", []
+            data = log.read(offset, max(max_bytes, 1), committed=committed)
+            spans = list(_batch_spans(data))
+            batches = [FetchedBatch(h.base_offset, h.last_offset, not h.is_control and not (
+                committed and h.is_transactional and log.is_aborted(h.producer_id, h.base_offset)))
+                for h, _ in spans]
+            acquired = partition.acquire(member_id, batches, max_records, self._clock(), record_limit=record_limit)
+            if acquired:
+                break
+            if partition.next_fetch_offset() <= offset:
+                return b"", []
         last_acquired = acquired[-1].last_offset
         end = next(stop for h, stop in spans if h.last_offset >= last_acquired)
         self._schedule_lock(group_id, topic_id, index, partition)
@@ -374,13 +379,12 @@ def types_release(batches: Sequence[tuple[int, int, Sequence[int]]]) -> bool:
 
 
 def _batch_spans(data: bytes | memoryview) -> Iterable[tuple[BatchHeader, int]]:
-    """The header and end position of each whole data batch in ``data`` (control batches left out)."""
+    """The header and end position of each whole batch in ``data``."""
     position = 0
     while position + BATCH_HEADER.size <= len(data):
         header = read_header(data, position)
         end = position + header.batch_length + LOG_OVERHEAD
         if end > len(data):
             return
-        if not header.is_control:
-            yield header, end
+        yield header, end
         position = end
