@@ -217,3 +217,25 @@ async def test_consumer_group_describe_hides_a_group_assigned_a_topic_the_caller
     hidden = await describe()
     assert (hidden.error_code, hidden.members) == (TOPIC_FAILED, [])
     assert hidden.error_message == "The group has described topic(s) that the client is not authorized to describe."
+
+
+async def test_share_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx):
+    share_group_describe = 77
+    grant(ctx, Res.GROUP, "s", Op.READ)
+    grant(ctx, Res.TOPIC, "*", Op.DESCRIBE)
+    joined = await call(ctx, SHARE_GROUP_HEARTBEAT, 1, {"group_id": "s", "member_id": "m" * 22, "member_epoch": 0,
+                                                       "subscribed_topic_names": ["open", "closed"]})
+    assert joined.error_code == ErrorCode.NONE
+
+    async def describe():
+        (group,) = (await call(ctx, share_group_describe, 1, {"group_ids": ["s"],
+                                                              "include_authorized_operations": False})).groups
+        return group
+
+    shown = await describe()
+    assert (shown.error_code, shown.group_state, len(shown.members)) == (ErrorCode.NONE, "Stable", 1)
+    ctx.broker.authorizer.store.add([AclBinding(Res.TOPIC, "closed", Pat.LITERAL, ME, "*", Op.DESCRIBE,
+                                                Perm.DENY)])
+    hidden = await describe()
+    assert (hidden.error_code, hidden.members) == (TOPIC_FAILED, [])
+    assert hidden.error_message == "The group has described topic(s) that the client is not authorized to describe."
