@@ -22,9 +22,17 @@ class ShareStateStore:
     share-state.journal`` whose payloads are JSON objects, replayed in order,
     the last record for a key winning: ``{"group": G, "epoch": E, "configs":
     {...}}`` for a group, ``{"group": G, "topic_id": T, "partition": P,
-    "state": {...}}`` for a share partition (SharePartition.snapshot), and the
-    same keys with ``"deleted": true`` to remove one; a deleted group takes
-    its partitions with it. Every write is fsynced before it returns; the
+    "state": {...}}`` for a share partition, and the same keys with
+    ``"deleted": true`` to remove one; a deleted group takes its partitions
+    with it. A share partition's state (SharePartition.snapshot) is what
+    Kafka's ShareSnapshot record holds: ``{"start_offset": SPSO,
+    "end_offset": SPEO, "state_epoch": E, "batches": [[first, last,
+    state, delivery_count], ...]}``, one entry per in-flight range (state 0
+    available, 2 acknowledged, 4 archived; an acquired range is written as
+    available with the count its acquisition gave it). The coordinator
+    writes it when acknowledgements, releases (a share session ending) or
+    expired locks change the partition, one record per partition and
+    request, never per record. Every write is fsynced before it returns; the
     journal is rewritten with only the live records when it grows.
     Not safe for concurrent use; the share coordinator serialises access.
     """
