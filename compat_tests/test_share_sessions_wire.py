@@ -3,9 +3,9 @@
 A share session ends with the connection that opened it, so a client that
 goes away gives its records back at once (long before their locks run out),
 those in flight to it included. Share-partition state survives a clean
-restart and a SIGKILL: acknowledged records are never delivered again, and a
+restart and a SIGKILL: acknowledged records are never delivered again, a
 record acquired but not acknowledged comes back with its delivery count
-raised. KIP-1222 renewals and KIP-1206's record_limit mode are ShareFetch v2.
+raised, and members keep their epoch. KIP-1222 renewals and KIP-1206's record_limit mode are ShareFetch v2.
 """
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ def test_share_partition_state_survives_a_restart_and_a_sigkill(broker_factory, 
         answer = client.request(DESCRIBE_OFFSETS, 1, {"groups": [{"group_id": group, "topics": None}]})
         [partition] = answer.groups[0].topics[0].partitions
         assert (partition.start_offset, partition.lag) == (5, 5)
-        again = share.join(group)  # members are not durable: the group is rejoined
+        kept = share.heartbeat(group, member, 1)  # members are durable: the first goes on with its epoch
+        assert (kept.error_code, kept.member_epoch, kept.assignment) == (ErrorCode.NONE, 1, None)
+        again = share.join(group)
         assert _acquire_all(share, group, again, 0) == [(5, 9, 2)]  # 0-4 never again; 5-9 counted
 
 

@@ -19,11 +19,13 @@ Kafka's share session cache does. Nothing is released earlier.
 Not thread-safe and not reentrant: the broker calls it from one Trio task at
 a time. Every state change that must survive a restart (share groups, their
 configs, share-partition snapshots after acknowledgements, releases and lock
-expiry) is fsynced to the :class:`ShareStateStore` before the call returns;
-an acquisition alone is not written, as Kafka writes none, so a broker
-killed before any later write of the partition delivers those records again
-with the delivery count last written. Members and share sessions are not
-durable (neither are they in Kafka): after a restart members rejoin.
+expiry, members as heartbeats change them) is fsynced to the
+:class:`ShareStateStore` before the call returns; an acquisition alone is
+not written, as Kafka writes none, so a broker killed before any later
+write of the partition delivers those records again with the delivery count
+last written. Members are durable as in Kafka: after a restart each has a
+session timeout to heartbeat again and keeps its epoch and assignment.
+Share sessions are not (nor are they in Kafka): clients open new ones.
 """
 
 from __future__ import annotations
@@ -85,8 +87,14 @@ class ShareCoordinator:
         self.settings = settings
         self._store = ShareStateStore(data_dir)
         self._timers = Timers()
-        self._groups = {group_id: ShareGroup(group_id, group_epoch=epoch)
-                        for group_id, epoch in self._store.groups.items()}
+        self._groups: dict[str, ShareGroup] = {}
+        for group_id, stored in self._store.groups.items():
+            # Kafka gives loaded members a whole session timeout from the load to heartbeat again.
+            deadline = clock() + self._session_timeout(group_id)
+            members = {m: state for (g, m), state in self._store.members.items() if g == group_id}
+            self._groups[group_id] = ShareGroup.restore(group_id, stored, members, session_deadline_ms=deadline)
+            for member_id in members:
+                self._timers.schedule(("session", group_id, member_id), deadline)
         self._partitions: dict[PartitionKey, SharePartition] = {}
         for key, stored in self._store.partitions.items():
             self._partitions[key] = SharePartition.restore(
@@ -114,22 +122,30 @@ class ShareCoordinator:
             if member_epoch != INITIAL_EPOCH:
                 return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID, message=f"Member {member_id} is not in group")
             group = ShareGroup(group_id)
-        epoch_before = group.group_epoch
         result = group.heartbeat(
             member_id, member_epoch, rack_id=rack_id, subscribed_topic_names=subscribed_topic_names,
             client_id=client_id, client_host=client_host, topics=self._topic_lookup, now_ms=now,
             session_timeout_ms=self._session_timeout(group_id), max_size=self.settings.max_size)
         if result.error is not ErrorCode.NONE:
             return result
-        if group.group_epoch != epoch_before or group_id not in self._groups:
-            self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
-            self._groups[group_id] = group
+        self._groups[group_id] = group
+        self._persist_membership(group, member_id)
         if result.left is not None:
             self._timers.cancel(("session", group_id, member_id))
             self.close_session(group_id, member_id)
         else:
             self._timers.schedule(("session", group_id, member_id), now + self._session_timeout(group_id))
         return result
+
+    def _persist_membership(self, group: ShareGroup, member_id: str) -> None:
+        """Write the group and the member as they now are, if that differs from what was written."""
+        records = []
+        if self._store.groups.get(group.group_id) != (state := group.snapshot()):
+            records.append(ShareStateStore.group_record(group.group_id, state))
+        member = group.member_snapshot(member_id) if member_id in group.members else None
+        if self._store.members.get((group.group_id, member_id)) != member:
+            records.append(ShareStateStore.member_record((group.group_id, member_id), member))
+        self._store.write(records)
 
     def heartbeat_interval_ms(self, group_id: str) -> int:
         return int(self._store.configs.get(group_id, {}).get("share.heartbeat.interval.ms",
@@ -334,8 +350,8 @@ class ShareCoordinator:
         partition.reset(offset)
         self._partitions[key] = partition
         if group_id not in self._groups:
-            self._groups[group_id] = ShareGroup(group_id)
-            self._store.write([ShareStateStore.group_record(group_id, 0)])
+            group = self._groups[group_id] = ShareGroup(group_id)
+            self._store.write([ShareStateStore.group_record(group_id, group.snapshot())])
         self._persist([key])
 
     def delete_start_offsets(self, group_id: str, topic_id: uuid.UUID) -> None:
@@ -360,7 +376,7 @@ class ShareCoordinator:
                 if group is not None and member_id in group.members and \
                         group.members[member_id].session_deadline_ms <= now_ms:
                     group.remove(member_id)
-                    self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
+                    self._persist_membership(group, member_id)
                     released |= self.close_session(group_id, member_id)
             else:
                 _, group_id, topic_id, index = key

@@ -107,7 +107,9 @@ def test_state_groups_and_configs_survive_reopening(logs, clock, tmp_path) -> No
         join(reopened, "b")
         assert reopened.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
             Acquired(2, 3, 2)]
-        reopened.heartbeat("g", "b", -1, rack_id=None, subscribed_topic_names=None, client_id="c", client_host="/h")
+        for member in ("a", "b"):  # a is still a member: members are durable
+            reopened.heartbeat("g", member, -1, rack_id=None, subscribed_topic_names=None, client_id="c",
+                               client_host="/h")
         assert reopened.delete_group("g") is ErrorCode.NONE
     finally:
         reopened.close()
@@ -229,3 +231,37 @@ def test_read_committed_stops_at_the_lso_and_archives_aborted_transactions(share
         assert share.start_offsets("g")[topic.topic_id, 0] == 7
         assert share.lag("g", topic.topic_id, 0) == partition.high_watermark - 7
         assert share.acquire("g", "a", topic.topic_id, 0, max_bytes=1 << 20, max_records=100) == (b"", [])
+
+
+def test_members_survive_a_restart_and_keep_their_epoch_if_they_heartbeat_in_time(logs, clock, tmp_path) -> None:
+    share = open_coordinator(tmp_path, clock, logs)
+    share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
+    join(share, "a")
+    join(share, "b")
+    epochs = {m.member_id: (m.member_epoch, m.assignment) for m in share.group("g").members.values()}
+    share.heartbeat("g", "a", epochs["a"][0], rack_id=None, subscribed_topic_names=None, client_id="c",
+                    client_host="/h")  # a learns the epoch b's join gave the group
+    epochs["a"] = (share.group("g").members["a"].member_epoch, share.group("g").members["a"].assignment)
+    group_epoch = share.group("g").group_epoch
+    share.close()
+    clock.now += 60_000  # the broker was down a minute, longer than the session timeout
+    reopened = open_coordinator(tmp_path, clock, logs)
+    try:
+        group = reopened.group("g")
+        assert group.group_epoch == group_epoch
+        assert {m.member_id: (m.member_epoch, m.assignment) for m in group.members.values()} == epochs
+        clock.now += 4000  # within the 5 s session timeout counted from the restart
+        reopened.tick(clock.now)
+        result = reopened.heartbeat("g", "a", epochs["a"][0], rack_id=None, subscribed_topic_names=None,
+                                    client_id="c", client_host="/h")
+        assert (result.error, result.member_epoch, result.assignment) == (ErrorCode.NONE, epochs["a"][0], None)
+        clock.now += 2000  # b never came back: its session ends, the group moves on
+        reopened.tick(clock.now)
+        assert set(reopened.group("g").members) == {"a"} and reopened.group("g").group_epoch == group_epoch + 1
+    finally:
+        reopened.close()
+    again = open_coordinator(tmp_path, clock, logs)
+    try:
+        assert set(again.group("g").members) == {"a"}
+    finally:
+        again.close()
