@@ -205,11 +205,17 @@ def test_acknowledged_records_stay_acknowledged_across_a_restart(share_broker) -
     share_broker.restart()
     consumer = _consumer(share_broker.bootstrap, group, topic)
     try:
-        again = _poll_until(consumer, lambda seen: len(seen) >= 3, 30, "the released records after the restart")
-        assert [(m.offset(), m.value(), m.delivery_count()) for m in again] == [
-            (3, b"v3", 2), (4, b"v4", 2), (5, b"v5", 2)]
+        _three_to_five_come_back_counted(consumer)
     finally:
         consumer.close()
+
+
+def _three_to_five_come_back_counted(consumer: Any) -> list[Any]:
+    """After a restart, records 3-5 of a six-record topic come back, each delivered for the second time."""
+    again = _poll_until(consumer, lambda seen: len(seen) >= 3, 60, "records 3-5 after the restart")
+    assert [(m.offset(), m.value(), m.delivery_count()) for m in again] == [
+        (3, b"v3", 2), (4, b"v4", 2), (5, b"v5", 2)]
+    return again
 
 
 @pytest.mark.parametrize("stop", ["restart", "kill"])
@@ -239,10 +245,7 @@ def test_records_acquired_but_not_acknowledged_come_back_counted_after_a_restart
         holder.close()
     consumer = _explicit(share_broker.bootstrap, group, topic)
     try:
-        again = _poll_until(consumer, lambda seen: len(seen) >= 3, 60, "the unacknowledged records after the restart")
-        assert [(m.offset(), m.value(), m.delivery_count()) for m in again] == [
-            (3, b"v3", 2), (4, b"v4", 2), (5, b"v5", 2)]
-        for m in again:
+        for m in _three_to_five_come_back_counted(consumer):
             consumer.acknowledge(m, ACCEPT)
         consumer.commit_sync(10)
         assert _poll(consumer, 2.0) == []
