@@ -13,7 +13,9 @@ ShareAcknowledge (Kafka 4.2) adds KIP-1222's RENEW acknowledgements (a
 request with ``is_renew_ack`` only acknowledges, it acquires nothing) and
 ShareFetch's KIP-1206 record_limit acquire mode. ShareGroupDescribe hides a
 group whose assignments name a topic the caller may not DESCRIBE
-(TOPIC_AUTHORIZATION_FAILED, no members), as Kafka does. Share groups are
+(TOPIC_AUTHORIZATION_FAILED, no members), and DescribeShareGroupOffsets such
+topics (left out of a listing, TOPIC_AUTHORIZATION_FAILED when named), as
+Kafka does. Share groups are
 served while the ``share.version`` feature is finalized at level 1 or more;
 at level 0 every request here gets UNSUPPORTED_VERSION, as Kafka answers with
 share groups off.
@@ -323,17 +325,22 @@ async def handle_describe_share_group_offsets(request: Request, ctx: RequestCont
         else:
             requested = {t.topic_name: list(t.partitions) for t in wanted.topics}
         for name, indexes in requested.items():
-            topic = logs.topic(name)
+            hidden = not allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+            if hidden and wanted.topics is None:
+                continue  # as OffsetFetch: a listing leaves out what the caller may not DESCRIBE
+            topic = None if hidden else logs.topic(name)
             partitions = []
             for index in indexes:
                 known = topic is not None and 0 <= index < len(topic.partitions)
+                code = (ErrorCode.TOPIC_AUTHORIZATION_FAILED if hidden else
+                        ErrorCode.NONE if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
                 partitions.append({
                     "partition_index": index,
                     "start_offset": starts.get((topic.topic_id, index), -1) if known else -1,
                     "leader_epoch": topic.partitions[index].leader_epoch if known else -1,
                     "lag": share.lag(wanted.group_id, topic.topic_id, index) if known else -1,  # v1 (KIP-1226)
-                    "error_code": ErrorCode.NONE if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                    "error_message": None if known else "This server does not host this topic-partition.",
+                    "error_code": code,
+                    "error_message": None if known or hidden else "This server does not host this topic-partition.",
                 })
             entry["topics"].append({"topic_name": name, "topic_id": topic.topic_id if topic else NO_TOPIC_ID,
                                     "partitions": partitions})

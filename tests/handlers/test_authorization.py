@@ -239,3 +239,20 @@ async def test_share_group_describe_hides_a_group_assigned_a_topic_the_caller_ma
     hidden = await describe()
     assert (hidden.error_code, hidden.members) == (TOPIC_FAILED, [])
     assert hidden.error_message == "The group has described topic(s) that the client is not authorized to describe."
+
+
+async def test_describe_share_group_offsets_leaves_out_or_refuses_topics_the_caller_may_not_describe(ctx):
+    describe_share_group_offsets = 90
+    grant(ctx, Res.GROUP, "s", Op.DESCRIBE)
+    grant(ctx, Res.TOPIC, "open", Op.DESCRIBE)
+    for name in ("open", "closed"):
+        ctx.broker.share_groups.alter_start_offset("s", ctx.broker.log_manager.topic(name).topic_id, 0, 0)
+
+    async def describe(topics):
+        (group,) = (await call(ctx, describe_share_group_offsets, 1, {"groups": [
+            {"group_id": "s", "topics": topics}]})).groups
+        return {t.topic_name: [(p.error_code, p.start_offset, p.lag) for p in t.partitions] for t in group.topics}
+
+    assert await describe(None) == {"open": [(ErrorCode.NONE, 0, 0)]}
+    assert await describe([{"topic_name": n, "partitions": [0]} for n in ("open", "closed")]) == {
+        "open": [(ErrorCode.NONE, 0, 0)], "closed": [(TOPIC_FAILED, -1, -1)]}
