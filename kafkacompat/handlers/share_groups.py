@@ -15,10 +15,9 @@ ShareFetch's KIP-1206 record_limit acquire mode. ShareGroupDescribe hides a
 group whose assignments name a topic the caller may not DESCRIBE
 (TOPIC_AUTHORIZATION_FAILED, no members), and DescribeShareGroupOffsets such
 topics (left out of a listing, TOPIC_AUTHORIZATION_FAILED when named), as
-Kafka does. Share groups are
-served while the ``share.version`` feature is finalized at level 1 or more;
-at level 0 every request here gets UNSUPPORTED_VERSION, as Kafka answers with
-share groups off.
+Kafka does. Share groups are served while the ``share.version`` feature is
+finalized at level 1 or more; at level 0 every request here gets
+UNSUPPORTED_VERSION, as Kafka answers with share groups off.
 """
 
 from __future__ import annotations
