@@ -199,37 +199,26 @@ async def test_a_group_heartbeat_is_refused_when_it_subscribes_to_a_topic_it_may
     assert joined.error_code == ErrorCode.NONE and joined.member_epoch > 0
 
 
-async def test_consumer_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx):
+# (heartbeat key, version, extra join fields, describe key, version): a consumer group (KIP-848), a share group
+_DESCRIBED_GROUPS = {
+    "consumer": (CONSUMER_GROUP_HEARTBEAT, 0, {"rebalance_timeout_ms": 30_000, "topic_partitions": []},
+                 CONSUMER_GROUP_DESCRIBE, 0),
+    "share": (SHARE_GROUP_HEARTBEAT, 1, {}, 77, 1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_DESCRIBED_GROUPS))
+async def test_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx, kind):
+    heartbeat, heartbeat_version, extra, describe_key, describe_version = _DESCRIBED_GROUPS[kind]
     grant(ctx, Res.GROUP, "g", Op.READ)
     grant(ctx, Res.TOPIC, "*", Op.DESCRIBE)
-    joined = await call(ctx, CONSUMER_GROUP_HEARTBEAT, 0, {
-        "group_id": "g", "member_id": "", "member_epoch": 0, "rebalance_timeout_ms": 30_000,
-        "subscribed_topic_names": ["open", "closed"], "topic_partitions": []})
+    joined = await call(ctx, heartbeat, heartbeat_version, {
+        "group_id": "g", "member_id": "m" * 22, "member_epoch": 0, "subscribed_topic_names": ["open", "closed"],
+        **extra})
     assert joined.error_code == ErrorCode.NONE
 
     async def describe():
-        (group,) = (await call(ctx, CONSUMER_GROUP_DESCRIBE, 0, {"group_ids": ["g"]})).groups
-        return group
-
-    assert ((await describe()).error_code, len((await describe()).members)) == (ErrorCode.NONE, 1)
-    ctx.broker.authorizer.store.add([AclBinding(Res.TOPIC, "closed", Pat.LITERAL, ME, "*", Op.DESCRIBE,
-                                                Perm.DENY)])
-    hidden = await describe()
-    assert (hidden.error_code, hidden.members) == (TOPIC_FAILED, [])
-    assert hidden.error_message == "The group has described topic(s) that the client is not authorized to describe."
-
-
-async def test_share_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx):
-    share_group_describe = 77
-    grant(ctx, Res.GROUP, "s", Op.READ)
-    grant(ctx, Res.TOPIC, "*", Op.DESCRIBE)
-    joined = await call(ctx, SHARE_GROUP_HEARTBEAT, 1, {"group_id": "s", "member_id": "m" * 22, "member_epoch": 0,
-                                                       "subscribed_topic_names": ["open", "closed"]})
-    assert joined.error_code == ErrorCode.NONE
-
-    async def describe():
-        (group,) = (await call(ctx, share_group_describe, 1, {"group_ids": ["s"],
-                                                              "include_authorized_operations": False})).groups
+        (group,) = (await call(ctx, describe_key, describe_version, {"group_ids": ["g"]})).groups
         return group
 
     shown = await describe()
