@@ -205,8 +205,127 @@ def test_acknowledged_records_stay_acknowledged_across_a_restart(share_broker) -
     share_broker.restart()
     consumer = _consumer(share_broker.bootstrap, group, topic)
     try:
-        again = _poll_until(consumer, lambda seen: len(seen) >= 3, 30, "the released records after the restart")
-        assert [(m.offset(), m.value(), m.delivery_count()) for m in again] == [
-            (3, b"v3", 2), (4, b"v4", 2), (5, b"v5", 2)]
+        _three_to_five_come_back_counted(consumer)
     finally:
         consumer.close()
+
+
+def _three_to_five_come_back_counted(consumer: Any) -> list[Any]:
+    """After a restart, records 3-5 of a six-record topic come back, each delivered for the second time."""
+    again = _poll_until(consumer, lambda seen: len(seen) >= 3, 60, "records 3-5 after the restart")
+    assert [(m.offset(), m.value(), m.delivery_count()) for m in again] == [
+        (3, b"v3", 2), (4, b"v4", 2), (5, b"v5", 2)]
+    return again
+
+
+@pytest.mark.parametrize("stop", ["restart", "kill"])
+def test_records_acquired_but_not_acknowledged_come_back_counted_after_a_restart(share_broker, stop) -> None:
+    """Accepted records never come back; acquired ones nobody acknowledged do, with delivery count 2.
+
+    The acceptance's write holds the unacknowledged records as acquired
+    once, so even a SIGKILL right after it keeps their delivery count; a
+    clean stop releases them as it closes the consumer's connection. The
+    holder is closed only after the restart, so it never gets to release them.
+    """
+    group = _name("group")
+    topic = _prepare(share_broker.bootstrap, group, 6)
+    holder = _explicit(share_broker.bootstrap, group, topic)
+    try:
+        seen = _poll_until(holder, lambda seen: len(seen) >= 6, 20, "the first delivery")
+        assert [(m.offset(), m.delivery_count()) for m in seen] == [(n, 1) for n in range(6)]
+        for m in seen[:3]:
+            holder.acknowledge(m, ACCEPT)
+        assert all(error is None for error in holder.commit_sync(10).values())
+        if stop == "kill":
+            share_broker.kill()
+            share_broker.start()
+        else:
+            share_broker.restart()
+    finally:
+        holder.close()
+    consumer = _explicit(share_broker.bootstrap, group, topic)
+    try:
+        for m in _three_to_five_come_back_counted(consumer):
+            consumer.acknowledge(m, ACCEPT)
+        consumer.commit_sync(10)
+        assert _poll(consumer, 2.0) == []
+    finally:
+        consumer.close()
+
+
+_HOLDER = """
+import sys, time
+import confluent_kafka as ck
+bootstrap, group, topic = sys.argv[1:4]
+consumer = ck.ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
+                             "share.acknowledgement.mode": "explicit"})
+consumer.subscribe([topic])
+held = 0
+while held < int(sys.argv[4]):
+    held += len([m for m in consumer.poll(0.5) if m.error() is None])
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_consumer_s_records_go_to_another_member_long_before_their_lock_ends(broker_factory) -> None:
+    """SIGKILL ends the holder's connection: its share session ends there and its records are released."""
+    import subprocess
+    import sys
+
+    broker = broker_factory({**BROKER_CONFIG, "group.share.record.lock.duration.ms": "60000",
+                             "group.share.max.record.lock.duration.ms": "60000"})
+    group = _name("group")
+    topic = _prepare(broker.bootstrap, group, 3)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, broker.bootstrap, group, topic, "3"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        holder.kill()
+        holder.wait(10)
+        killed_at = time.monotonic()
+        other = _consumer(broker.bootstrap, group, topic)
+        try:
+            again = _poll_until(other, lambda seen: len(seen) >= 3, 30, "the released records")
+        finally:
+            other.close()
+        assert time.monotonic() - killed_at < 30  # the 60 s lock did not have to run out
+        assert [(m.offset(), m.value(), m.delivery_count()) for m in again] == [
+            (0, b"v0", 2), (1, b"v1", 2), (2, b"v2", 2)]
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+def test_a_read_committed_share_group_never_sees_aborted_records(share_broker) -> None:
+    """``share.isolation.level`` is a group config: read_committed skips aborts, read_uncommitted sees all."""
+    bootstrap = share_broker.bootstrap
+    committed_group, uncommitted_group = _name("committed"), _name("uncommitted")
+    topic = _prepare(bootstrap, committed_group, 1)  # v0, outside any transaction
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resources = [ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("share.isolation.level", level, incremental_operation=AlterConfigOpType.SET)])
+        for group, level in ((committed_group, "read_committed"), (uncommitted_group, "read_uncommitted"))]
+    for future in admin.incremental_alter_configs(resources).values():
+        future.result(10)
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "transactional.id": _name("txn"), "linger.ms": 0})
+    producer.init_transactions(30)
+    for values, commit in (([b"c1", b"c2"], True), ([b"a1", b"a2"], False), ([b"c3"], True)):
+        producer.begin_transaction()
+        for value in values:
+            producer.produce(topic, value=value, partition=0)
+        producer.flush(10)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    for group, expected in ((committed_group, [b"v0", b"c1", b"c2", b"c3"]),
+                            (uncommitted_group, [b"v0", b"c1", b"c2", b"a1", b"a2", b"c3"])):
+        consumer = _consumer(bootstrap, group, topic)
+        try:
+            seen = _poll_until(consumer, lambda seen, n=len(expected): len(seen) >= n, 30, f"{group}'s records")
+            assert _poll(consumer, 1.0) == []
+        finally:
+            consumer.close()
+        assert [m.value() for m in seen] == expected

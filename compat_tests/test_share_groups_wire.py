@@ -49,6 +49,13 @@ class Share:
         for n in range(batches):
             self.produce([b"r%d" % n])
 
+    @classmethod
+    def existing(cls, client: KafkaClient, other: "Share") -> "Share":
+        """Helpers on another connection (or after a restart) for ``other``'s topic."""
+        share = cls.__new__(cls)
+        share.client, share.topic, share.topic_id = client, other.topic, other.topic_id
+        return share
+
     def produce(self, values: list[bytes]) -> None:
         produce(self.client, self.topic, values)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from kafkacompat.protocol.frames import RequestHeader
@@ -51,6 +51,8 @@ class RequestContext:
     principal: str = "User:ANONYMOUS"  # set by authentication (SASL or a TLS client certificate)
     listener_name: str = "PLAINTEXT"  # the listener the connection came in on
     sasl: "SaslSession | None" = None  # on a SASL listener: the connection's authentication state
+    # Run once when the connection closes (Kafka's ConnectionDisconnectListener): share sessions end there.
+    on_disconnect: dict[str, Callable[[], None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,18 @@ ShareAcknowledge (79), DescribeShareGroupOffsets (90), AlterShareGroupOffsets
 :mod:`kafkacompat.group.share`; this module maps wire fields onto
 coordinator calls. ShareFetch long-polls like Fetch: with nothing to acquire
 it waits on the broker's append signal (also raised when records are
-released) until ``max_wait_ms`` runs out. Share groups are served while the
-``share.version`` feature is finalized at level 1 or more; at level 0 every
-request here gets UNSUPPORTED_VERSION, as Kafka answers with share groups off.
+released) until ``max_wait_ms`` runs out. A share session belongs to the
+connection that opened it and ends when that connection closes (the
+connection's ``on_disconnect``). Version 2 of ShareFetch and
+ShareAcknowledge (Kafka 4.2) adds KIP-1222's RENEW acknowledgements (a
+request with ``is_renew_ack`` only acknowledges, it acquires nothing) and
+ShareFetch's KIP-1206 record_limit acquire mode. ShareGroupDescribe hides a
+group whose assignments name a topic the caller may not DESCRIBE
+(TOPIC_AUTHORIZATION_FAILED, no members), and DescribeShareGroupOffsets such
+topics (left out of a listing, TOPIC_AUTHORIZATION_FAILED when named), as
+Kafka does. Share groups are served while the ``share.version`` feature is
+finalized at level 1 or more; at level 0 every request here gets
+UNSUPPORTED_VERSION, as Kafka answers with share groups off.
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ import trio
 from kafkacompat.group.share.coordinator import FINAL_EPOCH, INITIAL_EPOCH, ShareCoordinator
 from kafkacompat.group.share.group import SHARE_ASSIGNOR
 from kafkacompat.group.classic.state import GroupState
-from kafkacompat.handlers.authorization import authorized_operations
-from kafkacompat.security.authorizer import ResourceType
+from kafkacompat.group.share.partition import AcknowledgeType
+from kafkacompat.handlers.authorization import allowed, authorized_operations
+from kafkacompat.security.authorizer import AclOperation, ResourceType
 from kafkacompat.handlers.groups import UNSET_AUTHORIZED_OPERATIONS
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
@@ -31,6 +41,8 @@ SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE, SHARE_FETCH, SHARE_ACKNOWLEDGE = 76
 DESCRIBE_SHARE_GROUP_OFFSETS, ALTER_SHARE_GROUP_OFFSETS, DELETE_SHARE_GROUP_OFFSETS = 90, 91, 92
 SHARE_VERSION = "share.version"
 NO_TOPIC_ID = uuid.UUID(int=0)
+RECORD_LIMIT = 1  # ShareFetch v2's share_acquire_mode: at most max_records (0, batch_optimized, keeps batches whole)
+_HIDDEN_TOPICS = "The group has described topic(s) that the client is not authorized to describe."
 
 Key = tuple[uuid.UUID, int]
 
@@ -110,6 +122,9 @@ async def handle_share_group_describe(request: Request, ctx: RequestContext) -> 
         if group is None:
             kind = "is not a share group" if _is_other_group_type(ctx, group_id) else "not found"
             entry.update(error_code=ErrorCode.GROUP_ID_NOT_FOUND, error_message=f"Group {group_id} {kind}.")
+        elif not all(allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+                     for name in {_topic_name(ctx, topic_id) for m in group.members.values() for topic_id in m.assignment}):
+            entry.update(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, error_message=_HIDDEN_TOPICS, group_state="")
         else:
             entry.update(group_state=group.state.value, group_epoch=group.group_epoch,
                          assignment_epoch=group.assignment_epoch, assignor_name=SHARE_ASSIGNOR, members=[
@@ -159,10 +174,25 @@ def _session_answer(code: ErrorCode, message: str | None, **extra: Any) -> dict[
             "node_endpoints": [], **extra}
 
 
-def _open_or_continue(share: ShareCoordinator, group_id: str, member_id: str, epoch: int) -> Any:
-    if epoch == INITIAL_EPOCH:
-        return share.open_session(group_id, member_id)
-    return share.session(group_id, member_id, epoch)
+def _open_or_continue(ctx: RequestContext, share: ShareCoordinator, group_id: str, member_id: str,
+                      epoch: int) -> Any:
+    """The request's share session; an opened one ends with the connection that opened it."""
+    if epoch != INITIAL_EPOCH:
+        return share.session(group_id, member_id, epoch)
+    connection = id(ctx)  # ctx lives as long as its connection, so its id names the connection meanwhile
+
+    def ended() -> None:
+        if share.connection_closed(connection):
+            ctx.broker.appended.notify()
+
+    ctx.on_disconnect.setdefault("share sessions", ended)
+    return share.open_session(group_id, member_id, connection)
+
+
+def _renew_misused(acks: dict[Key, list[tuple[int, int, list[int]]]], is_renew_ack: bool) -> bool:
+    """RENEW acknowledgements (KIP-1222) and the request's is_renew_ack flag must come together."""
+    types = {t for batches in acks.values() for _, _, batch_types in batches for t in batch_types}
+    return (AcknowledgeType.RENEW in types) != is_renew_ack if types else False
 
 
 async def handle_share_fetch(request: Request, ctx: RequestContext) -> dict[str, Any]:
@@ -181,8 +211,12 @@ async def handle_share_fetch(request: Request, ctx: RequestContext) -> dict[str,
     if (epoch == INITIAL_EPOCH and any(acks.values())) or (epoch == FINAL_EPOCH and forgotten):
         return _session_answer(ErrorCode.INVALID_REQUEST, "Acknowledgements need a share session; "
                                "a closing one cannot forget partitions.", acquisition_lock_timeout_ms=lock_ms)
+    renewing = bool(getattr(body, "is_renew_ack", False))
+    if _renew_misused(acks, renewing):
+        return _session_answer(ErrorCode.INVALID_REQUEST, "RENEW acknowledgements need IsRenewAck.",
+                               acquisition_lock_timeout_ms=lock_ms)
     try:
-        session = _open_or_continue(share, group_id, member_id, epoch)
+        session = _open_or_continue(ctx, share, group_id, member_id, epoch)
     except KafkaError as exc:
         return _session_answer(exc.code, exc.message, acquisition_lock_timeout_ms=lock_ms)
     ack_results, released = share.acknowledge(group_id, member_id, acks)
@@ -198,7 +232,7 @@ async def handle_share_fetch(request: Request, ctx: RequestContext) -> dict[str,
             session.partitions.pop(key, None)
     if released:
         ctx.broker.appended.notify()
-    if epoch != FINAL_EPOCH:
+    if epoch != FINAL_EPOCH and not renewing:  # a renewal only acknowledges, as Kafka answers it
         await _acquire(ctx, share, group_id, member_id, list(session.partitions), body, answers)
     return _session_answer(ErrorCode.NONE, None, acquisition_lock_timeout_ms=lock_ms, responses=_by_topic(answers))
 
@@ -207,6 +241,7 @@ async def _acquire(ctx: RequestContext, share: ShareCoordinator, group_id: str, 
                    keys: list[Key], body: Any, answers: dict[Key, dict[str, Any]]) -> None:
     """Acquire records from the session's partitions, waiting up to max_wait_ms until some can be."""
     max_bytes = min(body.max_bytes, ctx.broker.config.get_int("fetch.max.bytes"))
+    record_limit = getattr(body, "share_acquire_mode", 0) == RECORD_LIMIT
     deadline = trio.current_time() + max(body.max_wait_ms, 0) / 1000
     while True:
         bytes_left, records_left, found = max_bytes, body.max_records, False
@@ -215,7 +250,7 @@ async def _acquire(ctx: RequestContext, share: ShareCoordinator, group_id: str, 
                 break
             try:
                 records, acquired = share.acquire(group_id, member_id, *key, max_bytes=bytes_left,
-                                                  max_records=records_left)
+                                                  max_records=records_left, record_limit=record_limit)
             except KafkaError as exc:
                 answer = answers.setdefault(key, _partition_answer(ctx, key, fetch=True))
                 answer.update(error_code=exc.code, error_message=exc.message)
@@ -238,19 +273,26 @@ async def _acquire(ctx: RequestContext, share: ShareCoordinator, group_id: str, 
 async def handle_share_acknowledge(request: Request, ctx: RequestContext) -> dict[str, Any]:
     body = request.body
     share = ctx.broker.share_groups
+    lock_ms = share.lock_duration_ms(body.group_id or "")
     if not _enabled(ctx):
-        return _session_answer(ErrorCode.UNSUPPORTED_VERSION, "Share groups are not enabled.")
+        return _session_answer(ErrorCode.UNSUPPORTED_VERSION, "Share groups are not enabled.",
+                               acquisition_lock_timeout_ms=lock_ms)
     group_id, member_id, epoch = body.group_id, body.member_id, body.share_session_epoch
     if not group_id or not member_id:
-        return _session_answer(ErrorCode.INVALID_REQUEST, "GroupId and MemberId must be set.")
+        return _session_answer(ErrorCode.INVALID_REQUEST, "GroupId and MemberId must be set.",
+                               acquisition_lock_timeout_ms=lock_ms)
     if epoch == INITIAL_EPOCH:
         return _session_answer(ErrorCode.INVALID_SHARE_SESSION_EPOCH,
-                               "ShareAcknowledge cannot open a share session (epoch 0).")
+                               "ShareAcknowledge cannot open a share session (epoch 0).",
+                               acquisition_lock_timeout_ms=lock_ms)
+    acks = _acknowledgements(body.topics)
+    if _renew_misused(acks, bool(getattr(body, "is_renew_ack", False))):
+        return _session_answer(ErrorCode.INVALID_REQUEST, "RENEW acknowledgements need IsRenewAck.",
+                               acquisition_lock_timeout_ms=lock_ms)
     try:
         share.session(group_id, member_id, epoch)
     except KafkaError as exc:
-        return _session_answer(exc.code, exc.message)
-    acks = _acknowledgements(body.topics)
+        return _session_answer(exc.code, exc.message, acquisition_lock_timeout_ms=lock_ms)
     results, released = share.acknowledge(group_id, member_id, acks)
     if epoch == FINAL_EPOCH:
         released |= share.close_session(group_id, member_id)
@@ -260,7 +302,7 @@ async def handle_share_acknowledge(request: Request, ctx: RequestContext) -> dic
     for key in acks:
         answers[key] = _partition_answer(ctx, key, fetch=False)
         answers[key]["error_code"] = results.get(key, ErrorCode.NONE)
-    return _session_answer(ErrorCode.NONE, None, responses=_by_topic(answers))
+    return _session_answer(ErrorCode.NONE, None, acquisition_lock_timeout_ms=lock_ms, responses=_by_topic(answers))
 
 
 # -- share-group offsets -------------------------------------------------------------------
@@ -282,16 +324,22 @@ async def handle_describe_share_group_offsets(request: Request, ctx: RequestCont
         else:
             requested = {t.topic_name: list(t.partitions) for t in wanted.topics}
         for name, indexes in requested.items():
-            topic = logs.topic(name)
+            hidden = not allowed(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name)
+            if hidden and wanted.topics is None:
+                continue  # as OffsetFetch: a listing leaves out what the caller may not DESCRIBE
+            topic = None if hidden else logs.topic(name)
             partitions = []
             for index in indexes:
                 known = topic is not None and 0 <= index < len(topic.partitions)
+                code = (ErrorCode.TOPIC_AUTHORIZATION_FAILED if hidden else
+                        ErrorCode.NONE if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
                 partitions.append({
                     "partition_index": index,
                     "start_offset": starts.get((topic.topic_id, index), -1) if known else -1,
                     "leader_epoch": topic.partitions[index].leader_epoch if known else -1,
-                    "error_code": ErrorCode.NONE if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                    "error_message": None if known else "This server does not host this topic-partition.",
+                    "lag": share.lag(wanted.group_id, topic.topic_id, index) if known else -1,  # v1 (KIP-1226)
+                    "error_code": code,
+                    "error_message": None if known or hidden else "This server does not host this topic-partition.",
                 })
             entry["topics"].append({"topic_name": name, "topic_id": topic.topic_id if topic else NO_TOPIC_ID,
                                     "partitions": partitions})

@@ -203,6 +203,11 @@ class Connection:
         finally:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
+            for name, callback in self.ctx.on_disconnect.items():
+                try:
+                    callback()
+                except Exception:
+                    log.exception("closing %s: %s cleanup failed", self.ctx.client_host, name)
 
     async def _read_requests(self, answers: trio.MemorySendChannel[Answer], ready_slots: trio.Semaphore) -> None:
         """Begin requests until the peer leaves, a limit trips or the broker drains.

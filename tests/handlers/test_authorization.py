@@ -199,21 +199,49 @@ async def test_a_group_heartbeat_is_refused_when_it_subscribes_to_a_topic_it_may
     assert joined.error_code == ErrorCode.NONE and joined.member_epoch > 0
 
 
-async def test_consumer_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx):
+# (heartbeat key, version, extra join fields, describe key, version): a consumer group (KIP-848), a share group
+_DESCRIBED_GROUPS = {
+    "consumer": (CONSUMER_GROUP_HEARTBEAT, 0, {"rebalance_timeout_ms": 30_000, "topic_partitions": []},
+                 CONSUMER_GROUP_DESCRIBE, 0),
+    "share": (SHARE_GROUP_HEARTBEAT, 1, {}, 77, 1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_DESCRIBED_GROUPS))
+async def test_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_describe(ctx, kind):
+    heartbeat, heartbeat_version, extra, describe_key, describe_version = _DESCRIBED_GROUPS[kind]
     grant(ctx, Res.GROUP, "g", Op.READ)
     grant(ctx, Res.TOPIC, "*", Op.DESCRIBE)
-    joined = await call(ctx, CONSUMER_GROUP_HEARTBEAT, 0, {
-        "group_id": "g", "member_id": "", "member_epoch": 0, "rebalance_timeout_ms": 30_000,
-        "subscribed_topic_names": ["open", "closed"], "topic_partitions": []})
+    joined = await call(ctx, heartbeat, heartbeat_version, {
+        "group_id": "g", "member_id": "m" * 22, "member_epoch": 0, "subscribed_topic_names": ["open", "closed"],
+        **extra})
     assert joined.error_code == ErrorCode.NONE
 
     async def describe():
-        (group,) = (await call(ctx, CONSUMER_GROUP_DESCRIBE, 0, {"group_ids": ["g"]})).groups
+        (group,) = (await call(ctx, describe_key, describe_version, {"group_ids": ["g"]})).groups
         return group
 
-    assert ((await describe()).error_code, len((await describe()).members)) == (ErrorCode.NONE, 1)
+    shown = await describe()
+    assert (shown.error_code, shown.group_state, len(shown.members)) == (ErrorCode.NONE, "Stable", 1)
     ctx.broker.authorizer.store.add([AclBinding(Res.TOPIC, "closed", Pat.LITERAL, ME, "*", Op.DESCRIBE,
                                                 Perm.DENY)])
     hidden = await describe()
     assert (hidden.error_code, hidden.members) == (TOPIC_FAILED, [])
     assert hidden.error_message == "The group has described topic(s) that the client is not authorized to describe."
+
+
+async def test_describe_share_group_offsets_leaves_out_or_refuses_topics_the_caller_may_not_describe(ctx):
+    describe_share_group_offsets = 90
+    grant(ctx, Res.GROUP, "s", Op.DESCRIBE)
+    grant(ctx, Res.TOPIC, "open", Op.DESCRIBE)
+    for name in ("open", "closed"):
+        ctx.broker.share_groups.alter_start_offset("s", ctx.broker.log_manager.topic(name).topic_id, 0, 0)
+
+    async def describe(topics):
+        (group,) = (await call(ctx, describe_share_group_offsets, 1, {"groups": [
+            {"group_id": "s", "topics": topics}]})).groups
+        return {t.topic_name: [(p.error_code, p.start_offset, p.lag) for p in t.partitions] for t in group.topics}
+
+    assert await describe(None) == {"open": [(ErrorCode.NONE, 0, 0)]}
+    assert await describe([{"topic_name": n, "partitions": [0]} for n in ("open", "closed")]) == {
+        "open": [(ErrorCode.NONE, 0, 0)], "closed": [(TOPIC_FAILED, -1, -1)]}

@@ -283,6 +283,7 @@ async def test_group_configs_default_then_set_validated_and_deleted(broker):
     assert {name: (e.value, e.config_source) for name, e in entries.items()} == {
         "share.auto.offset.reset": ("latest", ConfigSource.DEFAULT_CONFIG),
         "share.heartbeat.interval.ms": ("5000", ConfigSource.DEFAULT_CONFIG),
+        "share.isolation.level": ("read_uncommitted", ConfigSource.DEFAULT_CONFIG),
         "share.record.lock.duration.ms": ("30000", ConfigSource.DEFAULT_CONFIG),
         "share.session.timeout.ms": ("45000", ConfigSource.DEFAULT_CONFIG),
     }
@@ -293,6 +294,7 @@ async def test_group_configs_default_then_set_validated_and_deleted(broker):
         ("share.auto.offset.reset", "earliest", ConfigSource.GROUP_CONFIG)]
     refused = [
         group_changes("g", change("share.auto.offset.reset", AlterOp.SET, "sometime")),
+        group_changes("g", change("share.isolation.level", AlterOp.SET, "read_sometimes")),
         group_changes("g", change("share.record.lock.duration.ms", AlterOp.SET, "1000")),  # below the 15000 floor
         group_changes("g", change("consumer.session.timeout.ms", AlterOp.SET, "45000")),
         group_changes("g", change("share.auto.offset.reset", AlterOp.APPEND, "latest")),

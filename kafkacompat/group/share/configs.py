@@ -2,7 +2,8 @@
 
 A group config is set per group id with IncrementalAlterConfigs and takes
 effect for that group only; unset, the broker's group.share.* config applies
-(share.auto.offset.reset has no broker config: latest). Kafka's consumer.*
+(share.auto.offset.reset and share.isolation.level have no broker config:
+latest, read_uncommitted). Kafka's consumer.*
 and streams.* group configs belong to protocols this broker lacks and are
 refused as unknown.
 """
@@ -15,6 +16,7 @@ from kafkacompat.group.share.coordinator import ShareSettings
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 AUTO_OFFSET_RESET_VALUES = ("earliest", "latest")
+ISOLATION_LEVEL_VALUES = ("read_committed", "read_uncommitted")
 
 
 def defaults(settings: ShareSettings) -> dict[str, str]:
@@ -22,6 +24,7 @@ def defaults(settings: ShareSettings) -> dict[str, str]:
     return {
         "share.auto.offset.reset": "latest",
         "share.heartbeat.interval.ms": str(settings.heartbeat_interval_ms),
+        "share.isolation.level": "read_uncommitted",
         "share.record.lock.duration.ms": str(settings.record_lock_duration_ms),
         "share.session.timeout.ms": str(settings.session_timeout_ms),
     }
@@ -40,17 +43,20 @@ def _int_between(low: int, high: int) -> Callable[[str, str], None]:
     return check
 
 
-def _one_of(name: str, value: str) -> None:
-    if value not in AUTO_OFFSET_RESET_VALUES:
-        raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {name}: "
-                                                   f"String must be one of: {', '.join(AUTO_OFFSET_RESET_VALUES)}")
+def _one_of(*allowed: str) -> Callable[[str, str], None]:
+    def check(name: str, value: str) -> None:
+        if value not in allowed:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {name}: "
+                                                       f"String must be one of: {', '.join(allowed)}")
+    return check
 
 
 def validate(configs: Mapping[str, str], settings: ShareSettings) -> None:
     """KafkaError(INVALID_CONFIG) for an unknown group config or a value out of range."""
     checks = {
-        "share.auto.offset.reset": _one_of,
+        "share.auto.offset.reset": _one_of(*AUTO_OFFSET_RESET_VALUES),
         "share.heartbeat.interval.ms": _int_between(1, 2**31 - 1),
+        "share.isolation.level": _one_of(*ISOLATION_LEVEL_VALUES),
         "share.record.lock.duration.ms": _int_between(settings.min_record_lock_duration_ms,
                                                       settings.max_record_lock_duration_ms),
         "share.session.timeout.ms": _int_between(1, 2**31 - 1),

@@ -9,15 +9,23 @@ Time comes only from the injected clock and ``tick(now_ms)``.
 Share sessions (KIP-932) are kept per (group id, member id): ShareFetch with
 epoch 0 opens one with the partitions it names, each later ShareFetch or
 ShareAcknowledge must carry the next epoch and may add or forget
-partitions, and epoch -1 closes it, releasing what the member holds. A
-member that leaves releases its records too (its session stays until the
-client closes it: librdkafka may do so just after leaving); one whose
-session times out loses its share session as well.
+partitions. A share session ends, releasing every record its member holds
+(the delivery count those records got when acquired stays), when it is
+closed with epoch -1, when its member leaves the group (heartbeat epoch -1)
+or its group session times out, and when the connection that opened it
+closes — records in flight to a client that went away included — as
+Kafka's share session cache does. Nothing is released earlier.
 
 Not thread-safe and not reentrant: the broker calls it from one Trio task at
 a time. Every state change that must survive a restart (share groups, their
 configs, share-partition snapshots after acknowledgements, releases and lock
-expiry) is fsynced to the :class:`ShareStateStore` before the call returns.
+expiry, members as heartbeats change them) is fsynced to the
+:class:`ShareStateStore` before the call returns; an acquisition alone is
+not written, as Kafka writes none, so a broker killed before any later
+write of the partition delivers those records again with the delivery count
+last written. Members are durable as in Kafka: after a restart each has a
+session timeout to heartbeat again and keeps its epoch and assignment.
+Share sessions are not (nor are they in Kafka): clients open new ones.
 """
 
 from __future__ import annotations
@@ -25,19 +33,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 from kafkacompat.group.share.group import HeartbeatResult, ShareGroup, ShareGroupState
-from kafkacompat.group.share.partition import Acquired, SharePartition
+from kafkacompat.group.share.partition import Acquired, FetchedBatch, SharePartition
 from kafkacompat.group.share.store import PartitionKey, ShareStateStore
 from kafkacompat.group.timers import Timers
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
-from kafkacompat.protocol.records import BATCH_HEADER, LOG_OVERHEAD, read_header
+from kafkacompat.protocol.records import BATCH_HEADER, LOG_OVERHEAD, BatchHeader, read_header
 
 INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 MAX_SESSION_EPOCH = 2**31 - 1
 AUTO_OFFSET_RESET = "share.auto.offset.reset"
+ISOLATION_LEVEL = "share.isolation.level"
 RECORD_LOCK_DURATION = "share.record.lock.duration.ms"
 
 SessionPartition = tuple[uuid.UUID, int]  # topic id, partition index
@@ -60,6 +69,7 @@ class ShareSettings:
 class ShareSession:
     """One member's share session: the partitions it fetches and the epoch its next request must carry."""
 
+    connection: Hashable  # the connection that opened it: the session ends when that connection closes
     partitions: dict[SessionPartition, None] = field(default_factory=dict)
     epoch: int = 1
 
@@ -77,8 +87,14 @@ class ShareCoordinator:
         self.settings = settings
         self._store = ShareStateStore(data_dir)
         self._timers = Timers()
-        self._groups = {group_id: ShareGroup(group_id, group_epoch=epoch)
-                        for group_id, epoch in self._store.groups.items()}
+        self._groups: dict[str, ShareGroup] = {}
+        for group_id, stored in self._store.groups.items():
+            # Kafka gives loaded members a whole session timeout from the load to heartbeat again.
+            deadline = clock() + self._session_timeout(group_id)
+            members = {m: state for (g, m), state in self._store.members.items() if g == group_id}
+            self._groups[group_id] = ShareGroup.restore(group_id, stored, members, session_deadline_ms=deadline)
+            for member_id in members:
+                self._timers.schedule(("session", group_id, member_id), deadline)
         self._partitions: dict[PartitionKey, SharePartition] = {}
         for key, stored in self._store.partitions.items():
             self._partitions[key] = SharePartition.restore(
@@ -106,23 +122,30 @@ class ShareCoordinator:
             if member_epoch != INITIAL_EPOCH:
                 return HeartbeatResult(ErrorCode.UNKNOWN_MEMBER_ID, message=f"Member {member_id} is not in group")
             group = ShareGroup(group_id)
-        epoch_before = group.group_epoch
         result = group.heartbeat(
             member_id, member_epoch, rack_id=rack_id, subscribed_topic_names=subscribed_topic_names,
             client_id=client_id, client_host=client_host, topics=self._topic_lookup, now_ms=now,
             session_timeout_ms=self._session_timeout(group_id), max_size=self.settings.max_size)
         if result.error is not ErrorCode.NONE:
             return result
-        if group.group_epoch != epoch_before or group_id not in self._groups:
-            self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
-            self._groups[group_id] = group
+        self._groups[group_id] = group
+        self._persist_membership(group, member_id)
         if result.left is not None:
-            # Its share session stays: clients close it (epoch -1) around the time they leave, in either order.
             self._timers.cancel(("session", group_id, member_id))
-            self.release_member(group_id, member_id)
+            self.close_session(group_id, member_id)
         else:
             self._timers.schedule(("session", group_id, member_id), now + self._session_timeout(group_id))
         return result
+
+    def _persist_membership(self, group: ShareGroup, member_id: str) -> None:
+        """Write the group and the member as they now are, if that differs from what was written."""
+        records = []
+        if self._store.groups.get(group.group_id) != (state := group.snapshot()):
+            records.append(ShareStateStore.group_record(group.group_id, state))
+        member = group.member_snapshot(member_id) if member_id in group.members else None
+        if self._store.members.get((group.group_id, member_id)) != member:
+            records.append(ShareStateStore.member_record((group.group_id, member_id), member))
+        self._store.write(records)
 
     def heartbeat_interval_ms(self, group_id: str) -> int:
         return int(self._store.configs.get(group_id, {}).get("share.heartbeat.interval.ms",
@@ -142,11 +165,6 @@ class ShareCoordinator:
     def _topic_lookup(self, name: str) -> tuple[uuid.UUID, int] | None:
         topic = self._logs.topic(name)
         return None if topic is None else (topic.topic_id, len(topic.partitions))
-
-    def _member_expired(self, group_id: str, member_id: str) -> bool:
-        """Drop the silent member's share session, release its records; whether any record was released."""
-        self._sessions.pop((group_id, member_id), None)
-        return self.release_member(group_id, member_id)
 
     def delete_group(self, group_id: str) -> ErrorCode:
         """DeleteGroups for a share group: only an Empty one, with its share-partition state and configs."""
@@ -189,14 +207,23 @@ class ShareCoordinator:
             session.advance()
         return session
 
-    def open_session(self, group_id: str, member_id: str) -> ShareSession:
-        session = self._sessions[(group_id, member_id)] = ShareSession()
+    def open_session(self, group_id: str, member_id: str, connection: Hashable) -> ShareSession:
+        """Epoch 0: a new session, opened on ``connection``, replacing any the member had (its records stay held)."""
+        session = self._sessions[(group_id, member_id)] = ShareSession(connection)
         return session
 
     def close_session(self, group_id: str, member_id: str) -> bool:
-        """Epoch -1: the session ends and the member's acquired records go back; whether any did."""
+        """The session ends and the member's acquired records go back; whether any did."""
         self._sessions.pop((group_id, member_id), None)
         return self.release_member(group_id, member_id)
+
+    def connection_closed(self, connection: Hashable) -> bool:
+        """The sessions that ``connection`` opened end; whether any record was released."""
+        ended = [key for key, session in self._sessions.items() if session.connection == connection]
+        released = False
+        for group_id, member_id in ended:
+            released |= self.close_session(group_id, member_id)
+        return released
 
     # -- records ----------------------------------------------------------------
 
@@ -220,28 +247,40 @@ class ShareCoordinator:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unknown partition {index}")
         return topic.partitions[index]
 
+    def read_committed(self, group_id: str) -> bool:
+        return self._store.configs.get(group_id, {}).get(ISOLATION_LEVEL) == "read_committed"
+
     def acquire(self, group_id: str, member_id: str, topic_id: uuid.UUID, index: int, *,
-                max_bytes: int, max_records: int) -> tuple[bytes, list[Acquired]]:
+                max_bytes: int, max_records: int, record_limit: bool = False) -> tuple[bytes, list[Acquired]]:
         """Read batches from the partition's next available offset and acquire their records for the member.
 
         Returns the batches (whole, as stored, cut after the last one with an
         acquired record) and the acquired ranges; KafkaError for an unknown
-        topic or partition or a log that cannot be read.
+        topic or partition or a log that cannot be read. A read_committed
+        group (``share.isolation.level``) reads up to the last stable offset
+        and archives the batches of aborted transactions, as Kafka does;
+        control batches are archived by every group.
         """
         log = self._log(topic_id, index)
         partition = self._share_partition(group_id, topic_id, index)
         partition.move_start(log.log_start_offset)
-        offset = partition.next_fetch_offset()
-        if offset >= log.high_watermark or max_records <= 0:
-            return b"", []
-        data = log.read(offset, max(max_bytes, 1))
-        batches = list(_batch_spans(data))
-        acquired = partition.acquire(member_id, ((base, last) for base, last, _ in batches), max_records,
-                                     self._clock())
-        if not acquired:
-            return b"", []
+        committed = self.read_committed(group_id)
+        while True:  # a read that only archives (an aborted transaction, markers) goes on to the next
+            offset = partition.next_fetch_offset()
+            if offset >= (log.last_stable_offset if committed else log.high_watermark) or max_records <= 0:
+                return b"", []
+            data = log.read(offset, max(max_bytes, 1), committed=committed)
+            spans = list(_batch_spans(data))
+            batches = [FetchedBatch(h.base_offset, h.last_offset, not h.is_control and not (
+                committed and h.is_transactional and log.is_aborted(h.producer_id, h.base_offset)))
+                for h, _ in spans]
+            acquired = partition.acquire(member_id, batches, max_records, self._clock(), record_limit=record_limit)
+            if acquired:
+                break
+            if partition.next_fetch_offset() <= offset:
+                return b"", []
         last_acquired = acquired[-1].last_offset
-        end = next(stop for base, last, stop in batches if last >= last_acquired)
+        end = next(stop for h, stop in spans if h.last_offset >= last_acquired)
         self._schedule_lock(group_id, topic_id, index, partition)
         return bytes(data[:end]), acquired
 
@@ -263,9 +302,10 @@ class ShareCoordinator:
                 except KafkaError as exc:
                     results[topic_id, index] = exc.code
                 continue
-            results[topic_id, index] = partition.acknowledge_batches(member_id, batches)
+            results[topic_id, index] = partition.acknowledge_batches(member_id, batches, now_ms=self._clock())
             if results[topic_id, index] is ErrorCode.NONE:
                 changed.append(key)
+                self._schedule_lock(group_id, topic_id, index, partition)  # a RENEW moves a lock's deadline
         self._persist(changed)
         released = any(
             types_release(batches) for (topic_id, index), batches in acks.items()
@@ -296,6 +336,11 @@ class ShareCoordinator:
         return {(uuid.UUID(key[1]), key[2]): p.start_offset for key, p in self._partitions.items()
                 if key[0] == group_id}
 
+    def lag(self, group_id: str, topic_id: uuid.UUID, index: int) -> int:
+        """DescribeShareGroupOffsets v1's lag of one share partition; -1 when the group has no state for it."""
+        partition = self._partitions.get((group_id, str(topic_id), index))
+        return -1 if partition is None else partition.lag(self._log(topic_id, index).high_watermark)
+
     def alter_start_offset(self, group_id: str, topic_id: uuid.UUID, index: int, offset: int) -> None:
         """AlterShareGroupOffsets for an Empty group: the partition starts over at ``offset``."""
         key = (group_id, str(topic_id), index)
@@ -305,8 +350,8 @@ class ShareCoordinator:
         partition.reset(offset)
         self._partitions[key] = partition
         if group_id not in self._groups:
-            self._groups[group_id] = ShareGroup(group_id)
-            self._store.write([ShareStateStore.group_record(group_id, 0)])
+            group = self._groups[group_id] = ShareGroup(group_id)
+            self._store.write([ShareStateStore.group_record(group_id, group.snapshot())])
         self._persist([key])
 
     def delete_start_offsets(self, group_id: str, topic_id: uuid.UUID) -> None:
@@ -331,8 +376,8 @@ class ShareCoordinator:
                 if group is not None and member_id in group.members and \
                         group.members[member_id].session_deadline_ms <= now_ms:
                     group.remove(member_id)
-                    self._store.write([ShareStateStore.group_record(group_id, group.group_epoch)])
-                    released |= self._member_expired(group_id, member_id)
+                    self._persist_membership(group, member_id)
+                    released |= self.close_session(group_id, member_id)
             else:
                 _, group_id, topic_id, index = key
                 partition = self._partitions.get((group_id, topic_id, index))
@@ -349,14 +394,13 @@ def types_release(batches: Sequence[tuple[int, int, Sequence[int]]]) -> bool:
     return any(2 in types for _, _, types in batches)
 
 
-def _batch_spans(data: bytes | memoryview) -> Iterable[tuple[int, int, int]]:
-    """(base offset, last offset, end position) of each whole batch in ``data``, from the headers alone."""
+def _batch_spans(data: bytes | memoryview) -> Iterable[tuple[BatchHeader, int]]:
+    """The header and end position of each whole batch in ``data``."""
     position = 0
     while position + BATCH_HEADER.size <= len(data):
         header = read_header(data, position)
         end = position + header.batch_length + LOG_OVERHEAD
         if end > len(data):
             return
-        if not header.is_control:
-            yield header.base_offset, header.base_offset + header.last_offset_delta, end
+        yield header, end
         position = end

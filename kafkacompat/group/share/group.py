@@ -31,6 +31,13 @@ with the members subscribed to it sorted by id, partition *i* goes to member
 *j* gets partition *j mod p* otherwise, so every partition has a member and
 every member a partition.  Sessions expire ``session_timeout_ms`` after the
 last heartbeat; the injected ``now_ms`` arguments are the only clock.
+
+Durability, as Kafka keeps share groups in __consumer_offsets: the group
+(:meth:`snapshot`: epochs, the subscribed topics last seen) and each member
+(:meth:`member_snapshot`: subscription, client, epoch and assignment) are
+written whenever a heartbeat changes them; :meth:`restore` reads them back,
+giving every member a full session timeout from the restart to heartbeat
+again, so members that do keep their epoch and assignment.
 Not safe for concurrent use: the share coordinator serialises access.
 """
 
@@ -39,7 +46,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from kafkacompat.protocol.errors import ErrorCode
 
@@ -89,6 +96,7 @@ class ShareGroup:
         self.members: dict[str, ShareMember] = {}
         self._topics_seen: dict[str, tuple[uuid.UUID, int] | None] = {}
         self._targets: dict[str, Assignment] = {}  # the target assignment of assignment_epoch
+        self._targets_unknown = False
         self.deleted = False
 
     @property
@@ -136,7 +144,7 @@ class ShareGroup:
             bump = True
         if self._notice_topic_changes(topics) or bump:
             self.group_epoch += 1
-        if self.assignment_epoch < self.group_epoch:
+        if self.assignment_epoch < self.group_epoch or self._targets_unknown:
             self._assign(topics)
         target = self._targets.get(member_id, {})
         changed = target != member.assignment or member_epoch == JOIN_EPOCH
@@ -150,6 +158,36 @@ class ShareGroup:
 
     def expired_members(self, now_ms: int) -> list[str]:
         return [m.member_id for m in self.members.values() if m.session_deadline_ms <= now_ms]
+
+    # -- durability -----------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"epoch": self.group_epoch, "assignment_epoch": self.assignment_epoch,
+                "topics": {name: None if seen is None else [str(seen[0]), seen[1]]
+                           for name, seen in self._topics_seen.items()}}
+
+    def member_snapshot(self, member_id: str) -> dict[str, Any]:
+        m = self.members[member_id]
+        return {"client_id": m.client_id, "client_host": m.client_host, "rack_id": m.rack_id,
+                "member_epoch": m.member_epoch, "subscribed_topic_names": list(m.subscribed_topic_names),
+                "assignment": {str(topic_id): list(partitions) for topic_id, partitions in m.assignment.items()}}
+
+    @classmethod
+    def restore(cls, group_id: str, stored: Mapping[str, Any], members: Mapping[str, Mapping[str, Any]], *,
+                session_deadline_ms: int) -> ShareGroup:
+        """The group as written; its members' sessions run until ``session_deadline_ms``."""
+        group = cls(group_id, group_epoch=int(stored["epoch"]))
+        group.assignment_epoch = int(stored.get("assignment_epoch", group.group_epoch))
+        group._topics_seen = {name: None if seen is None else (uuid.UUID(seen[0]), int(seen[1]))
+                              for name, seen in stored.get("topics", {}).items()}
+        for member_id, m in members.items():
+            group.members[member_id] = ShareMember(
+                member_id, m["client_id"], m["client_host"], m["rack_id"], int(m["member_epoch"]),
+                tuple(m["subscribed_topic_names"]),
+                {uuid.UUID(topic_id): tuple(partitions) for topic_id, partitions in m["assignment"].items()},
+                session_deadline_ms)
+        group._targets_unknown = True  # recomputed, as it was (the assignor is deterministic), when next needed
+        return group
 
     def _notice_topic_changes(self, topics: TopicLookup) -> bool:
         """Whether a subscribed topic appeared, went away or grew since the last look."""
@@ -168,7 +206,7 @@ class ShareGroup:
             for member_id, partitions in simple_assignment(members, count).items():
                 if partitions:
                     targets[member_id][topic_id] = partitions
-        self._targets = targets
+        self._targets, self._targets_unknown = targets, False
         self.assignment_epoch = self.group_epoch
 
 

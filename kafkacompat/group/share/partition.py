@@ -18,8 +18,12 @@ States of an in-flight range, and what moves it on:
     state         event                                next state
     ============  ===================================  ===========================
     AVAILABLE     acquire (delivery count + 1)         ACQUIRED
+    AVAILABLE     in an aborted transaction, read      ARCHIVED
+                  with share.isolation.level
+                  read_committed
     ACQUIRED      acknowledge ACCEPT                   ACKNOWLEDGED
     ACQUIRED      acknowledge REJECT, or GAP           ARCHIVED
+    ACQUIRED      acknowledge RENEW (KIP-1222)         ACQUIRED, its lock restarted
     ACQUIRED      acknowledge RELEASE, lock expires,   AVAILABLE, or ARCHIVED once
                   or the holder leaves                 the delivery count reached
                                                        group.share.delivery.count.limit
@@ -27,15 +31,19 @@ States of an in-flight range, and what moves it on:
     ARCHIVED      (terminal)                           dropped when the SPSO passes
     ============  ===================================  ===========================
 
-An acknowledgement of an offset that is not ACQUIRED by the acknowledging
-member fails with INVALID_RECORD_STATE and changes nothing.  Whenever the
-lowest in-flight ranges are terminal the SPSO moves past them.  A log start
-offset past the SPSO (retention, DeleteRecords) finishes the records below it.
+Offsets the log lacks (compacted away, control batches) and, for a
+read_committed group, the batches of aborted transactions are ARCHIVED as
+they are passed, never delivered.  An acknowledgement of an offset that is
+not ACQUIRED by the acknowledging member fails with INVALID_RECORD_STATE and
+changes nothing.  Whenever the lowest in-flight ranges are terminal the SPSO
+moves past them.  A log start offset past the SPSO (retention,
+DeleteRecords) finishes the records below it.
 
 Durability: :meth:`snapshot` is what Kafka's share coordinator keeps (the
 SPSO, and every in-flight range with its state and delivery count, acquired
-ranges written as AVAILABLE since locks do not survive a restart);
-:meth:`restore` reads it back. Time comes only from ``now_ms`` arguments.
+ranges written as AVAILABLE since locks do not survive a restart, but with
+the delivery count their acquisition gave them); :meth:`restore` reads it
+back. Time comes only from ``now_ms`` arguments.
 Not safe for concurrent use: the share coordinator serialises access.
 """
 
@@ -63,6 +71,7 @@ class AcknowledgeType(enum.IntEnum):
     ACCEPT = 1
     RELEASE = 2
     REJECT = 3
+    RENEW = 4  # KIP-1222 (ShareFetch/ShareAcknowledge v2): keep the records, restart their lock
 
 
 _TERMINAL = (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED)
@@ -81,6 +90,15 @@ class InFlight:
 
     def piece(self, first: int, last: int) -> InFlight:
         return InFlight(first, last, self.state, self.delivery_count, self.member_id, self.lock_deadline_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """One batch a fetch read: its offsets, and whether its records may be delivered at all."""
+
+    base_offset: int
+    last_offset: int
+    deliverable: bool = True  # False: an aborted transaction's batch, read with read_committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,47 +141,82 @@ class SharePartition:
     def has_available(self, high_watermark: int) -> bool:
         return self.next_fetch_offset() < high_watermark
 
+    def lag(self, high_watermark: int) -> int:
+        """KIP-1226's share-partition lag: records from the SPSO to ``high_watermark`` not yet finished."""
+        finished = sum(min(e.last, high_watermark - 1) - e.first + 1 for e in self._ranges
+                       if e.state in _TERMINAL and e.first < high_watermark)
+        return max(high_watermark - self.start_offset - finished, 0)
+
     # -- acquisition ----------------------------------------------------------
 
-    def acquire(self, member_id: str, batches: Iterable[tuple[int, int]], max_records: int,
-                now_ms: int) -> list[Acquired]:
-        """Acquire records of the fetched ``batches`` ((base offset, last offset) each) for ``member_id``.
+    def acquire(self, member_id: str, batches: Iterable[FetchedBatch], max_records: int, now_ms: int, *,
+                record_limit: bool = False) -> list[Acquired]:
+        """Acquire records of the fetched ``batches`` for ``member_id``; the acquired ranges in offset order.
 
         AVAILABLE in-flight ranges inside the batches are re-acquired, offsets
         past the SPEO are acquired whole batch by batch; acquisition stops once
-        ``max_records`` are taken (a batch is never cut, as Kafka aligns on
-        batch boundaries). Returns the acquired ranges in offset order.
+        ``max_records`` are taken. A batch is never cut (Kafka's
+        batch_optimized acquire mode) unless ``record_limit`` (KIP-1206's
+        record_limit mode) asks for ``max_records`` at most. Batches that are
+        not deliverable are archived as they are passed.
         """
         deadline = now_ms + self.lock_duration_ms
         taken: list[Acquired] = []
         count = 0
-        for base, last in batches:
+        for batch in batches:
+            base, last = batch.base_offset, batch.last_offset
             if count >= max_records:
                 break
             if last < self.start_offset:
                 continue
+            if not batch.deliverable:
+                self._archive(max(base, self.start_offset), last)
+                continue
             first = max(base, self.start_offset)
             if first < self.end_offset:
                 for entry in self._split_range(first, min(last, self.end_offset - 1)):
-                    if entry.state is RecordState.AVAILABLE:
-                        entry.state, entry.member_id, entry.lock_deadline_ms = RecordState.ACQUIRED, member_id, deadline
-                        entry.delivery_count += 1
-                        taken.append(Acquired(entry.first, entry.last, entry.delivery_count))
-                        count += entry.last - entry.first + 1
+                    if entry.state is not RecordState.AVAILABLE:
+                        continue
+                    if record_limit and entry.last - entry.first + 1 > max_records - count:
+                        if count >= max_records:
+                            break
+                        self._split_at(entry.first + max_records - count)  # entry keeps the first part
+                    entry.state, entry.member_id, entry.lock_deadline_ms = RecordState.ACQUIRED, member_id, deadline
+                    entry.delivery_count += 1
+                    taken.append(Acquired(entry.first, entry.last, entry.delivery_count))
+                    count += entry.last - entry.first + 1
                 first = self.end_offset
+            if record_limit:
+                last = min(last, first + max_records - count - 1)
             if first <= last:
-                if first > self.end_offset:  # offsets missing from the log (compacted away): nothing to deliver
-                    self._ranges.append(InFlight(self.end_offset, first - 1, RecordState.ARCHIVED, 0))
-                self._ranges.append(InFlight(first, last, RecordState.ACQUIRED, 1, member_id, deadline))
-                self.end_offset = last + 1
+                self._append_past_end(first, last, RecordState.ACQUIRED, member_id, deadline)
                 taken.append(Acquired(first, last, 1))
                 count += last - first + 1
         self._merge()
+        self._advance_start()
         return _coalesce(taken)
+
+    def _append_past_end(self, first: int, last: int, state: RecordState, member_id: str | None = None,
+                         deadline: int | None = None) -> None:
+        """Records from the SPEO on enter the in-flight window (a gap before ``first`` is archived)."""
+        if first > self.end_offset:  # offsets missing from the log (compacted away, control batches)
+            self._ranges.append(InFlight(self.end_offset, first - 1, RecordState.ARCHIVED, 0))
+        delivered = 1 if state is RecordState.ACQUIRED else 0
+        self._ranges.append(InFlight(first, last, state, delivered, member_id, deadline))
+        self.end_offset = last + 1
+
+    def _archive(self, first: int, last: int) -> None:
+        """Records that must never be delivered: AVAILABLE ones in [first, last] and any past the SPEO."""
+        if first < self.end_offset:
+            for entry in self._split_range(first, min(last, self.end_offset - 1)):
+                if entry.state is RecordState.AVAILABLE:
+                    entry.state = RecordState.ARCHIVED
+        if max(first, self.end_offset) <= last:
+            self._append_past_end(max(first, self.end_offset), last, RecordState.ARCHIVED)
 
     # -- acknowledgement and release ----------------------------------------
 
-    def acknowledge(self, member_id: str, first: int, last: int, types: Sequence[int]) -> ErrorCode:
+    def acknowledge(self, member_id: str, first: int, last: int, types: Sequence[int], *, now_ms: int) -> ErrorCode:
         """Apply one acknowledgement batch: one type for the whole range, or one per offset."""
         if last < first or (len(types) != 1 and len(types) != last - first + 1):
             return ErrorCode.INVALID_REQUEST
@@ -176,23 +229,24 @@ class SharePartition:
                 e.state is not RecordState.ACQUIRED or e.member_id != member_id for e in covered):
             return ErrorCode.INVALID_RECORD_STATE
         if len(types) == 1:
-            self._settle(self._split_range(first, last), AcknowledgeType(types[0]))
+            self._settle(self._split_range(first, last), AcknowledgeType(types[0]), now_ms)
         else:
             run_start = first
             for offset in range(first, last + 1):  # one run per stretch of equal types, not per record
                 at_end = offset == last or types[offset + 1 - first] != types[offset - first]
                 if at_end:
-                    self._settle(self._split_range(run_start, offset), AcknowledgeType(types[offset - first]))
+                    self._settle(self._split_range(run_start, offset), AcknowledgeType(types[offset - first]), now_ms)
                     run_start = offset + 1
         self._merge()
         self._advance_start()
         return ErrorCode.NONE
 
-    def acknowledge_batches(self, member_id: str, batches: Sequence[tuple[int, int, Sequence[int]]]) -> ErrorCode:
+    def acknowledge_batches(self, member_id: str, batches: Sequence[tuple[int, int, Sequence[int]]], *,
+                            now_ms: int) -> ErrorCode:
         """Apply a request's acknowledgement batches for this partition all together, or none of them."""
         saved = ([e.piece(e.first, e.last) for e in self._ranges], self.start_offset)
         for first, last, types in batches:
-            error = self.acknowledge(member_id, first, last, types)
+            error = self.acknowledge(member_id, first, last, types, now_ms=now_ms)
             if error is not ErrorCode.NONE:
                 self._ranges, self.start_offset = saved
                 return error
@@ -201,7 +255,7 @@ class SharePartition:
     def release_member(self, member_id: str) -> int:
         """Release everything ``member_id`` holds (it left, or its share session closed); count released."""
         held = [e for e in self._ranges if e.state is RecordState.ACQUIRED and e.member_id == member_id]
-        self._settle(held, AcknowledgeType.RELEASE)
+        self._settle(held, AcknowledgeType.RELEASE, None)
         self._merge()
         self._advance_start()
         return sum(e.last - e.first + 1 for e in held)
@@ -209,13 +263,16 @@ class SharePartition:
     def expire_locks(self, now_ms: int) -> int:
         """Release acquired ranges whose lock ran out; the number of records released."""
         expired = [e for e in self._ranges if e.lock_deadline_ms is not None and e.lock_deadline_ms <= now_ms]
-        self._settle(expired, AcknowledgeType.RELEASE)
+        self._settle(expired, AcknowledgeType.RELEASE, None)
         self._merge()
         self._advance_start()
         return sum(e.last - e.first + 1 for e in expired)
 
-    def _settle(self, entries: Iterable[InFlight], ack: AcknowledgeType) -> None:
+    def _settle(self, entries: Iterable[InFlight], ack: AcknowledgeType, now_ms: int | None) -> None:
         for entry in entries:
+            if ack is AcknowledgeType.RENEW and now_ms is not None:
+                entry.lock_deadline_ms = now_ms + self.lock_duration_ms
+                continue
             if ack is AcknowledgeType.ACCEPT:
                 entry.state = RecordState.ACKNOWLEDGED
             elif ack is AcknowledgeType.RELEASE and entry.delivery_count < self.delivery_count_limit:
@@ -259,10 +316,13 @@ class SharePartition:
         return found
 
     def _split_at(self, offset: int) -> list[InFlight]:
-        """Split the range containing ``offset`` so that a range starts there; the ranges, in order."""
+        """Split the range containing ``offset`` so that a range starts there (the range before it stays
+        the same object, shortened); the ranges, in order."""
         for i, entry in enumerate(self._ranges):
             if entry.first < offset <= entry.last:
-                self._ranges[i:i + 1] = [entry.piece(entry.first, offset - 1), entry.piece(offset, entry.last)]
+                tail = entry.piece(offset, entry.last)
+                entry.last = offset - 1
+                self._ranges.insert(i + 1, tail)
                 break
         return self._ranges
 

@@ -70,7 +70,7 @@ def test_acquired_batches_come_back_whole_and_an_expired_lock_releases_them(shar
 
 def test_a_member_whose_session_times_out_loses_its_records_and_share_session(share, logs, clock) -> None:
     join(share, "a")
-    share.open_session("g", "a")
+    share.open_session("g", "a", "conn-1")
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     clock.now += 5000
     share.tick(clock.now)
@@ -83,7 +83,7 @@ def test_a_member_whose_session_times_out_loses_its_records_and_share_session(sh
 
 
 def test_share_session_epochs_must_follow_one_another(share) -> None:
-    session = share.open_session("g", "a")
+    session = share.open_session("g", "a", "conn-1")
     assert share.session("g", "a", 1) is session
     with pytest.raises(KafkaError) as info:
         share.session("g", "a", 1)
@@ -107,7 +107,9 @@ def test_state_groups_and_configs_survive_reopening(logs, clock, tmp_path) -> No
         join(reopened, "b")
         assert reopened.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
             Acquired(2, 3, 2)]
-        reopened.heartbeat("g", "b", -1, rack_id=None, subscribed_topic_names=None, client_id="c", client_host="/h")
+        for member in ("a", "b"):  # a is still a member: members are durable
+            reopened.heartbeat("g", member, -1, rack_id=None, subscribed_topic_names=None, client_id="c",
+                               client_host="/h")
         assert reopened.delete_group("g") is ErrorCode.NONE
     finally:
         reopened.close()
@@ -126,3 +128,140 @@ def test_latest_starts_at_the_high_watermark_and_altering_moves_the_start(share,
     assert share.acquire("h", "m", topic_id(logs), 0, max_bytes=1 << 20, max_records=10)[1] == [Acquired(6, 7, 1)]
     share.delete_start_offsets("h", topic_id(logs))
     assert share.start_offsets("h") == {}
+
+
+def test_a_closed_connection_ends_the_sessions_it_opened_and_releases_their_records(share, logs, clock) -> None:
+    join(share, "a")
+    join(share, "b")
+    share.open_session("g", "a", "conn-a")
+    share.open_session("g", "b", "conn-b")
+    assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 1)]
+    assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(2, 3, 1)]
+    assert share.connection_closed("conn-other") is False
+    assert share.connection_closed("conn-a") is True
+    with pytest.raises(KafkaError) as info:
+        share.session("g", "a", 1)
+    assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
+    assert share.session("g", "b", 1) is not None  # b's session and records are untouched
+    assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
+        Acquired(0, 1, 2), Acquired(4, 7, 1)]
+
+
+def test_leaving_the_group_ends_the_share_session_and_releases_at_once(share, logs, clock) -> None:
+    join(share, "a")
+    share.open_session("g", "a", "conn-a")
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
+    result = share.heartbeat("g", "a", -1, rack_id=None, subscribed_topic_names=None, client_id="c", client_host="/h")
+    assert result.left is not None
+    with pytest.raises(KafkaError) as info:
+        share.session("g", "a", 1)
+    assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
+    join(share, "b")
+    assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 2)]
+
+
+def test_reopening_a_session_keeps_the_records_the_member_holds(share, logs, clock) -> None:
+    join(share, "a")
+    share.open_session("g", "a", "conn-a")
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
+    share.open_session("g", "a", "conn-a2")  # epoch 0 again, as Kafka: the old session goes, the records stay
+    results, _ = share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [1])]})
+    assert results == {(topic_id(logs), 0): ErrorCode.NONE}
+    assert share.connection_closed("conn-a") is False
+
+
+def test_a_renewal_moves_the_lock_timer(share, logs, clock) -> None:
+    join(share, "a")
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
+    start = clock.now
+    clock.now += 800
+    results, released = share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [4])]})
+    assert (results, released) == ({(topic_id(logs), 0): ErrorCode.NONE}, False)
+    assert share.next_deadline_ms() == start + 800 + 1000
+    assert share.tick(start + 1000) is False and share.tick(start + 1800) is True
+
+
+def test_acquired_records_written_with_another_change_come_back_with_their_count(logs, clock, tmp_path) -> None:
+    share = open_coordinator(tmp_path, clock, logs)
+    share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
+    join(share, "a")
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)
+    share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [1])]})  # written: 2-7 acquired once
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)  # nothing new is written
+    share._store.close()  # a crash: no shutdown, nothing released
+    reopened = open_coordinator(tmp_path, clock, logs)
+    try:
+        join(reopened, "b")
+        assert reopened.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
+            Acquired(2, 7, 2)]
+    finally:
+        reopened.close()
+
+
+PID = 700
+
+
+def _transaction(partition, values: list[bytes], *, commit: bool | None, sequence: int) -> None:
+    """Transactional records and, unless ``commit`` is None (still open), the marker ending them."""
+    partition.append(build_batch([RecordSpec(v) for v in values], producer_id=PID, producer_epoch=0,
+                                 base_sequence=sequence, transactional=True))
+    if commit is not None:
+        partition.append_marker(PID, 0, commit, 0)
+
+
+@pytest.mark.parametrize("level, expected", [
+    ("read_committed", [Acquired(0, 0, 1), Acquired(4, 5, 1)]),
+    ("read_uncommitted", [Acquired(0, 2, 1), Acquired(4, 5, 1), Acquired(7, 8, 1)]),
+])
+def test_read_committed_stops_at_the_lso_and_archives_aborted_transactions(share, logs, level, expected) -> None:
+    topic = logs.create_topic("tx", 1)
+    partition = topic.partitions[0]
+    partition.append(build_batch([RecordSpec(b"plain")]))  # 0
+    _transaction(partition, [b"a1", b"a2"], commit=False, sequence=0)  # 1-2, abort marker 3
+    _transaction(partition, [b"c1", b"c2"], commit=True, sequence=2)  # 4-5, commit marker 6
+    _transaction(partition, [b"o1", b"o2"], commit=None, sequence=4)  # 7-8, open: the LSO is 7
+    share.set_group_configs("g", {"share.auto.offset.reset": "earliest", "share.isolation.level": level})
+    join(share, "a")
+    taken: list[Acquired] = []
+    while acquired := share.acquire("g", "a", topic.topic_id, 0, max_bytes=1 << 20, max_records=100)[1]:
+        taken += acquired  # a read stops at a segment's end, and markers may roll segments
+    assert taken == expected
+    if level == "read_committed":
+        share.acknowledge("g", "a", {(topic.topic_id, 0): [(0, 0, [1]), (4, 5, [1])]})
+        assert share.start_offsets("g")[topic.topic_id, 0] == 7
+        assert share.lag("g", topic.topic_id, 0) == partition.high_watermark - 7
+        assert share.acquire("g", "a", topic.topic_id, 0, max_bytes=1 << 20, max_records=100) == (b"", [])
+
+
+def test_members_survive_a_restart_and_keep_their_epoch_if_they_heartbeat_in_time(logs, clock, tmp_path) -> None:
+    share = open_coordinator(tmp_path, clock, logs)
+    share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
+    join(share, "a")
+    join(share, "b")
+    epochs = {m.member_id: (m.member_epoch, m.assignment) for m in share.group("g").members.values()}
+    share.heartbeat("g", "a", epochs["a"][0], rack_id=None, subscribed_topic_names=None, client_id="c",
+                    client_host="/h")  # a learns the epoch b's join gave the group
+    epochs["a"] = (share.group("g").members["a"].member_epoch, share.group("g").members["a"].assignment)
+    group_epoch = share.group("g").group_epoch
+    share.close()
+    clock.now += 60_000  # the broker was down a minute, longer than the session timeout
+    reopened = open_coordinator(tmp_path, clock, logs)
+    try:
+        group = reopened.group("g")
+        assert group.group_epoch == group_epoch
+        assert {m.member_id: (m.member_epoch, m.assignment) for m in group.members.values()} == epochs
+        clock.now += 4000  # within the 5 s session timeout counted from the restart
+        reopened.tick(clock.now)
+        result = reopened.heartbeat("g", "a", epochs["a"][0], rack_id=None, subscribed_topic_names=None,
+                                    client_id="c", client_host="/h")
+        assert (result.error, result.member_epoch, result.assignment) == (ErrorCode.NONE, epochs["a"][0], None)
+        clock.now += 2000  # b never came back: its session ends, the group moves on
+        reopened.tick(clock.now)
+        assert set(reopened.group("g").members) == {"a"} and reopened.group("g").group_epoch == group_epoch + 1
+    finally:
+        reopened.close()
+    again = open_coordinator(tmp_path, clock, logs)
+    try:
+        assert set(again.group("g").members) == {"a"}
+    finally:
+        again.close()
