@@ -33,6 +33,7 @@ from recording_proxy import KAFKAJS_DIR
 
 pytestmark = pytest.mark.timeout(180)
 
+UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
 PRODUCE = 0
 
@@ -70,6 +71,53 @@ def test_metadata_reports_three_brokers_replicas_and_isr(cluster) -> None:
     for partition in partitions.values():
         assert sorted(partition.replicas) == [1, 2, 3] and sorted(partition.isrs) == [1, 2, 3]
         assert partition.replicas[0] == partition.leader
+
+
+@pytest.mark.parametrize("recreated", [False, True])
+def test_records_sent_to_a_new_topic_at_once_keep_every_follower_in_the_isr(cluster, recreated) -> None:
+    """A new partition's followers have not fetched yet when the first records arrive; they are in sync
+    from the topic's creation, not behind since the epoch (nor since a deleted namesake's time)."""
+    process = cluster()
+    topic = unique_topic("fresh")
+    admin = AdminClient({"bootstrap.servers": process.bootstrap})
+    for round_ in range(2 if recreated else 1):
+        if round_:
+            admin.delete_topics([topic])[topic].result(timeout=30)
+            wait_until(lambda: topic not in admin.list_topics(timeout=10).topics, 30, "the topic deleted")
+        create(process.bootstrap, topic, partitions=1)
+        producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "1", "linger.ms": 0})
+        for i in range(500):
+            producer.produce(topic, str(i).encode())
+            producer.poll(0)
+        assert producer.flush(30) == 0
+    time.sleep(0.5)  # a few of the leader's lag checks
+    assert f"{topic}-0: broker" not in process.log_text()  # no "fell behind, out of the ISR"
+    assert sorted(process.partition(topic, 0)["isr"]) == [1, 2, 3]
+
+
+def test_a_fetch_waiting_on_a_topic_that_is_deleted_answers_unknown_topic(cluster) -> None:
+    """A long-polling Fetch holds the partition while the topic goes: it answers UNKNOWN_TOPIC_OR_PARTITION,
+    as Kafka does, not UNKNOWN_SERVER_ERROR."""
+    from kafkacompat.client import KafkaClient
+
+    process = cluster()
+    topic = unique_topic("going")
+    create(process.bootstrap, topic, partitions=1)
+    leader = process.leader(topic, 0)
+    admin = AdminClient({"bootstrap.servers": process.bootstrap})
+    deleter = threading.Timer(1.0, lambda: admin.delete_topics([topic])[topic].result(timeout=30))
+    deleter.start()
+    with KafkaClient(process.bootstrap.split(",")[leader - 1], timeout_s=30) as client:
+        answer = client.request(1, 12, {
+            "replica_id": -1, "max_wait_ms": 5000, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+            "session_id": 0, "session_epoch": -1, "rack_id": "", "forgotten_topics_data": [],
+            "topics": [{"topic": topic, "partitions": [{"partition": 0, "current_leader_epoch": -1,
+                                                       "fetch_offset": 0, "last_fetched_epoch": -1,
+                                                       "log_start_offset": -1, "partition_max_bytes": 1 << 20}]}]})
+    deleter.join()
+    ((partition,),) = [t.partitions for t in answer.responses]
+    assert partition.error_code == UNKNOWN_TOPIC_OR_PARTITION
+    assert "unexpected error" not in process.log_text()
 
 
 def test_produce_to_a_follower_gets_not_leader_and_the_client_follows_the_leader(cluster) -> None:

@@ -64,14 +64,24 @@ class ReplicaTracker:
         self._controller = controller
         self._clock = clock
         self.lag_time_max_ms = lag_time_max_ms
-        self._progress: dict[TopicPartition, tuple[int, dict[int, FollowerProgress]]] = {}
+        # Per partition: the leader epoch it is known for, when the tracker first saw that leadership
+        # (a follower not heard from since is late from then on), and each follower's progress.
+        self._progress: dict[TopicPartition, tuple[int, int, dict[int, FollowerProgress]]] = {}
 
-    def _followers(self, tp: TopicPartition) -> dict[int, FollowerProgress]:
+    def _leadership(self, tp: TopicPartition) -> tuple[int, int, dict[int, FollowerProgress]]:
         epoch = self._controller.partitions[tp].leader_epoch
         known = self._progress.get(tp)
         if known is None or known[0] != epoch:
-            known = self._progress[tp] = (epoch, {})
-        return known[1]
+            known = self._progress[tp] = (epoch, self._clock(), {})
+        return known
+
+    def _followers(self, tp: TopicPartition) -> dict[int, FollowerProgress]:
+        return self._leadership(tp)[2]
+
+    def forget_topic(self, name: str) -> None:
+        """A deleted topic's progress goes: one created again under its name starts at epoch 0 again."""
+        for tp in [tp for tp in self._progress if tp[0] == name]:
+            del self._progress[tp]
 
     def fetched(self, tp: TopicPartition, node_id: int, log_end_offset: int, leader_log: PartitionLog) -> bool:
         """A follower is at `log_end_offset`; True when the ISR changed."""
@@ -106,11 +116,15 @@ class ReplicaTracker:
                 ends.append(leader_log.high_watermark if progress is None else progress.log_end_offset)
         leader_log.set_replicated_end(min(ends))
 
-    def check_lag(self, tp: TopicPartition, leader_log: PartitionLog, since_ms: int) -> bool:
-        """Drop ISR followers that have not caught up for replica.lag.time.max.ms; True when the ISR changed."""
+    def check_lag(self, tp: TopicPartition, leader_log: PartitionLog) -> bool:
+        """Drop ISR followers that have not caught up for replica.lag.time.max.ms; True when the ISR changed.
+
+        A follower not heard from under this leadership counts from its start
+        (a new partition's followers have not fetched when its first records come).
+        """
         state = self._controller.partitions[tp]
         now = self._clock()
-        followers = self._followers(tp)
+        _, since_ms, followers = self._leadership(tp)
         changed = False
         for node in [n for n in state.isr if n != state.leader]:
             progress = followers.get(node)

@@ -200,6 +200,7 @@ class Member:
     def delete_topic(self, name: str) -> None:
         self.runtime.on_every_member(lambda manager: manager.delete_topic(name), first=self)
         self.runtime.controller.remove_topic(name)
+        self.runtime.tracker.forget_topic(name)
 
     def create_partitions(self, name: str, total: int, assignments: list[list[int]] | None = None) -> None:
         self.runtime.create_partitions(self, name, total, assignments)
@@ -209,8 +210,14 @@ class Member:
         self.runtime.on_every_member(lambda manager: manager.alter_topic_configs(
             name, to_set, to_delete, validate_only=validate_only), first=self)
 
+    def _deleted(self, log: PartitionLog) -> bool:
+        """A log the controller no longer has: its topic was deleted while a request held it."""
+        return (log.topic, log.index) not in self.runtime.controller.partitions
+
     def leader_error(self, log: PartitionLog) -> ErrorCode | None:
         """NOT_LEADER_OR_FOLLOWER (or LEADER_NOT_AVAILABLE while offline) unless this broker leads."""
+        if self._deleted(log):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         state = self.partition_state(log)
         if state.leader == self.node_id:
             return None
@@ -242,6 +249,8 @@ class Member:
 
     def fetch_error(self, log: PartitionLog, version: int) -> ErrorCode | None:
         """Leaders serve every fetch; followers serve consumers that sent client metadata (Fetch v11+, KIP-392)."""
+        if self._deleted(log):
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         state = self.partition_state(log)
         if state.leader == self.node_id or (version >= 11 and self.node_id in state.replicas):
             return None
@@ -364,7 +373,6 @@ class ClusterRuntime:
         stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
         self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0
         self._nursery: trio.Nursery | None = None
-        self._leading_since: dict[TopicPartition, int] = {}
         self.transactions = TransactionCoordinator.from_config(self.data_dir, clock, self.allocate_producer_id,
                                                                 config)
         self.completing: set[str] = set()  # the transactional ids whose markers a member is writing
@@ -490,7 +498,6 @@ class ClusterRuntime:
     def apply_leadership(self, partitions: set[TopicPartition]) -> None:
         """Tell every running replica's log its role and the partition's epoch; wake the marker writers
         when transaction coordinators moved (the new one completes what the old one decided)."""
-        now = self.clock()
         if any(topic == TRANSACTION_TOPIC for topic, _ in partitions):
             for member in self.members.values():
                 if member.broker is not None:
@@ -509,7 +516,6 @@ class ClusterRuntime:
                 if node == state.leader:
                     if partition.leader_epoch != state.leader_epoch:
                         partition.become_leader(state.leader_epoch)
-                        self._leading_since[tp] = now
                     self.tracker.update_high_watermark(tp, partition)
                 else:
                     partition.become_follower(state.leader_epoch)
@@ -540,7 +546,7 @@ class ClusterRuntime:
                     continue
                 partition = member.broker.log_manager.partition(*tp)
                 if partition is not None and not partition.closed:
-                    changed |= self.tracker.check_lag(tp, partition, self._leading_since.get(tp, 0))
+                    changed |= self.tracker.check_lag(tp, partition)
             finished = [tp for tp in self.controller.reassignments() if self.controller.complete_reassignment(tp)]
             if finished:
                 self.apply_leadership(set(finished))

@@ -101,11 +101,34 @@ def test_the_high_watermark_is_the_minimum_log_end_of_the_isr(logs):
     leader.append(build_batch(values(1)))
     clock.now = 1500  # broker 2 has not reached the log end since time 0
     tracker.fetched(TP, 3, 5, leader)
-    assert tracker.check_lag(TP, leader, since_ms=0)
+    assert tracker.check_lag(TP, leader)
     assert controller.partition("t", 0).isr == [1, 3]
     assert leader.high_watermark == 5
     assert tracker.fetched(TP, 2, 5, leader)  # caught up with the high watermark: back in
     assert controller.partition("t", 0).isr == [1, 2, 3]
+
+
+def test_followers_of_a_new_or_recreated_partition_are_late_only_from_its_leadership_on(logs):
+    """Records reach a new partition's leader before its followers first fetch: they are not dropped from
+    the ISR until replica.lag.time.max.ms after the leadership began (nor after a deleted namesake's)."""
+    clock = FakeClock(500_000)
+    controller = Controller(None, [BrokerInfo(n, "h", n, alive=True) for n in (1, 2, 3)], offsets_partitions=1)
+    tracker = ReplicaTracker(controller, clock, lag_time_max_ms=1000)
+    leader = logs("leader")
+    for deleted_before in (False, True):
+        if deleted_before:
+            controller.remove_topic("t")
+            tracker.forget_topic("t")
+            clock.now += 60_000
+        controller.add_partitions("t", [[1, 2, 3]])
+        leader.append(build_batch(values(1)))
+        assert not tracker.check_lag(TP, leader)
+        clock.now += 999
+        assert not tracker.check_lag(TP, leader)
+        assert controller.partition("t", 0).isr == [1, 2, 3]
+    clock.now += 2
+    assert tracker.check_lag(TP, leader)  # silent for longer than the lag time: out
+    assert controller.partition("t", 0).isr == [1]
 
 
 def test_a_follower_level_with_the_leader_stays_in_sync_however_long_it_is_silent(logs):
@@ -117,7 +140,7 @@ def test_a_follower_level_with_the_leader_stays_in_sync_however_long_it_is_silen
     leader.append(build_batch(values(1)))
     tracker.fetched(TP, 2, 1, leader)
     clock.now = 60_000
-    assert not tracker.check_lag(TP, leader, since_ms=0)  # Kafka's rule: behind the log end *and* late
+    assert not tracker.check_lag(TP, leader)  # Kafka's rule: behind the log end *and* late
 
 
 def test_a_returning_replica_cuts_its_divergent_tail_at_the_leaders_epoch_end(logs):
