@@ -8,3 +8,8 @@ LATER_THAN_REFERENCE = frozenset({
     "ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge",
     "DescribeShareGroupOffsets", "AlterShareGroupOffsets", "DeleteShareGroupOffsets",
 })
+
+# APIs the reference holds whose newer versions Kafka made final after it: the newest version the
+# reference has, per API. Versions above it come from the KIP and client sources (ConsumerGroupDescribe
+# v1, KIP-1099's member_type, from franz-go's generate/definitions), and the reference's are compared.
+NEWER_THAN_REFERENCE = {"ConsumerGroupDescribe": 0}

@@ -28,7 +28,7 @@ from kafkacompat.protocol import encode_data
 from kafkacompat.protocol.errors import ErrorCode
 from kafkacompat.protocol.specs import VersionRange, load_specs
 from tests.log.batch_builder import RecordSpec, build_batch
-from tests.reference_specs import LATER_THAN_REFERENCE
+from tests.reference_specs import LATER_THAN_REFERENCE, NEWER_THAN_REFERENCE
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
@@ -1239,6 +1239,8 @@ def consumer_group_describe(session: Session, version: int) -> None:
     (member,) = described.members
     assert (member.member_id, member.member_epoch, list(member.subscribed_topic_names)) == (
         joined.member_id, 1, [session.topic])
+    if version >= 1:
+        assert member.member_type == 1  # KIP-1099: a member of the consumer protocol
     for assigned in (member.assignment, member.target_assignment):
         assert [(t.topic_id, t.topic_name, list(t.partitions)) for t in assigned.topic_partitions] == [
             (session.topic_id, session.topic, [0, 1])]
@@ -1281,7 +1283,11 @@ def test_each_range_is_its_spec_range_and_kafka_39s() -> None:
         if specs[key].name in LATER_THAN_REFERENCE:
             assert key not in kafka_ranges or kafka_ranges[key].high < handler.min_version, specs[key].name
             continue
-        assert VersionRange(handler.min_version, handler.max_version) == kafka_ranges[key], specs[key].name
+        high = handler.max_version
+        if specs[key].name in NEWER_THAN_REFERENCE:
+            assert kafka_ranges[key].high == NEWER_THAN_REFERENCE[specs[key].name] < high, specs[key].name
+            high = kafka_ranges[key].high
+        assert VersionRange(handler.min_version, high) == kafka_ranges[key], specs[key].name
 
 
 def test_exercises_match_the_advertised_apis() -> None:
