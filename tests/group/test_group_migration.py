@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 from group_helpers import FakeClock, form_group, join, joined, subscription, synced
-from test_consumer_heartbeat import FakeTopics, beat, join_consumer, open_coordinator, partitions, tid
+import test_consumer_heartbeat
+from test_consumer_heartbeat import beat, join_consumer, open_coordinator, partitions, tid
 
 from kafkacompat.group.classic.consumer_protocol import assigned_partitions, encode_assignment, encode_subscription
 from kafkacompat.group.consumer.state import ConsumerGroupState, MemberState
@@ -19,18 +20,8 @@ from kafkacompat.protocol.errors import ErrorCode
 E = ErrorCode
 PROTOCOLS = [("range", subscription("orders"))]
 TP0 = TopicPartition("orders", 0)
-
-
-@pytest.fixture
-def topics() -> FakeTopics:
-    return FakeTopics(orders=6)
-
-
-@pytest.fixture
-def coordinator(tmp_path, clock, topics):
-    made = open_coordinator(tmp_path, clock, topics)
-    yield made
-    made.close()
+# The heartbeat tests' fixtures: "orders" with six partitions, a coordinator that knows it.
+topics, coordinator = test_consumer_heartbeat.topics, test_consumer_heartbeat.coordinator
 
 
 def classic_group(coordinator, shares: list[set[int]]) -> tuple[list[str], int]:
