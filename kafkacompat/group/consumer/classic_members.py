@@ -30,7 +30,7 @@ UNKNOWN_MEMBER_ID here, as in Kafka.
 from __future__ import annotations
 
 import uuid
-from typing import Sequence
+from typing import Callable, Sequence
 
 from kafkacompat.group.classic.consumer_protocol import (
     CONSUMER_PROTOCOL_TYPE,
@@ -43,6 +43,7 @@ from kafkacompat.group.consumer.assignors import Assignment
 from kafkacompat.group.consumer.membership import ConsumerMembership, ConsumerTimer, TopicSource
 from kafkacompat.group.consumer.state import ClassicMetadata, ConsumerGroup, ConsumerMember, MemberState
 from kafkacompat.group.results import JoinResult, LeaveResult, LeavingMember, SyncResult
+from kafkacompat.group.timers import Timers
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 
 
@@ -66,7 +67,7 @@ def assignment_bytes(topics: TopicSource, assignment: Assignment, version: int) 
 class ClassicMembers:
     """The classic group APIs for the consumer groups of one :class:`ConsumerMembership`. Not thread-safe."""
 
-    def __init__(self, consumer: ConsumerMembership, timers, clock) -> None:
+    def __init__(self, consumer: ConsumerMembership, timers: Timers, clock: Callable[[], int]) -> None:
         self._consumer = consumer
         self._timers = timers
         self._clock = clock
