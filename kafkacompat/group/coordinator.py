@@ -132,6 +132,7 @@ class GroupCoordinator:
         self._migration = GroupMigration(self._groups, self._consumer_groups, self._membership, self._consumer,
                                          self._store_consumer_group)
         self._consumer.downgrade = self._migration.downgrade
+        self._classic_members.downgrade_replaced = self._migration.downgrade_replaced
         now = clock()
         for group_id in sorted(self._store.group_ids()):
             state = self._store.consumer_group(group_id)

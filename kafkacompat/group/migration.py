@@ -20,8 +20,9 @@ the group becomes a classic group instead of removing it: Stable at a
 generation equal to the group epoch, each member's assignment its target
 encoded in its own subscription version, the protocol chosen by the usual
 vote; then a rebalance starts, so the classic clients rejoin with a leader of
-their own. Under other policies the group stays a consumer group with only
-classic members.
+their own. A static classic member that takes the place of the last KIP-848
+member downgrades the group the same way, without the rebalance. Under other
+policies the group stays a consumer group with only classic members.
 
 Committed offsets belong to the group id and are untouched in both
 directions. The converted group is stored at once (a consumer-group record
@@ -129,6 +130,15 @@ class GroupMigration:
             return False
         if any(m.classic is None for m in remaining):
             return False
+        return self._downgrade(group, remaining, now, rebalance=True)
+
+    def downgrade_replaced(self, group: ConsumerGroup, now: int) -> bool:
+        """A static classic member took the last KIP-848 member's place: classic at once, no rebalance."""
+        if any(m.classic is None for m in group.members.values()):
+            return False
+        return self._downgrade(group, list(group.members.values()), now, rebalance=False)
+
+    def _downgrade(self, group: ConsumerGroup, remaining: list[ConsumerMember], now: int, *, rebalance: bool) -> bool:
         if not self._consumer.config.downgrade_enabled:
             log.info("group %s: the online downgrade is disabled; it stays a consumer group", group.group_id)
             return False
@@ -137,7 +147,7 @@ class GroupMigration:
         group.transition_to(ConsumerGroupState.DEAD, now)
         del self._consumer_groups[group.group_id]
         self._classic_groups[group.group_id] = classic
-        self._membership.adopt(classic, now)
+        self._membership.adopt(classic, now, rebalance=rebalance)
         log.info("group %s: downgraded from consumer to classic with %d members", group.group_id,
                  len(classic.members))
         return True

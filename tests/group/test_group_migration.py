@@ -241,3 +241,27 @@ def test_cooperative_members_report_what_they_still_own(coordinator):
     done = joined(join(coordinator, "g", a, protocols=[
         ("range", encode_subscription(["orders"], [("orders", sorted(kept))], None))]))
     assert done.generation_id == generation + 1
+
+
+@pytest.mark.parametrize(("policy", "group_type"), [("bidirectional", "classic"), ("upgrade", "consumer")])
+def test_a_static_classic_member_replacing_the_last_consumer_member_downgrades_without_a_rebalance(
+        tmp_path, clock, topics, policy, group_type):
+    coordinator = open_coordinator(tmp_path, clock, topics, migration_policy=policy)
+    s = join_consumer(coordinator, "s", instance_id="i1")
+    member_id = joined(join(coordinator, "g", protocols=PROTOCOLS, require_known_member_id=True)).member_id
+    generation, _ = rejoin(coordinator, member_id)
+    s = beat(coordinator, "s", s.member_epoch, owned={tid("orders"): frozenset(range(6))})
+    kept = partitions(s)
+    beat(coordinator, "s", s.member_epoch, owned={tid("orders"): frozenset(kept)})
+    # The static instance restarts as a classic client: it takes s's place and its partitions.
+    replacing = joined(join(coordinator, "g", protocols=PROTOCOLS, group_instance_id="i1"))
+    assert replacing.error is E.NONE and replacing.member_id != "s"
+    [(listed)] = coordinator.list_groups()
+    assert listed.group_type == group_type
+    answer = synced(coordinator.sync_group("g", replacing.generation_id, replacing.member_id, {},
+                                           group_instance_id="i1"))
+    assert (answer.error, {p for _, p in assigned_partitions(answer.assignment)}) == (E.NONE, kept)
+    if group_type == "classic":
+        assert listed.state.value == "Stable"  # no rebalance: everyone keeps what it has
+        assert coordinator.heartbeat("g", replacing.generation_id, replacing.member_id, "i1") is E.NONE
+    coordinator.close()

@@ -122,12 +122,13 @@ class Membership:
         for member_id in group.members:
             self._timers.cancel((TimerKind.SESSION, group.group_id, member_id))
 
-    def adopt(self, group: Group, now: int) -> None:
-        """Take on a Stable group built from a downgraded consumer group: store it, time it, rebalance it."""
+    def adopt(self, group: Group, now: int, *, rebalance: bool) -> None:
+        """Take on a Stable group built from a downgraded consumer group: store it, time it, maybe rebalance it."""
         self._store_group(group)
         for member in group.members.values():
             self._schedule_session(group, member, now)
-        self._prepare_rebalance(group, now)
+        if rebalance:
+            self._prepare_rebalance(group, now)
 
     # -- JoinGroup --------------------------------------------------------
 

@@ -20,6 +20,11 @@ still computes their assignment; the classic requests only carry it:
   a classic client learns to rejoin.
 - **LeaveGroup** fences the member like a KIP-848 leave.
 
+A static classic member taking the place of a KIP-848 member (same instance
+id) takes over its epoch and assignment; if that leaves only classic members,
+the group may be downgraded on the spot (:mod:`..migration`), without a
+rebalance, as Kafka does.
+
 Timers (Kafka's): the session runs on the member's own session timeout; a
 member told to rejoin must do so within its rebalance timeout (CLASSIC_JOIN),
 and one answered at JoinGroup must send SyncGroup within it (CLASSIC_SYNC),
@@ -71,6 +76,8 @@ class ClassicMembers:
         self._consumer = consumer
         self._timers = timers
         self._clock = clock
+        # Asked when a static classic member replaced a KIP-848 one; True when it made the group classic.
+        self.downgrade_replaced: Callable[[ConsumerGroup, int], bool] | None = None
 
     # -- JoinGroup --------------------------------------------------------
 
@@ -93,17 +100,27 @@ class ClassicMembers:
         subscription = decode_subscription(request.protocols[0][1])
         if subscription is None:
             raise KafkaError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        replaced_kip848_member = self._replaces_kip848_member(group, member_id, request.group_instance_id)
         member, joined = self._member(group, member_id, request.group_instance_id)
         epoch_moves = joined | self._update(member, request, subscription)
         topics = self._consumer.topics
         self._consumer.update(group, member, epoch_moves, owned_by_id(topics, subscription.owned), now)
+        assert member.classic is not None
+        result = JoinResult(ErrorCode.NONE, member.member_id, member.member_epoch, CONSUMER_PROTOCOL_TYPE,
+                            member.classic.protocol_name, leader_id="")
+        if replaced_kip848_member and self.downgrade_replaced is not None and self.downgrade_replaced(group, now):
+            return result  # the group is classic now, and times its members itself
         key = (group.group_id, member.member_id)
         self._timers.cancel((ConsumerTimer.CLASSIC_JOIN, *key))
         self._consumer.schedule_session(group, member, now)
         self._timers.schedule((ConsumerTimer.CLASSIC_SYNC, *key), now + member.rebalance_timeout_ms)
-        assert member.classic is not None
-        return JoinResult(ErrorCode.NONE, member.member_id, member.member_epoch, CONSUMER_PROTOCOL_TYPE,
-                          member.classic.protocol_name, leader_id="")
+        return result
+
+    @staticmethod
+    def _replaces_kip848_member(group: ConsumerGroup, member_id: str, instance_id: str | None) -> bool:
+        """Whether this JoinGroup takes the static place of a member using the KIP-848 protocol."""
+        holder_id = group.static_members.get(instance_id) if instance_id is not None else None
+        return holder_id is not None and holder_id != member_id and group.members[holder_id].classic is None
 
     @staticmethod
     def _supports(group: ConsumerGroup, request: JoinRequest) -> bool:
