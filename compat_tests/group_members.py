@@ -23,6 +23,13 @@ from confluent_clients import ClientErrors, produce_records
 PARTITIONS = 6
 ALL = frozenset(range(PARTITIONS))
 SESSION_TIMEOUT_MS = 6000  # the broker's minimum
+# Broker overrides for KIP-848 tests: short sessions and heartbeats (classic members keep their own).
+KIP848_CONFIG = {
+    "group.consumer.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+    "group.consumer.min.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+    "group.consumer.heartbeat.interval.ms": "500",
+    "group.consumer.min.heartbeat.interval.ms": "500",
+}
 
 
 def new_topic(broker, prefix: str, partitions: int = PARTITIONS) -> str:

@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AclOperation, AclPermissionType, AdminClient, ResourceType
 
-from compat_helpers import unique_topic
+from compat_helpers import unique_topic, wait_until
 from confluent_clients import create_topic
 from security_helpers import (
     PLAIN_PASSWORD,
@@ -32,6 +32,8 @@ from security_helpers import (
 )
 from test_acls import AUTHORIZER, binding, create_acls, first_consumer_error
 from test_security_clients import confluent_round_trip, kafka_python_round_trip, kafkajs_round_trip
+
+from kafkacompat.client import KafkaClient
 
 ROOT, ROOT_PASSWORD = "root", "root-secret"
 SECURED_OVERRIDES = {**AUTHORIZER, "super.users": f"User:ANONYMOUS;User:{ROOT}"}
@@ -210,5 +212,32 @@ def test_a_kip848_member_subscribing_to_a_topic_it_may_not_describe_is_not_admit
         admin = AdminClient({"bootstrap.servers": secured.bootstrap})
         listed = admin.list_consumer_groups(request_timeout=15).result(timeout=20).valid
         assert group not in {g.group_id for g in listed}  # the coordinator never saw the member
+    finally:
+        consumer.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_kip848_regex_subscription_matches_only_topics_the_member_may_describe(secured) -> None:
+    """Kafka resolves a member's regex against the topics it may DESCRIBE: a matching topic hidden from
+    alice is never in her assignment, as the broker's own view (ConsumerGroupDescribe) shows."""
+    prefix = fresh("rx848")
+    seen, hidden, group = topic_for(secured, f"{prefix}-seen"), topic_for(secured, f"{prefix}-hidden"), fresh("g-rx")
+    grant(secured, f"User:{PLAIN_USER}", (ResourceType.TOPIC, seen, AclOperation.READ),
+          (ResourceType.GROUP, group, AclOperation.READ))
+    consumer = Consumer({**confluent_config(secured, SASL, "PLAIN", USERS["PLAIN"]), "group.id": group,
+                         "group.protocol": "consumer"})
+
+    def target_topics() -> set[str] | None:
+        with KafkaClient(secured.bootstrap) as client:  # the unauthenticated listener sees every topic
+            (described,) = client.request(69, 0, {"group_ids": [group], "include_authorized_operations": False}).groups
+        if described.error_code or not described.members:
+            return None
+        return {t.topic_name for m in described.members for t in m.target_assignment.topic_partitions}
+
+    try:
+        consumer.subscribe([f"^{prefix}-.*"])
+        wait_until(lambda: consumer.poll(0.2) or {tp.topic for tp in consumer.assignment()} == {seen}, 30,
+                   "the visible topic assigned")
+        assert target_topics() == {seen}, hidden
     finally:
         consumer.close()

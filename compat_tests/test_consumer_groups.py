@@ -19,17 +19,10 @@ from kafka import KafkaAdminClient
 
 from compat_helpers import unique_topic, wait_until
 from group_members import (
-    ALL, Member, check_takeover_after_close, check_takeover_after_kill, close_all, new_topic, poll_until_read,
-    poll_until_split, produce,
+    ALL, KIP848_CONFIG, SESSION_TIMEOUT_MS, Member, check_takeover_after_close, check_takeover_after_kill, close_all,
+    new_topic, poll_until_read, poll_until_split, produce,
 )
 
-SESSION_TIMEOUT_MS = 6000
-KIP848_CONFIG = {
-    "group.consumer.session.timeout.ms": str(SESSION_TIMEOUT_MS),
-    "group.consumer.min.session.timeout.ms": str(SESSION_TIMEOUT_MS),
-    "group.consumer.heartbeat.interval.ms": "500",
-    "group.consumer.min.heartbeat.interval.ms": "500",
-}
 BROKER_OVERRIDES = KIP848_CONFIG  # the module's `broker` (conftest)
 CONSUMER = {"group.protocol": "consumer"}
 
@@ -224,22 +217,17 @@ def test_an_empty_group_changes_protocol_both_ways_and_keeps_its_offsets(broker)
 
 
 @pytest.mark.timeout(90)
-def test_a_group_with_members_keeps_its_protocol(broker):
-    """Online migration is not implemented: the other protocol's member is refused while members remain."""
+def test_a_classic_member_joins_a_consumer_group_with_members(broker):
+    """librdkafka's classic protocol joins a KIP-848 group as a classic member; the group stays a consumer group."""
     topic, group_id = new_topic(broker, "cg-busy"), unique_topic("cg-busy")
     modern = consumers(broker, group_id, topic, 1)
     try:
         poll_until_split(modern, 6)
-        intruder = Member(broker.bootstrap, group_id, topic)
-
-        def refusal():
-            message = intruder.consumer.poll(0.1)
-            return message.error() if message is not None and message.error() else None
-
-        assert wait_until(refusal, 20, "the classic member's refusal").code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL
-        modern[0].poll()
-        intruder.consumer.close()
-        assert modern[0].partitions() == ALL
+        modern.append(Member(broker.bootstrap, group_id, topic))
+        assert frozenset().union(*poll_until_split(modern, 3)) == ALL
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # must outlive its futures
+        listed = admin.list_consumer_groups(request_timeout=15).result(timeout=20)
+        assert [g.type for g in listed.valid if g.group_id == group_id] == [ConsumerGroupType.CONSUMER]
     finally:
         close_all(modern)
 

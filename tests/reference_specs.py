@@ -13,3 +13,7 @@ LATER_THAN_REFERENCE = frozenset({
 # (Kafka: "Version 12 is the same as version 11", KIP-890 transactions v2): the reference's fields,
 # all open-ended, describe them too. {API name: the newest version we serve}.
 SAME_BODY_LATER_VERSIONS = {"Produce": 12, "TxnOffsetCommit": 5}
+# APIs the reference holds whose newer versions Kafka made final after it: the newest version the
+# reference has, per API. Versions above it come from the KIP and client sources (ConsumerGroupDescribe
+# v1, KIP-1099's member_type, from franz-go's generate/definitions), and the reference's are compared.
+NEWER_THAN_REFERENCE = {"ConsumerGroupDescribe": 0}

@@ -5,11 +5,11 @@ Group ids are one namespace: a group is either classic (JoinGroup/SyncGroup,
 and both kinds share the committed offsets. An *empty* group of one kind
 becomes the other kind when a member of the other protocol joins (offsets
 kept), in both directions, as Kafka converts empty groups whatever
-``group.consumer.migration.policy`` says. A group with members is not
-converted: online migration is not implemented, so a JoinGroup for a
-consumer group with members gets INCONSISTENT_GROUP_PROTOCOL and a
-ConsumerGroupHeartbeat for a classic group with members GROUP_ID_NOT_FOUND,
-Kafka's answers when the policy forbids the conversion.
+``group.consumer.migration.policy`` says. A consumer group with members takes
+classic members too (JoinGroup, SyncGroup, Heartbeat, LeaveGroup are served
+by :mod:`.consumer.classic_members`); a classic group with members is
+upgraded by a ConsumerGroupHeartbeat, and a consumer group whose last KIP-848
+member leaves is downgraded, as the policy allows (:mod:`.migration`).
 
 Every method runs to completion synchronously; nothing here awaits or does
 network I/O. JoinGroup and SyncGroup return a :class:`PendingResult` that may
@@ -43,6 +43,7 @@ from kafkacompat.group.results import (
     TopicPartition,
 )
 from kafkacompat.group.classic.state import Group, GroupState
+from kafkacompat.group.consumer.classic_members import ClassicMembers
 from kafkacompat.group.consumer.membership import (
     ConsumerGroupConfig,
     ConsumerMembership,
@@ -52,6 +53,7 @@ from kafkacompat.group.consumer.membership import (
     TopicSource,
 )
 from kafkacompat.group.consumer.state import ConsumerGroup, ConsumerGroupState
+from kafkacompat.group.migration import GroupMigration
 from kafkacompat.group.timers import Timers
 from kafkacompat.protocol.errors import ErrorCode
 
@@ -126,6 +128,11 @@ class GroupCoordinator:
             self._consumer_groups, self._timers, self._store_consumer_group, clock,
             topics if topics is not None else _NoTopics(), consumer_config,
         )
+        self._classic_members = ClassicMembers(self._consumer, self._timers, clock)
+        self._migration = GroupMigration(self._groups, self._consumer_groups, self._membership, self._consumer,
+                                         self._store_consumer_group)
+        self._consumer.downgrade = self._migration.downgrade
+        self._classic_members.downgrade_replaced = self._migration.downgrade_replaced
         now = clock()
         for group_id in sorted(self._store.group_ids()):
             state = self._store.consumer_group(group_id)
@@ -165,7 +172,7 @@ class GroupCoordinator:
         consumer_group = self._consumer_groups.get(request.group_id)
         if consumer_group is not None:
             if consumer_group.members:
-                return PendingResult.resolved(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id))
+                return PendingResult.resolved(self._classic_members.join(consumer_group, request))
             self._forget_consumer_group(consumer_group)  # an empty consumer group becomes classic
         return self._membership.join_group(request)
 
@@ -174,12 +181,13 @@ class GroupCoordinator:
     def consumer_group_heartbeat(self, request: HeartbeatRequest) -> HeartbeatResult:
         classic = self._groups.get(request.group_id)
         if classic is not None and request.member_epoch == 0:
-            if classic.members:
-                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND,
-                                       f"Group {request.group_id} is a classic group with members; "
-                                       "online upgrade is not supported.")
-            del self._groups[request.group_id]  # an empty classic group becomes a consumer group
-            self._membership.forget(classic)
+            if not classic.members:
+                del self._groups[request.group_id]  # an empty classic group becomes a consumer group
+                self._membership.forget(classic)
+            elif (invalid := self._consumer.refusal(request)) is not None:
+                return invalid  # a request Kafka rejects converts nothing
+            elif (refusal := self._migration.upgrade(classic, self._clock())) is not None:
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, refusal)
         elif classic is not None:
             return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {request.group_id} is not a consumer group.")
         return self._consumer.heartbeat(request)
@@ -217,6 +225,10 @@ class GroupCoordinator:
         protocol_type: str | None = None,
         protocol_name: str | None = None,
     ) -> PendingResult[SyncResult]:
+        consumer_group = self._consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return PendingResult.resolved(self._classic_members.sync(
+                consumer_group, generation_id, member_id, group_instance_id, protocol_type, protocol_name))
         return self._membership.sync_group(
             group_id,
             generation_id,
@@ -230,9 +242,15 @@ class GroupCoordinator:
     def heartbeat(
         self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None = None
     ) -> ErrorCode:
+        consumer_group = self._consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return self._classic_members.heartbeat(consumer_group, generation_id, member_id, group_instance_id)
         return self._membership.heartbeat(group_id, generation_id, member_id, group_instance_id)
 
     def leave_group(self, group_id: str, members: Sequence[LeavingMember]) -> LeaveResult:
+        consumer_group = self._consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return self._classic_members.leave(consumer_group, members)
         return self._membership.leave_group(group_id, members)
 
     # -- offsets ----------------------------------------------------------
@@ -259,7 +277,8 @@ class GroupCoordinator:
             error = self._consumer.offset_request_error(consumer_group, member_id, generation_id)
             if error is None and consumer_group.members and not member_id:
                 error = ErrorCode.UNKNOWN_MEMBER_ID  # only members commit for a group with members
-            if error is None and member_id and version < 9:
+            member = consumer_group.members.get(member_id)
+            if error is None and member is not None and member.classic is None and version < 9:
                 error = ErrorCode.UNSUPPORTED_VERSION  # a KIP-848 member commits with v9+
             return self._store_offsets(group_id, offsets, now, retention_time_ms, error)
         group = self._groups.get(group_id)
@@ -456,7 +475,9 @@ class GroupCoordinator:
                 group_instance_id=m.instance_id,
                 client_id=m.client_id,
                 client_host=m.client_host,
-                metadata=encode_subscription(list(m.subscribed_topic_names), named(m.assigned), m.rack_id),
+                # A classic member shows the subscription it joined with, a KIP-848 member one made for it.
+                metadata=m.classic.protocols[0][1] if m.classic is not None
+                else encode_subscription(list(m.subscribed_topic_names), named(m.assigned), m.rack_id),
                 assignment=encode_assignment(named(m.assigned)),
             )
             for m in group.members.values()

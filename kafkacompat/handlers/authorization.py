@@ -48,6 +48,16 @@ def allowed(ctx: RequestContext, operation: Op, resource_type: Res, name: str) -
     return authorizer is None or authorizer.authorize(ctx.principal, ctx.client_host, operation, resource_type, name)
 
 
+def topic_describe_check(ctx: RequestContext) -> Callable[[str], bool] | None:
+    """The caller's DESCRIBE check on topics, for a group that resolves a regex later (None: no authorizer).
+
+    Kafka lets a regex subscription match only topics the member may DESCRIBE.
+    """
+    if ctx.broker.authorizer is None:
+        return None
+    return lambda name: allowed(ctx, Op.DESCRIBE, Res.TOPIC, name)
+
+
 # The operations Kafka reports in authorized-operations bitfields, per resource type.
 _SUPPORTED_OPERATIONS = {
     Res.TOPIC: (Op.READ, Op.WRITE, Op.CREATE, Op.DELETE, Op.ALTER, Op.DESCRIBE, Op.DESCRIBE_CONFIGS,

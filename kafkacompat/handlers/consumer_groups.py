@@ -4,7 +4,8 @@ The rules live in :mod:`kafkacompat.group.consumer`; this module maps the
 wire onto them. Partitions travel by topic id; the describe answer also
 names each topic, and a group whose assignments name a topic the caller may
 not DESCRIBE is answered TOPIC_AUTHORIZATION_FAILED without its members, as
-Kafka hides it (the heartbeat's own topic check is in authorization). Both
+Kafka hides it (the heartbeat's own topic check is in authorization; a
+regex matches only topics the member may DESCRIBE). Both
 APIs are refused with UNSUPPORTED_VERSION while the cluster's
 ``group.version`` feature is finalized below 1, as Kafka refuses them.
 """
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 
 from kafkacompat.group.consumer.assignors import Assignment
 from kafkacompat.group.consumer.membership import HeartbeatRequest
-from kafkacompat.handlers.authorization import allowed, authorized_operations
+from kafkacompat.handlers.authorization import allowed, authorized_operations, topic_describe_check
 from kafkacompat.handlers.groups import UNSET_AUTHORIZED_OPERATIONS, client_host
 from kafkacompat.handlers.registry import ApiHandler, Request, RequestContext
 from kafkacompat.protocol.errors import ErrorCode
@@ -23,6 +24,7 @@ from kafkacompat.security.authorizer import AclOperation, ResourceType
 
 CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 GROUP_VERSION = "group.version"
+CLASSIC_MEMBER, CONSUMER_MEMBER = 0, 1  # ConsumerGroupDescribe v1's member_type (KIP-1099)
 _HIDDEN_TOPICS = "The group has described topic(s) that the client is not authorized to describe."
 
 
@@ -61,6 +63,7 @@ async def handle_consumer_group_heartbeat(request: Request, ctx: RequestContext)
         client_id=request.header.client_id or "",
         client_host=client_host(ctx),
         version=request.version,
+        may_describe=topic_describe_check(ctx),
     ))
     return {
         "throttle_time_ms": 0,
@@ -118,6 +121,7 @@ async def handle_consumer_group_describe(request: Request, ctx: RequestContext) 
                 "subscribed_topic_regex": m.subscribed_topic_regex,
                 "assignment": _named(ctx, m.assigned),
                 "target_assignment": _named(ctx, group.target.get(m.member_id, {})),
+                "member_type": CLASSIC_MEMBER if m.classic is not None else CONSUMER_MEMBER,
             }
             for m in group.members.values()
         ]

@@ -7,11 +7,14 @@ reads, so that OffsetDelete refuses those (GROUP_SUBSCRIBED_TO_TOPIC) and
 retention spares them. Every version (0-3) starts with an int16 version and
 the topic list (int32 count, int16-length strings), which is all we read.
 Assignments are decoded only to show them (the groups tool, the console).
+A KIP-848 group with classic members reads their whole subscription
+(topics, owned partitions, rack) and writes their assignments.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from kafkacompat.protocol import DecodeError, decode_data, encode_data
 
@@ -55,6 +58,30 @@ def assigned_partitions(assignment: bytes) -> list[tuple[str, int]]:
     return [(t.topic, p) for t in decoded.assigned_partitions for p in t.partitions]
 
 
+class Subscription(NamedTuple):
+    """A ConsumerProtocolSubscription as the coordinator of a KIP-848 group reads a classic member's."""
+
+    version: int
+    topics: tuple[str, ...]
+    owned: tuple[tuple[str, tuple[int, ...]], ...]
+    rack_id: str | None
+
+
+def decode_subscription(metadata: bytes) -> Subscription | None:
+    """The whole subscription (topics, owned partitions, rack), or None when it does not parse."""
+    if len(metadata) < 2:
+        return None
+    (version,) = struct.unpack_from(">h", metadata)
+    if version < 0:
+        return None
+    try:
+        decoded = decode_data("consumer_protocol_subscription", version, metadata[2:])
+    except (DecodeError, ValueError):
+        return None
+    owned = tuple((t.topic, tuple(t.partitions)) for t in decoded.get("owned_partitions") or ())
+    return Subscription(version, tuple(decoded.topics), owned, decoded.get("rack_id"))
+
+
 def encode_subscription(topics: list[str], owned: list[tuple[str, list[int]]], rack_id: str | None) -> bytes:
     """A version-3 ConsumerProtocolSubscription: how Kafka shows a KIP-848 member in DescribeGroups."""
     body = encode_data("consumer_protocol_subscription", 3, {
@@ -64,9 +91,10 @@ def encode_subscription(topics: list[str], owned: list[tuple[str, list[int]]], r
     return struct.pack(">h", 3) + body
 
 
-def encode_assignment(assigned: list[tuple[str, list[int]]]) -> bytes:
-    """A version-3 ConsumerProtocolAssignment of these partitions."""
-    body = encode_data("consumer_protocol_assignment", 3, {
+def encode_assignment(assigned: list[tuple[str, list[int]]], version: int = 3) -> bytes:
+    """A ConsumerProtocolAssignment of these partitions (every version 0-3 has the same layout)."""
+    version = min(max(version, 0), 3)
+    body = encode_data("consumer_protocol_assignment", version, {
         "assigned_partitions": [{"topic": t, "partitions": p} for t, p in assigned], "user_data": None,
     })
-    return struct.pack(">h", 3) + body
+    return struct.pack(">h", version) + body

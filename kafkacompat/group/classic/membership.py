@@ -115,6 +115,21 @@ class Membership:
             self._timers.cancel((TimerKind.PENDING_MEMBER, group.group_id, member_id))
         self._timers.cancel((TimerKind.JOIN, group.group_id))
 
+    def release(self, group: Group) -> None:
+        """Cancel every timer of a group that stops being classic (upgraded to a consumer group)."""
+        self.forget(group)
+        self._timers.cancel((TimerKind.SYNC, group.group_id))
+        for member_id in group.members:
+            self._timers.cancel((TimerKind.SESSION, group.group_id, member_id))
+
+    def adopt(self, group: Group, now: int, *, rebalance: bool) -> None:
+        """Take on a Stable group built from a downgraded consumer group: store it, time it, maybe rebalance it."""
+        self._store_group(group)
+        for member in group.members.values():
+            self._schedule_session(group, member, now)
+        if rebalance:
+            self._prepare_rebalance(group, now)
+
     # -- JoinGroup --------------------------------------------------------
 
     def join_group(self, request: JoinRequest) -> PendingResult[JoinResult]:

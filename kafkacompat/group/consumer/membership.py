@@ -20,7 +20,7 @@ import enum
 import re
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, NamedTuple, Protocol, Sequence
 
 from kafkacompat.config import BrokerConfig, ConfigError
@@ -41,6 +41,8 @@ class ConsumerTimer(enum.Enum):
 
     SESSION = "consumer-session"
     REVOCATION = "consumer-revocation"
+    CLASSIC_JOIN = "consumer-classic-join"  # a classic member told to rejoin has not yet
+    CLASSIC_SYNC = "consumer-classic-sync"  # a classic member answered at JoinGroup has not sent SyncGroup
 
 
 class TopicMeta(NamedTuple):
@@ -60,6 +62,8 @@ class TopicSource(Protocol):
 
 
 MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
+UPGRADE_POLICIES = frozenset({"upgrade", "bidirectional"})
+DOWNGRADE_POLICIES = frozenset({"downgrade", "bidirectional"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,15 @@ class ConsumerGroupConfig:
     session_timeout_ms: int = 45000
     max_size: int = 2**31 - 1
     assignors: tuple[str, ...] = ("uniform", "range")
+    migration_policy: str = "bidirectional"
+
+    @property
+    def upgrade_enabled(self) -> bool:
+        return self.migration_policy in UPGRADE_POLICIES
+
+    @property
+    def downgrade_enabled(self) -> bool:
+        return self.migration_policy in DOWNGRADE_POLICIES
 
     @classmethod
     def from_broker_config(cls, config: BrokerConfig) -> ConsumerGroupConfig:
@@ -87,9 +100,10 @@ class ConsumerGroupConfig:
         unknown = [name for name in assignors if name not in ASSIGNORS]
         if unknown or not assignors:
             raise ConfigError(f"group.consumer.assignors: unknown assignor(s) {unknown}; known: {sorted(ASSIGNORS)}")
-        if config.get("group.consumer.migration.policy").lower() not in MIGRATION_POLICIES:
+        policy = config.get("group.consumer.migration.policy").lower()
+        if policy not in MIGRATION_POLICIES:
             raise ConfigError(f"group.consumer.migration.policy must be one of {', '.join(MIGRATION_POLICIES)}")
-        return cls(heartbeat, session, config.get_int("group.consumer.max.size"), assignors)
+        return cls(heartbeat, session, config.get_int("group.consumer.max.size"), assignors, policy)
 
 
 class LogTopics:
@@ -129,6 +143,8 @@ class HeartbeatRequest:
     client_id: str = ""
     client_host: str = ""
     version: int = 1
+    # Which topics the member may DESCRIBE (its principal's ACLs); regex matches are limited to them.
+    may_describe: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -145,7 +161,10 @@ class ConsumerMembership:
     """The heartbeat protocol over the consumer groups the coordinator owns.
 
     ``groups`` is the coordinator's map of consumer groups; ``store`` persists
-    one group (called after every change). Not safe for concurrent use.
+    one group (called after every change). ``downgrade``, when set, is asked
+    first whenever a member is fenced, and answers True when it turned the
+    group into a classic group instead (KIP-848's online downgrade). Not safe
+    for concurrent use.
     """
 
     def __init__(
@@ -166,6 +185,9 @@ class ConsumerMembership:
         self.assignments = 0  # target assignments computed, all groups (a metric)
         self._patterns: dict[str, re.Pattern[str]] = {}
         self._metadata_checked_ms: dict[str, int] = {}
+        # Per (group, member): the DESCRIBE check of its last heartbeat's principal (not durable).
+        self._describable: dict[tuple[str, str], Callable[[str], bool]] = {}
+        self.downgrade: Callable[[ConsumerGroup, str, int], bool] | None = None
 
     # -- the heartbeat ----------------------------------------------------
 
@@ -177,6 +199,14 @@ class ConsumerMembership:
             return self._heartbeat(request)
         except KafkaError as exc:
             return HeartbeatResult(exc.code, exc.message or None)
+
+    def refusal(self, request: HeartbeatRequest) -> HeartbeatResult | None:
+        """The answer to a heartbeat that fails Kafka's request checks, else None."""
+        try:
+            self._validate(request)
+        except KafkaError as exc:
+            return HeartbeatResult(exc.code, exc.message or None)
+        return None
 
     def _validate(self, request: HeartbeatRequest) -> None:
         invalid = ErrorCode.INVALID_REQUEST
@@ -219,23 +249,12 @@ class ConsumerMembership:
                 raise KafkaError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {request.group_id} not found.")
             group = self._groups[request.group_id] = ConsumerGroup(request.group_id, now)
         member, joined = self._member(group, request)
+        if request.may_describe is not None:
+            self._describable[(group.group_id, member.member_id)] = request.may_describe
         epoch_moves = joined | self._update_subscription(member, request)
-        last_checked = self._metadata_checked_ms.get(group.group_id, -METADATA_REFRESH_MS)
-        if epoch_moves or now - last_checked >= METADATA_REFRESH_MS:
-            epoch_moves |= self._subscription_metadata(group) != group.subscription_metadata
-            self._metadata_checked_ms[group.group_id] = now
-        if epoch_moves:
-            group.bump_group_epoch(now)
-            self._assign(group, now)
         before_assigned = member.assigned
-        owned = {} if request.member_epoch == 0 else request.owned
-        changed = group.reconcile(member, owned) or epoch_moves
-        group.refresh_state(now)
+        self.update(group, member, epoch_moves, {} if request.member_epoch == 0 else request.owned, now)
         self._schedule(group, member, now)
-        if changed:
-            error = self._store(group)
-            if error is not ErrorCode.NONE:
-                raise KafkaError(error, "The group could not be stored.")
         full = request.member_epoch == 0 or (
             request.rebalance_timeout_ms != -1
             and (request.subscribed_topic_names is not None or request.subscribed_topic_regex is not None)
@@ -248,6 +267,23 @@ class ConsumerMembership:
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
             assignment=member.assigned if full or member.assigned != before_assigned else None,
         )
+
+    def update(self, group: ConsumerGroup, member: ConsumerMember, epoch_moves: bool, owned: Assignment | None,
+               now: int) -> None:
+        """After a member's heartbeat or JoinGroup: move the group epoch if need be, reassign, reconcile, store."""
+        last_checked = self._metadata_checked_ms.get(group.group_id, -METADATA_REFRESH_MS)
+        if epoch_moves or now - last_checked >= METADATA_REFRESH_MS:
+            epoch_moves |= self._subscription_metadata(group) != group.subscription_metadata
+            self._metadata_checked_ms[group.group_id] = now
+        if epoch_moves:
+            group.bump_group_epoch(now)
+            self._assign(group, now)
+        changed = group.reconcile(member, owned) or epoch_moves
+        group.refresh_state(now)
+        if changed:
+            error = self._store(group)
+            if error is not ErrorCode.NONE:
+                raise KafkaError(error, "The group could not be stored.")
 
     def _member(self, group: ConsumerGroup, request: HeartbeatRequest) -> tuple[ConsumerMember, bool]:
         """The member the request speaks for, and whether it is new; raises Kafka's fencing errors."""
@@ -340,6 +376,8 @@ class ConsumerMembership:
 
     def fence(self, group: ConsumerGroup, member_id: str, now: int) -> None:
         """Remove a member (left, expired, or too slow to revoke) and hand its partitions on."""
+        if self.downgrade is not None and self.downgrade(group, member_id, now):
+            return
         self._cancel(group, member_id)
         group.remove(member_id)
         group.bump_group_epoch(now)
@@ -349,20 +387,26 @@ class ConsumerMembership:
     def _cancel(self, group: ConsumerGroup, member_id: str) -> None:
         for kind in ConsumerTimer:
             self._timers.cancel((kind, group.group_id, member_id))
+        self._describable.pop((group.group_id, member_id), None)
 
     def on_timer(self, key: Hashable, now: int) -> None:
         kind, group_id, member_id = key  # type: ignore[misc]
         group = self._groups.get(group_id)
         if group is None or member_id not in group.members:
             return
-        if kind is ConsumerTimer.SESSION or group.members[member_id].state is MemberState.UNREVOKED_PARTITIONS:
+        if kind is not ConsumerTimer.REVOCATION or group.members[member_id].state is MemberState.UNREVOKED_PARTITIONS:
             self.fence(group, member_id, now)
 
+    def schedule_session(self, group: ConsumerGroup, member: ConsumerMember, now: int) -> None:
+        """Restart a member's session: the broker's KIP-848 timeout, or a classic member's own."""
+        timeout = self.config.session_timeout_ms if member.classic is None else member.classic.session_timeout_ms
+        self._timers.schedule((ConsumerTimer.SESSION, group.group_id, member.member_id), now + timeout)
+
     def _schedule(self, group: ConsumerGroup, member: ConsumerMember, now: int) -> None:
-        key = (group.group_id, member.member_id)
-        self._timers.schedule((ConsumerTimer.SESSION, *key), now + self.config.session_timeout_ms)
-        revocation = (ConsumerTimer.REVOCATION, *key)
-        if member.state is MemberState.UNREVOKED_PARTITIONS:
+        self.schedule_session(group, member, now)
+        revocation = (ConsumerTimer.REVOCATION, group.group_id, member.member_id)
+        # Classic members are timed by their JoinGroup and SyncGroup instead (Kafka's join and sync timers).
+        if member.state is MemberState.UNREVOKED_PARTITIONS and member.classic is None:
             if not self._timers.scheduled(revocation):
                 self._timers.schedule(revocation, now + member.rebalance_timeout_ms)
         else:
@@ -380,16 +424,18 @@ class ConsumerMembership:
 
     # -- the target assignment ---------------------------------------------
 
-    def _resolve(self, member: ConsumerMember, names: list[str] | None) -> list[TopicMeta]:
-        """The existing topics a member subscribes to, by name or by its regex."""
+    def _resolve(self, group: ConsumerGroup, member: ConsumerMember, names: list[str] | None) -> list[TopicMeta]:
+        """The existing topics a member subscribes to, by name or by its regex (those it may DESCRIBE)."""
         wanted = list(member.subscribed_topic_names)
         if member.subscribed_topic_regex:
-            wanted += matching_topics(self._pattern(member.subscribed_topic_regex), names or [])
+            matched = matching_topics(self._pattern(member.subscribed_topic_regex), names or [])
+            may_describe = self._describable.get((group.group_id, member.member_id))
+            wanted += matched if may_describe is None else [name for name in matched if may_describe(name)]
         return [meta for name in dict.fromkeys(wanted) if (meta := self.topics.by_name(name)) is not None]
 
     def _subscription_metadata(self, group: ConsumerGroup) -> tuple[tuple[str, str, int], ...]:
         names = self.topics.names() if any(m.subscribed_topic_regex for m in group.members.values()) else None
-        metas = {meta for m in group.members.values() for meta in self._resolve(m, names)}
+        metas = {meta for m in group.members.values() for meta in self._resolve(group, m, names)}
         return tuple(sorted((meta.name, str(meta.topic_id), meta.partitions) for meta in metas))
 
     def _assign(self, group: ConsumerGroup, now: int) -> None:
@@ -399,7 +445,7 @@ class ConsumerMembership:
         sizes: dict[uuid.UUID, int] = {}
         metas: set[TopicMeta] = set()
         for member in group.members.values():
-            resolved = self._resolve(member, names)
+            resolved = self._resolve(group, member, names)
             metas.update(resolved)
             subscriptions[member.member_id] = frozenset(meta.topic_id for meta in resolved)
             sizes.update((meta.topic_id, meta.partitions) for meta in resolved)
@@ -420,12 +466,17 @@ class ConsumerMembership:
 
     @staticmethod
     def offset_request_error(group: ConsumerGroup, member_id: str | None, member_epoch: int) -> ErrorCode | None:
-        """Kafka's check of an OffsetCommit / OffsetFetch naming a member of a consumer group."""
+        """Kafka's check of an OffsetCommit / OffsetFetch naming a member of a consumer group.
+
+        A classic member names its generation, which is its member epoch: any other is ILLEGAL_GENERATION.
+        """
         if member_epoch < 0 and not member_id:
             return None
         member = group.members.get(member_id or "")
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
+        if member.classic is not None:
+            return None if member_epoch == member.member_epoch else ErrorCode.ILLEGAL_GENERATION
         if member_epoch > member.member_epoch:
             return ErrorCode.FENCED_MEMBER_EPOCH
         if member_epoch < member.member_epoch:

@@ -42,6 +42,13 @@ member not yet Stable at the target epoch), ``Stable`` (all are), ``Dead``
 (deleted). ``GROUP_TRANSITIONS`` lists the legal moves; a move outside it is
 a bug and raises.
 
+Classic members (KIP-848's online migration): a member that joined with
+JoinGroup, directly or when its classic group was upgraded, carries its
+JoinGroup protocols and session timeout (:class:`ClassicMetadata`). It is
+reconciled by the same rules, only at its JoinGroup instead of a heartbeat:
+its Heartbeat is answered REBALANCE_IN_PROGRESS while it lags (see
+:mod:`.classic_members`), and its rejoin reports what it still owns.
+
 Ownership: ``owners`` maps every partition some member owns (assigned or
 pending revocation) to that member; a partition is free when absent.
 Not safe for concurrent use; the coordinator serialises all access.
@@ -49,6 +56,7 @@ Not safe for concurrent use; the coordinator serialises all access.
 
 from __future__ import annotations
 
+import base64
 import enum
 import uuid
 from dataclasses import dataclass, field
@@ -83,7 +91,7 @@ GROUP_TRANSITIONS: dict[ConsumerGroupState, frozenset[ConsumerGroupState]] = {
     _R: frozenset({_A, _R}),  # a new target left members to reconcile; or some caught up, others not yet
     _S: frozenset({_A, _R}),  # every member caught up with the target
     _E: frozenset({_A}),  # the last member left and the empty target was computed
-    _D: frozenset({_E}),  # deleted or expired
+    _D: frozenset({_E, _R, _S}),  # deleted or expired (Empty), or downgraded to a classic group
 }
 
 
@@ -104,6 +112,28 @@ def _grouped(partitions: set[TopicPartitionId]) -> Assignment:
     return {topic_id: frozenset(ps) for topic_id, ps in grouped.items()}
 
 
+@dataclass(frozen=True)
+class ClassicMetadata:
+    """What a member using the classic protocol joined with: its session timeout and JoinGroup protocols."""
+
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
+
+    @property
+    def protocol_name(self) -> str:
+        """The name its JoinGroup and SyncGroup answers carry: its first choice, as Kafka answers."""
+        return self.protocols[0][0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"session_timeout_ms": self.session_timeout_ms,
+                "protocols": [[name, base64.b64encode(metadata).decode()] for name, metadata in self.protocols]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClassicMetadata:
+        return cls(data["session_timeout_ms"],
+                   tuple((name, base64.b64decode(metadata)) for name, metadata in data["protocols"]))
+
+
 @dataclass(eq=False)
 class ConsumerMember:
     """One member as the coordinator knows it; nulls in a heartbeat leave these fields unchanged."""
@@ -122,6 +152,7 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     pending_revocation: Assignment = field(default_factory=dict)
+    classic: ClassicMetadata | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +164,7 @@ class ConsumerMember:
             "member_epoch": self.member_epoch, "previous_member_epoch": self.previous_member_epoch,
             "state": self.state.value, "assigned": _assignment_json(self.assigned),
             "pending_revocation": _assignment_json(self.pending_revocation),
+            "classic": None if self.classic is None else self.classic.to_json(),
         }
 
     @classmethod
@@ -142,6 +174,8 @@ class ConsumerMember:
         fields["state"] = MemberState(data["state"])
         fields["assigned"] = _assignment_from_json(data["assigned"])
         fields["pending_revocation"] = _assignment_from_json(data["pending_revocation"])
+        classic = data.get("classic")
+        fields["classic"] = None if classic is None else ClassicMetadata.from_json(classic)
         return cls(**fields)
 
 
@@ -255,6 +289,16 @@ class ConsumerGroup:
             member.assigned, member.pending_revocation = _grouped(kept | free), {}
         self._own(member)
 
+    def waiting_on_unreleased(self, member: ConsumerMember) -> bool:
+        """Whether a partition of the member's target is still owned by another member."""
+        target = _partitions(self.target.get(member.member_id, {})) - _partitions(member.assigned)
+        return any(self.owners.get(tp, member.member_id) != member.member_id for tp in target)
+
+    def settle(self, now_ms: int) -> None:
+        """Derive the state of a group built whole (restored, or converted from a classic group)."""
+        self.state = _E if not self.members else _R
+        self.refresh_state(now_ms)
+
     def refresh_state(self, now_ms: int) -> None:
         """Derive the group's state from its epochs and members, checking the move against the table."""
         if self.state is _D:
@@ -301,7 +345,5 @@ class ConsumerGroup:
             group.add(ConsumerMember.from_json(saved))
         group.target = {member_id: _assignment_from_json(a) for member_id, a in data["target"].items()}
         group.subscription_metadata = tuple((n, i, p) for n, i, p in data["subscription_metadata"])
-        # The stored group was settled (its target computed); its state follows from the members.
-        group.state = _E if not group.members else _R
-        group.refresh_state(data["state_timestamp_ms"])
+        group.settle(data["state_timestamp_ms"])  # the stored group had its target computed
         return group
