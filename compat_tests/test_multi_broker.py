@@ -501,6 +501,28 @@ def test_an_isolated_leader_is_fenced_and_its_produce_gets_not_leader_or_followe
     assert read_all(process.bootstrap, topic, len(values))[0] == values
 
 
+def test_a_paused_leader_is_fenced_and_a_producer_goes_on_with_the_new_leader(cluster) -> None:
+    """A stalled broker (pause) stops heartbeating: after broker.session.timeout.ms its leaderships move,
+    an idempotent producer delivers everything through the new leader, and once resumed it rejoins the ISR."""
+    process = cluster(**{"broker.session.timeout.ms": "1000"})
+    topic = unique_topic("stalled")
+    create(process.bootstrap, topic, partitions=1, **{"min.insync.replicas": "2"})
+    paused = process.leader(topic, 0)
+    process.act(paused, "pause")
+    wait_until(lambda: process.leader(topic, 0) not in (-1, paused), 10, "leadership moved off the paused broker")
+    assert paused not in process.partition(topic, 0)["isr"]
+    producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "all", "enable.idempotence": True,
+                         "socket.timeout.ms": 3000})
+    values = [b"v%d" % n for n in range(20)]
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    assert producer.flush(30) == 0
+    process.act(paused, "resume")
+    wait_until(lambda: len(process.partition(topic, 0)["isr"]) == 3, 30, "the resumed broker back in the ISR")
+    assert read_all(process.bootstrap, topic, len(values))[0] == values
+    assert f"broker {paused} fenced: unheard for" in process.log_text()
+
+
 def test_a_paused_broker_accepts_connections_and_answers_nothing(cluster) -> None:
     process = cluster()
     process.act(2, "pause")

@@ -118,7 +118,7 @@ class Member:
         self.broker: Broker | None = None
         self.paused = False
         self.isolated = False
-        self.isolated_since_ms = 0
+        self.unheard_since_ms = 0  # since when a paused or isolated broker has not reached the controller
         self.crashed = False
         self._stopping = trio.Event()
         self._done = trio.Event()
@@ -435,11 +435,14 @@ class ClusterRuntime:
     def pause(self, node_id: int) -> None:
         member = self.member(node_id)
         if member.running and not member.paused:
+            self._note_cut_off(member)
             member.paused = True
             member._pause_rule = member.broker.faults.add(dict(PAUSE_RULE)).id
 
     def resume(self, node_id: int) -> None:
-        self._unpause(self.member(node_id))
+        member = self.member(node_id)
+        self._unpause(member)
+        self._maybe_unfence(member)
 
     def _unpause(self, member: Member) -> None:
         if member.paused and member.broker is not None and member._pause_rule is not None:
@@ -449,24 +452,35 @@ class ClusterRuntime:
     def isolate(self, node_id: int, isolated: bool = True) -> None:
         """Cut a broker off from the others (or heal it: a broker fenced meanwhile is unfenced)."""
         member = self.member(node_id)
-        if isolated and not member.isolated:
-            member.isolated_since_ms = self.clock()
+        if isolated:
+            self._note_cut_off(member)
         member.isolated = isolated
-        if not isolated and member.running and not self.controller.brokers[node_id].alive:
+        self._maybe_unfence(member)
+
+    def _note_cut_off(self, member: Member) -> None:
+        """A paused or isolated broker's heartbeats stop reaching the controller from now on."""
+        if not (member.paused or member.isolated):
+            member.unheard_since_ms = self.clock()
+
+    def _maybe_unfence(self, member: Member) -> None:
+        """A broker heard again after being fenced registers again, as a follower of what it held."""
+        node_id = member.node_id
+        if not (member.paused or member.isolated) and member.running and not self.controller.brokers[node_id].alive:
             self.controller.broker_started(node_id)
             self.apply_leadership(set(self.controller.partitions))
             log.info("broker %d unfenced", node_id)
 
-    def _fence_isolated(self) -> None:
-        """KRaft fences a broker whose heartbeats have not reached the controller for broker.session.timeout.ms."""
+    def _fence_unheard(self) -> None:
+        """KRaft fences a broker whose heartbeats have not reached the controller for broker.session.timeout.ms:
+        an isolated one, or a paused one (a stalled JVM)."""
         timeout_ms = self.config.get_int("broker.session.timeout.ms")
         now = self.clock()
         for node, member in self.members.items():
-            if member.isolated and member.running and self.controller.brokers[node].alive \
-                    and now - member.isolated_since_ms >= timeout_ms:
+            if (member.isolated or member.paused) and member.running and self.controller.brokers[node].alive \
+                    and now - member.unheard_since_ms >= timeout_ms:
                 self.apply_leadership(self.controller.broker_stopped(node))
                 self._refresh_high_watermarks()
-                log.info("broker %d fenced: isolated for %d ms", node, now - member.isolated_since_ms)
+                log.info("broker %d fenced: unheard for %d ms", node, now - member.unheard_since_ms)
 
     def control(self, node_id: int, action: str) -> None:
         """Run one control action (stop, kill, start, pause, resume, isolate, heal) in the cluster's nursery."""
@@ -538,7 +552,7 @@ class ClusterRuntime:
         next_rebalance = self.clock() + interval_ms
         while True:
             await trio.sleep(LAG_CHECK_INTERVAL_S)
-            self._fence_isolated()
+            self._fence_unheard()
             changed = False
             for tp, state in list(self.controller.partitions.items()):
                 member = self.members.get(state.leader)
