@@ -43,8 +43,13 @@ def _name(what: str) -> str:
     return f"share-{what}-{uuid.uuid4().hex[:8]}"
 
 
-def _start(cluster: Any) -> ClusterProcess:
-    return cluster(**SHARE_CONFIG)
+def _start(cluster: Any, records: int) -> tuple[ClusterProcess, str, str]:
+    """A cluster, a group and its topic (see _prepare) holding records 0..records-1 (see _produce)."""
+    process = cluster(**SHARE_CONFIG)
+    group = _name("group")
+    topic = _prepare(process.bootstrap, group)
+    _produce(process.bootstrap, topic, range(records))
+    return process, group, topic
 
 
 def _prepare(bootstrap: str, group: str) -> str:
@@ -148,23 +153,17 @@ def _check_each_attempt_went_to_one_member(members: list[Member], count: int) ->
 
 
 def test_two_share_consumers_on_partitions_led_by_different_brokers_share_every_record(cluster) -> None:
-    process = _start(cluster)
-    group = _name("group")
-    topic = _prepare(process.bootstrap, group)
-    assert sorted(process.leader(topic, p) for p in range(PARTITIONS)) == [1, 2, 3]
     count = 60
-    _produce(process.bootstrap, topic, range(count))
+    process, group, topic = _start(cluster, count)
+    assert sorted(process.leader(topic, p) for p in range(PARTITIONS)) == [1, 2, 3]
     members = _run_members(process.bootstrap, group, topic, count)
     _check_each_attempt_went_to_one_member(members, count)
     assert all(m.deliveries for m in members), "both members got records"
 
 
 def test_consumption_continues_on_the_new_leader_and_accepted_records_are_not_redelivered(cluster) -> None:
-    process = _start(cluster)
-    group = _name("group")
-    topic = _prepare(process.bootstrap, group)
     count = 90
-    _produce(process.bootstrap, topic, range(count // 2))
+    process, group, topic = _start(cluster, count // 2)
     leader = process.leader(topic, 0)
     accepted_before: dict[tuple[int, int], int] = {}
 
@@ -204,11 +203,8 @@ def _describe(cluster: Cluster, node: int, group: str) -> Any:
 
 
 def test_members_continue_after_the_share_group_coordinator_stops(cluster) -> None:
-    process = _start(cluster)
-    group = _name("group")
-    topic = _prepare(process.bootstrap, group)
     count = 60
-    _produce(process.bootstrap, topic, range(count // 2))
+    process, group, topic = _start(cluster, count // 2)
     moved: list[tuple[int, int]] = []
 
     def stop_the_coordinator(members: list[Member]) -> None:
@@ -233,10 +229,7 @@ def test_members_continue_after_the_share_group_coordinator_stops(cluster) -> No
 def test_share_requests_are_answered_by_the_coordinator_and_the_partition_leader_only(cluster) -> None:
     """Raw requests for what the ShareConsumer hides: NOT_COORDINATOR, NOT_LEADER_OR_FOLLOWER with the
     leader's endpoint, and a leader move that gives unaccepted acquired records back counted."""
-    process = _start(cluster)
-    group = _name("group")
-    topic = _prepare(process.bootstrap, group)
-    _produce(process.bootstrap, topic, range(12))  # four records in each partition
+    process, group, topic = _start(cluster, 12)  # four records in each partition
     coordinator = _coordinator_id(process.bootstrap, group)
     partition = next(p for p in range(PARTITIONS) if process.leader(topic, p) != coordinator)
     leader = process.leader(topic, partition)
