@@ -230,15 +230,9 @@ class Broker:
             topics=LogTopics(self.log_manager),
             consumer_config=ConsumerGroupConfig.from_broker_config(config),
         )
-        self.share_groups = ShareCoordinator(self.data_dir, clock, self.log_manager, ShareSettings(
-            heartbeat_interval_ms=config.get_int("group.share.heartbeat.interval.ms"),
-            session_timeout_ms=config.get_int("group.share.session.timeout.ms"),
-            record_lock_duration_ms=config.get_int("group.share.record.lock.duration.ms"),
-            min_record_lock_duration_ms=config.get_int("group.share.min.record.lock.duration.ms"),
-            max_record_lock_duration_ms=config.get_int("group.share.max.record.lock.duration.ms"),
-            delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
-            max_size=config.get_int("group.share.max.size"),
-        ))
+        # A cluster's brokers share one share coordinator too; sessions stay with the broker they live on.
+        self.share_groups = member.runtime.share_groups if member is not None else ShareCoordinator(
+            self.data_dir, clock, self.log_manager, ShareSettings.from_config(config))
         # A cluster's brokers share one transaction coordinator too, each answering for its own ids.
         self.transactions = member.runtime.transactions if member is not None else TransactionCoordinator.from_config(
             self.data_dir, clock, lambda: self.cluster.allocate_producer_id(), config)
@@ -442,5 +436,5 @@ class Broker:
             self.groups.close()
             self._security.close()
             self.transactions.close()
-        self.share_groups.close()
+            self.share_groups.close()
         self._lock.release()

@@ -166,6 +166,11 @@ class Controller:
             found.append(state)
         return found
 
+    def leader_of(self, topic: str, index: int) -> int:
+        """The partition's leader; NO_LEADER for one that is offline or unknown."""
+        state = self.partitions.get((topic, index))
+        return NO_LEADER if state is None else state.leader
+
     def coordinator(self, key: str, internal_topic: str = OFFSETS_TOPIC) -> int:
         """The node coordinating a group (or, with TRANSACTION_TOPIC, a transactional id):
         the leader of the internal topic's partition the key hashes to."""

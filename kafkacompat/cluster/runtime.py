@@ -20,7 +20,12 @@ leader of its ``__transaction_state`` partition, whose marker writer writes
 the markers into each partition at its current leader. When that leadership
 moves, every member's marker writer is woken, so the new coordinator
 completes the transactions the old one had decided (PrepareCommit,
-PrepareAbort).
+PrepareAbort). Share groups are shared the same way: one ShareCoordinator
+(``DATA/__share_group_state/``), its groups placed like consumer groups,
+reading each share partition's records at the partition's current leader;
+when a partition's leadership moves, its acquired records go back to
+available with their delivery counts and what was acknowledged stays, as
+Kafka's new leader reloads the persisted share-partition state.
 
 Topic changes (create, delete, new partitions, configs) are applied to every
 running member at once with the same topic id; a member that was stopped
@@ -60,6 +65,7 @@ from kafkacompat.cluster.view import check_replica_list
 from kafkacompat.config import BrokerConfig
 from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
 from kafkacompat.group.coordinator import GroupCoordinator
+from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
 from kafkacompat.listeners import with_ports
 from kafkacompat.log.durable import read_json, write_json_atomically
 from kafkacompat.log.log_manager import Topic
@@ -376,6 +382,9 @@ class ClusterRuntime:
         self.transactions = TransactionCoordinator.from_config(self.data_dir, clock, self.allocate_producer_id,
                                                                 config)
         self.completing: set[str] = set()  # the transactional ids whose markers a member is writing
+        self.share_groups = ShareCoordinator(self.data_dir, clock, RunningMemberTopics(self),
+                                             ShareSettings.from_config(config), leader_log=self.leader_log,
+                                             leader_node=self.controller.leader_of)
 
     # -- running ------------------------------------------------------------------
 
@@ -396,6 +405,7 @@ class ClusterRuntime:
         finally:
             self.transactions.close()
             self.groups.close()
+            self.share_groups.close()
             self.security.close()
 
     @property
@@ -507,6 +517,15 @@ class ClusterRuntime:
             raise KeyError(f"no partition {topic}-{partition}")
         return state.leader
 
+    def leader_log(self, topic: str, index: int) -> PartitionLog:
+        """The partition's log at its running leader (share groups read records there)."""
+        state = self.controller.partition(topic, index)
+        member = self.members.get(state.leader) if state is not None else None
+        log = member.broker.log_manager.partition(topic, index) if member is not None and member.running else None
+        if log is None or log.closed:
+            raise KafkaError(ErrorCode.LEADER_NOT_AVAILABLE, f"{topic}-{index} has no running leader")
+        return log
+
     # -- leadership -----------------------------------------------------------------
 
     def apply_leadership(self, partitions: set[TopicPartition]) -> None:
@@ -530,6 +549,7 @@ class ClusterRuntime:
                 if node == state.leader:
                     if partition.leader_epoch != state.leader_epoch:
                         partition.become_leader(state.leader_epoch)
+                        self.share_groups.leadership_moved(*tp)
                     self.tracker.update_high_watermark(tp, partition)
                 else:
                     partition.become_follower(state.leader_epoch)

@@ -7,8 +7,8 @@ faults that come after the work are applied once the handler has run, and
 so are client quotas (handlers/client_quotas.py). With no fault rule, no
 authorizer and no quota each costs one attribute check.
 
-In a multi-broker process the same point refuses group requests sent to a
-broker that does not coordinate the group, and transaction requests sent to
+In a multi-broker process the same point refuses group requests (share
+groups' too) sent to a broker that does not coordinate the group, and transaction requests sent to
 one that does not coordinate the transactional id: NOT_COORDINATOR, as Kafka
 answers a client that has not found the moved coordinator yet. TxnOffsetCommit
 goes to the group's coordinator, as in Kafka; AddOffsetsToTxn (which names a
@@ -89,8 +89,10 @@ REGISTRY: Mapping[int, ApiHandler] = build_registry(
 )
 api_versions.use_registry(REGISTRY)
 # OffsetCommit, OffsetFetch, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, DeleteGroups,
-# TxnOffsetCommit, OffsetDelete.
-GROUP_API_KEYS = frozenset({8, 9, 11, 12, 13, 14, 15, 28, 42, 47})
+# TxnOffsetCommit, OffsetDelete, and the share group coordinator's ShareGroupHeartbeat, ShareGroupDescribe,
+# DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets (ShareFetch and ShareAcknowledge
+# go to the partitions' leaders instead).
+GROUP_API_KEYS = frozenset({8, 9, 11, 12, 13, 14, 15, 28, 42, 47, 76, 77, 90, 91, 92})
 # InitProducerId (when it names a transactional id), AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
 # DescribeTransactions.
 TRANSACTION_API_KEYS = frozenset({22, 24, 25, 26, 65})

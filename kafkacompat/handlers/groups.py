@@ -174,7 +174,8 @@ async def handle_list_groups(request: Request, ctx: RequestContext) -> dict[str,
         # Kafka lists share groups with protocol type "share" at every version.
         groups += [{"group_id": g.group_id, "protocol_type": SHARE_GROUP_TYPE, "group_state": g.state.value,
                     "group_type": SHARE_GROUP_TYPE} for g in ctx.broker.share_groups.groups()
-                   if (not states or g.state.value.lower() in states) and visible(g.group_id)]
+                   if (not states or g.state.value.lower() in states)
+                   and cluster.coordinator(g.group_id) == cluster.node_id and visible(g.group_id)]
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
 

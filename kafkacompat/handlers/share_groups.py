@@ -18,6 +18,14 @@ topics (left out of a listing, TOPIC_AUTHORIZATION_FAILED when named), as
 Kafka does. Share groups are served while the ``share.version`` feature is
 finalized at level 1 or more; at level 0 every request here gets
 UNSUPPORTED_VERSION, as Kafka answers with share groups off.
+
+In a cluster the group requests (heartbeat, describe, offsets) go to the
+group's coordinator (the dispatch checkpoint says NOT_COORDINATOR
+elsewhere), while ShareFetch and ShareAcknowledge go to each partition's
+leader: a partition this broker does not lead gets NOT_LEADER_OR_FOLLOWER
+with its current leader and that leader's endpoint in ``node_endpoints``
+(KIP-951's hints, as Kafka's Fetch gives them), and its acknowledgements are
+not applied. A share session lives on the broker it was opened on.
 """
 
 from __future__ import annotations
@@ -57,11 +65,32 @@ def _is_other_group_type(ctx: RequestContext, group_id: str) -> bool:
         ctx.broker.groups.describe_group(group_id).state is not GroupState.DEAD
 
 
-def _leader(ctx: RequestContext, topic_id: uuid.UUID, index: int) -> dict[str, int]:
+def _local_log(ctx: RequestContext, topic_id: uuid.UUID, index: int) -> Any:
+    """This broker's replica of the partition; None for an unknown one (the coordinator names the error)."""
     topic = ctx.broker.log_manager.topic_by_id(topic_id)
-    if topic is None or not 0 <= index < len(topic.partitions):
+    return topic.partitions[index] if topic is not None and 0 <= index < len(topic.partitions) else None
+
+
+def _leader(ctx: RequestContext, topic_id: uuid.UUID, index: int) -> dict[str, int]:
+    log = _local_log(ctx, topic_id, index)
+    if log is None:
         return {"leader_id": -1, "leader_epoch": -1}
-    return {"leader_id": ctx.broker.node_id, "leader_epoch": topic.partitions[index].leader_epoch}
+    state = ctx.broker.cluster.partition_state(log)
+    return {"leader_id": state.leader, "leader_epoch": state.leader_epoch}
+
+
+def _not_led(ctx: RequestContext, key: Key) -> ErrorCode | None:
+    """NOT_LEADER_OR_FOLLOWER (LEADER_NOT_AVAILABLE while offline) for a partition this broker does not lead."""
+    log = _local_log(ctx, *key)
+    return None if log is None else ctx.broker.cluster.leader_error(log)
+
+
+def _node_endpoints(ctx: RequestContext, answers: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The endpoints of the leaders named in answers that send the client elsewhere (KIP-951)."""
+    wanted = {a["current_leader"]["leader_id"] for a in answers.values()
+              if a["error_code"] == ErrorCode.NOT_LEADER_OR_FOLLOWER}
+    return [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+            for b in ctx.broker.brokers_for(ctx.listener_name) if b.node_id in wanted]
 
 
 def _topic_name(ctx: RequestContext, topic_id: uuid.UUID) -> str:
@@ -178,7 +207,7 @@ def _open_or_continue(ctx: RequestContext, share: ShareCoordinator, group_id: st
                       epoch: int) -> Any:
     """The request's share session; an opened one ends with the connection that opened it."""
     if epoch != INITIAL_EPOCH:
-        return share.session(group_id, member_id, epoch)
+        return share.session(group_id, member_id, epoch, ctx.broker.node_id)
     connection = id(ctx)  # ctx lives as long as its connection, so its id names the connection meanwhile
 
     def ended() -> None:
@@ -186,7 +215,7 @@ def _open_or_continue(ctx: RequestContext, share: ShareCoordinator, group_id: st
             ctx.broker.appended.notify()
 
     ctx.on_disconnect.setdefault("share sessions", ended)
-    return share.open_session(group_id, member_id, connection)
+    return share.open_session(group_id, member_id, connection, ctx.broker.node_id)
 
 
 def _renew_misused(acks: dict[Key, list[tuple[int, int, list[int]]]], is_renew_ack: bool) -> bool:
@@ -219,13 +248,17 @@ async def handle_share_fetch(request: Request, ctx: RequestContext) -> dict[str,
         session = _open_or_continue(ctx, share, group_id, member_id, epoch)
     except KafkaError as exc:
         return _session_answer(exc.code, exc.message, acquisition_lock_timeout_ms=lock_ms)
-    ack_results, released = share.acknowledge(group_id, member_id, acks)
     answers: dict[Key, dict[str, Any]] = {}
+    for key in acks:  # every partition the request names, with acknowledgements or not
+        if (code := _not_led(ctx, key)) is not None:
+            answers[key] = _partition_answer(ctx, key, fetch=True)
+            answers[key].update(error_code=code, acknowledge_error_code=code if acks[key] else ErrorCode.NONE)
+    ack_results, released = share.acknowledge(group_id, member_id, {k: v for k, v in acks.items() if k not in answers})
     for key, code in ack_results.items():
         answers[key] = _partition_answer(ctx, key, fetch=True)
         answers[key]["acknowledge_error_code"] = code
     if epoch == FINAL_EPOCH:
-        released |= share.close_session(group_id, member_id)
+        released |= share.close_session(group_id, member_id, ctx.broker.node_id)
     else:
         session.partitions.update(dict.fromkeys(acks))
         for key in forgotten:
@@ -233,8 +266,10 @@ async def handle_share_fetch(request: Request, ctx: RequestContext) -> dict[str,
     if released:
         ctx.broker.appended.notify()
     if epoch != FINAL_EPOCH and not renewing:  # a renewal only acknowledges, as Kafka answers it
-        await _acquire(ctx, share, group_id, member_id, list(session.partitions), body, answers)
-    return _session_answer(ErrorCode.NONE, None, acquisition_lock_timeout_ms=lock_ms, responses=_by_topic(answers))
+        keys = [key for key in session.partitions if key not in answers or answers[key]["error_code"] == ErrorCode.NONE]
+        await _acquire(ctx, share, group_id, member_id, keys, body, answers)
+    return _session_answer(ErrorCode.NONE, None, acquisition_lock_timeout_ms=lock_ms, responses=_by_topic(answers),
+                           node_endpoints=_node_endpoints(ctx, answers))
 
 
 async def _acquire(ctx: RequestContext, share: ShareCoordinator, group_id: str, member_id: str,
@@ -249,6 +284,8 @@ async def _acquire(ctx: RequestContext, share: ShareCoordinator, group_id: str, 
             if records_left <= 0 or bytes_left <= 0:
                 break
             try:
+                if (code := _not_led(ctx, key)) is not None:  # checked each round: leadership moves while waiting
+                    raise KafkaError(code, f"Broker {ctx.broker.node_id} does not lead this partition.")
                 records, acquired = share.acquire(group_id, member_id, *key, max_bytes=bytes_left,
                                                   max_records=records_left, record_limit=record_limit)
             except KafkaError as exc:
@@ -290,19 +327,21 @@ async def handle_share_acknowledge(request: Request, ctx: RequestContext) -> dic
         return _session_answer(ErrorCode.INVALID_REQUEST, "RENEW acknowledgements need IsRenewAck.",
                                acquisition_lock_timeout_ms=lock_ms)
     try:
-        share.session(group_id, member_id, epoch)
+        share.session(group_id, member_id, epoch, ctx.broker.node_id)
     except KafkaError as exc:
         return _session_answer(exc.code, exc.message, acquisition_lock_timeout_ms=lock_ms)
-    results, released = share.acknowledge(group_id, member_id, acks)
+    refused = {key: code for key in acks if (code := _not_led(ctx, key)) is not None}
+    results, released = share.acknowledge(group_id, member_id, {k: v for k, v in acks.items() if k not in refused})
     if epoch == FINAL_EPOCH:
-        released |= share.close_session(group_id, member_id)
+        released |= share.close_session(group_id, member_id, ctx.broker.node_id)
     if released:
         ctx.broker.appended.notify()
     answers = {}
     for key in acks:
         answers[key] = _partition_answer(ctx, key, fetch=False)
-        answers[key]["error_code"] = results.get(key, ErrorCode.NONE)
-    return _session_answer(ErrorCode.NONE, None, acquisition_lock_timeout_ms=lock_ms, responses=_by_topic(answers))
+        answers[key]["error_code"] = refused.get(key, results.get(key, ErrorCode.NONE))
+    return _session_answer(ErrorCode.NONE, None, acquisition_lock_timeout_ms=lock_ms, responses=_by_topic(answers),
+                           node_endpoints=_node_endpoints(ctx, answers))
 
 
 # -- share-group offsets -------------------------------------------------------------------

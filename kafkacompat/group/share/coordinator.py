@@ -6,15 +6,26 @@ need from outside: the log (to read batches for acquisition), the group
 configs, the durable store and the timers (sessions, acquisition locks).
 Time comes only from the injected clock and ``tick(now_ms)``.
 
-Share sessions (KIP-932) are kept per (group id, member id): ShareFetch with
-epoch 0 opens one with the partitions it names, each later ShareFetch or
-ShareAcknowledge must carry the next epoch and may add or forget
-partitions. A share session ends, releasing every record its member holds
-(the delivery count those records got when acquired stays), when it is
-closed with epoch -1, when its member leaves the group (heartbeat epoch -1)
-or its group session times out, and when the connection that opened it
-closes — records in flight to a client that went away included — as
-Kafka's share session cache does. Nothing is released earlier.
+Share sessions (KIP-932) are kept per (group id, member id, broker): a
+session lives on the broker the client talks to, as Kafka's share session
+cache does. ShareFetch with epoch 0 opens one with the partitions it names,
+each later ShareFetch or ShareAcknowledge must carry the next epoch and may
+add or forget partitions. A share session ends, releasing the records its
+member holds in the partitions that broker leads (the delivery count those
+records got when acquired stays), when it is closed with epoch -1 and when
+the connection that opened it closes — records in flight to a client that
+went away included. When the member leaves the group (heartbeat epoch -1)
+or its group session times out, all its sessions end and everything it
+holds is released. Nothing is released earlier.
+
+In a cluster one coordinator serves every broker (cluster/runtime.py), as
+the group coordinator does: ``leader_log`` finds a partition's log at its
+current leader (records are read there) and ``leader_node`` names that
+leader. Share-partition state lives with the leader in Kafka and is reloaded
+from the persisted snapshot when leadership moves; here
+:meth:`ShareCoordinator.leadership_moved` does the equivalent: every record
+acquired in the partition goes back to available with its delivery count,
+what was acknowledged stays so.
 
 Not thread-safe and not reentrant: the broker calls it from one Trio task at
 a time. Every state change that must survive a restart (share groups, their
@@ -33,15 +44,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Hashable, Iterable, Mapping, Sequence
 
 from kafkacompat.group.share.group import HeartbeatResult, ShareGroup, ShareGroupState
 from kafkacompat.group.share.partition import Acquired, FetchedBatch, SharePartition
 from kafkacompat.group.share.store import PartitionKey, ShareStateStore
 from kafkacompat.group.timers import Timers
 from kafkacompat.log.log_manager import LogManager
+from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
 from kafkacompat.protocol.records import BATCH_HEADER, LOG_OVERHEAD, BatchHeader, read_header
+
+if TYPE_CHECKING:
+    from kafkacompat.config import BrokerConfig
 
 INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 MAX_SESSION_EPOCH = 2**31 - 1
@@ -50,6 +65,10 @@ ISOLATION_LEVEL = "share.isolation.level"
 RECORD_LOCK_DURATION = "share.record.lock.duration.ms"
 
 SessionPartition = tuple[uuid.UUID, int]  # topic id, partition index
+SessionKey = tuple[str, str, int]  # group id, member id, the broker the session lives on
+LeaderLog = Callable[[str, int], PartitionLog]  # (topic, index) -> the log at its leader; KafkaError if none
+LeaderNode = Callable[[str, int], int]  # (topic, index) -> the node leading it
+EVERY_LOCK_MS = 2**63 - 1  # a time past every acquisition lock
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,18 @@ class ShareSettings:
     max_record_lock_duration_ms: int = 60000
     delivery_count_limit: int = 5
     max_size: int = 200
+
+    @classmethod
+    def from_config(cls, config: BrokerConfig) -> ShareSettings:
+        return cls(
+            heartbeat_interval_ms=config.get_int("group.share.heartbeat.interval.ms"),
+            session_timeout_ms=config.get_int("group.share.session.timeout.ms"),
+            record_lock_duration_ms=config.get_int("group.share.record.lock.duration.ms"),
+            min_record_lock_duration_ms=config.get_int("group.share.min.record.lock.duration.ms"),
+            max_record_lock_duration_ms=config.get_int("group.share.max.record.lock.duration.ms"),
+            delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
+            max_size=config.get_int("group.share.max.size"),
+        )
 
 
 @dataclass
@@ -78,12 +109,19 @@ class ShareSession:
 
 
 class ShareCoordinator:
-    """All share groups of this broker; see the module docstring."""
+    """All share groups of a broker (or of a cluster's brokers); see the module docstring.
 
-    def __init__(self, data_dir: Path, clock: Callable[[], int], log_manager: LogManager,
-                 settings: ShareSettings = ShareSettings()) -> None:
+    ``topics`` is the topic registry (a LogManager, or in a cluster any running member's);
+    ``leader_log`` and ``leader_node`` place partitions in a cluster (None: this broker's logs).
+    """
+
+    def __init__(self, data_dir: Path, clock: Callable[[], int], topics: LogManager,
+                 settings: ShareSettings = ShareSettings(), *, leader_log: LeaderLog | None = None,
+                 leader_node: LeaderNode | None = None) -> None:
         self._clock = clock
-        self._logs = log_manager
+        self._logs = topics
+        self._leader_log = leader_log
+        self._leader_node = leader_node
         self.settings = settings
         self._store = ShareStateStore(data_dir)
         self._timers = Timers()
@@ -100,7 +138,7 @@ class ShareCoordinator:
             self._partitions[key] = SharePartition.restore(
                 stored, lock_duration_ms=self._lock_duration(key[0]),
                 delivery_count_limit=settings.delivery_count_limit)
-        self._sessions: dict[tuple[str, str], ShareSession] = {}
+        self._sessions: dict[SessionKey, ShareSession] = {}
 
     def close(self) -> None:
         self._store.close()
@@ -132,7 +170,7 @@ class ShareCoordinator:
         self._persist_membership(group, member_id)
         if result.left is not None:
             self._timers.cancel(("session", group_id, member_id))
-            self.close_session(group_id, member_id)
+            self.end_member(group_id, member_id)
         else:
             self._timers.schedule(("session", group_id, member_id), now + self._session_timeout(group_id))
         return result
@@ -195,9 +233,9 @@ class ShareCoordinator:
 
     # -- share sessions -------------------------------------------------------
 
-    def session(self, group_id: str, member_id: str, epoch: int) -> ShareSession:
-        """The session a request with this (non-initial) epoch continues; KafkaError if there is none."""
-        session = self._sessions.get((group_id, member_id))
+    def session(self, group_id: str, member_id: str, epoch: int, node_id: int) -> ShareSession:
+        """The session on ``node_id`` a request with this (non-initial) epoch continues; KafkaError if none."""
+        session = self._sessions.get((group_id, member_id, node_id))
         if session is None:
             raise KafkaError(ErrorCode.SHARE_SESSION_NOT_FOUND, "Share session not found")
         if epoch != FINAL_EPOCH:
@@ -207,22 +245,30 @@ class ShareCoordinator:
             session.advance()
         return session
 
-    def open_session(self, group_id: str, member_id: str, connection: Hashable) -> ShareSession:
-        """Epoch 0: a new session, opened on ``connection``, replacing any the member had (its records stay held)."""
-        session = self._sessions[(group_id, member_id)] = ShareSession(connection)
+    def open_session(self, group_id: str, member_id: str, connection: Hashable, node_id: int) -> ShareSession:
+        """Epoch 0: a new session on ``node_id``, opened on ``connection``, replacing any the member had
+        there (its records stay held)."""
+        session = self._sessions[(group_id, member_id, node_id)] = ShareSession(connection)
         return session
 
-    def close_session(self, group_id: str, member_id: str) -> bool:
-        """The session ends and the member's acquired records go back; whether any did."""
-        self._sessions.pop((group_id, member_id), None)
-        return self.release_member(group_id, member_id)
+    def close_session(self, group_id: str, member_id: str, node_id: int) -> bool:
+        """The session on ``node_id`` ends and the member's records in the partitions that broker leads
+        go back; whether any did."""
+        self._sessions.pop((group_id, member_id, node_id), None)
+        return self._release(group_id, member_id, node_id)
+
+    def end_member(self, group_id: str, member_id: str) -> bool:
+        """The member left the group: every session it had ends and all it holds goes back."""
+        for key in [k for k in self._sessions if k[:2] == (group_id, member_id)]:
+            del self._sessions[key]
+        return self._release(group_id, member_id, None)
 
     def connection_closed(self, connection: Hashable) -> bool:
         """The sessions that ``connection`` opened end; whether any record was released."""
         ended = [key for key, session in self._sessions.items() if session.connection == connection]
         released = False
-        for group_id, member_id in ended:
-            released |= self.close_session(group_id, member_id)
+        for group_id, member_id, node_id in ended:
+            released |= self.close_session(group_id, member_id, node_id)
         return released
 
     # -- records ----------------------------------------------------------------
@@ -239,13 +285,21 @@ class ShareCoordinator:
                 delivery_count_limit=self.settings.delivery_count_limit)
         return partition
 
-    def _log(self, topic_id: uuid.UUID, index: int):
+    def _log(self, topic_id: uuid.UUID, index: int) -> PartitionLog:
+        """The partition's log, at its leader in a cluster."""
         topic = self._logs.topic_by_id(topic_id)
         if topic is None:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
         if not 0 <= index < len(topic.partitions):
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unknown partition {index}")
-        return topic.partitions[index]
+        return topic.partitions[index] if self._leader_log is None else self._leader_log(topic.name, index)
+
+    def _led_by(self, key: PartitionKey, node_id: int | None) -> bool:
+        """Whether ``node_id`` leads the partition of ``key`` (None, or a broker alone: every partition)."""
+        if node_id is None or self._leader_node is None:
+            return True
+        topic = self._logs.topic_by_id(uuid.UUID(key[1]))
+        return topic is not None and self._leader_node(topic.name, key[2]) == node_id
 
     def read_committed(self, group_id: str) -> bool:
         return self._store.configs.get(group_id, {}).get(ISOLATION_LEVEL) == "read_committed"
@@ -312,11 +366,25 @@ class ShareCoordinator:
             if results.get((topic_id, index)) is ErrorCode.NONE)
         return results, released
 
-    def release_member(self, group_id: str, member_id: str) -> bool:
+    def _release(self, group_id: str, member_id: str, node_id: int | None) -> bool:
+        """Release what the member holds in the partitions ``node_id`` leads (None: everywhere)."""
         changed = [key for key, partition in self._partitions.items()
-                   if key[0] == group_id and partition.release_member(member_id)]
+                   if key[0] == group_id and self._led_by(key, node_id) and partition.release_member(member_id)]
         self._persist(changed)
         return bool(changed)
+
+    def leadership_moved(self, topic: str, index: int) -> bool:
+        """A new leader took the partition: every group's acquired records there become available again
+        with their delivery counts, as Kafka's new leader finds them in the persisted state; whether any did."""
+        found = self._logs.topic(topic)
+        if found is None:
+            return False
+        keys = [key for key, partition in self._partitions.items()
+                if key[1:] == (str(found.topic_id), index) and partition.expire_locks(EVERY_LOCK_MS)]
+        self._persist(keys)
+        for group_id, _, _ in keys:
+            self._schedule_lock(group_id, found.topic_id, index, self._partitions[group_id, str(found.topic_id), index])
+        return bool(keys)
 
     def _persist(self, keys: Iterable[PartitionKey]) -> None:
         self._store.write(ShareStateStore.partition_record(key, self._partitions[key].snapshot()) for key in keys)
@@ -377,7 +445,7 @@ class ShareCoordinator:
                         group.members[member_id].session_deadline_ms <= now_ms:
                     group.remove(member_id)
                     self._persist_membership(group, member_id)
-                    released |= self.close_session(group_id, member_id)
+                    released |= self.end_member(group_id, member_id)
             else:
                 _, group_id, topic_id, index = key
                 partition = self._partitions.get((group_id, topic_id, index))

@@ -14,6 +14,7 @@ from tests.group.group_helpers import FakeClock
 from tests.log.batch_builder import RecordSpec, build_batch
 
 SETTINGS = ShareSettings(session_timeout_ms=5000, record_lock_duration_ms=1000, delivery_count_limit=2)
+NODE = 1  # the broker the sessions of these tests live on
 
 
 @pytest.fixture
@@ -70,25 +71,25 @@ def test_acquired_batches_come_back_whole_and_an_expired_lock_releases_them(shar
 
 def test_a_member_whose_session_times_out_loses_its_records_and_share_session(share, logs, clock) -> None:
     join(share, "a")
-    share.open_session("g", "a", "conn-1")
+    share.open_session("g", "a", "conn-1", NODE)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     clock.now += 5000
     share.tick(clock.now)
     assert share.group("g").members == {}
     with pytest.raises(KafkaError) as info:
-        share.session("g", "a", 1)
+        share.session("g", "a", 1, NODE)
     assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
     join(share, "b")
     assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 2)]
 
 
 def test_share_session_epochs_must_follow_one_another(share) -> None:
-    session = share.open_session("g", "a", "conn-1")
-    assert share.session("g", "a", 1) is session
+    session = share.open_session("g", "a", "conn-1", NODE)
+    assert share.session("g", "a", 1, NODE) is session
     with pytest.raises(KafkaError) as info:
-        share.session("g", "a", 1)
+        share.session("g", "a", 1, NODE)
     assert info.value.code is ErrorCode.INVALID_SHARE_SESSION_EPOCH
-    assert share.session("g", "a", 2) is session and share.session("g", "a", -1) is session
+    assert share.session("g", "a", 2, NODE) is session and share.session("g", "a", -1, NODE) is session
 
 
 def test_state_groups_and_configs_survive_reopening(logs, clock, tmp_path) -> None:
@@ -133,28 +134,28 @@ def test_latest_starts_at_the_high_watermark_and_altering_moves_the_start(share,
 def test_a_closed_connection_ends_the_sessions_it_opened_and_releases_their_records(share, logs, clock) -> None:
     join(share, "a")
     join(share, "b")
-    share.open_session("g", "a", "conn-a")
-    share.open_session("g", "b", "conn-b")
+    share.open_session("g", "a", "conn-a", NODE)
+    share.open_session("g", "b", "conn-b", NODE)
     assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 1)]
     assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(2, 3, 1)]
     assert share.connection_closed("conn-other") is False
     assert share.connection_closed("conn-a") is True
     with pytest.raises(KafkaError) as info:
-        share.session("g", "a", 1)
+        share.session("g", "a", 1, NODE)
     assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
-    assert share.session("g", "b", 1) is not None  # b's session and records are untouched
+    assert share.session("g", "b", 1, NODE) is not None  # b's session and records are untouched
     assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
         Acquired(0, 1, 2), Acquired(4, 7, 1)]
 
 
 def test_leaving_the_group_ends_the_share_session_and_releases_at_once(share, logs, clock) -> None:
     join(share, "a")
-    share.open_session("g", "a", "conn-a")
+    share.open_session("g", "a", "conn-a", NODE)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     result = share.heartbeat("g", "a", -1, rack_id=None, subscribed_topic_names=None, client_id="c", client_host="/h")
     assert result.left is not None
     with pytest.raises(KafkaError) as info:
-        share.session("g", "a", 1)
+        share.session("g", "a", 1, NODE)
     assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
     join(share, "b")
     assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 2)]
@@ -162,9 +163,9 @@ def test_leaving_the_group_ends_the_share_session_and_releases_at_once(share, lo
 
 def test_reopening_a_session_keeps_the_records_the_member_holds(share, logs, clock) -> None:
     join(share, "a")
-    share.open_session("g", "a", "conn-a")
+    share.open_session("g", "a", "conn-a", NODE)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
-    share.open_session("g", "a", "conn-a2")  # epoch 0 again, as Kafka: the old session goes, the records stay
+    share.open_session("g", "a", "conn-a2", NODE)  # epoch 0 again, as Kafka: the old session goes, the records stay
     results, _ = share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [1])]})
     assert results == {(topic_id(logs), 0): ErrorCode.NONE}
     assert share.connection_closed("conn-a") is False
@@ -265,3 +266,71 @@ def test_members_survive_a_restart_and_keep_their_epoch_if_they_heartbeat_in_tim
         assert set(again.group("g").members) == {"a"}
     finally:
         again.close()
+
+
+# -- in a cluster: partitions placed at their leaders, sessions per broker ------------------------------
+
+
+@pytest.fixture
+def placed(tmp_path, clock, logs):
+    """A coordinator for a two-broker cluster: partition 0 of "u" led by node 1, partition 1 by node 2."""
+    topic = logs.create_topic("u", 2)
+    for partition in topic.partitions:
+        for n in range(2):
+            partition.append(build_batch([RecordSpec(b"x%d" % n)]))
+    leaders = {0: 1, 1: 2}
+    coordinator = ShareCoordinator(tmp_path / "data", clock, logs, SETTINGS,
+                                   leader_log=lambda name, index: logs.topic(name).partitions[index],
+                                   leader_node=lambda name, index: leaders[index])
+    coordinator.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
+    join_topic = coordinator.heartbeat("g", "a", 0, rack_id=None, subscribed_topic_names=["u"], client_id="c",
+                                       client_host="/h")
+    assert join_topic.error is ErrorCode.NONE
+    yield coordinator, logs.topic("u").topic_id, leaders
+    coordinator.close()
+
+
+def test_a_member_has_one_session_per_broker_and_closing_one_releases_only_what_that_broker_leads(placed) -> None:
+    share, u, _ = placed
+    on_1 = share.open_session("g", "a", "conn-1", 1)
+    on_2 = share.open_session("g", "a", "conn-2", 2)
+    assert on_1 is not on_2 and share.session("g", "a", 1, 2) is on_2
+    assert share.acquire("g", "a", u, 0, max_bytes=1 << 20, max_records=10)[1] == [Acquired(0, 1, 1)]
+    assert share.acquire("g", "a", u, 1, max_bytes=1 << 20, max_records=10)[1] == [Acquired(0, 1, 1)]
+    assert share.connection_closed("conn-1") is True
+    with pytest.raises(KafkaError):
+        share.session("g", "a", 1, 1)
+    assert share.session("g", "a", 2, 2) is on_2
+    assert share.acquire("g", "a", u, 0, max_bytes=1 << 20, max_records=10)[1] == [Acquired(0, 1, 2)]
+    assert share.acquire("g", "a", u, 1, max_bytes=1 << 20, max_records=10)[1] == []  # node 2's: still held
+
+
+def test_a_leadership_move_makes_acquired_records_available_again_and_keeps_acknowledged_ones(placed) -> None:
+    share, u, leaders = placed
+    share.open_session("g", "a", "conn-1", 1)
+    assert share.acquire("g", "a", u, 0, max_bytes=1 << 20, max_records=10)[1] == [Acquired(0, 1, 1)]
+    assert share.acknowledge("g", "a", {(u, 0): [(0, 0, [1])]})[0] == {(u, 0): ErrorCode.NONE}
+    leaders[0] = 2
+    assert share.leadership_moved("u", 0) is True
+    assert share.leadership_moved("u", 1) is False  # nothing acquired there
+    assert share.acquire("g", "a", u, 0, max_bytes=1 << 20, max_records=10)[1] == [Acquired(1, 1, 2)]
+    assert share.start_offsets("g")[u, 0] == 1
+
+
+def test_records_are_read_through_the_leader_log(tmp_path, clock, logs) -> None:
+    other = LogManager(tmp_path / "leader", {}, clock)
+    try:
+        leader = other.create_topic("t", 1).partitions[0]
+        leader.append(build_batch([RecordSpec(b"only")]))
+        share = ShareCoordinator(tmp_path / "data", clock, logs, SETTINGS,
+                                 leader_log=lambda name, index: leader, leader_node=lambda name, index: 1)
+        try:
+            share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
+            join(share, "a")
+            assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=10)[1] == [
+                Acquired(0, 0, 1)]
+            assert share.lag("g", topic_id(logs), 0) == 1  # the leader's high watermark, not the 8 of this copy
+        finally:
+            share.close()
+    finally:
+        other.close()
