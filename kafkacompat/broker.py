@@ -46,7 +46,7 @@ from kafkacompat.txn.markers import marker_targets, write_markers
 
 if TYPE_CHECKING:
     from kafkacompat.listeners import Endpoint
-    from kafkacompat.cluster.runtime import Member
+    from kafkacompat.cluster.member import Member
     from kafkacompat.web.metrics import BrokerMetrics
 
 log = logging.getLogger("kafkacompat.broker")

@@ -43,7 +43,8 @@ from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import KafkaError
 
 if TYPE_CHECKING:
-    from kafkacompat.cluster.runtime import ClusterRuntime, Member
+    from kafkacompat.cluster.member import Member
+    from kafkacompat.cluster.runtime import ClusterRuntime
 
 log = logging.getLogger("kafkacompat.replication")
 

@@ -2,7 +2,7 @@
 
 ``broker.cluster`` is a :class:`SingleBroker` for a plain ``kafkacompat
 serve`` (this node is every partition's only replica, leader and ISR) and a
-runtime.Member in a multi-broker process, where the controller answers.
+member.Member in a multi-broker process, where the controller answers.
 Handlers ask only this interface, so neither mode branches in a handler:
 who leads a partition, who coordinates a group or a transactional id, which brokers exist, and the
 topic changes that every replica must see (create, delete, grow, configs).

@@ -28,7 +28,7 @@ from kafkacompat.server.connection import Connection
 from kafkacompat.server.secure import secure
 
 if TYPE_CHECKING:
-    from kafkacompat.cluster.runtime import Member
+    from kafkacompat.cluster.member import Member
 
 log = logging.getLogger("kafkacompat.server")
 
