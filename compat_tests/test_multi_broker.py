@@ -477,50 +477,34 @@ def _topic_bytes_out(http_url: str, topic: str) -> float:
                if line.startswith("kafka_server_brokertopicmetrics_bytesout_total") and f'topic="{topic}"' in line)
 
 
-def test_an_isolated_leader_is_fenced_and_its_produce_gets_not_leader_or_follower(cluster) -> None:
-    """After broker.session.timeout.ms cut off from the others, the controller moves its leaderships away."""
+@pytest.mark.parametrize(("cut_off", "restore"), [("isolate", "heal"), ("pause", "resume")])
+def test_a_cut_off_leader_is_fenced_and_a_producer_goes_on_with_the_new_leader(cluster, cut_off, restore) -> None:
+    """A broker isolated from the others, or stalled (pause), stops heartbeating: after
+    broker.session.timeout.ms the controller moves its leaderships away, an idempotent producer delivers
+    everything through the new leader, and once healed or resumed the broker rejoins the ISR."""
     process = cluster(**{"broker.session.timeout.ms": "1000"})
     topic = unique_topic("fenced")
     create(process.bootstrap, topic, partitions=1, **{"min.insync.replicas": "2"})
-    isolated = process.leader(topic, 0)
-    process.act(isolated, "isolate")
-    wait_until(lambda: process.leader(topic, 0) not in (-1, isolated), 10, "leadership moved off the isolated broker")
-    assert isolated not in process.partition(topic, 0)["isr"]
-    port = int(process.bootstrap.split(",")[isolated - 1].rpartition(":")[2])
-    with RawConnection(port) as connection:  # clients still reach it: it refuses to lead
-        answer = connection.request(PRODUCE, 9, produce_v9_body(topic, 0, record_batch([(None, b"late")], 0)),
-                                    flexible=True)
-        assert read_produce_v9(answer)[topic, 0][0] == NOT_LEADER_OR_FOLLOWER
-    producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "all", "enable.idempotence": True})
-    values = [b"v%d" % n for n in range(20)]
-    for value in values:
-        producer.produce(topic, value, partition=0)
-    assert producer.flush(30) == 0
-    process.act(isolated, "heal")
-    wait_until(lambda: len(process.partition(topic, 0)["isr"]) == 3, 30, "the healed broker back in the ISR")
-    assert read_all(process.bootstrap, topic, len(values))[0] == values
-
-
-def test_a_paused_leader_is_fenced_and_a_producer_goes_on_with_the_new_leader(cluster) -> None:
-    """A stalled broker (pause) stops heartbeating: after broker.session.timeout.ms its leaderships move,
-    an idempotent producer delivers everything through the new leader, and once resumed it rejoins the ISR."""
-    process = cluster(**{"broker.session.timeout.ms": "1000"})
-    topic = unique_topic("stalled")
-    create(process.bootstrap, topic, partitions=1, **{"min.insync.replicas": "2"})
-    paused = process.leader(topic, 0)
-    process.act(paused, "pause")
-    wait_until(lambda: process.leader(topic, 0) not in (-1, paused), 10, "leadership moved off the paused broker")
-    assert paused not in process.partition(topic, 0)["isr"]
+    fenced = process.leader(topic, 0)
+    process.act(fenced, cut_off)
+    wait_until(lambda: process.leader(topic, 0) not in (-1, fenced), 10, f"leadership moved off the {cut_off}d broker")
+    assert fenced not in process.partition(topic, 0)["isr"]
+    if cut_off == "isolate":
+        port = int(process.bootstrap.split(",")[fenced - 1].rpartition(":")[2])
+        with RawConnection(port) as connection:  # clients still reach it: it refuses to lead
+            answer = connection.request(PRODUCE, 9, produce_v9_body(topic, 0, record_batch([(None, b"late")], 0)),
+                                        flexible=True)
+            assert read_produce_v9(answer)[topic, 0][0] == NOT_LEADER_OR_FOLLOWER
     producer = Producer({"bootstrap.servers": process.bootstrap, "acks": "all", "enable.idempotence": True,
                          "socket.timeout.ms": 3000})
     values = [b"v%d" % n for n in range(20)]
     for value in values:
         producer.produce(topic, value, partition=0)
     assert producer.flush(30) == 0
-    process.act(paused, "resume")
-    wait_until(lambda: len(process.partition(topic, 0)["isr"]) == 3, 30, "the resumed broker back in the ISR")
+    process.act(fenced, restore)
+    wait_until(lambda: len(process.partition(topic, 0)["isr"]) == 3, 30, f"the {restore}d broker back in the ISR")
     assert read_all(process.bootstrap, topic, len(values))[0] == values
-    assert f"broker {paused} fenced: unheard for" in process.log_text()
+    assert f"broker {fenced} fenced: unheard for" in process.log_text()
 
 
 def test_a_paused_broker_accepts_connections_and_answers_nothing(cluster) -> None:
