@@ -28,7 +28,7 @@ from kafkacompat.cluster.controller import BrokerInfo
 from kafkacompat.cluster.view import SingleBroker
 from kafkacompat.config import BrokerConfig, ConfigError
 from kafkacompat.features import FinalizedFeatures
-from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
+from kafkacompat.group.consumer.membership import LogTopics
 from kafkacompat.group.coordinator import GroupCoordinator
 from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
 from kafkacompat.handlers.fetch_session import FetchSessionCache
@@ -219,17 +219,8 @@ class Broker:
             self.data_dir, config.topic_defaults(), clock, flush_on_ack=config.get_bool("log.flush.on.ack"),
             recovery_threads=config.get_int("num.recovery.threads.per.data.dir"),
         )
-        self.groups = member.runtime.groups if member is not None else GroupCoordinator(
-            self.data_dir,
-            clock,
-            initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
-            min_session_timeout_ms=config.get_int("group.min.session.timeout.ms"),
-            max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
-            offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
-            offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
-            topics=LogTopics(self.log_manager),
-            consumer_config=ConsumerGroupConfig.from_broker_config(config),
-        )
+        self.groups = member.runtime.groups if member is not None else GroupCoordinator.from_config(
+            self.data_dir, clock, LogTopics(self.log_manager), config)
         # A cluster's brokers share one share coordinator too; sessions stay with the broker they live on.
         self.share_groups = member.runtime.share_groups if member is not None else ShareCoordinator(
             self.data_dir, clock, self.log_manager, ShareSettings.from_config(config))

@@ -62,7 +62,7 @@ from kafkacompat.cluster.controller import default_assignment
 from kafkacompat.cluster.member import Member, RunningMemberTopics, member_configs
 from kafkacompat.cluster.replication import ReplicaTracker
 from kafkacompat.config import BrokerConfig
-from kafkacompat.group.consumer.membership import ConsumerGroupConfig, LogTopics
+from kafkacompat.group.consumer.membership import LogTopics
 from kafkacompat.group.coordinator import GroupCoordinator
 from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
 from kafkacompat.log.durable import read_json, write_json_atomically
@@ -102,16 +102,7 @@ class ClusterRuntime:
         self.tracker = ReplicaTracker(self.controller, clock, config.get_int("replica.lag.time.max.ms"))
         self.appended = AppendSignal()
         self.rack_aware = config.get("replica.selector.class").endswith("RackAwareReplicaSelector")
-        self.groups = GroupCoordinator(
-            self.data_dir, clock,
-            initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
-            min_session_timeout_ms=config.get_int("group.min.session.timeout.ms"),
-            max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
-            offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
-            offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
-            topics=LogTopics(RunningMemberTopics(self)),
-            consumer_config=ConsumerGroupConfig.from_broker_config(config),
-        )
+        self.groups = GroupCoordinator.from_config(self.data_dir, clock, LogTopics(RunningMemberTopics(self)), config)
         self.security = SecurityStores.open(config, self.data_dir)
         stored = read_json(self.data_dir / PRODUCER_IDS_FILE)
         self._next_producer_id = self._producer_id_block_end = stored.get("block_end", 0) if stored else 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Mapping, Sequence
 
 from kafkacompat.group.classic.consumer_protocol import CONSUMER_PROTOCOL_TYPE, encode_assignment, encode_subscription
 from kafkacompat.group.classic.membership import JoinRequest, Membership, TimerKind
@@ -56,6 +56,9 @@ from kafkacompat.group.consumer.state import ConsumerGroup, ConsumerGroupState
 from kafkacompat.group.migration import GroupMigration
 from kafkacompat.group.timers import Timers
 from kafkacompat.protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from kafkacompat.config import BrokerConfig
 
 __all__ = ["GroupCoordinator", "JoinRequest", "CommittedOffset", "TopicPartition", "LeavingMember"]
 
@@ -146,6 +149,21 @@ class GroupCoordinator:
             for member_id in group.members:
                 self._membership.touch(group, member_id, now)
         self._timers.schedule(_RETENTION_TIMER, now + self._retention_check_interval_ms)
+
+    @classmethod
+    def from_config(cls, data_dir: Path, clock: Callable[[], int], topics: TopicSource,
+                    config: BrokerConfig) -> GroupCoordinator:
+        """The coordinator a broker (or a cluster's brokers) runs, with its journal in ``data_dir``."""
+        return cls(
+            data_dir, clock,
+            initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
+            min_session_timeout_ms=config.get_int("group.min.session.timeout.ms"),
+            max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
+            offsets_retention_ms=config.get_int("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms=config.get_int("offsets.retention.check.interval.ms"),
+            topics=topics,
+            consumer_config=ConsumerGroupConfig.from_broker_config(config),
+        )
 
     def close(self) -> None:
         self._store.close()
