@@ -52,7 +52,7 @@ _DEFS = [
     ConfigDef("offsets.topic.num.partitions", "int", "50", "Partitions of __consumer_offsets: group placement."),
     ConfigDef("offsets.topic.replication.factor", "short", "3", "Replicas of each __consumer_offsets partition."),
     ConfigDef("broker.session.timeout.ms", "int", "9000",
-              "A cluster broker isolated from the others this long is fenced: its leaderships move."),
+              "A cluster broker paused or isolated from the others this long is fenced: its leaderships move."),
     ConfigDef("transaction.state.log.num.partitions", "int", "50",
               "Partitions of __transaction_state: transaction coordinator placement."),
     ConfigDef("transaction.state.log.replication.factor", "short", "3",

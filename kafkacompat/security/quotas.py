@@ -131,10 +131,7 @@ class QuotaStore:
         self._journal = Journal(path)
         self._journal.rewrite([_payload(entity, key, value) for entity, values in self._values.items()
                                for key, value in values.items()])
-        self.active = bool(self._values)  # a plain attribute: every request reads it
-
-    def __bool__(self) -> bool:
-        return bool(self._values)
+        self.active = bool(self._values)  # whether any quota is set; a plain attribute: every request reads it
 
     def items(self) -> Iterator[tuple[Entity, dict[str, float]]]:
         return iter(self._values.items())
