@@ -269,8 +269,6 @@ class Broker:
                 host, port = self.address_for(listener_name)
             elif listener_name in info.endpoints:
                 host, port = info.endpoints[listener_name]
-            elif not info.endpoints:  # an address only, no listener names (a broker alone)
-                host, port = info.host, info.port
             else:
                 continue
             found.append(dataclasses.replace(info, host=host, port=port))
