@@ -81,6 +81,11 @@ class Member:
     def running(self) -> bool:
         return self.broker is not None
 
+    @property
+    def cut_off(self) -> bool:
+        """Paused or isolated: reaching neither the other brokers nor the controller."""
+        return self.paused or self.isolated
+
     # -- the view handlers ask (see view.SingleBroker) ----------------------------
 
     @property

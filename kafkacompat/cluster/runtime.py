@@ -197,13 +197,13 @@ class ClusterRuntime:
 
     def _note_cut_off(self, member: Member) -> None:
         """A paused or isolated broker's heartbeats stop reaching the controller from now on."""
-        if not (member.paused or member.isolated):
+        if not member.cut_off:
             member.unheard_since_ms = self.clock()
 
     def _maybe_unfence(self, member: Member) -> None:
         """A broker heard again after being fenced registers again, as a follower of what it held."""
         node_id = member.node_id
-        if not (member.paused or member.isolated) and member.running and not self.controller.brokers[node_id].alive:
+        if not member.cut_off and member.running and not self.controller.brokers[node_id].alive:
             self.controller.broker_started(node_id)
             self.apply_leadership(set(self.controller.partitions))
             log.info("broker %d unfenced", node_id)
@@ -214,7 +214,7 @@ class ClusterRuntime:
         timeout_ms = self.config.get_int("broker.session.timeout.ms")
         now = self.clock()
         for node, member in self.members.items():
-            if (member.isolated or member.paused) and member.running and self.controller.brokers[node].alive \
+            if member.cut_off and member.running and self.controller.brokers[node].alive \
                     and now - member.unheard_since_ms >= timeout_ms:
                 self.apply_leadership(self.controller.broker_stopped(node))
                 self._refresh_high_watermarks()
@@ -235,9 +235,9 @@ class ClusterRuntime:
         """The leader's member when `from_node` may replicate from it now."""
         member = self.members.get(leader)
         asking = self.members[from_node]
-        if member is None or not member.running or member.paused or member.isolated:
+        if member is None or not member.running or member.cut_off:
             return None
-        return None if asking.paused or asking.isolated else member
+        return None if asking.cut_off else member
 
     def leader(self, topic: str, partition: int) -> int:
         state = self.controller.partition(topic, partition)
