@@ -1,9 +1,10 @@
 """KIP-848 online migration with stock clients against the broker process.
 
-kafka-python members (the classic protocol, eager ``range`` assignor) read a
-topic; a confluent-kafka ``group.protocol=consumer`` member joins the same
-group, which the broker upgrades to a consumer group keeping the kafka-python
-members as classic members; then it leaves and the group is classic again.
+Two librdkafka classic members (eager ``range`` assignor) read a topic; a
+confluent-kafka ``group.protocol=consumer`` member joins the same group, which
+the broker upgrades to a consumer group keeping the others as classic members;
+then it leaves and the group is classic again. kafka-python classic members
+take the single-member parts (joining a consumer group, policy refusals).
 Throughout, no partition is in two members' assignments at once, every record
 is read, a record is read twice only after a commit failed (at-least-once),
 and the committed offsets carry over. The policy variants show Kafka's
@@ -61,11 +62,11 @@ class ClassicMember:
         self.consumer.close()
 
 
-class ConsumerProtocolMember(Member):
-    """A librdkafka ``group.protocol=consumer`` member that commits synchronously after every batch."""
+class CommittingMember(Member):
+    """A librdkafka member of either protocol that commits synchronously after every batch."""
 
-    def __init__(self, bootstrap: str, group_id: str, topic: str) -> None:
-        super().__init__(bootstrap, group_id, topic, **{"group.protocol": "consumer", "enable.auto.commit": False})
+    def __init__(self, bootstrap: str, group_id: str, topic: str, protocol: str) -> None:
+        super().__init__(bootstrap, group_id, topic, **{"group.protocol": protocol, "enable.auto.commit": False})
         self.uncommitted: set[tuple[int, int]] = set()
 
     def poll(self) -> None:
@@ -76,6 +77,20 @@ class ConsumerProtocolMember(Member):
                 self.consumer.commit(asynchronous=False)
             except Exception:  # noqa: BLE001 - librdkafka raises KafkaException; the records stay readable again
                 self.uncommitted.update(self.read[before:])
+
+
+def consumer_protocol_member(bootstrap: str, group_id: str, topic: str) -> CommittingMember:
+    return CommittingMember(bootstrap, group_id, topic, "consumer")
+
+
+def classic_members(bootstrap: str, group_id: str, topic: str, count: int) -> list[CommittingMember]:
+    """librdkafka classic members (eager ``range,roundrobin``), polled in turn with the others.
+
+    Groups of two or more classic members use librdkafka, not kafka-python: kafka-python 3.0.12 drops a
+    JoinGroup/SyncGroup round that completes between two of its polls and sends another JoinGroup, so two
+    of its members polled in turn by one thread can keep each other rebalancing (against any broker).
+    """
+    return [CommittingMember(bootstrap, group_id, topic, "classic") for _ in range(count)]
 
 
 def poll_group(group: list, until, what: str, timeout_s: float = 60):
@@ -147,17 +162,17 @@ def close_all(group: list) -> None:
 @pytest.mark.timeout(240)
 def test_a_classic_group_upgrades_when_a_consumer_protocol_member_joins_and_downgrades_when_it_leaves(broker):
     topic, group_id = new_topic(broker, "mig"), unique_topic("mig")
-    classic = [ClassicMember(broker.bootstrap, group_id, topic) for _ in range(2)]
+    classic = classic_members(broker.bootstrap, group_id, topic, 2)
     group: list = list(classic)
     try:
         produced = [(d.partition, d.offset) for d in produce(broker, topic, 120)]
         poll_group(group, lambda: split_evenly(group) and everything_read(group, produced)(),
-                   "two kafka-python members to split the topic and read it")
+                   "two classic members to split the topic and read it")
         assert (group_listing(broker.bootstrap, group_id)["group_type"],
                 group_listing(broker.bootstrap, group_id)["protocol_type"]) == ("classic", "consumer")
 
         # Upgrade: the consumer-protocol member joins the classic group with members.
-        modern = ConsumerProtocolMember(broker.bootstrap, group_id, topic)
+        modern = consumer_protocol_member(broker.bootstrap, group_id, topic)
         group.append(modern)
         produced += [(d.partition, d.offset) for d in produce(broker, topic, 120)]
         poll_group(group, lambda: split_evenly(group) and everything_read(group, produced)(),
@@ -169,12 +184,12 @@ def test_a_classic_group_upgrades_when_a_consumer_protocol_member_joins_and_down
         assert sorted(types.values()) == [CLASSIC_MEMBER, CLASSIC_MEMBER, CONSUMER_MEMBER]
         assert modern.partitions() and len(modern.partitions()) == PARTITIONS // 3
 
-        # Downgrade: the last consumer-protocol member leaves; the kafka-python members rebalance classically.
+        # Downgrade: the last consumer-protocol member leaves; the classic members rebalance classically.
         group.remove(modern)
         modern.close()
         produced += [(d.partition, d.offset) for d in produce(broker, topic, 120)]
         poll_group(group, lambda: split_evenly(group) and everything_read(group + [modern], produced)(),
-                   "the two kafka-python members to take everything back")
+                   "the two classic members to take everything back")
         listing = group_listing(broker.bootstrap, group_id)
         assert (listing["group_type"], listing["protocol_type"], listing["group_state"]) == (
             "classic", "consumer", "Stable")
@@ -211,7 +226,7 @@ def test_an_upgrade_the_policy_forbids_is_group_id_not_found(broker_factory, pol
             KafkaError.GROUP_ID_NOT_FOUND,
             f"Cannot upgrade classic group {group_id} to consumer group: the online upgrade is disabled.")
         # librdkafka takes the refusal as fatal, as it does against Kafka.
-        modern = ConsumerProtocolMember(broker.bootstrap, group_id, topic)
+        modern = consumer_protocol_member(broker.bootstrap, group_id, topic)
         try:
             def fatal():
                 errors = [m.error() for m in modern.consumer.consume(num_messages=10, timeout=0.1) if m.error()]
@@ -232,16 +247,16 @@ def test_an_upgrade_the_policy_forbids_is_group_id_not_found(broker_factory, pol
 @pytest.mark.timeout(180)
 def test_without_downgrade_the_classic_members_stay_in_a_consumer_group(broker_factory):
     broker, topic, group_id = policy_broker(broker_factory, "upgrade", "mig-up")
-    classic = [ClassicMember(broker.bootstrap, group_id, topic) for _ in range(2)]
+    classic = classic_members(broker.bootstrap, group_id, topic, 2)
     group: list = list(classic)
     try:
-        poll_group(group, lambda: split_evenly(group), "two kafka-python members")
-        modern = ConsumerProtocolMember(broker.bootstrap, group_id, topic)
+        poll_group(group, lambda: split_evenly(group), "two classic members")
+        modern = consumer_protocol_member(broker.bootstrap, group_id, topic)
         group.append(modern)
         poll_group(group, lambda: split_evenly(group), "three members")
         group.remove(modern)
         modern.close()
-        poll_group(group, lambda: split_evenly(group), "the kafka-python members to take everything back")
+        poll_group(group, lambda: split_evenly(group), "the classic members to take everything back")
         assert group_listing(broker.bootstrap, group_id)["group_type"] == "consumer"
         assert sorted(member_types(broker.bootstrap, group_id).values()) == [CLASSIC_MEMBER, CLASSIC_MEMBER]
     finally:
@@ -251,7 +266,7 @@ def test_without_downgrade_the_classic_members_stay_in_a_consumer_group(broker_f
 @pytest.mark.timeout(180)
 def test_a_consumer_group_with_classic_members_downgrades_under_the_downgrade_policy(broker_factory):
     broker, topic, group_id = policy_broker(broker_factory, "downgrade", "mig-down")
-    modern = ConsumerProtocolMember(broker.bootstrap, group_id, topic)
+    modern = consumer_protocol_member(broker.bootstrap, group_id, topic)
     group: list = [modern]
     try:
         poll_group(group, lambda: len(modern.partitions()) == PARTITIONS, "the consumer-protocol member")
