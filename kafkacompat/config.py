@@ -107,7 +107,7 @@ _DEFS = [
     ConfigDef("group.consumer.assignors", "list", "uniform,range",
               "Server-side assignors (uniform, range); the first is the default."),
     ConfigDef("group.consumer.migration.policy", "string", "bidirectional",
-              "disabled, upgrade, downgrade or bidirectional; only empty groups convert (see COMPATIBILITY)."),
+              "disabled, upgrade, downgrade or bidirectional: which ways a group converts online (see COMPATIBILITY)."),
     ConfigDef("offsets.retention.minutes", "int", "10080", "How long an empty group keeps committed offsets."),
     ConfigDef("group.share.heartbeat.interval.ms", "int", "5000", "Heartbeat interval handed to share group members."),
     ConfigDef("group.share.session.timeout.ms", "int", "45000", "A share group member silent this long is removed."),
@@ -120,6 +120,8 @@ _DEFS = [
     ConfigDef("group.share.delivery.count.limit", "int", "5",
               "Deliveries of a record to share group members before it is archived."),
     ConfigDef("group.share.max.size", "int", "200", "Most members a share group may have."),
+    ConfigDef("group.share.partition.max.record.locks", "int", "2000",
+              "Most records a share group may have in flight on one partition (100 to 10000)."),
     ConfigDef("offsets.retention.check.interval.ms", "long", "600000", "How often expired offsets are removed."),
     # Our own name (Kafka has none): durable acknowledgements unless a topic asks for periodic flushing.
     ConfigDef("log.flush.on.ack", "boolean", "true",

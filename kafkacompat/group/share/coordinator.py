@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Hashable, Iterable, Mapping, Sequence
 
+from kafkacompat.config import ConfigError
 from kafkacompat.group.share.group import HeartbeatResult, ShareGroup, ShareGroupState
 from kafkacompat.group.share.partition import Acquired, FetchedBatch, SharePartition
 from kafkacompat.group.share.store import PartitionKey, ShareStateStore
@@ -71,6 +72,9 @@ LeaderNode = Callable[[str, int], int]  # (topic, index) -> the node leading it
 EVERY_LOCK_MS = 2**63 - 1  # a time past every acquisition lock
 
 
+MIN_RECORD_LOCKS, MAX_RECORD_LOCKS = 100, 10_000  # Kafka's bounds for group.share.partition.max.record.locks
+
+
 @dataclass(frozen=True)
 class ShareSettings:
     """The broker's group.share.* configs."""
@@ -82,9 +86,14 @@ class ShareSettings:
     max_record_lock_duration_ms: int = 60000
     delivery_count_limit: int = 5
     max_size: int = 200
+    partition_max_record_locks: int = 2000
 
     @classmethod
     def from_config(cls, config: BrokerConfig) -> ShareSettings:
+        locks = config.get_int("group.share.partition.max.record.locks")
+        if not MIN_RECORD_LOCKS <= locks <= MAX_RECORD_LOCKS:
+            raise ConfigError(f"group.share.partition.max.record.locks must be in "
+                              f"[{MIN_RECORD_LOCKS}, {MAX_RECORD_LOCKS}], not {locks}")
         return cls(
             heartbeat_interval_ms=config.get_int("group.share.heartbeat.interval.ms"),
             session_timeout_ms=config.get_int("group.share.session.timeout.ms"),
@@ -93,6 +102,7 @@ class ShareSettings:
             max_record_lock_duration_ms=config.get_int("group.share.max.record.lock.duration.ms"),
             delivery_count_limit=config.get_int("group.share.delivery.count.limit"),
             max_size=config.get_int("group.share.max.size"),
+            partition_max_record_locks=locks,
         )
 
 
@@ -135,9 +145,7 @@ class ShareCoordinator:
                 self._timers.schedule(("session", group_id, member_id), deadline)
         self._partitions: dict[PartitionKey, SharePartition] = {}
         for key, stored in self._store.partitions.items():
-            self._partitions[key] = SharePartition.restore(
-                stored, lock_duration_ms=self._lock_duration(key[0]),
-                delivery_count_limit=settings.delivery_count_limit)
+            self._partitions[key] = SharePartition.restore(stored, **self._partition_settings(key[0]))
         self._sessions: dict[SessionKey, ShareSession] = {}
 
     def close(self) -> None:
@@ -280,10 +288,13 @@ class ShareCoordinator:
             log = self._log(topic_id, index)
             reset = self._store.configs.get(group_id, {}).get(AUTO_OFFSET_RESET, "latest")
             start = log.log_start_offset if reset == "earliest" else log.high_watermark
-            partition = self._partitions[key] = SharePartition(
-                start, lock_duration_ms=self._lock_duration(group_id),
-                delivery_count_limit=self.settings.delivery_count_limit)
+            partition = self._partitions[key] = SharePartition(start, **self._partition_settings(group_id))
         return partition
+
+    def _partition_settings(self, group_id: str) -> dict[str, int]:
+        return {"lock_duration_ms": self._lock_duration(group_id),
+                "delivery_count_limit": self.settings.delivery_count_limit,
+                "max_record_locks": self.settings.partition_max_record_locks}
 
     def _log(self, topic_id: uuid.UUID, index: int) -> PartitionLog:
         """The partition's log, at its leader in a cluster."""
@@ -412,9 +423,7 @@ class ShareCoordinator:
     def alter_start_offset(self, group_id: str, topic_id: uuid.UUID, index: int, offset: int) -> None:
         """AlterShareGroupOffsets for an Empty group: the partition starts over at ``offset``."""
         key = (group_id, str(topic_id), index)
-        partition = self._partitions.get(key) or SharePartition(
-            offset, lock_duration_ms=self._lock_duration(group_id),
-            delivery_count_limit=self.settings.delivery_count_limit)
+        partition = self._partitions.get(key) or SharePartition(offset, **self._partition_settings(group_id))
         partition.reset(offset)
         self._partitions[key] = partition
         if group_id not in self._groups:

@@ -113,11 +113,13 @@ class Acquired:
 class SharePartition:
     """One (share group, topic partition)'s in-flight records; see the module docstring."""
 
-    def __init__(self, start_offset: int, *, lock_duration_ms: int, delivery_count_limit: int) -> None:
+    def __init__(self, start_offset: int, *, lock_duration_ms: int, delivery_count_limit: int,
+                 max_record_locks: int) -> None:
         self.start_offset = start_offset
         self.end_offset = start_offset
         self.lock_duration_ms = lock_duration_ms
         self.delivery_count_limit = delivery_count_limit
+        self.max_record_locks = max_record_locks
         self.state_epoch = 0
         self._ranges: list[InFlight] = []  # sorted, disjoint, all within [start_offset, end_offset)
 
@@ -139,7 +141,11 @@ class SharePartition:
         return min(deadlines) if deadlines else None
 
     def has_available(self, high_watermark: int) -> bool:
-        return self.next_fetch_offset() < high_watermark
+        offset = self.next_fetch_offset()
+        return offset < high_watermark and (offset < self.end_offset or not self._window_full())
+
+    def _window_full(self) -> bool:
+        return self.end_offset - self.start_offset >= self.max_record_locks
 
     def lag(self, high_watermark: int) -> int:
         """KIP-1226's share-partition lag: records from the SPSO to ``high_watermark`` not yet finished."""
@@ -155,7 +161,8 @@ class SharePartition:
 
         AVAILABLE in-flight ranges inside the batches are re-acquired, offsets
         past the SPEO are acquired whole batch by batch; acquisition stops once
-        ``max_records`` are taken. A batch is never cut (Kafka's
+        ``max_records`` are taken, or past the SPEO once the window is full.
+        A batch is never cut (Kafka's
         batch_optimized acquire mode) unless ``record_limit`` (KIP-1206's
         record_limit mode) asks for ``max_records`` at most. Batches that are
         not deliverable are archived as they are passed.
@@ -186,6 +193,8 @@ class SharePartition:
                     taken.append(Acquired(entry.first, entry.last, entry.delivery_count))
                     count += entry.last - entry.first + 1
                 first = self.end_offset
+            if first <= last and self._window_full():
+                break
             if record_limit:
                 last = min(last, first + max_records - count - 1)
             if first <= last:
@@ -357,9 +366,10 @@ class SharePartition:
                 "state_epoch": self.state_epoch, "batches": [stored(e) for e in self._ranges]}
 
     @classmethod
-    def restore(cls, stored: dict[str, Any], *, lock_duration_ms: int, delivery_count_limit: int) -> SharePartition:
+    def restore(cls, stored: dict[str, Any], *, lock_duration_ms: int, delivery_count_limit: int,
+                max_record_locks: int) -> SharePartition:
         partition = cls(int(stored["start_offset"]), lock_duration_ms=lock_duration_ms,
-                        delivery_count_limit=delivery_count_limit)
+                        delivery_count_limit=delivery_count_limit, max_record_locks=max_record_locks)
         partition.end_offset = int(stored["end_offset"])
         partition.state_epoch = int(stored.get("state_epoch", 0))
         partition._ranges = [InFlight(first, last, RecordState(state), count)

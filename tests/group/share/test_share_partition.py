@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kafkacompat.config import BrokerConfig, ConfigError
+from kafkacompat.group.share.coordinator import ShareSettings
 from kafkacompat.group.share.partition import Acquired, AcknowledgeType, FetchedBatch, RecordState, SharePartition
 from kafkacompat.protocol.errors import ErrorCode
 
@@ -13,8 +15,9 @@ ACCEPT, RELEASE, REJECT, GAP, RENEW = (int(t) for t in (AcknowledgeType.ACCEPT, 
 LOCK_MS = 1000
 
 
-def share_partition(start: int = 0, limit: int = 3) -> SharePartition:
-    return SharePartition(start, lock_duration_ms=LOCK_MS, delivery_count_limit=limit)
+def share_partition(start: int = 0, limit: int = 3, max_record_locks: int = 2000) -> SharePartition:
+    return SharePartition(start, lock_duration_ms=LOCK_MS, delivery_count_limit=limit,
+                          max_record_locks=max_record_locks)
 
 
 def spans(offsets: list[tuple[int, int]]) -> list[FetchedBatch]:
@@ -114,7 +117,8 @@ def test_a_snapshot_restores_counts_and_states_with_acquired_records_available()
     partition.acquire("a", spans([(0, 4)]), max_records=100, now_ms=0)
     partition.acknowledge("a", 0, 4, [RELEASE, ACCEPT, ACCEPT, REJECT, RELEASE], now_ms=0)
     partition.acquire("a", spans([(0, 9)]), max_records=100, now_ms=0)
-    restored = SharePartition.restore(partition.snapshot(), lock_duration_ms=LOCK_MS, delivery_count_limit=3)
+    restored = SharePartition.restore(partition.snapshot(), lock_duration_ms=LOCK_MS, delivery_count_limit=3,
+                                      max_record_locks=2000)
     assert (restored.start_offset, restored.end_offset) == (0, 10)
     assert states(restored) == [
         (0, 0, RecordState.AVAILABLE, 2), (1, 2, RecordState.ACKNOWLEDGED, 1), (3, 3, RecordState.ARCHIVED, 1),
@@ -191,3 +195,29 @@ def test_lag_counts_the_records_after_the_start_not_yet_finished() -> None:
     partition.acquire("a", spans([(0, 9)]), max_records=100, now_ms=0)
     partition.acknowledge("a", 0, 9, [ACCEPT, RELEASE, ACCEPT, REJECT] + [RELEASE] * 6, now_ms=0)
     assert (partition.start_offset, partition.lag(10), partition.lag(12)) == (1, 7, 9)
+
+
+def test_a_full_window_stops_new_acquisitions_until_the_start_offset_moves() -> None:
+    partition = share_partition(max_record_locks=100)
+    log = spans([(0, 59), (60, 119), (120, 179)])
+    # Whole batches: the second overshoots the limit, the third waits.
+    assert partition.acquire("a", log, max_records=500, now_ms=0) == [Acquired(0, 119, 1)]
+    assert partition.acquire("b", log, max_records=500, now_ms=0) == []
+    assert not partition.has_available(high_watermark=180)
+    # A released record inside the window is still handed out.
+    assert partition.acknowledge("a", 0, 0, [RELEASE], now_ms=0) == ErrorCode.NONE
+    assert partition.has_available(high_watermark=180)
+    assert partition.acquire("b", log, max_records=500, now_ms=0) == [Acquired(0, 0, 2)]
+    # Finishing records moves the start offset and frees the window.
+    assert partition.acknowledge("a", 1, 119, [ACCEPT], now_ms=0) == ErrorCode.NONE
+    assert partition.acknowledge("b", 0, 0, [ACCEPT], now_ms=0) == ErrorCode.NONE
+    assert partition.acquire("b", log, max_records=500, now_ms=0) == [Acquired(120, 179, 1)]
+
+
+def test_the_broker_config_bounds_the_window_as_kafka_does() -> None:
+    assert ShareSettings.from_config(BrokerConfig()).partition_max_record_locks == 2000
+    assert ShareSettings.from_config(
+        BrokerConfig({"group.share.partition.max.record.locks": "100"})).partition_max_record_locks == 100
+    for out_of_range in ("99", "10001"):
+        with pytest.raises(ConfigError, match="group.share.partition.max.record.locks"):
+            ShareSettings.from_config(BrokerConfig({"group.share.partition.max.record.locks": out_of_range}))
