@@ -66,8 +66,8 @@ def test_a_kip848_consumer_group_is_listed_and_described_with_its_type_and_epoch
         described = groups_cli(broker, "describe", group)
         assert f"GROUP {group}  STATE Stable  ASSIGNOR uniform  TYPE consumer" in described
         assert "GROUP-EPOCH 1  ASSIGNMENT-EPOCH 1" in described
-        member_lines = [line for line in described.splitlines() if "cli-cg-reader" in line]
-        assert len(member_lines) == 1 and f"{topic}-0,{topic}-1" in member_lines[0]
+        member_lines = [line.split() for line in described.splitlines() if "cli-cg-reader" in line]
+        assert len(member_lines) == 1 and member_lines[0][-3:] == ["1", "true", f"{topic}-0,{topic}-1"]
     finally:
         consumer.close()
     wait_until(lambda: "Empty" in groups_cli(broker, "describe", group), 10, "the group to empty after close")

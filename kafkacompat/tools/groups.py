@@ -15,6 +15,7 @@ from kafkacompat.group.classic.consumer_protocol import assigned_partitions
 from kafkacompat.tools import output
 
 LATEST_OFFSET, EARLIEST_OFFSET = -1, -2
+CONSUMER_MEMBER = 1  # ConsumerGroupDescribe's member_type: 0 classic protocol, 1 consumer protocol
 RESET_TARGETS = ("earliest", "latest", "timestamp", "offset")
 # A group may have its offsets moved only while nobody consumes (kafka-consumer-groups.sh's rule).
 INACTIVE_STATES = ("Empty", "Dead")
@@ -80,7 +81,9 @@ def describe_share_group(cluster: Cluster, group_id: str) -> dict[str, Any] | No
 
 
 def consumer_group_epochs(coordinator: Any, group_id: str) -> dict[str, Any] | None:
-    """A KIP-848 group's epochs and its members' (ConsumerGroupDescribe); None for other groups."""
+    """A KIP-848 group's epochs, and each member's epoch and whether it uses the consumer protocol
+    (kafka-consumer-groups.sh's UPGRADED: ConsumerGroupDescribe v1's member_type, None before v1);
+    None for other groups."""
     try:
         answer = coordinator.send(ApiKey.CONSUMER_GROUP_DESCRIBE,
                                   {"group_ids": [group_id], "include_authorized_operations": False})
@@ -90,7 +93,9 @@ def consumer_group_epochs(coordinator: Any, group_id: str) -> dict[str, Any] | N
     if described.error_code != 0:
         return None
     return {"group_epoch": described.group_epoch, "assignment_epoch": described.assignment_epoch,
-            "member_epochs": {m.member_id: m.member_epoch for m in described.members}}
+            "member_epochs": {m.member_id: m.member_epoch for m in described.members},
+            "upgraded": {m.member_id: None if m.get("member_type", -1) == -1 else m.member_type == CONSUMER_MEMBER
+                         for m in described.members}}
 
 
 def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
@@ -131,6 +136,7 @@ def describe_group(cluster: Cluster, group_id: str) -> dict[str, Any]:
     epochs = consumer_group_epochs(coordinator, group_id)
     for member in members:
         member["member_epoch"] = None if epochs is None else epochs["member_epochs"].get(member["member_id"])
+        member["upgraded"] = None if epochs is None else epochs["upgraded"].get(member["member_id"])
     return {"group_id": group_id, "type": "classic" if epochs is None else "consumer", "state": described.group_state,
             "protocol": described.protocol_data, "members": members, "offsets": offsets,
             "group_epoch": None if epochs is None else epochs["group_epoch"],
@@ -199,10 +205,15 @@ def run(args: argparse.Namespace, cluster: Cluster) -> int:
                 f"  TYPE {group['type']}")
     if group.get("group_epoch") is not None:
         output.line(f"GROUP-EPOCH {group['group_epoch']}  ASSIGNMENT-EPOCH {group['assignment_epoch']}")
-    output.table(None, ["MEMBER", "CLIENT-ID", "HOST", "PARTITIONS"], (
-        [m["member_id"], m["client_id"], m["client_host"], ",".join(f"{t}-{p}" for t, p in m["partitions"])]
-        for m in group["members"]
-    ))
+    partitions = lambda m: ",".join(f"{t}-{p}" for t, p in m["partitions"])  # noqa: E731
+    if group["type"] == "consumer":
+        output.table(None, ["MEMBER", "CLIENT-ID", "HOST", "EPOCH", "UPGRADED", "PARTITIONS"], (
+            [m["member_id"], m["client_id"], m["client_host"], m["member_epoch"],
+             "-" if m["upgraded"] is None else str(m["upgraded"]).lower(), partitions(m)]
+            for m in group["members"]))
+    else:
+        output.table(None, ["MEMBER", "CLIENT-ID", "HOST", "PARTITIONS"], (
+            [m["member_id"], m["client_id"], m["client_host"], partitions(m)] for m in group["members"]))
     committed = "START-OFFSET" if group["type"] == "share" else "COMMITTED"
     output.table(None, ["TOPIC", "PARTITION", committed, "LOG-END", "LAG"], (
         [o["topic"], o["partition"], o["committed"], o["log_end"], o["lag"]] for o in group["offsets"]
