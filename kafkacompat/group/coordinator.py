@@ -292,17 +292,21 @@ class GroupCoordinator:
         now = self._clock()
         consumer_group = self._consumer_groups.get(group_id)
         if consumer_group is not None:
-            error = self._consumer.offset_request_error(consumer_group, member_id, generation_id)
-            if error is None and consumer_group.members and not member_id:
-                error = ErrorCode.UNKNOWN_MEMBER_ID  # only members commit for a group with members
+            if generation_id < 0 and not consumer_group.members:
+                error = None  # a consumer outside group management (assign()) or an admin: any member id
+            else:
+                error = self._consumer.offset_request_error(consumer_group, member_id, generation_id)
+                if error is None and not member_id:
+                    error = ErrorCode.UNKNOWN_MEMBER_ID  # only members commit for a group with members
             member = consumer_group.members.get(member_id)
             if error is None and member is not None and member.classic is None and version < 9:
                 error = ErrorCode.UNSUPPORTED_VERSION  # a KIP-848 member commits with v9+
             return self._store_offsets(group_id, offsets, now, retention_time_ms, error)
         group = self._groups.get(group_id)
         if group is None:
-            if generation_id >= 0:
-                return dict.fromkeys(offsets, ErrorCode.ILLEGAL_GENERATION)
+            if generation_id >= 0:  # v9 on says so; older versions kept ILLEGAL_GENERATION, as Kafka does
+                return dict.fromkeys(offsets, ErrorCode.GROUP_ID_NOT_FOUND if version >= 9
+                                     else ErrorCode.ILLEGAL_GENERATION)
             group = self._groups[group_id] = Group(group_id, now)
         error = self._commit_error(group, generation_id, member_id, group_instance_id)
         if error is not None:
@@ -364,15 +368,16 @@ class GroupCoordinator:
     def _commit_error(
         group: Group, generation_id: int, member_id: str, group_instance_id: str | None
     ) -> ErrorCode | None:
+        if generation_id < 0 and group.state is _E:
+            return None  # outside group management (assign()) or an admin, whatever member id it sends
         if generation_id >= 0 or member_id or group_instance_id is not None:
             error = group.validate_member(member_id, group_instance_id)
             if error is not None:
                 return error
             if generation_id != group.generation_id:
                 return ErrorCode.ILLEGAL_GENERATION
-        elif group.state is not _E:
-            # Only members may commit for a group that has members.
-            return ErrorCode.UNKNOWN_MEMBER_ID
+        else:
+            return ErrorCode.UNKNOWN_MEMBER_ID  # only members may commit for a group that has members
         if group.state is _C:
             # A valid member that has not got its assignment yet: let it finish the rebalance.
             return ErrorCode.REBALANCE_IN_PROGRESS

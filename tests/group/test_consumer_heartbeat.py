@@ -264,6 +264,16 @@ def test_offset_commits_carry_the_member_epoch(coordinator):
     assert commit(coordinator, "", -1) is E.UNKNOWN_MEMBER_ID  # only members commit for a group with members
     assert coordinator.offset_fetch_error("g", "a", 0) is E.STALE_MEMBER_EPOCH
     assert coordinator.offset_fetch_error("g", "a", 1) is None
+    assert commit(coordinator, "not-a-member", -1) is E.UNKNOWN_MEMBER_ID
+
+
+def test_a_consumer_outside_group_management_commits_to_an_empty_consumer_group_whatever_its_member_id(
+        coordinator):
+    # librdkafka with group.protocol=consumer and assign() sends its own member id with epoch -1.
+    join_consumer(coordinator, "a")
+    beat(coordinator, "a", -1)  # leaves: the consumer group is empty
+    assert commit(coordinator, "rdkafka-generated-id", -1) is E.NONE
+    assert commit(coordinator, "rdkafka-generated-id", 3) is E.UNKNOWN_MEMBER_ID
 
 
 def test_empty_groups_change_protocol_and_keep_their_offsets_whatever_the_policy(tmp_path, clock, topics):

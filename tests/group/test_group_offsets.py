@@ -52,9 +52,23 @@ def test_member_commits_need_current_generation(coordinator):
     assert commit(coordinator, {T0: 6}, generation_id=2, member_id="x") == {T0: E.UNKNOWN_MEMBER_ID}
     assert commit(coordinator, {T0: 6}) == {T0: E.UNKNOWN_MEMBER_ID}  # not a member of a live group
     assert commit(coordinator, {T0: 6}, group_id="fresh", generation_id=3, member_id=a) == {
+        T0: E.GROUP_ID_NOT_FOUND
+    }
+    assert commit(coordinator, {T0: 6}, group_id="fresh", generation_id=3, member_id=a, version=8) == {
         T0: E.ILLEGAL_GENERATION
     }
     assert offsets_of(coordinator) == {T0: 5}
+
+
+def test_an_empty_group_takes_commits_outside_group_management_whatever_the_member_id(coordinator):
+    # librdkafka with group.protocol=consumer and assign() sends a member id of its own with generation -1.
+    assert commit(coordinator, {T0: 3}, member_id="rdkafka-generated-id") == {T0: E.NONE}
+    assert commit(coordinator, {T0: 4}, member_id="rdkafka-generated-id") == {T0: E.NONE}
+    assert commit(coordinator, {T0: 5}, generation_id=1, member_id="rdkafka-generated-id") == {
+        T0: E.UNKNOWN_MEMBER_ID}
+    a, _ = form_group(coordinator, 2)
+    assert commit(coordinator, {T0: 6}, member_id="rdkafka-generated-id") == {T0: E.UNKNOWN_MEMBER_ID}
+    assert offsets_of(coordinator) == {T0: 4}
 
 
 def test_commit_during_rebalance(coordinator):
