@@ -296,13 +296,21 @@ class ShareCoordinator:
                 "delivery_count_limit": self.settings.delivery_count_limit,
                 "max_record_locks": self.settings.partition_max_record_locks}
 
-    def _log(self, topic_id: uuid.UUID, index: int) -> PartitionLog:
-        """The partition's log, at its leader in a cluster."""
+    def _missing_partition(self, topic_id: uuid.UUID, index: int) -> KafkaError | None:
+        """UNKNOWN_TOPIC_ID or UNKNOWN_TOPIC_OR_PARTITION when the partition does not exist (any more)."""
         topic = self._logs.topic_by_id(topic_id)
         if topic is None:
-            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
+            return KafkaError(ErrorCode.UNKNOWN_TOPIC_ID, f"Unknown topic id {topic_id}")
         if not 0 <= index < len(topic.partitions):
-            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unknown partition {index}")
+            return KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Unknown partition {index}")
+        return None
+
+    def _log(self, topic_id: uuid.UUID, index: int) -> PartitionLog:
+        """The partition's log, at its leader in a cluster."""
+        missing = self._missing_partition(topic_id, index)
+        if missing is not None:
+            raise missing
+        topic = self._logs.topic_by_id(topic_id)
         return topic.partitions[index] if self._leader_log is None else self._leader_log(topic.name, index)
 
     def _led_by(self, key: PartitionKey, node_id: int | None) -> bool:
@@ -359,13 +367,14 @@ class ShareCoordinator:
             if not batches:
                 continue
             key = (group_id, str(topic_id), index)
+            missing = self._missing_partition(topic_id, index)
+            if missing is not None:  # deleted: its share state goes with it, as in Kafka
+                results[topic_id, index] = missing.code
+                self._forget([key] if key in self._partitions else [])
+                continue
             partition = self._partitions.get(key)
             if partition is None:
-                try:
-                    self._log(topic_id, index)
-                    results[topic_id, index] = ErrorCode.INVALID_RECORD_STATE
-                except KafkaError as exc:
-                    results[topic_id, index] = exc.code
+                results[topic_id, index] = ErrorCode.INVALID_RECORD_STATE
                 continue
             results[topic_id, index] = partition.acknowledge_batches(member_id, batches, now_ms=self._clock())
             if results[topic_id, index] is ErrorCode.NONE:
@@ -433,10 +442,13 @@ class ShareCoordinator:
 
     def delete_start_offsets(self, group_id: str, topic_id: uuid.UUID) -> None:
         """DeleteShareGroupOffsets: the group forgets its state for the topic."""
-        keys = [k for k in self._partitions if k[0] == group_id and k[1] == str(topic_id)]
+        self._forget([k for k in self._partitions if k[0] == group_id and k[1] == str(topic_id)])
+
+    def _forget(self, keys: list[PartitionKey]) -> None:
         self._store.write(ShareStateStore.partition_record(key, None) for key in keys)
         for key in keys:
             del self._partitions[key]
+            self._timers.cancel(("lock", *key))
 
     # -- timers ---------------------------------------------------------------
 

@@ -182,6 +182,18 @@ def test_a_renewal_moves_the_lock_timer(share, logs, clock) -> None:
     assert share.tick(start + 1000) is False and share.tick(start + 1800) is True
 
 
+def test_acknowledging_records_of_a_deleted_topic_is_unknown_topic_id_and_its_state_is_gone(share, logs,
+                                                                                          clock) -> None:
+    join(share, "a")
+    deleted = topic_id(logs)
+    share.acquire("g", "a", deleted, 0, max_bytes=1 << 20, max_records=100)
+    logs.delete_topic("t")
+    results, released = share.acknowledge("g", "a", {(deleted, 0): [(0, 7, [1])]})
+    assert (results, released) == ({(deleted, 0): ErrorCode.UNKNOWN_TOPIC_ID}, False)
+    assert share.start_offsets("g") == {}
+    assert share.tick(clock.now + 1000) is False  # its lock timer went with it
+
+
 def test_acquired_records_written_with_another_change_come_back_with_their_count(logs, clock, tmp_path) -> None:
     share = open_coordinator(tmp_path, clock, logs)
     share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
