@@ -208,22 +208,41 @@ def test_leaving_for_good_hands_the_partitions_on(coordinator):
     assert (taken_over.member_epoch, partitions(taken_over)) == (3, set(range(6)))
 
 
+def test_a_new_regex_is_resolved_after_the_heartbeat_that_brings_it_as_kafka_does(coordinator, clock, topics):
+    topics.create("refunds-eu", 2)
+    joined = join_consumer(coordinator, "a", topics=("orders",), subscribed_topic_regex="refunds.*")
+    assert (joined.member_epoch, set(joined.assignment)) == (1, {tid("orders")})  # the named topic first
+    coordinator.tick(clock.now)  # the regex is resolved: the group epoch moves
+    resolved = beat(coordinator, "a", 1)
+    assert (resolved.member_epoch, partitions(resolved, "refunds-eu")) == (2, {0, 1})
+    # Left and subscribed again, the regex waits for its resolution again.
+    beat(coordinator, "a", -1)
+    again = join_consumer(coordinator, "b", topics=("orders",), subscribed_topic_regex="refunds.*")
+    assert set(again.assignment) == {tid("orders")}
+    coordinator.tick(clock.now)
+    assert partitions(beat(coordinator, "b", again.member_epoch), "refunds-eu") == {0, 1}
+
+
 def test_new_and_grown_topics_are_picked_up_by_name_and_by_regex(coordinator, clock, topics):
     join_consumer(coordinator, "a", topics=(), subscribed_topic_regex="orders|refunds.*")
+    coordinator.tick(clock.now)
+    assert partitions(beat(coordinator, "a", 1)) == set(range(6))
     topics.create("refunds-eu", 2)
-    assert beat(coordinator, "a", 1).assignment is None  # not re-read until the refresh interval
+    assert beat(coordinator, "a", 2).assignment is None  # not re-read until the refresh interval
     clock.now += METADATA_REFRESH_MS
-    grown = beat(coordinator, "a", 1)
-    assert (grown.member_epoch, partitions(grown, "refunds-eu")) == (2, {0, 1})
+    grown = beat(coordinator, "a", 2)
+    assert (grown.member_epoch, partitions(grown, "refunds-eu")) == (3, {0, 1})
     topics.create("orders", 8)
     clock.now += METADATA_REFRESH_MS
-    assert partitions(beat(coordinator, "a", 2)) == set(range(8))
+    assert partitions(beat(coordinator, "a", 3)) == set(range(8))
 
 
-def test_a_regex_matches_only_topics_the_member_may_describe(coordinator, topics):
+def test_a_regex_matches_only_topics_the_member_may_describe(coordinator, clock, topics):
     topics.create("orders-secret", 3)
-    visible = join_consumer(coordinator, "a", topics=(), subscribed_topic_regex="orders.*",
-                            may_describe=lambda name: name != "orders-secret")
+    join_consumer(coordinator, "a", topics=(), subscribed_topic_regex="orders.*",
+                  may_describe=lambda name: name != "orders-secret")
+    coordinator.tick(clock.now)
+    visible = beat(coordinator, "a", 1)
     assert set(visible.assignment) == {tid("orders")}
     # Another member's ACLs do not widen a's regex; b, who may describe everything, gets orders-secret.
     both = join_consumer(coordinator, "b", topics=(), subscribed_topic_regex="orders.*")

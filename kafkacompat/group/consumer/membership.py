@@ -12,6 +12,14 @@ revoke partitions and does not within its rebalance timeout is fenced too.
 A static member (instance id) leaving with epoch -2 keeps its place and
 assignment until its session runs out; rejoining with epoch 0 under a new
 member id takes them over without a new assignment.
+
+Regular expressions are resolved after the heartbeat that brings a new one,
+as Kafka's coordinator resolves them asynchronously: until then the regex
+adds no topics to the target (a member subscribing to a regex and a name gets
+the named topic first); a REGEX timer due at once then resolves it, moves the
+group epoch and reassigns, and members see the matches at their next
+heartbeat. Once resolved, a regex follows topic changes with the group's
+metadata refresh. After a restart the members' regexes count as resolved.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ class ConsumerTimer(enum.Enum):
     REVOCATION = "consumer-revocation"
     CLASSIC_JOIN = "consumer-classic-join"  # a classic member told to rejoin has not yet
     CLASSIC_SYNC = "consumer-classic-sync"  # a classic member answered at JoinGroup has not sent SyncGroup
+    REGEX = "consumer-regex"  # (REGEX, group_id, regex): a new regex is due to be resolved
 
 
 class TopicMeta(NamedTuple):
@@ -185,6 +194,7 @@ class ConsumerMembership:
         self.assignments = 0  # target assignments computed, all groups (a metric)
         self._patterns: dict[str, re.Pattern[str]] = {}
         self._metadata_checked_ms: dict[str, int] = {}
+        self._resolved_regexes: dict[str, set[str]] = {}  # per group: the regexes resolved at least once
         # Per (group, member): the DESCRIBE check of its last heartbeat's principal (not durable).
         self._describable: dict[tuple[str, str], Callable[[str], bool]] = {}
         self.downgrade: Callable[[ConsumerGroup, str, int], bool] | None = None
@@ -252,6 +262,7 @@ class ConsumerMembership:
         if request.may_describe is not None:
             self._describable[(group.group_id, member.member_id)] = request.may_describe
         epoch_moves = joined | self._update_subscription(member, request)
+        self._forget_unused_regexes(group)
         before_assigned = member.assigned
         self.update(group, member, epoch_moves, {} if request.member_epoch == 0 else request.owned, now)
         self._schedule(group, member, now)
@@ -278,6 +289,7 @@ class ConsumerMembership:
         if epoch_moves:
             group.bump_group_epoch(now)
             self._assign(group, now)
+        self._schedule_regex_resolution(group, now)
         changed = group.reconcile(member, owned) or epoch_moves
         group.refresh_state(now)
         if changed:
@@ -380,6 +392,7 @@ class ConsumerMembership:
             return
         self._cancel(group, member_id)
         group.remove(member_id)
+        self._forget_unused_regexes(group)
         group.bump_group_epoch(now)
         self._assign(group, now)
         self._store(group)
@@ -392,6 +405,9 @@ class ConsumerMembership:
     def on_timer(self, key: Hashable, now: int) -> None:
         kind, group_id, member_id = key  # type: ignore[misc]
         group = self._groups.get(group_id)
+        if group is not None and kind is ConsumerTimer.REGEX:
+            self._resolve_regex(group, member_id, now)
+            return
         if group is None or member_id not in group.members:
             return
         if kind is not ConsumerTimer.REVOCATION or group.members[member_id].state is MemberState.UNREVOKED_PARTITIONS:
@@ -414,20 +430,51 @@ class ConsumerMembership:
 
     def restore_timers(self, group: ConsumerGroup, now: int) -> None:
         """After a restart every member gets a fresh session (as after a Kafka coordinator failover)."""
+        self._resolved_regexes[group.group_id] = self._regexes(group)
         for member in group.members.values():
             self._schedule(group, member, now)
 
     def forget(self, group: ConsumerGroup) -> None:
         for member_id in group.members:
             self._cancel(group, member_id)
+        for regex in self._resolved_regexes.pop(group.group_id, set()) | self._regexes(group):
+            self._timers.cancel((ConsumerTimer.REGEX, group.group_id, regex))
         self._metadata_checked_ms.pop(group.group_id, None)
+
+    # -- regular expressions, resolved after the heartbeat that brings them --
+
+    @staticmethod
+    def _regexes(group: ConsumerGroup) -> set[str]:
+        return {m.subscribed_topic_regex for m in group.members.values() if m.subscribed_topic_regex}
+
+    def _schedule_regex_resolution(self, group: ConsumerGroup, now: int) -> None:
+        for regex in self._regexes(group) - self._resolved_regexes.get(group.group_id, set()):
+            key = (ConsumerTimer.REGEX, group.group_id, regex)
+            if not self._timers.scheduled(key):
+                self._timers.schedule(key, now)
+
+    def _forget_unused_regexes(self, group: ConsumerGroup) -> None:
+        """A regex no member uses any more is forgotten: subscribing to it again waits for it again."""
+        self._resolved_regexes.get(group.group_id, set()).intersection_update(self._regexes(group))
+
+    def _resolve_regex(self, group: ConsumerGroup, regex: str, now: int) -> None:
+        self._forget_unused_regexes(group)
+        resolved = self._resolved_regexes.setdefault(group.group_id, set())
+        if regex not in self._regexes(group) or regex in resolved:
+            return
+        resolved.add(regex)
+        if self._subscription_metadata(group) != group.subscription_metadata:
+            group.bump_group_epoch(now)
+            self._assign(group, now)
+            group.refresh_state(now)
+            self._store(group)
 
     # -- the target assignment ---------------------------------------------
 
     def _resolve(self, group: ConsumerGroup, member: ConsumerMember, names: list[str] | None) -> list[TopicMeta]:
         """The existing topics a member subscribes to, by name or by its regex (those it may DESCRIBE)."""
         wanted = list(member.subscribed_topic_names)
-        if member.subscribed_topic_regex:
+        if member.subscribed_topic_regex in self._resolved_regexes.get(group.group_id, ()):
             matched = matching_topics(self._pattern(member.subscribed_topic_regex), names or [])
             may_describe = self._describable.get((group.group_id, member.member_id))
             wanted += matched if may_describe is None else [name for name in matched if may_describe(name)]
