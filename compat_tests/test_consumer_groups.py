@@ -12,7 +12,7 @@ and group id.
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, ConsumerGroupType, KafkaError
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions, ConsumerGroupType, KafkaError
 from confluent_kafka import TopicPartition as RdTopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient
@@ -254,3 +254,39 @@ def test_kafka_python_admin_sees_a_consumer_group_through_describe_groups(broker
     finally:
         admin.close()
         close_all(group)
+
+
+@pytest.mark.timeout(60)
+def test_a_consumer_protocol_client_using_assign_commits_outside_group_management(broker):
+    """librdkafka sends its own member id with epoch -1 here; Kafka takes the commit for an empty group."""
+    topic, group_id = new_topic(broker, "cg-assign", partitions=1), unique_topic("cg-assign")
+    produce(broker, topic, 10)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group_id, "enable.auto.commit": False,
+                         **CONSUMER})
+    try:
+        consumer.assign([RdTopicPartition(topic, 0, 0)])
+        read = wait_until(lambda: consumer.poll(0.5), 20, "a record from the assigned partition")
+        assert read.error() is None
+        (committed,) = consumer.commit(offsets=[RdTopicPartition(topic, 0, 7)], asynchronous=False)
+        assert committed.error is None
+        assert [tp.offset for tp in consumer.committed([RdTopicPartition(topic, 0)], timeout=10)] == [7]
+    finally:
+        consumer.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_subscription_to_a_name_and_a_regex_gets_the_named_topic_first_as_kafka_resolves_regexes_later(broker):
+    prefix = unique_topic("cg-rx-late")
+    matched = new_topic(broker, prefix, partitions=2)
+    named = new_topic(broker, "cg-rx-named", partitions=1)
+    assignments: list[set[str]] = []
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique_topic("cg-rx-late"), **CONSUMER})
+    try:
+        consumer.subscribe([f"^{prefix}-.*", named],
+                           on_assign=lambda _, partitions: assignments.append({tp.topic for tp in partitions}))
+        wait_until(lambda: consumer.poll(0.2) or {tp.topic for tp in consumer.assignment()} == {matched, named},
+                   30, "the regex's topic assigned after the named one", 0)
+        assert assignments[0] == {named}  # KIP-848 incremental assigns: the named topic, then the match
+        assert set().union(*assignments) == {matched, named}
+    finally:
+        consumer.close()
