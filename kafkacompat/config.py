@@ -161,6 +161,10 @@ _DEFS = [
               "How often transactions past their timeout are aborted (their producer fenced)."),
     ConfigDef("transactional.id.expiration.ms", "int", "604800000",
               "A transactional id idle this long (no transaction open) is forgotten."),
+    ConfigDef("add.partitions.to.txn.retry.backoff.ms", "int", "20",
+              "Produce v12: how often a partition's join of a transaction still completing is retried."),
+    ConfigDef("add.partitions.to.txn.retry.backoff.max.ms", "int", "100",
+              "Produce v12: how long those retries last before the client gets NOT_ENOUGH_REPLICAS."),
 ]
 
 # TLS and SASL (kafkacompat.security); each may also be set for one listener as listener.name.<l>.<name>.

@@ -15,6 +15,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from kafkacompat.handlers.registry import ApiHandler, Deferred, Request, RequestContext
 from kafkacompat.log.partition_log import PartitionLog
 from kafkacompat.protocol.errors import ErrorCode, KafkaError, RecordValidationError
@@ -42,7 +44,9 @@ FIRST_ZSTD_VERSION = 7
 # Produce v12 (transactions v2): a transactional batch adds its partition to the open transaction.
 FIRST_TRANSACTIONS_V2_VERSION = 12
 # How the leader answers when that add fails, as Kafka's does: a fenced epoch is the partitions'
-# INVALID_PRODUCER_EPOCH, and a transaction still completing a retriable NOT_ENOUGH_REPLICAS.
+# INVALID_PRODUCER_EPOCH, and a transaction still completing (CONCURRENT_TRANSACTIONS, retried every
+# add.partitions.to.txn.retry.backoff.ms for add.partitions.to.txn.retry.backoff.max.ms first) a
+# retriable NOT_ENOUGH_REPLICAS.
 _IMPLICIT_ADD_ERRORS = {ErrorCode.PRODUCER_FENCED: ErrorCode.INVALID_PRODUCER_EPOCH,
                         ErrorCode.CONCURRENT_TRANSACTIONS: ErrorCode.NOT_ENOUGH_REPLICAS}
 
@@ -115,9 +119,31 @@ def check_request_records(records: bytes | bytearray | memoryview | None, versio
                          "are only allowed to contain exactly one record batch per partition")
 
 
-def _join_transaction(ctx: RequestContext, transactional_id: str, topic_data: list[Any]) -> dict[tuple[str, int], int]:
+async def _join_transaction(ctx: RequestContext, transactional_id: str,
+                            topic_data: list[Any]) -> dict[tuple[str, int], int]:
     """Produce v12: the request's partitions join the producer's transaction in one coordinator write, as
     Kafka's leader adds them with one AddPartitionsToTxn; the refused ones, with the code they answer."""
+    pending = _transactional_partitions(ctx, topic_data)
+    config = ctx.broker.config
+    backoff_s = config.get_int("add.partitions.to.txn.retry.backoff.ms") / 1000
+    give_up_ms = ctx.broker.clock() + config.get_int("add.partitions.to.txn.retry.backoff.max.ms")
+    refused: dict[tuple[str, int], int] = {}
+    while pending:
+        retry: dict[tuple[int, int], list[tuple[str, int]]] = {}
+        for (producer_id, epoch), partitions in pending.items():
+            code = ctx.broker.transactions.add_partitions(transactional_id, producer_id, epoch, partitions)
+            if code == ErrorCode.CONCURRENT_TRANSACTIONS and ctx.broker.clock() < give_up_ms:
+                retry[producer_id, epoch] = partitions
+            elif code != ErrorCode.NONE:
+                refused.update(dict.fromkeys(partitions, _IMPLICIT_ADD_ERRORS.get(code, code)))
+        pending = retry
+        if pending:
+            await trio.sleep(backoff_s)
+    return refused
+
+
+def _transactional_partitions(ctx: RequestContext, topic_data: list[Any]) -> dict[tuple[int, int], list[tuple[str, int]]]:
+    """The existing partitions a request writes transactional batches to, by (producer id, epoch)."""
     manager = ctx.broker.log_manager
     by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
     for topic in topic_data:
@@ -127,12 +153,7 @@ def _join_transaction(ctx: RequestContext, transactional_id: str, topic_data: li
                 header = read_header(data.records)
                 by_producer.setdefault((header.producer_id, header.producer_epoch), []).append(
                     (topic.name, data.index))
-    refused: dict[tuple[str, int], int] = {}
-    for (producer_id, epoch), partitions in by_producer.items():
-        code = ctx.broker.transactions.add_partitions(transactional_id, producer_id, epoch, partitions)
-        if code != ErrorCode.NONE:
-            refused.update(dict.fromkeys(partitions, _IMPLICIT_ADD_ERRORS.get(code, code)))
-    return refused
+    return by_producer
 
 
 def _check_transaction(ctx: RequestContext, transactional_id: str, topic: str, index: int,
@@ -206,7 +227,7 @@ async def handle_produce(request: Request, ctx: RequestContext) -> dict[str, Any
         refuse = ErrorCode.INVALID_REQUIRED_ACKS
     refused_joins = None
     if refuse is None and body.transactional_id is not None and request.version >= FIRST_TRANSACTIONS_V2_VERSION:
-        refused_joins = _join_transaction(ctx, body.transactional_id, body.topic_data)
+        refused_joins = await _join_transaction(ctx, body.transactional_id, body.topic_data)
     responses = []
     written: list[tuple[PartitionLog, int, dict[str, Any]]] = []
     for topic in body.topic_data:

@@ -3,6 +3,8 @@ v11 only verifies them (part 1), and an epoch an EndTxn v5 replaced is fenced.""
 
 from __future__ import annotations
 
+import trio
+
 from kafkacompat.protocol.errors import ErrorCode
 from tests.handlers.test_data_path import INIT_PRODUCER_ID, METADATA, PRODUCE, call, ctx  # noqa: F401
 from tests.log.batch_builder import RecordSpec, build_batch
@@ -56,3 +58,26 @@ async def test_v11_only_verifies_and_a_replaced_epoch_is_fenced(ctx):
     assert (ended.error_code, ended.producer_epoch) == (ErrorCode.NONE, epoch + 1)
     assert await _produce(ctx, 12, pid, epoch, [("orders", 1)]) == {("orders", 1): ErrorCode.INVALID_PRODUCER_EPOCH}
     assert await _produce(ctx, 12, pid, epoch + 1, [("orders", 1)]) == {("orders", 1): ErrorCode.NONE}
+
+
+async def test_v12_retries_a_join_while_the_previous_transaction_completes_then_answers_not_enough_replicas(ctx):
+    pid, epoch = await _init(ctx)
+    assert await _produce(ctx, 12, pid, epoch, [("orders", 0)]) == {("orders", 0): ErrorCode.NONE}
+    # Ended at the coordinator only: its markers are not written yet, so the transaction is still completing.
+    ended = ctx.broker.transactions.end_txn(TID, pid, epoch, True, transactions_v2=True)
+    next_epoch = ended.producer_epoch
+
+    async def complete_soon() -> None:
+        await trio.sleep(0.03)
+        await ctx.broker.complete_transactions(TID)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(complete_soon)
+        joined = await _produce(ctx, 12, pid, next_epoch, [("orders", 1)])
+    assert joined == {("orders", 1): ErrorCode.NONE}  # the leader's retry outlasted the completion
+
+    ended = ctx.broker.transactions.end_txn(TID, pid, next_epoch, True, transactions_v2=True)
+    started = trio.current_time()
+    refused = await _produce(ctx, 12, pid, ended.producer_epoch, [("orders", 0)])
+    assert refused == {("orders", 0): ErrorCode.NOT_ENOUGH_REPLICAS}
+    assert trio.current_time() - started >= 0.09  # add.partitions.to.txn.retry.backoff.max.ms, 100 ms
