@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from compat_helpers import REPO_ROOT
+from compat_helpers import REPO_ROOT, wait_until
 from kafkacompat.client import KafkaClient
 from kafkacompat.protocol.errors import ErrorCode
 from tests.log.batch_builder import RecordSpec, build_batch
@@ -74,6 +74,21 @@ class Share:
         member_id = uuid.uuid4().hex
         assert self.heartbeat(group, member_id, 0, [self.topic]).error_code == ErrorCode.NONE
         return member_id
+
+    def wait_assigned(self, group: str, member_id: str, epoch: int = 1) -> int:
+        """Heartbeat from the member epoch its join gave until it is assigned; its epoch then. As Kafka does,
+        the broker initializes a newly subscribed topic's share state just after the joining heartbeat, and
+        assigns its partitions after that."""
+
+        def assigned() -> bool:
+            nonlocal epoch
+            answer = self.heartbeat(group, member_id, epoch)
+            assert answer.error_code == ErrorCode.NONE
+            epoch = answer.member_epoch
+            return bool(answer.assignment and answer.assignment.topic_partitions)
+
+        wait_until(assigned, 10, "the member's share assignment")
+        return epoch
 
     def fetch(self, group: str, member_id: str, epoch: int, *, acks=(), max_records: int = 500,
               max_wait_ms: int = 0) -> Any:
@@ -174,6 +189,7 @@ def test_the_groups_cli_lists_and_describes_a_share_group(broker, share) -> None
     group = f"sg-{uuid.uuid4().hex[:8]}"
     share.earliest(group)
     member = share.join(group)
+    share.wait_assigned(group, member)
     share.fetch(group, member, 0, max_records=4)
     share.fetch(group, member, 1, acks=[(0, 3, [ACCEPT])], max_records=0)
 

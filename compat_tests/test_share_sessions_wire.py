@@ -110,6 +110,7 @@ def test_share_partition_state_survives_a_restart_and_a_sigkill(broker_factory, 
         share = Share(client, batches=10)
         share.earliest(group)
         member = share.join(group)
+        epoch = share.wait_assigned(group, member)
         assert _acquire_all(share, group, member, 0) == [(0, 9, 1)]
         _acknowledge(share, group, member, 1, [(0, 4, [ACCEPT])])  # 5-9 stay acquired, unacknowledged
         if stop == "kill":
@@ -122,8 +123,8 @@ def test_share_partition_state_survives_a_restart_and_a_sigkill(broker_factory, 
         answer = client.request(DESCRIBE_OFFSETS, 1, {"groups": [{"group_id": group, "topics": None}]})
         [partition] = answer.groups[0].topics[0].partitions
         assert (partition.start_offset, partition.lag) == (5, 5)
-        kept = share.heartbeat(group, member, 1)  # members are durable: the first goes on with its epoch
-        assert (kept.error_code, kept.member_epoch, kept.assignment) == (ErrorCode.NONE, 1, None)
+        kept = share.heartbeat(group, member, epoch)  # members are durable: the first goes on with its epoch
+        assert (kept.error_code, kept.member_epoch, kept.assignment) == (ErrorCode.NONE, epoch, None)
         again = share.join(group)
         assert _acquire_all(share, group, again, 0) == [(5, 9, 2)]  # 0-4 never again; 5-9 counted
 

@@ -181,6 +181,8 @@ class ShareCoordinator:
             self.end_member(group_id, member_id)
         else:
             self._timers.schedule(("session", group_id, member_id), now + self._session_timeout(group_id))
+        if group.needs_initializing(self._topic_lookup) and not self._timers.scheduled(("initialize", group_id)):
+            self._timers.schedule(("initialize", group_id), now)  # after this answer, as Kafka does it
         return result
 
     def _persist_membership(self, group: ShareGroup, member_id: str) -> None:
@@ -459,7 +461,11 @@ class ShareCoordinator:
         """Expire sessions and acquisition locks due by ``now_ms``; whether records became available."""
         released = False
         while (key := self._timers.pop_due(now_ms)) is not None:
-            if key[0] == "session":
+            if key[0] == "initialize":
+                group = self._groups.get(key[1])
+                if group is not None and group.initialize(self._topic_lookup):
+                    self._store.write([ShareStateStore.group_record(group.group_id, group.snapshot())])
+            elif key[0] == "session":
                 _, group_id, member_id = key
                 group = self._groups.get(group_id)
                 if group is not None and member_id in group.members and \

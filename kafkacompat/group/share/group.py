@@ -10,6 +10,13 @@ records, not partitions, are what members divide (see partition.py) — so a
 member never has to give a partition up before another gets it: each member
 takes its target assignment at once, with member epoch = assignment epoch.
 
+Only partitions whose share state is *initialized* are assigned (Kafka 4.1's
+initializing and initialized topics). A heartbeat that leaves a subscribed
+partition uninitialized makes the coordinator run :meth:`initialize` just
+after it, as Kafka runs InitializeShareGroupState; that moves the group
+epoch, so members get the new partitions at their next heartbeat, and
+members joining together start with a split assignment.
+
 States (Kafka's ShareGroupState names), what a heartbeat gets in each:
 
     =======  ===========================================  =====================
@@ -33,7 +40,8 @@ every member a partition.  Sessions expire ``session_timeout_ms`` after the
 last heartbeat; the injected ``now_ms`` arguments are the only clock.
 
 Durability, as Kafka keeps share groups in __consumer_offsets: the group
-(:meth:`snapshot`: epochs, the subscribed topics last seen) and each member
+(:meth:`snapshot`: epochs, the subscribed topics last seen, the initialized
+partition counts) and each member
 (:meth:`member_snapshot`: subscription, client, epoch and assignment) are
 written whenever a heartbeat changes them; :meth:`restore` reads them back,
 giving every member a full session timeout from the restart to heartbeat
@@ -97,6 +105,7 @@ class ShareGroup:
         self._topics_seen: dict[str, tuple[uuid.UUID, int] | None] = {}
         self._targets: dict[str, Assignment] = {}  # the target assignment of assignment_epoch
         self._targets_unknown = False
+        self._initialized: dict[uuid.UUID, int] = {}  # topic id -> partitions whose share state is initialized
         self.deleted = False
 
     @property
@@ -152,6 +161,26 @@ class ShareGroup:
         member.member_epoch = self.assignment_epoch
         return HeartbeatResult(ErrorCode.NONE, member.member_epoch, dict(target) if changed else None)
 
+    def needs_initializing(self, topics: TopicLookup) -> bool:
+        """Whether a subscribed topic has partitions whose share state is not initialized yet."""
+        return bool(self._uninitialized(topics))
+
+    def initialize(self, topics: TopicLookup) -> bool:
+        """Initialize every subscribed partition's share state (Kafka's InitializeShareGroupState); whether
+        any was new, in which case the group epoch moves and members get them at their next heartbeat."""
+        grown = self._uninitialized(topics)
+        if not grown:
+            return False
+        subscribed = {found[0] for found in map(topics, self.subscribed_topics()) if found is not None}
+        self._initialized = {tid: n for tid, n in self._initialized.items() if tid in subscribed} | grown
+        self.group_epoch += 1
+        return True
+
+    def _uninitialized(self, topics: TopicLookup) -> dict[uuid.UUID, int]:
+        found = (topics(name) for name in sorted(self.subscribed_topics()))
+        return {topic_id: count for topic_id, count in filter(None, found)
+                if count > self._initialized.get(topic_id, 0)}
+
     def remove(self, member_id: str) -> None:
         if self.members.pop(member_id, None) is not None:
             self.group_epoch += 1
@@ -164,7 +193,8 @@ class ShareGroup:
     def snapshot(self) -> dict[str, Any]:
         return {"epoch": self.group_epoch, "assignment_epoch": self.assignment_epoch,
                 "topics": {name: None if seen is None else [str(seen[0]), seen[1]]
-                           for name, seen in self._topics_seen.items()}}
+                           for name, seen in self._topics_seen.items()},
+                "initialized": {str(topic_id): count for topic_id, count in sorted(self._initialized.items())}}
 
     def member_snapshot(self, member_id: str) -> dict[str, Any]:
         m = self.members[member_id]
@@ -180,6 +210,9 @@ class ShareGroup:
         group.assignment_epoch = int(stored.get("assignment_epoch", group.group_epoch))
         group._topics_seen = {name: None if seen is None else (uuid.UUID(seen[0]), int(seen[1]))
                               for name, seen in stored.get("topics", {}).items()}
+        initialized = stored.get("initialized")
+        group._initialized = dict(filter(None, group._topics_seen.values())) if initialized is None else {
+            uuid.UUID(topic_id): int(count) for topic_id, count in initialized.items()}  # older state: all of them
         for member_id, m in members.items():
             group.members[member_id] = ShareMember(
                 member_id, m["client_id"], m["client_host"], m["rack_id"], int(m["member_epoch"]),
@@ -201,7 +234,9 @@ class ShareGroup:
             found = topics(name)
             if found is None or found[1] == 0:
                 continue
-            topic_id, count = found
+            topic_id, count = found[0], min(found[1], self._initialized.get(found[0], 0))
+            if count == 0:
+                continue
             members = sorted(m.member_id for m in self.members.values() if name in m.subscribed_topic_names)
             for member_id, partitions in simple_assignment(members, count).items():
                 if partitions:

@@ -44,10 +44,12 @@ def share(tmp_path, clock, logs):
     coordinator.close()
 
 
-def join(share: ShareCoordinator, member: str) -> None:
+def join(share: ShareCoordinator, member: str, clock: FakeClock) -> None:
+    """Join, and let the timer that initializes the topic's share state (after the heartbeat, as in Kafka) run."""
     result = share.heartbeat("g", member, 0, rack_id=None, subscribed_topic_names=["t"], client_id="c",
                              client_host="/h")
     assert result.error is ErrorCode.NONE
+    share.tick(clock.now)
 
 
 def topic_id(logs: LogManager):
@@ -55,7 +57,7 @@ def topic_id(logs: LogManager):
 
 
 def test_acquired_batches_come_back_whole_and_an_expired_lock_releases_them(share, logs, clock) -> None:
-    join(share, "a")
+    join(share, "a", clock)
     records, acquired = share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=3)
     assert acquired == [Acquired(0, 3, 1)] and len(records) > 0  # two whole batches for three records
     assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [Acquired(4, 7, 1)]
@@ -70,7 +72,7 @@ def test_acquired_batches_come_back_whole_and_an_expired_lock_releases_them(shar
 
 
 def test_a_member_whose_session_times_out_loses_its_records_and_share_session(share, logs, clock) -> None:
-    join(share, "a")
+    join(share, "a", clock)
     share.open_session("g", "a", "conn-1", NODE)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     clock.now += 5000
@@ -79,7 +81,7 @@ def test_a_member_whose_session_times_out_loses_its_records_and_share_session(sh
     with pytest.raises(KafkaError) as info:
         share.session("g", "a", 1, NODE)
     assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
-    join(share, "b")
+    join(share, "b", clock)
     assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 2)]
 
 
@@ -95,17 +97,17 @@ def test_share_session_epochs_must_follow_one_another(share) -> None:
 def test_state_groups_and_configs_survive_reopening(logs, clock, tmp_path) -> None:
     share = open_coordinator(tmp_path, clock, logs)
     share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
-    join(share, "a")
+    join(share, "a", clock)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)
     results, released = share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [1]), (2, 3, [2]), (4, 7, [3])]})
     assert (results, released) == ({(topic_id(logs), 0): ErrorCode.NONE}, True)
     share.close()
     reopened = open_coordinator(tmp_path, clock, logs)
     try:
-        assert reopened.group("g").group_epoch == 1 and reopened.group_configs("g") == {
+        assert reopened.group("g").group_epoch == 2 and reopened.group_configs("g") == {  # joined, initialized
             "share.auto.offset.reset": "earliest"}
         assert reopened.start_offsets("g") == {(topic_id(logs), 0): 2}
-        join(reopened, "b")
+        join(reopened, "b", clock)
         assert reopened.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
             Acquired(2, 3, 2)]
         for member in ("a", "b"):  # a is still a member: members are durable
@@ -132,8 +134,8 @@ def test_latest_starts_at_the_high_watermark_and_altering_moves_the_start(share,
 
 
 def test_a_closed_connection_ends_the_sessions_it_opened_and_releases_their_records(share, logs, clock) -> None:
-    join(share, "a")
-    join(share, "b")
+    join(share, "a", clock)
+    join(share, "b", clock)
     share.open_session("g", "a", "conn-a", NODE)
     share.open_session("g", "b", "conn-b", NODE)
     assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 1)]
@@ -149,7 +151,7 @@ def test_a_closed_connection_ends_the_sessions_it_opened_and_releases_their_reco
 
 
 def test_leaving_the_group_ends_the_share_session_and_releases_at_once(share, logs, clock) -> None:
-    join(share, "a")
+    join(share, "a", clock)
     share.open_session("g", "a", "conn-a", NODE)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     result = share.heartbeat("g", "a", -1, rack_id=None, subscribed_topic_names=None, client_id="c", client_host="/h")
@@ -157,12 +159,12 @@ def test_leaving_the_group_ends_the_share_session_and_releases_at_once(share, lo
     with pytest.raises(KafkaError) as info:
         share.session("g", "a", 1, NODE)
     assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
-    join(share, "b")
+    join(share, "b", clock)
     assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 2)]
 
 
 def test_reopening_a_session_keeps_the_records_the_member_holds(share, logs, clock) -> None:
-    join(share, "a")
+    join(share, "a", clock)
     share.open_session("g", "a", "conn-a", NODE)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     share.open_session("g", "a", "conn-a2", NODE)  # epoch 0 again, as Kafka: the old session goes, the records stay
@@ -172,7 +174,7 @@ def test_reopening_a_session_keeps_the_records_the_member_holds(share, logs, clo
 
 
 def test_a_renewal_moves_the_lock_timer(share, logs, clock) -> None:
-    join(share, "a")
+    join(share, "a", clock)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
     start = clock.now
     clock.now += 800
@@ -184,7 +186,7 @@ def test_a_renewal_moves_the_lock_timer(share, logs, clock) -> None:
 
 def test_acknowledging_records_of_a_deleted_topic_is_unknown_topic_id_and_its_state_is_gone(share, logs,
                                                                                           clock) -> None:
-    join(share, "a")
+    join(share, "a", clock)
     deleted = topic_id(logs)
     share.acquire("g", "a", deleted, 0, max_bytes=1 << 20, max_records=100)
     logs.delete_topic("t")
@@ -197,14 +199,14 @@ def test_acknowledging_records_of_a_deleted_topic_is_unknown_topic_id_and_its_st
 def test_acquired_records_written_with_another_change_come_back_with_their_count(logs, clock, tmp_path) -> None:
     share = open_coordinator(tmp_path, clock, logs)
     share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
-    join(share, "a")
+    join(share, "a", clock)
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)
     share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [1])]})  # written: 2-7 acquired once
     share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)  # nothing new is written
     share._store.close()  # a crash: no shutdown, nothing released
     reopened = open_coordinator(tmp_path, clock, logs)
     try:
-        join(reopened, "b")
+        join(reopened, "b", clock)
         assert reopened.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=100)[1] == [
             Acquired(2, 7, 2)]
     finally:
@@ -226,7 +228,7 @@ def _transaction(partition, values: list[bytes], *, commit: bool | None, sequenc
     ("read_committed", [Acquired(0, 0, 1), Acquired(4, 5, 1)]),
     ("read_uncommitted", [Acquired(0, 2, 1), Acquired(4, 5, 1), Acquired(7, 8, 1)]),
 ])
-def test_read_committed_stops_at_the_lso_and_archives_aborted_transactions(share, logs, level, expected) -> None:
+def test_read_committed_stops_at_the_lso_and_archives_aborted_transactions(share, logs, clock, level, expected) -> None:
     topic = logs.create_topic("tx", 1)
     partition = topic.partitions[0]
     partition.append(build_batch([RecordSpec(b"plain")]))  # 0
@@ -234,7 +236,7 @@ def test_read_committed_stops_at_the_lso_and_archives_aborted_transactions(share
     _transaction(partition, [b"c1", b"c2"], commit=True, sequence=2)  # 4-5, commit marker 6
     _transaction(partition, [b"o1", b"o2"], commit=None, sequence=4)  # 7-8, open: the LSO is 7
     share.set_group_configs("g", {"share.auto.offset.reset": "earliest", "share.isolation.level": level})
-    join(share, "a")
+    join(share, "a", clock)
     taken: list[Acquired] = []
     while acquired := share.acquire("g", "a", topic.topic_id, 0, max_bytes=1 << 20, max_records=100)[1]:
         taken += acquired  # a read stops at a segment's end, and markers may roll segments
@@ -249,8 +251,8 @@ def test_read_committed_stops_at_the_lso_and_archives_aborted_transactions(share
 def test_members_survive_a_restart_and_keep_their_epoch_if_they_heartbeat_in_time(logs, clock, tmp_path) -> None:
     share = open_coordinator(tmp_path, clock, logs)
     share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
-    join(share, "a")
-    join(share, "b")
+    join(share, "a", clock)
+    join(share, "b", clock)
     epochs = {m.member_id: (m.member_epoch, m.assignment) for m in share.group("g").members.values()}
     share.heartbeat("g", "a", epochs["a"][0], rack_id=None, subscribed_topic_names=None, client_id="c",
                     client_host="/h")  # a learns the epoch b's join gave the group
@@ -338,7 +340,7 @@ def test_records_are_read_through_the_leader_log(tmp_path, clock, logs) -> None:
                                  leader_log=lambda name, index: leader, leader_node=lambda name, index: 1)
         try:
             share.set_group_configs("g", {"share.auto.offset.reset": "earliest"})
-            join(share, "a")
+            join(share, "a", clock)
             assert share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=10)[1] == [
                 Acquired(0, 0, 1)]
             assert share.lag("g", topic_id(logs), 0) == 1  # the leader's high watermark, not the 8 of this copy

@@ -28,27 +28,41 @@ def beat(group: ShareGroup, member: str, epoch: int, topics: Topics, subscribed=
                            client_host="/h", topics=topics, now_ms=now, session_timeout_ms=SESSION_MS, max_size=3)
 
 
-def test_a_first_member_joins_with_epoch_1_and_gets_every_partition_once() -> None:
+def joined_and_initialized(group: ShareGroup, member: str, topics: Topics, subscribed) -> int:
+    """Join, let the share state of the subscribed topics be initialized, heartbeat again: the member epoch."""
+    beat(group, member, 0, topics, subscribed)
+    group.initialize(topics)
+    return beat(group, member, group.members[member].member_epoch, topics).member_epoch
+
+
+def test_a_first_member_joins_with_epoch_1_and_gets_every_partition_once_their_state_is_initialized() -> None:
     group, topics = ShareGroup("g"), Topics(t=3)
     assert group.state is ShareGroupState.EMPTY
     joined = beat(group, "a", 0, topics, ["t"])
-    assert (joined.error, joined.member_epoch, joined.assignment) == (ErrorCode.NONE, 1, {TOPIC_IDS["t"]: (0, 1, 2)})
+    assert (joined.error, joined.member_epoch, joined.assignment) == (ErrorCode.NONE, 1, {})
     assert group.state is ShareGroupState.STABLE and group.members["a"].session_deadline_ms == SESSION_MS
-    steady = beat(group, "a", 1, topics, now=500)
-    assert (steady.member_epoch, steady.assignment) == (1, None)  # nothing changed: no assignment sent
+    # Kafka initializes a newly subscribed topic's share state after the heartbeat; it is assigned after that.
+    assert group.needs_initializing(topics) and group.initialize(topics) and not group.needs_initializing(topics)
+    assigned = beat(group, "a", 1, topics, now=100)
+    assert (assigned.member_epoch, assigned.assignment) == (2, {TOPIC_IDS["t"]: (0, 1, 2)})
+    steady = beat(group, "a", 2, topics, now=500)
+    assert (steady.member_epoch, steady.assignment) == (2, None)  # nothing changed: no assignment sent
+    assert group.initialize(topics) is False
 
 
 def test_more_members_than_partitions_share_them_and_every_member_learns_its_new_assignment() -> None:
     group, topics = ShareGroup("g"), Topics(t=1)
-    beat(group, "a", 0, topics, ["t"])
+    assert joined_and_initialized(group, "a", topics, ["t"]) == 2
     joined = beat(group, "b", 0, topics, ["t"])
-    assert (joined.member_epoch, joined.assignment) == (2, {TOPIC_IDS["t"]: (0,)})
-    again = beat(group, "a", 1, topics)
-    assert (again.member_epoch, again.assignment) == (2, None)  # same partition: epoch moves, nothing to send
-    topics.counts["t"] = 4  # the topic grows
-    a = beat(group, "a", 2, topics)
-    b = beat(group, "b", 2, topics)
-    assert (a.member_epoch, a.assignment, b.assignment) == (3, {TOPIC_IDS["t"]: (0, 2)}, {TOPIC_IDS["t"]: (1, 3)})
+    assert (joined.member_epoch, joined.assignment) == (3, {TOPIC_IDS["t"]: (0,)})
+    again = beat(group, "a", 2, topics)
+    assert (again.member_epoch, again.assignment) == (3, None)  # same partition: epoch moves, nothing to send
+    topics.counts["t"] = 4  # the topic grows: its new partitions are assigned once initialized
+    assert beat(group, "a", 3, topics).assignment is None
+    assert group.initialize(topics)
+    a = beat(group, "a", 4, topics)
+    b = beat(group, "b", 3, topics)
+    assert (a.member_epoch, a.assignment, b.assignment) == (5, {TOPIC_IDS["t"]: (0, 2)}, {TOPIC_IDS["t"]: (1, 3)})
 
 
 @pytest.mark.parametrize(("members", "partitions", "expected"), [
@@ -93,7 +107,20 @@ def test_leaving_and_expiring_empty_the_group() -> None:
 def test_a_subscription_to_a_topic_created_later_is_assigned_once_it_exists() -> None:
     group, topics = ShareGroup("g"), Topics()
     joined = beat(group, "a", 0, topics, ["t"])
-    assert joined.assignment == {}
+    assert joined.assignment == {} and not group.needs_initializing(topics)
     topics.counts["t"] = 2
+    assert group.needs_initializing(topics) and group.initialize(topics)
     later = beat(group, "a", joined.member_epoch, topics)
-    assert (later.member_epoch, later.assignment) == (2, {TOPIC_IDS["t"]: (0, 1)})
+    assert (later.member_epoch, later.assignment) == (3, {TOPIC_IDS["t"]: (0, 1)})
+
+
+def test_initialized_topics_survive_a_restore_and_older_state_counts_its_topics_as_initialized() -> None:
+    group, topics = ShareGroup("g"), Topics(t=2)
+    joined_and_initialized(group, "a", topics, ["t"])
+    stored, member = group.snapshot(), group.member_snapshot("a")
+    restored = ShareGroup.restore("g", stored, {"a": member}, session_deadline_ms=SESSION_MS)
+    assert not restored.needs_initializing(topics)
+    older = {key: value for key, value in stored.items() if key != "initialized"}
+    assert not ShareGroup.restore("g", older, {"a": member}, session_deadline_ms=SESSION_MS).needs_initializing(topics)
+    topics.counts["t"] = 3  # grown since: only the new partition waits
+    assert restored.needs_initializing(topics)
