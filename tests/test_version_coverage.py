@@ -1060,7 +1060,23 @@ def share_join(session: Session, group: str, *, earliest: bool = True) -> str:
     answer = session.call(SHARE_GROUP_HEARTBEAT, newest(SHARE_GROUP_HEARTBEAT), {
         "group_id": group, "member_id": member_id, "member_epoch": 0, "subscribed_topic_names": [session.topic]})
     assert (answer.error_code, answer.member_id, answer.member_epoch) == (ErrorCode.NONE, member_id, 1), answer
+    share_assigned(session, newest(SHARE_GROUP_HEARTBEAT), group, member_id, 1)
     return member_id
+
+
+def share_assigned(session: Session, version: int, group: str, member_id: str, epoch: int) -> tuple[int, Any]:
+    """Heartbeat until the member is assigned; its epoch and assignment then. As in Kafka, a newly subscribed
+    topic's share state is initialized just after the joining heartbeat and assigned after that."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = session.call(SHARE_GROUP_HEARTBEAT, version, {
+            "group_id": group, "member_id": member_id, "member_epoch": epoch, "subscribed_topic_names": None})
+        assert answer.error_code == ErrorCode.NONE, answer
+        epoch = answer.member_epoch
+        if answer.assignment is not None and answer.assignment.topic_partitions:
+            return epoch, answer.assignment
+        assert time.monotonic() < deadline, "the share assignment did not come"
+        time.sleep(0.05)
 
 
 def share_acquire(session: Session, group: str) -> str:
@@ -1096,9 +1112,12 @@ def share_group_heartbeat(session: Session, version: int) -> None:
     join = {"group_id": group, "member_id": member_id, "member_epoch": 0, "subscribed_topic_names": [session.topic]}
     answer = session.call(SHARE_GROUP_HEARTBEAT, version, join)
     assert (answer.error_code, answer.member_epoch, answer.heartbeat_interval_ms) == (ErrorCode.NONE, 1, 5000)
-    assert [(t.topic_id, list(t.partitions)) for t in answer.assignment.topic_partitions] == [(session.topic_id, [0, 1])]
-    again = session.call(SHARE_GROUP_HEARTBEAT, version, {**join, "member_epoch": 1, "subscribed_topic_names": None})
-    assert (again.error_code, again.member_epoch, again.assignment) == (ErrorCode.NONE, 1, None)
+    assert list(answer.assignment.topic_partitions) == []  # the topic's share state is not initialized yet
+    epoch, assignment = share_assigned(session, version, group, member_id, 1)
+    assert epoch == 2 and [(t.topic_id, list(t.partitions)) for t in assignment.topic_partitions] == [
+        (session.topic_id, [0, 1])]
+    again = session.call(SHARE_GROUP_HEARTBEAT, version, {**join, "member_epoch": 2, "subscribed_topic_names": None})
+    assert (again.error_code, again.member_epoch, again.assignment) == (ErrorCode.NONE, 2, None)
     stale = session.call(SHARE_GROUP_HEARTBEAT, version, {**join, "member_epoch": 7})
     assert stale.error_code == ErrorCode.FENCED_MEMBER_EPOCH
     stranger = session.call(SHARE_GROUP_HEARTBEAT, version, {**join, "member_id": "nobody", "member_epoch": 1})
@@ -1119,9 +1138,9 @@ def share_group_describe(session: Session, version: int) -> None:
                                                           "include_authorized_operations": True})
     described, unknown = answer.groups
     assert (described.error_code, described.group_state, described.group_epoch, described.assignor_name) == (
-        ErrorCode.NONE, "Stable", 1, "simple")
+        ErrorCode.NONE, "Stable", 2, "simple")  # joined, then its topic's share state initialized
     (member,) = described.members
-    assert (member.member_id, member.member_epoch, list(member.subscribed_topic_names)) == (member_id, 1, [session.topic])
+    assert (member.member_id, member.member_epoch, list(member.subscribed_topic_names)) == (member_id, 2, [session.topic])
     assert [(t.topic_name, list(t.partitions)) for t in member.assignment.topic_partitions] == [(session.topic, [0, 1])]
     assert unknown.error_code == ErrorCode.GROUP_ID_NOT_FOUND
 

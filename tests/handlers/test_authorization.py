@@ -216,6 +216,12 @@ async def test_group_describe_hides_a_group_assigned_a_topic_the_caller_may_not_
         "group_id": "g", "member_id": "m" * 22, "member_epoch": 0, "subscribed_topic_names": ["open", "closed"],
         **extra})
     assert joined.error_code == ErrorCode.NONE
+    if kind == "share":  # assigned once its topics' share state is initialized, just after the join
+        ctx.broker.share_groups.tick(ctx.broker.clock())
+        again = await call(ctx, heartbeat, heartbeat_version, {
+            "group_id": "g", "member_id": "m" * 22, "member_epoch": joined.member_epoch,
+            "subscribed_topic_names": None})
+        assert again.error_code == ErrorCode.NONE and again.assignment.topic_partitions
 
     async def describe():
         (group,) = (await call(ctx, describe_key, describe_version, {"group_ids": ["g"]})).groups
