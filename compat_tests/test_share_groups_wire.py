@@ -121,8 +121,11 @@ def test_two_members_acquire_disjoint_batches_and_only_the_holder_may_acknowledg
     assert (first, second) == ([(0, 3, 1)], [(4, 9, 1)])
     refused = share.fetch(group, b, 1, acks=[(0, 3, [ACCEPT])])
     assert [p.acknowledge_error_code for p in refused.responses[0].partitions] == [ErrorCode.INVALID_RECORD_STATE]
-    # a leaves: what it holds is released at once, with its delivery count kept.
+    # a leaves and closes its share session: what it holds is released, with its delivery count kept.
     assert share.heartbeat(group, a, -1).member_epoch == -1
+    closing = share.client.request(SHARE_ACKNOWLEDGE, 1, {
+        "group_id": group, "member_id": a, "share_session_epoch": -1, "topics": []})
+    assert closing.error_code == ErrorCode.NONE
     assert acquired(share.fetch(group, b, 2)) == [(0, 3, 2)]
 
 

@@ -14,9 +14,11 @@ add or forget partitions. A share session ends, releasing the records its
 member holds in the partitions that broker leads (the delivery count those
 records got when acquired stays), when it is closed with epoch -1 and when
 the connection that opened it closes — records in flight to a client that
-went away included. When the member leaves the group (heartbeat epoch -1)
-or its group session times out, all its sessions end and everything it
-holds is released. Nothing is released earlier.
+went away included. A member leaving the group (heartbeat epoch -1) keeps
+its sessions, as Kafka's brokers keep theirs: a closing client may send its
+final acknowledgements after its leave heartbeat. When its group session
+times out, all its sessions end and everything it holds is released.
+Nothing is released earlier.
 
 In a cluster one coordinator serves every broker (cluster/runtime.py), as
 the group coordinator does: ``leader_log`` finds a partition's log at its
@@ -177,8 +179,7 @@ class ShareCoordinator:
         self._groups[group_id] = group
         self._persist_membership(group, member_id)
         if result.left is not None:
-            self._timers.cancel(("session", group_id, member_id))
-            self.end_member(group_id, member_id)
+            self._timers.cancel(("session", group_id, member_id))  # its share sessions end on their own
         else:
             self._timers.schedule(("session", group_id, member_id), now + self._session_timeout(group_id))
         if group.needs_initializing(self._topic_lookup) and not self._timers.scheduled(("initialize", group_id)):
@@ -268,7 +269,7 @@ class ShareCoordinator:
         return self._release(group_id, member_id, node_id)
 
     def end_member(self, group_id: str, member_id: str) -> bool:
-        """The member left the group: every session it had ends and all it holds goes back."""
+        """The member's group session timed out: every share session it had ends and all it holds goes back."""
         for key in [k for k in self._sessions if k[:2] == (group_id, member_id)]:
             del self._sessions[key]
         return self._release(group_id, member_id, None)

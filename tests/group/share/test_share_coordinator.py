@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kafkacompat.group.share.coordinator import ShareCoordinator, ShareSettings
+from kafkacompat.group.share.coordinator import FINAL_EPOCH, ShareCoordinator, ShareSettings
 from kafkacompat.group.share.partition import Acquired
 from kafkacompat.log.log_manager import LogManager
 from kafkacompat.protocol.errors import ErrorCode, KafkaError
@@ -150,17 +150,19 @@ def test_a_closed_connection_ends_the_sessions_it_opened_and_releases_their_reco
         Acquired(0, 1, 2), Acquired(4, 7, 1)]
 
 
-def test_leaving_the_group_ends_the_share_session_and_releases_at_once(share, logs, clock) -> None:
+def test_leaving_the_group_keeps_the_share_session_for_the_closing_acknowledgements(share, logs, clock) -> None:
     join(share, "a", clock)
     share.open_session("g", "a", "conn-a", NODE)
-    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)
+    share.acquire("g", "a", topic_id(logs), 0, max_bytes=1 << 20, max_records=4)
     result = share.heartbeat("g", "a", -1, rack_id=None, subscribed_topic_names=None, client_id="c", client_host="/h")
     assert result.left is not None
-    with pytest.raises(KafkaError) as info:
-        share.session("g", "a", 1, NODE)
-    assert info.value.code is ErrorCode.SHARE_SESSION_NOT_FOUND
+    # A closing client may acknowledge after its leave heartbeat, as librdkafka does; Kafka keeps the session.
+    share.session("g", "a", FINAL_EPOCH, NODE)
+    assert share.acknowledge("g", "a", {(topic_id(logs), 0): [(0, 1, [1])]})[0] == {
+        (topic_id(logs), 0): ErrorCode.NONE}
+    assert share.close_session("g", "a", NODE) is True  # the final epoch: what it still holds goes back
     join(share, "b", clock)
-    assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(0, 1, 2)]
+    assert share.acquire("g", "b", topic_id(logs), 0, max_bytes=1 << 20, max_records=2)[1] == [Acquired(2, 3, 2)]
 
 
 def test_reopening_a_session_keeps_the_records_the_member_holds(share, logs, clock) -> None:
