@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from compat_helpers import unique_topic
+from compat_helpers import unique_topic, wait_until
 from recording_proxy import KAFKAJS_DIR, run_kafkajs
 from security_helpers import (
     CASE_IDS,
@@ -72,7 +72,11 @@ def kafka_python_round_trip(broker, listener: str, mechanism: str | None, who: C
     for value in values(topic):
         producer.send(topic, value, key=b"k").get(timeout=20)
     producer.close()
-    consumer = KafkaConsumer(topic, group_id=f"g-{topic}", auto_offset_reset="earliest", **conf)
+    consumer = KafkaConsumer(group_id=f"g-{topic}", auto_offset_reset="earliest", **conf)
+    # Knowing the topic before the first JoinGroup spares kafka-python 3.0.12 an assignment without the
+    # topic's partitions and a second rebalance, after which it was seen to read nothing for a minute.
+    wait_until(lambda: consumer.partitions_for_topic(topic), 20, f"kafka-python to see {topic}")
+    consumer.subscribe([topic])
     read: list[bytes] = []
     try:
         for _ in range(300):  # up to a minute: a loaded machine joins groups slowly
